@@ -1,0 +1,32 @@
+# Two entry points for people: `make demo` and `make test`. Both work on a fresh
+# Debian machine with Python 3.11+ and root; they install what they need first.
+VENV ?= .venv
+PYTHON ?= python3
+APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool
+
+.PHONY: demo test bench venv system-packages clean
+
+demo: venv
+	$(VENV)/bin/netsched demo
+
+test: venv system-packages
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+# Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,11 @@
+"""Names of the annotations that make up netsched's public contract (see DESIGN.md)."""
+
+INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
+EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
+NETWORKS = "netsched.io/networks"
+PLACEMENT = "netsched.io/placement"
+PEERS = "netsched.io/peers"
+RESERVATION = "netsched.io/reservation"
+
+INPUTS = (INGRESS_BANDWIDTH, EGRESS_BANDWIDTH, NETWORKS, PLACEMENT, PEERS)
+"""Annotations a pod author sets; a pod with none of them is not netsched's business."""

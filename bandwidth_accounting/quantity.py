@@ -1,0 +1,83 @@
+"""Kubernetes quantities as bits per second.
+
+``kubernetes.io/ingress-bandwidth: 100M`` is a resource.Quantity: a decimal number
+with an SI (``k``, ``M``, ``G``…), binary (``Ki``, ``Mi``…) or exponent (``1e9``)
+suffix. The CNI reference ``bandwidth`` plugin reads the same strings, so we parse
+exactly that grammar and nothing looser.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+MAX_BPS = 10**13
+"""10 Tbit/s: above every NIC made; a larger value is a typo, not a request."""
+
+_SUFFIXES: dict[str, Decimal] = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE])|[eE](?P<exponent>[+-]?\d{1,3}))?$"
+)
+
+
+class QuantityError(ValueError):
+    """A bandwidth string that is not a usable positive rate; the message says why."""
+
+
+def parse_bandwidth(value: str | int) -> int:
+    """Parse a Kubernetes quantity into whole bits per second, rounding fractions up.
+
+    >>> parse_bandwidth("1500k")
+    1500000
+    """
+    if isinstance(value, bool):
+        raise QuantityError(f"{value!r} is not a quantity")
+    if isinstance(value, int):
+        amount = Decimal(value)
+    else:
+        text = str(value).strip()
+        match = _QUANTITY.match(text)
+        if match is None:
+            raise QuantityError(
+                f"{value!r} is not a Kubernetes quantity (examples: 100M, 1G, 1500k, 1Gi)"
+            )
+        try:
+            amount = Decimal(match["number"])
+        except InvalidOperation as error:  # pragma: no cover - the regex admits only numbers
+            raise QuantityError(f"{value!r} is not a number") from error
+        if match["exponent"] is not None:
+            amount = amount.scaleb(int(match["exponent"]))
+        else:
+            amount *= _SUFFIXES[match["suffix"] or ""]
+    if amount <= 0:
+        raise QuantityError(f"{value!r} must be a positive rate")
+    if amount < 1:
+        raise QuantityError(f"{value!r} is below 1 bit/s")
+    if amount > MAX_BPS:
+        raise QuantityError(f"{value!r} exceeds the 10T (10 Tbit/s) limit")
+    return int(amount.to_integral_value(rounding=ROUND_CEILING))
+
+
+def format_bandwidth(bps: float) -> str:
+    """A rate for people: ``9.2G``, ``500M``, ``1.5k``; three significant digits."""
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(bps) >= scale:
+            text = f"{bps / scale:.3g}"
+            return f"{text}{suffix}"
+    return f"{bps:.3g}"

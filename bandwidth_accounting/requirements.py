@@ -1,0 +1,255 @@
+"""What a pod asks for, parsed from its annotations.
+
+Parsing is strict and total: every input either becomes a ``PodRequirements`` or
+raises ``InvalidAnnotation`` naming the annotation and the offending value, which
+the extender turns into the same refusal on every node. Nothing here knows the
+cluster; checks that need it (unknown network, IP outside the subnet) live in
+``bandwidth_accounting.fit``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bandwidth_accounting import annotations
+from bandwidth_accounting.quantity import QuantityError, parse_bandwidth
+from topology.models import IPAddress
+
+PRIMARY_INTERFACE = "eth0"
+_INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_NETWORK_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_ATTACHMENT_KEYS = {"name", "interface", "ingress", "egress", "ip", "mac"}
+
+
+class InvalidAnnotation(ValueError):
+    """An annotation whose value netsched cannot honour; the message is for a person."""
+
+    def __init__(self, annotation: str, value: object, reason: str) -> None:
+        self.annotation = annotation
+        self.value = value
+        self.reason = reason
+        super().__init__(f"annotation {annotation}={value!r}: {reason}")
+
+
+class Placement(StrEnum):
+    SPREAD = "spread"
+    PACK = "pack"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRequirement:
+    """One term of an equality-based label selector (``k=v``, ``k!=v``, ``k``, ``!k``)."""
+
+    key: str
+    operator: str  # "=", "!=", "exists", "!exists"
+    value: str | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "=":
+            return labels.get(self.key) == self.value
+        if self.operator == "!=":
+            return labels.get(self.key) != self.value
+        if self.operator == "exists":
+            return self.key in labels
+        return self.key not in labels
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    terms: tuple[LabelRequirement, ...]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(term.matches(labels) for term in self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRequirement:
+    network: str
+    interface: str
+    ingress_bps: int = 0
+    egress_bps: int = 0
+    ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None = None
+    mac: str | None = None
+
+    @property
+    def static_address(self) -> IPAddress | None:
+        return self.ip.ip if self.ip is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequirements:
+    """Everything a pod asks of the network; the empty value asks nothing."""
+
+    ingress_bps: int = 0
+    egress_bps: int = 0
+    attachments: tuple[AttachmentRequirement, ...] = ()
+    placement: Placement = Placement.SPREAD
+    peers: LabelSelector | None = None
+    annotated: bool = field(default=False, compare=False)
+
+    @property
+    def needs_resources(self) -> bool:
+        """Whether the pod reserves anything (bandwidth or attachments) on its node."""
+        return bool(self.ingress_bps or self.egress_bps or self.attachments)
+
+
+def parse_requirements(pod_annotations: Mapping[str, str] | None) -> PodRequirements:
+    """Read a pod's netsched annotations; raise ``InvalidAnnotation`` on the first bad one."""
+    pod_annotations = pod_annotations or {}
+    if not any(name in pod_annotations for name in annotations.INPUTS):
+        return PodRequirements()
+    return PodRequirements(
+        ingress_bps=_rate(pod_annotations, annotations.INGRESS_BANDWIDTH),
+        egress_bps=_rate(pod_annotations, annotations.EGRESS_BANDWIDTH),
+        attachments=_attachments(pod_annotations.get(annotations.NETWORKS)),
+        placement=_placement(pod_annotations.get(annotations.PLACEMENT)),
+        peers=_selector(pod_annotations.get(annotations.PEERS)),
+        annotated=True,
+    )
+
+
+def _rate(pod_annotations: Mapping[str, str], name: str) -> int:
+    value = pod_annotations.get(name)
+    if value is None:
+        return 0
+    try:
+        return parse_bandwidth(value)
+    except QuantityError as error:
+        raise InvalidAnnotation(name, value, str(error)) from None
+
+
+def _placement(value: str | None) -> Placement:
+    if value is None:
+        return Placement.SPREAD
+    try:
+        return Placement(value.strip())
+    except ValueError:
+        raise InvalidAnnotation(
+            annotations.PLACEMENT, value, "must be 'spread' or 'pack'"
+        ) from None
+
+
+def _selector(value: str | None) -> LabelSelector | None:
+    if value is None:
+        return None
+    terms = []
+    for raw in value.split(","):
+        term = raw.strip()
+        if not term:
+            raise InvalidAnnotation(annotations.PEERS, value, "empty term in label selector")
+        if "!=" in term:
+            key, _, label = term.partition("!=")
+            operator = "!="
+        elif "=" in term:
+            key, _, label = term.partition("==" if "==" in term else "=")
+            operator = "="
+        elif term.startswith("!"):
+            key, label, operator = term[1:], "", "!exists"
+        else:
+            key, label, operator = term, "", "exists"
+        key, label = key.strip(), label.strip()
+        if not _LABEL_KEY.match(key):
+            raise InvalidAnnotation(annotations.PEERS, value, f"{key!r} is not a label key")
+        if operator in ("=", "!=") and not (_LABEL_VALUE.match(label) and len(label) <= 63):
+            raise InvalidAnnotation(annotations.PEERS, value, f"{label!r} is not a label value")
+        terms.append(LabelRequirement(key, operator, label if operator in ("=", "!=") else None))
+    return LabelSelector(tuple(terms))
+
+
+def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
+    if value is None or not value.strip():
+        return ()
+    name = annotations.NETWORKS
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidAnnotation(name, value, f"not valid JSON ({error.msg})") from None
+        if not isinstance(entries, list):
+            raise InvalidAnnotation(name, value, "must be a JSON list")
+    else:
+        entries = [{"name": part.strip()} for part in text.split(",")]
+
+    result: list[AttachmentRequirement] = []
+    used_names = {PRIMARY_INTERFACE}
+    explicit = {
+        entry.get("interface") for entry in entries if isinstance(entry, dict)
+    } - {None}
+    next_index = 1
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise InvalidAnnotation(name, value, f"entry {entry!r} must be an object")
+        unknown = set(entry) - _ATTACHMENT_KEYS
+        if unknown:
+            raise InvalidAnnotation(name, value, f"unknown key(s) {sorted(unknown)}")
+        network = entry.get("name")
+        if not isinstance(network, str) or not _NETWORK_NAME.match(network):
+            raise InvalidAnnotation(name, value, f"network name {network!r} is not valid")
+        interface = entry.get("interface")
+        if interface is None:
+            while f"net{next_index}" in explicit or f"net{next_index}" in used_names:
+                next_index += 1
+            interface = f"net{next_index}"
+        if not isinstance(interface, str) or not _INTERFACE_NAME.match(interface):
+            raise InvalidAnnotation(name, value, f"interface name {interface!r} is not valid")
+        if interface in used_names:
+            raise InvalidAnnotation(name, value, f"duplicate interface name {interface!r}")
+        used_names.add(interface)
+        result.append(
+            AttachmentRequirement(
+                network=network,
+                interface=interface,
+                ingress_bps=_attachment_rate(value, entry, "ingress"),
+                egress_bps=_attachment_rate(value, entry, "egress"),
+                ip=_attachment_ip(value, entry.get("ip")),
+                mac=_attachment_mac(value, entry.get("mac")),
+            )
+        )
+    return tuple(result)
+
+
+def _attachment_rate(value: str, entry: dict, key: str) -> int:
+    rate = entry.get(key)
+    if rate is None:
+        return 0
+    try:
+        return parse_bandwidth(rate)
+    except QuantityError as error:
+        raise InvalidAnnotation(
+            annotations.NETWORKS, value, f"{entry['name']}.{key}: {error}"
+        ) from None
+
+
+def _attachment_ip(
+    value: str, ip: object
+) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    if ip is None:
+        return None
+    try:
+        if isinstance(ip, str):
+            return ipaddress.ip_interface(ip)
+    except ValueError:
+        pass
+    raise InvalidAnnotation(annotations.NETWORKS, value, f"ip {ip!r} is not an IP address")
+
+
+def _attachment_mac(value: str, mac: object) -> str | None:
+    if mac is None:
+        return None
+    if not isinstance(mac, str) or not _MAC.match(mac):
+        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is not a MAC address")
+    first = int(mac[:2], 16)
+    if first & 1:
+        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is a multicast address")
+    if mac.replace(":", "") == "0" * 12:
+        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is all zeros")
+    return mac.lower()

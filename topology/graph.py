@@ -1,0 +1,157 @@
+"""The topology graph and the questions placement asks of it.
+
+The graph is a tree of infrastructure (region → zone → switch → node → interface)
+with network vertices hanging off the interfaces that carry them. Queries that run
+once per candidate node per pod are answered from indexes built with the graph, so
+the hot path never walks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+
+from topology.models import (
+    InterfaceRole,
+    Network,
+    NetworkInterface,
+    NetworkMode,
+    Node,
+    NodeNetwork,
+)
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a node hangs in the tree; two locations give their hop distance."""
+
+    region: str
+    zone: str
+    switch: str
+    node: str
+
+    def hops_to(self, other: Location) -> int:
+        """Links crossed between two nodes: same node 0, switch 2, zone 4, region 6, else 8."""
+        if self.node == other.node:
+            return 0
+        if (self.region, self.zone, self.switch) == (other.region, other.zone, other.switch):
+            return 2
+        if (self.region, self.zone) == (other.region, other.zone):
+            return 4
+        if self.region == other.region:
+            return 6
+        return 8
+
+
+def interface_carries(interface: NetworkInterface, network: Network) -> bool:
+    """Whether a host interface can carry ``network`` (the design's "carries" rule).
+
+    A VLAN needs its tag on the interface (a trunk the reporter saw or was told of).
+    A VXLAN rides any underlay of the network's role, or one already holding its VNI.
+    A macvlan network is the untagged segment of an interface of the network's role.
+    """
+    spec = network.spec
+    if spec.mode is NetworkMode.VLAN:
+        return spec.vlan in interface.vlans
+    if spec.mode is NetworkMode.VXLAN and spec.vni in interface.vnis:
+        return True
+    return interface.role.serves(spec.role) and interface.oper_state != "down"
+
+
+class Topology:
+    """An immutable snapshot of the cluster's network, built from API objects."""
+
+    def __init__(
+        self,
+        nodes: Iterable[Node],
+        node_networks: Iterable[NodeNetwork],
+        networks: Iterable[Network],
+    ) -> None:
+        self.nodes: dict[str, Node] = {node.name: node for node in nodes}
+        self.node_networks: dict[str, NodeNetwork] = {
+            report.metadata.name: report for report in node_networks
+        }
+        self.networks: dict[str, Network] = {network.name: network for network in networks}
+        self.graph = nx.Graph()
+        self._locations: dict[str, Location] = {}
+        self._interfaces: dict[str, dict[str, NetworkInterface]] = {}
+        self._carriers: dict[str, dict[str, list[NetworkInterface]]] = {}
+        for name in sorted(set(self.nodes) | set(self.node_networks)):
+            self._add_node(name)
+
+    # -- construction -------------------------------------------------------------
+
+    def _add_node(self, name: str) -> None:
+        node = self.nodes.get(name)
+        report = self.node_networks.get(name)
+        status = report.status if report else None
+        zone = (status.zone if status else None) or (node.zone if node else None) or UNKNOWN
+        switch = (status.switch if status else None) or (node.switch if node else None)
+        region = (node.region if node else None) or UNKNOWN
+        location = Location(region, zone, switch or f"{zone}/{name}", name)
+        self._locations[name] = location
+
+        graph = self.graph
+        graph.add_node(("cluster", ""), kind="cluster", name="")
+        graph.add_node(("region", region), kind="region", name=region)
+        graph.add_edge(("cluster", ""), ("region", region))
+        graph.add_node(("zone", zone), kind="zone", name=zone, region=region)
+        graph.add_node(("switch", location.switch), kind="switch", name=location.switch, zone=zone)
+        graph.add_node(("node", name), kind="node", name=name, zone=zone)
+        graph.add_edge(("region", region), ("zone", zone))
+        graph.add_edge(("zone", zone), ("switch", location.switch))
+        graph.add_edge(("switch", location.switch), ("node", name))
+
+        interfaces = {iface.name: iface for iface in (status.interfaces if status else [])}
+        self._interfaces[name] = interfaces
+        carriers: dict[str, list[NetworkInterface]] = {}
+        for iface in interfaces.values():
+            vertex = ("interface", name, iface.name)
+            graph.add_node(vertex, kind="interface", name=iface.name, node=name)
+            graph.add_edge(("node", name), vertex)
+            for network in self.networks.values():
+                zones = network.spec.zones
+                if (not zones or zone in zones) and interface_carries(iface, network):
+                    graph.add_node(("network", network.name), kind="network", name=network.name)
+                    graph.add_edge(vertex, ("network", network.name))
+                    carriers.setdefault(network.name, []).append(iface)
+        self._carriers[name] = carriers
+
+    # -- queries ------------------------------------------------------------------
+
+    def location(self, node: str) -> Location | None:
+        return self._locations.get(node)
+
+    def zone_of(self, node: str) -> str | None:
+        location = self._locations.get(node)
+        return location.zone if location else None
+
+    def interfaces(self, node: str) -> Mapping[str, NetworkInterface]:
+        return self._interfaces.get(node, {})
+
+    def pod_interface(self, node: str) -> NetworkInterface | None:
+        """The interface that carries pods' primary traffic: role ``pod``, else ``any``."""
+        interfaces = self._interfaces.get(node, {}).values()
+        for wanted in (InterfaceRole.POD, InterfaceRole.ANY):
+            for iface in interfaces:
+                if iface.role is wanted:
+                    return iface
+        return None
+
+    def interfaces_carrying(self, node: str, network: str) -> list[NetworkInterface]:
+        """Interfaces of ``node`` that carry ``network`` (empty if it is unreachable there)."""
+        return self._carriers.get(node, {}).get(network, [])
+
+    def nodes_reaching(self, network: str) -> set[str]:
+        return {node for node, carriers in self._carriers.items() if carriers.get(network)}
+
+    def hops(self, a: str, b: str) -> int | None:
+        """Links between two nodes through the tree, or None when either is unknown."""
+        first, second = self._locations.get(a), self._locations.get(b)
+        if first is None or second is None:
+            return None
+        return first.hops_to(second)

@@ -1,0 +1,230 @@
+"""Pydantic models of the Kubernetes objects netsched reads and writes.
+
+These models are the single source of each schema: the CRDs in ``deploy/``, the
+reporter's output, the CNI's view of a network and the extender's OpenAPI all come
+from here. Field names are snake_case in Python and camelCase on the wire, exactly
+as the Kubernetes API spells them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "netsched.io"
+API_VERSION = "netsched.io/v1alpha1"
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+SWITCH_LABEL = "netsched.io/switch"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class WireModel(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields ignored.
+
+    Kubernetes objects arrive with defaults, ``managedFields`` and ``status`` we do
+    not use; ignoring them keeps netsched compatible with every API version.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        serialize_by_alias=True,
+    )
+
+
+class ObjectMeta(WireModel):
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_maps_are_empty(cls, data: object) -> object:
+        # The API server sends ``"labels": null`` for objects without labels.
+        if isinstance(data, dict):
+            for key in ("labels", "annotations"):
+                if key in data and data[key] is None:
+                    data = {**data, key: {}}
+        return data
+
+
+class Node(WireModel):
+    """The parts of a core/v1 Node that placement depends on."""
+
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def zone(self) -> str | None:
+        return self.metadata.labels.get(ZONE_LABEL)
+
+    @property
+    def region(self) -> str | None:
+        return self.metadata.labels.get(REGION_LABEL)
+
+    @property
+    def switch(self) -> str | None:
+        return self.metadata.labels.get(SWITCH_LABEL)
+
+
+class InterfaceRole(StrEnum):
+    """What traffic an interface is meant for; ``any`` serves every role."""
+
+    POD = "pod"
+    STORAGE = "storage"
+    CONTROL = "control"
+    ANY = "any"
+
+    def serves(self, wanted: InterfaceRole | None) -> bool:
+        return wanted is None or InterfaceRole.ANY in (self, wanted) or self == wanted
+
+
+class NetworkInterface(WireModel):
+    """One host interface as the node reporter saw it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=15)]
+    kind: str = "physical"
+    role: InterfaceRole = InterfaceRole.ANY
+    speed_mbps: Annotated[int, Field(ge=0)] = 0
+    mtu: Annotated[int, Field(ge=68, le=65535)] = 1500
+    mac: str | None = None
+    oper_state: str = "up"
+    vlans: list[Annotated[int, Field(ge=1, le=4094)]] = Field(default_factory=list)
+    vnis: list[Annotated[int, Field(ge=1, le=16777215)]] = Field(default_factory=list)
+    addresses: list[str] = Field(default_factory=list)
+    rx_bps: Annotated[int, Field(ge=0)] = 0
+    tx_bps: Annotated[int, Field(ge=0)] = 0
+
+
+class NodeNetworkStatus(WireModel):
+    interfaces: list[NetworkInterface] = Field(default_factory=list)
+    zone: str | None = None
+    switch: str | None = None
+    heartbeat_time: datetime | None = None
+
+
+class NodeNetwork(WireModel):
+    """``NodeNetwork`` (cluster-scoped, named after its node), written by the reporter."""
+
+    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
+    kind: Literal["NodeNetwork"] = "NodeNetwork"
+    metadata: ObjectMeta
+    status: NodeNetworkStatus = Field(default_factory=NodeNetworkStatus)
+
+
+class NetworkMode(StrEnum):
+    VLAN = "vlan"
+    VXLAN = "vxlan"
+    MACVLAN = "macvlan"
+
+
+class NetworkSpec(WireModel):
+    """How a ``Network`` is segmented, where it exists and how its addresses are handed out."""
+
+    mode: NetworkMode
+    vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
+    vni: Annotated[int, Field(ge=1, le=16777215)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    group: IPAddress | None = Field(
+        default=None, description="VXLAN multicast group; derived from the VNI when unset."
+    )
+    zones: list[str] = Field(default_factory=list, description="Empty means every zone.")
+    role: InterfaceRole | None = None
+    subnet: IPNetwork | None = None
+    range_start: IPAddress | None = None
+    range_end: IPAddress | None = None
+    gateway: IPAddress | None = None
+    mtu: Annotated[int, Field(ge=68, le=65535)] | None = None
+
+    @model_validator(mode="after")
+    def _segment_matches_mode(self) -> NetworkSpec:
+        if self.mode is NetworkMode.VLAN and self.vlan is None:
+            raise ValueError("spec.vlan is required when spec.mode is 'vlan'")
+        if self.mode is NetworkMode.VXLAN and self.vni is None:
+            raise ValueError("spec.vni is required when spec.mode is 'vxlan'")
+        for field in ("range_start", "range_end", "gateway"):
+            address = getattr(self, field)
+            if address is None:
+                continue
+            if self.subnet is None:
+                raise ValueError(f"spec.{to_camel(field)} needs spec.subnet")
+            if address not in self.subnet:
+                raise ValueError(
+                    f"spec.{to_camel(field)} {address} is outside spec.subnet {self.subnet}"
+                )
+        if self.range_start and self.range_end and self.range_start > self.range_end:
+            raise ValueError(
+                f"spec.rangeStart {self.range_start} is after spec.rangeEnd {self.range_end}"
+            )
+        return self
+
+
+class Network(WireModel):
+    """``Network`` (cluster-scoped), written by the admin."""
+
+    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
+    kind: Literal["Network"] = "Network"
+    metadata: ObjectMeta
+    spec: NetworkSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class PodSpec(WireModel):
+    node_name: str | None = None
+    priority: int = 0
+
+
+class PodStatus(WireModel):
+    phase: str | None = None
+
+
+class Pod(WireModel):
+    """The parts of a core/v1 Pod that netsched reads: identity, annotations, node, phase."""
+
+    metadata: ObjectMeta
+    spec: PodSpec = Field(default_factory=PodSpec)
+    status: PodStatus = Field(default_factory=PodStatus)
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.phase in ("Succeeded", "Failed")
+
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "InterfaceRole",
+    "Network",
+    "NetworkInterface",
+    "NetworkMode",
+    "NetworkSpec",
+    "Node",
+    "NodeNetwork",
+    "NodeNetworkStatus",
+    "ObjectMeta",
+    "Pod",
+    "WireModel",
+]

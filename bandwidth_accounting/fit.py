@@ -1,0 +1,270 @@
+"""Does a pod fit a node, and if not, why: the fit check shared by filter, bind and simulate.
+
+``pod_refusals`` finds what is wrong with the pod on every node (an unknown network,
+a static address outside its subnet or taken); ``plan_on_node`` then either returns a
+``Plan`` (which interfaces carry what) or every reason the node fails. ``reservation_for``
+turns a plan into the reservation that bind records. Filter, bind and the simulator all
+call these same functions, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bandwidth_accounting import annotations
+from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac
+from bandwidth_accounting.ledger import Ledger
+from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
+from bandwidth_accounting.reservation import (
+    DIRECTIONS,
+    AttachmentReservation,
+    Rates,
+    Reservation,
+)
+from topology.graph import Topology
+from topology.models import NetworkInterface, NetworkMode
+
+
+class Cause(StrEnum):
+    """Why a node was refused; also the ``reason`` label of the rejection metric."""
+
+    INVALID_ANNOTATION = "invalid_annotation"
+    UNKNOWN_NETWORK = "unknown_network"
+    ADDRESS = "address"
+    NO_REPORT = "no_report"
+    STALE_REPORT = "stale_report"
+    NO_POD_INTERFACE = "no_pod_interface"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    BANDWIDTH = "bandwidth"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    cause: Cause
+    message: str
+    resolvable: bool = False
+    """Whether evicting lower-priority pods could cure it (kube-scheduler's FailedNodes)."""
+
+
+@dataclass(slots=True)
+class Plan:
+    """Where a pod's traffic would go on one node."""
+
+    node: str
+    charges: dict[str, Rates] = field(default_factory=dict)
+    primary_parent: str | None = None
+    attachments: list[tuple[AttachmentRequirement, NetworkInterface]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FitSettings:
+    report_ttl: timedelta | None = timedelta(seconds=60)
+    """A node whose NodeNetwork heartbeat is older fails pods that need bandwidth."""
+
+
+def pod_refusals(
+    requirements: PodRequirements, topology: Topology, ledger: Ledger, pod_uid: str
+) -> list[Refusal]:
+    """What makes the pod unplaceable on every node, whatever the node."""
+    refusals = []
+    for attachment in requirements.attachments:
+        network = topology.networks.get(attachment.network)
+        if network is None:
+            refusals.append(
+                Refusal(
+                    Cause.UNKNOWN_NETWORK,
+                    f"annotation {annotations.NETWORKS}: unknown network {attachment.network!r}",
+                )
+            )
+            continue
+        if attachment.ip is None:
+            continue
+        subnet = network.spec.subnet
+        if subnet is None or attachment.ip.ip not in subnet:
+            refusals.append(
+                Refusal(
+                    Cause.ADDRESS,
+                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip)!r} is outside "
+                    f"network {attachment.network!r} subnet {subnet}",
+                )
+            )
+            continue
+        holder = ledger.address_holder(attachment.network, str(attachment.ip.ip))
+        if holder is not None and holder != pod_uid:
+            refusals.append(
+                Refusal(
+                    Cause.ADDRESS,
+                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip.ip)!r} on network "
+                    f"{attachment.network!r} is already taken",
+                )
+            )
+    return refusals
+
+
+def plan_on_node(
+    requirements: PodRequirements,
+    node: str,
+    topology: Topology,
+    ledger: Ledger,
+    now: datetime,
+    settings: FitSettings,
+    priority: int = 0,
+) -> Plan | list[Refusal]:
+    """Choose interfaces for the pod on ``node``, or say every reason it cannot go there."""
+    plan = Plan(node)
+    if not requirements.needs_resources:
+        return plan
+    report = topology.node_networks.get(node)
+    if report is None:
+        return [Refusal(Cause.NO_REPORT, f"no NodeNetwork report for node {node}")]
+    heartbeat = report.status.heartbeat_time
+    if settings.report_ttl is not None and (heartbeat is None or now - heartbeat > settings.report_ttl):
+        age = "never" if heartbeat is None else f"{(now - heartbeat).total_seconds():.0f}s ago"
+        return [
+            Refusal(
+                Cause.STALE_REPORT,
+                f"NodeNetwork report is stale (last heartbeat {age}, "
+                f"TTL {settings.report_ttl.total_seconds():.0f}s)",
+            )
+        ]
+
+    refusals: list[Refusal] = []
+    if requirements.ingress_bps or requirements.egress_bps:
+        pod_interface = topology.pod_interface(node)
+        if pod_interface is None:
+            refusals.append(Refusal(Cause.NO_POD_INTERFACE, "no interface with role pod or any"))
+        else:
+            plan.primary_parent = pod_interface.name
+            _charge(plan, pod_interface.name, requirements.ingress_bps, requirements.egress_bps)
+
+    for attachment in requirements.attachments:
+        carriers = topology.interfaces_carrying(node, attachment.network)
+        if not carriers:
+            refusals.append(_unreachable(topology, node, attachment.network))
+            continue
+        chosen = _roomiest(carriers, plan, ledger, node, attachment)
+        plan.attachments.append((attachment, chosen))
+        _charge(plan, chosen.name, attachment.ingress_bps, attachment.egress_bps)
+
+    for shortfall in ledger.shortfalls(node, plan.charges):
+        held_lower = _held_by_lower_priority(ledger, node, shortfall.interface, shortfall.direction, priority)
+        curable = shortfall.asked_bps <= shortfall.usable_bps - shortfall.reserved_bps + held_lower
+        refusals.append(Refusal(Cause.BANDWIDTH, shortfall.message, resolvable=curable))
+    return refusals or plan
+
+
+def reservation_for(
+    plan: Plan, requirements: PodRequirements, topology: Topology, ledger: Ledger, pod_uid: str
+) -> Reservation:
+    """Turn a plan into the reservation bind records, allocating addresses and MACs.
+
+    Call it with the ledger locked, so that the addresses chosen are still free
+    when the reservation is taken.
+    """
+    attachments = []
+    for attachment, interface in plan.attachments:
+        spec = topology.networks[attachment.network].spec
+        if attachment.ip is not None:
+            address = str(attachment.ip)
+        elif spec.subnet is not None:
+            try:
+                address = allocate_address(spec, ledger.addresses_in_use(attachment.network))
+            except AddressPoolExhausted as error:
+                raise AddressPoolExhausted(f"network {attachment.network!r}: {error}") from None
+        else:
+            address = None
+        attachments.append(
+            AttachmentReservation(
+                network=attachment.network,
+                interface=attachment.interface,
+                mode=spec.mode,
+                vlan=spec.vlan,
+                vni=spec.vni,
+                port=spec.port,
+                group=spec.group,
+                parent=interface.name,
+                ip=address,
+                mac=attachment.mac or derived_mac(pod_uid, attachment.network),
+                gateway=spec.gateway,
+                mtu=spec.mtu,
+                ingress=attachment.ingress_bps,
+                egress=attachment.egress_bps,
+            )
+        )
+    return Reservation(
+        node=plan.node,
+        primary=Rates(ingress=requirements.ingress_bps, egress=requirements.egress_bps),
+        primary_parent=plan.primary_parent,
+        interfaces={name: rates for name, rates in plan.charges.items() if rates.ingress or rates.egress},
+        attachments=attachments,
+    )
+
+
+def _charge(plan: Plan, interface: str, ingress: int, egress: int) -> None:
+    current = plan.charges.get(interface)
+    if current is None:
+        plan.charges[interface] = Rates(ingress=ingress, egress=egress)
+    else:
+        plan.charges[interface] = Rates(
+            ingress=current.ingress + ingress, egress=current.egress + egress
+        )
+
+
+def _roomiest(
+    carriers: list[NetworkInterface],
+    plan: Plan,
+    ledger: Ledger,
+    node: str,
+    attachment: AttachmentRequirement,
+) -> NetworkInterface:
+    """Of the interfaces carrying a network, the one with the most room left for this ask."""
+    if len(carriers) == 1:
+        return carriers[0]
+
+    def room(interface: NetworkInterface) -> int:
+        free_in, free_out = ledger.free(node, interface.name)
+        planned = plan.charges.get(interface.name, Rates())
+        return min(
+            free_in - planned.ingress - attachment.ingress_bps,
+            free_out - planned.egress - attachment.egress_bps,
+        )
+
+    return max(carriers, key=room)
+
+
+def _unreachable(topology: Topology, node: str, network: str) -> Refusal:
+    spec = topology.networks[network].spec
+    zone = topology.zone_of(node)
+    if spec.zones and zone not in spec.zones:
+        message = f"network {network!r} is not in zone {zone} (zones: {', '.join(spec.zones)})"
+    elif spec.mode is NetworkMode.VLAN:
+        message = f"network {network!r}: no interface carries VLAN {spec.vlan}"
+    else:
+        message = f"network {network!r}: no interface of role {spec.role or 'any'} is up"
+    return Refusal(Cause.NETWORK_UNREACHABLE, message)
+
+
+def _held_by_lower_priority(
+    ledger: Ledger, node: str, interface: str, direction: str, priority: int
+) -> int:
+    index = DIRECTIONS.index(direction)  # type: ignore[arg-type]
+    total = 0
+    for holding in ledger.holdings_on(node):
+        if holding.priority < priority:
+            rates = holding.reservation.interfaces.get(interface)
+            if rates is not None:
+                total += (rates.ingress, rates.egress)[index]
+    return total
+
+
+__all__ = [
+    "Cause",
+    "FitSettings",
+    "Plan",
+    "Refusal",
+    "plan_on_node",
+    "pod_refusals",
+    "reservation_for",
+]

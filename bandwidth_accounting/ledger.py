@@ -1,0 +1,265 @@
+"""The ledger: usable capacity and reservations per node, interface and direction.
+
+The ledger is a cache of facts that live in the cluster (each bound pod's
+``netsched.io/reservation`` annotation), so it is rebuilt from them and never
+persisted. Its one hard promise: ``reserve`` never takes an interface past its
+usable capacity, whatever the interleaving of callers, because the check and the
+update happen under one lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from bandwidth_accounting.quantity import format_bandwidth
+from bandwidth_accounting.reservation import DIRECTIONS, Direction, Rates, Reservation
+
+DEFAULT_HEADROOM = 0.10
+
+InterfaceKey = tuple[str, str]
+"""(node, interface)."""
+
+
+def usable_bps(speed_mbps: int, headroom: float) -> int:
+    """Capacity netsched may promise on a link: its speed less the headroom kept free."""
+    return int(speed_mbps * 1_000_000 * (1.0 - headroom))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One pod's reservation as the ledger keeps it."""
+
+    uid: str
+    pod: str  # namespace/name, for people
+    priority: int
+    reservation: Reservation
+
+    @property
+    def node(self) -> str:
+        return self.reservation.node
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """A budget that a request would overrun."""
+
+    node: str
+    interface: str
+    direction: Direction
+    reserved_bps: int
+    usable_bps: int
+    asked_bps: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved "
+            f"of {format_bandwidth(self.usable_bps)} usable, asks {format_bandwidth(self.asked_bps)}"
+        )
+
+
+class ReservationRefused(Exception):
+    """``reserve`` found the request no longer fits; ``reasons`` are for a person."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
+class Ledger:
+    """Capacity and reservations, safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._usable: dict[InterfaceKey, tuple[int, int]] = {}
+        self._reserved: dict[InterfaceKey, list[int]] = defaultdict(lambda: [0, 0])
+        self._holdings: dict[str, Holding] = {}
+        self._addresses: dict[str, dict[str, str]] = defaultdict(dict)  # network → ip → uid
+        self._version = 0
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change; callers key caches on it."""
+        return self._version
+
+    @contextmanager
+    def locked(self) -> Iterator[Ledger]:
+        """Hold the ledger still while planning and reserving in one step."""
+        with self._lock:
+            yield self
+
+    def usable(self, node: str, interface: str) -> tuple[int, int]:
+        return self._usable.get((node, interface), (0, 0))
+
+    def reserved(self, node: str, interface: str) -> tuple[int, int]:
+        reserved = self._reserved.get((node, interface))
+        return (reserved[0], reserved[1]) if reserved else (0, 0)
+
+    def free(self, node: str, interface: str) -> tuple[int, int]:
+        usable = self._usable.get((node, interface), (0, 0))
+        reserved = self._reserved.get((node, interface))
+        if reserved is None:
+            return usable
+        return usable[0] - reserved[0], usable[1] - reserved[1]
+
+    def interfaces(self) -> Iterable[InterfaceKey]:
+        return self._usable.keys() | self._reserved.keys()
+
+    def holding(self, uid: str) -> Holding | None:
+        return self._holdings.get(uid)
+
+    def holdings(self) -> list[Holding]:
+        with self._lock:
+            return list(self._holdings.values())
+
+    def holdings_on(self, node: str) -> list[Holding]:
+        with self._lock:
+            return [h for h in self._holdings.values() if h.node == node]
+
+    def address_holder(self, network: str, address: str) -> str | None:
+        """UID of the pod holding ``address`` on ``network``, if any."""
+        return self._addresses.get(network, {}).get(address)
+
+    def addresses_in_use(self, network: str) -> set[str]:
+        return set(self._addresses.get(network, {}))
+
+    def node_view(self, node: str, excluding: Iterable[str] = ()) -> Ledger:
+        """A private copy of one node's budgets without the given pods: "what if they left?"."""
+        excluded = set(excluding)
+        view = Ledger()
+        with self._lock:
+            view._usable = {key: usable for key, usable in self._usable.items() if key[0] == node}
+            for holding in self._holdings.values():
+                if holding.node == node and holding.uid not in excluded:
+                    view._add(holding)
+        return view
+
+    # -- capacity --------------------------------------------------------------------
+
+    def set_usable(self, usable: Mapping[InterfaceKey, tuple[int, int]]) -> None:
+        """Replace every interface's usable capacity (the topology changed)."""
+        with self._lock:
+            self._usable = dict(usable)
+            self._version += 1
+
+    # -- reservations ----------------------------------------------------------------
+
+    def shortfalls(self, node: str, charges: Mapping[str, Rates]) -> list[Shortfall]:
+        """Budgets on ``node`` that ``charges`` would overrun; empty when it all fits."""
+        result = []
+        for interface, rates in charges.items():
+            usable = self.usable(node, interface)
+            reserved = self.reserved(node, interface)
+            for index, direction in enumerate(DIRECTIONS):
+                asked = rates.get(direction)
+                if asked and reserved[index] + asked > usable[index]:
+                    result.append(
+                        Shortfall(node, interface, direction, reserved[index], usable[index], asked)
+                    )
+        return result
+
+    def reserve(self, uid: str, pod: str, priority: int, reservation: Reservation) -> Holding:
+        """Check and record a reservation atomically, or raise ``ReservationRefused``.
+
+        Reserving again for a UID that already holds the same reservation is a no-op,
+        so a retried bind or a replayed watch event cannot double-charge.
+        """
+        with self._lock:
+            existing = self._holdings.get(uid)
+            if existing is not None:
+                if existing.reservation == reservation:
+                    return existing
+                self._remove(existing)
+            reasons = [s.message for s in self.shortfalls(reservation.node, reservation.interfaces)]
+            reasons += self._address_conflicts(uid, reservation)
+            if reasons:
+                if existing is not None:
+                    self._add(existing)
+                raise ReservationRefused(reasons)
+            holding = Holding(uid, pod, priority, reservation)
+            self._add(holding)
+            return holding
+
+    def release(self, uid: str) -> Holding | None:
+        with self._lock:
+            holding = self._holdings.get(uid)
+            if holding is not None:
+                self._remove(holding)
+            return holding
+
+    def record(self, holding: Holding) -> None:
+        """Take a reservation the cluster already holds (a fact), without a capacity check."""
+        with self._lock:
+            existing = self._holdings.get(holding.uid)
+            if existing is not None:
+                if existing == holding:
+                    return
+                self._remove(existing)
+            self._add(holding)
+
+    def rebuild(self, holdings: Iterable[Holding]) -> list[str]:
+        """Replace all reservations with the cluster's record of them.
+
+        Recorded reservations are facts (the pods hold them), so they are taken even
+        when a link has since shrunk; the returned warnings say where that happened.
+        """
+        with self._lock:
+            self._reserved.clear()
+            self._holdings.clear()
+            self._addresses.clear()
+            for holding in holdings:
+                self.record(holding)
+            return [
+                f"{node}/{interface}: reserved {reserved} exceeds usable {self.usable(node, interface)}"
+                for (node, interface), reserved in self._reserved.items()
+                if any(r > u for r, u in zip(reserved, self.usable(node, interface), strict=True))
+            ]
+
+    # -- internals -------------------------------------------------------------------
+
+    def _address_conflicts(self, uid: str, reservation: Reservation) -> list[str]:
+        conflicts = []
+        for attachment in reservation.attachments:
+            if attachment.ip is None:
+                continue
+            address = str(ipaddress.ip_interface(attachment.ip).ip)
+            holder = self._addresses.get(attachment.network, {}).get(address)
+            if holder is not None and holder != uid:
+                conflicts.append(f"{attachment.network}: address {address} is already taken")
+        return conflicts
+
+    def _add(self, holding: Holding) -> None:
+        node = holding.node
+        for interface, rates in holding.reservation.interfaces.items():
+            reserved = self._reserved[(node, interface)]
+            reserved[0] += rates.ingress
+            reserved[1] += rates.egress
+        for attachment in holding.reservation.attachments:
+            if attachment.ip is not None:
+                address = str(ipaddress.ip_interface(attachment.ip).ip)
+                self._addresses[attachment.network][address] = holding.uid
+        self._holdings[holding.uid] = holding
+        self._version += 1
+
+    def _remove(self, holding: Holding) -> None:
+        node = holding.node
+        for interface, rates in holding.reservation.interfaces.items():
+            reserved = self._reserved[(node, interface)]
+            reserved[0] -= rates.ingress
+            reserved[1] -= rates.egress
+            if reserved == [0, 0]:
+                del self._reserved[(node, interface)]
+        for attachment in holding.reservation.attachments:
+            if attachment.ip is not None:
+                address = str(ipaddress.ip_interface(attachment.ip).ip)
+                if self._addresses[attachment.network].get(address) == holding.uid:
+                    del self._addresses[attachment.network][address]
+        del self._holdings[holding.uid]
+        self._version += 1

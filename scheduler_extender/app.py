@@ -1,0 +1,173 @@
+"""The HTTP face of the extender: kube-scheduler's webhook verbs, health, metrics, read-only API.
+
+Every webhook answers 200 with the extender/v1 JSON whenever it understood the
+request, because kube-scheduler treats any other status as an error for the pod:
+refusals travel in ``FailedNodes`` / ``FailedAndUnresolvableNodes`` / ``Error``.
+A body that is not extender JSON gets FastAPI's 422 naming the bad field.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scheduler_extender.cluster import ClusterSource
+from scheduler_extender.metrics import ExtenderMetrics
+from scheduler_extender.scheduler import BindError, Scheduler
+from scheduler_extender.state import ClusterState
+from scheduler_extender.views import DecisionView, TopologyView, decision_views, topology_view
+from scheduler_extender.wire import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+    ExtenderPreemptionArgs,
+    ExtenderPreemptionResult,
+    HostPriority,
+    MetaPod,
+    MetaVictims,
+    NodeList,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Extender:
+    """Everything one extender process holds; built once, passed to the app."""
+
+    state: ClusterState
+    source: ClusterSource
+    scheduler: Scheduler
+    metrics: ExtenderMetrics
+    is_ready: Callable[[], bool] | None = None
+    """Extra readiness condition (e.g. holding the leader Lease)."""
+
+    @classmethod
+    def build(cls, source: ClusterSource, state: ClusterState | None = None, **scheduler_args) -> Extender:
+        state = state or ClusterState()
+        return cls(
+            state=state,
+            source=source,
+            scheduler=Scheduler(state, source, **scheduler_args),
+            metrics=ExtenderMetrics(state),
+        )
+
+
+def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
+    """The ASGI app; with ``start_source`` the lifespan starts and stops the cluster source."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if start_source:
+            extender.source.start(extender.state)
+        try:
+            yield
+        finally:
+            if start_source:
+                extender.source.stop()
+
+    app = FastAPI(
+        title="netsched scheduler extender",
+        summary="Network-aware filter, prioritize, bind and preempt for kube-scheduler.",
+        version="v1alpha1",
+        lifespan=lifespan,
+    )
+    app.state.extender = extender
+    scheduler, metrics = extender.scheduler, extender.metrics
+
+    @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"])
+    def filter_nodes(args: ExtenderArgs) -> ExtenderFilterResult:
+        """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
+        with metrics.request_seconds.labels("filter").time():
+            outcome = scheduler.filter(args.Pod, args.node_names())
+            for reasons in outcome.refusals.values():
+                for cause in {reason.cause for reason in reasons}:
+                    metrics.filter_rejections.labels(cause.value).inc()
+            result = ExtenderFilterResult(
+                FailedNodes=outcome.failed, FailedAndUnresolvableNodes=outcome.unresolvable
+            )
+            if args.NodeNames is not None:
+                result.NodeNames = outcome.passed
+            else:
+                passed = set(outcome.passed)
+                items = args.Nodes.items if args.Nodes is not None else []
+                result.Nodes = NodeList(
+                    metadata=args.Nodes.metadata if args.Nodes is not None else {},
+                    items=[item for item in items if item.get("metadata", {}).get("name") in passed],
+                )
+            return result
+
+    @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"])
+    def prioritize(args: ExtenderArgs) -> list[HostPriority]:
+        """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
+        with metrics.request_seconds.labels("prioritize").time():
+            scores = scheduler.prioritize(args.Pod, args.node_names())
+            return [HostPriority(Host=host, Score=score) for host, score in scores.items()]
+
+    @app.post("/bind", response_model=ExtenderBindingResult, tags=["webhook"])
+    def bind(args: ExtenderBindingArgs) -> ExtenderBindingResult:
+        """Reserve bandwidth, record it on the pod, then create the Binding."""
+        with metrics.request_seconds.labels("bind").time():
+            if extender.is_ready is not None and not extender.is_ready():
+                return ExtenderBindingResult(Error="this extender replica is not the leader")
+            try:
+                scheduler.bind(args.PodNamespace, args.PodName, args.PodUID, args.Node)
+            except BindError as error:
+                if error.conflict:
+                    metrics.bind_conflicts.inc()
+                return ExtenderBindingResult(Error=str(error))
+            metrics.binds.inc()
+            return ExtenderBindingResult()
+
+    @app.post("/preempt", response_model=ExtenderPreemptionResult, tags=["webhook"])
+    def preempt(args: ExtenderPreemptionArgs) -> ExtenderPreemptionResult:
+        """Which victims free enough bandwidth on each candidate node."""
+        with metrics.request_seconds.labels("preempt").time():
+            chosen = scheduler.preempt(args.Pod, args.candidates())
+            return ExtenderPreemptionResult(
+                NodeNameToMetaVictims={
+                    node: MetaVictims(
+                        Pods=[MetaPod(UID=uid) for uid in uids],
+                        NumPDBViolations=args.pdb_violations(node),
+                    )
+                    for node, uids in chosen.items()
+                }
+            )
+
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["health"])
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", response_class=PlainTextResponse, tags=["health"])
+    def readyz(response: Response) -> str:
+        """Ready once the cluster state is loaded (and, with leader election, when leading)."""
+        if not extender.state.ready.is_set():
+            response.status_code = 503
+            return "cluster state not loaded"
+        if extender.is_ready is not None and not extender.is_ready():
+            response.status_code = 503
+            return "not the leader"
+        return "ok"
+
+    @app.get("/metrics", tags=["observability"])
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/topology", response_model=TopologyView, tags=["api"])
+    def get_topology() -> TopologyView:
+        """Zones, switches, nodes and interfaces with capacity, reservations and observed load."""
+        return topology_view(extender.state)
+
+    @app.get("/api/v1/decisions", response_model=list[DecisionView], tags=["api"])
+    def get_decisions() -> list[DecisionView]:
+        """The most recent scheduling decisions, newest first, with each refused node's reason."""
+        return decision_views(list(scheduler.decisions))
+
+    return app

@@ -1,0 +1,39 @@
+"""The ``netsched`` command line: one subcommand per module in ``scheduler_extender.commands``.
+
+Subcommands import their dependencies lazily, so ``netsched reporter`` on a node
+never loads the extender's web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS = ("demo", "serve", "reporter")
+"""Modules of ``scheduler_extender.commands``; each has ``add_parser(subparsers)`` and ``run(args)``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netsched", description="Network-aware scheduling for Kubernetes.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"scheduler_extender.commands.{name}")
+        module.add_parser(subparsers).set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return args.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""``netsched demo``: the whole extender on a bundled sample cluster, with pods coming and going."""

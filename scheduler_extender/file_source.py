@@ -1,0 +1,145 @@
+"""A cluster held in memory, loaded from a YAML file of API objects.
+
+It serves ``netsched demo`` and the tests with the same semantics as the API
+server where they matter to binding: resourceVersion preconditions on the
+reservation write, and a pod can be bound once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter
+
+from bandwidth_accounting import annotations
+from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
+from topology.models import Network, Node, NodeNetwork, Pod
+
+_KINDS: dict[str, type] = {"Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "Pod": Pod}
+
+
+class ClusterFileError(ValueError):
+    pass
+
+
+def parse_objects(documents: list[Any]) -> ClusterSnapshot:
+    """API objects (dicts) into a snapshot; ``List`` documents are flattened."""
+    snapshot = ClusterSnapshot()
+    lists = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks, Pod: snapshot.pods}
+    pending = [doc for doc in documents if doc is not None]
+    while pending:
+        document = pending.pop(0)
+        if not isinstance(document, dict):
+            raise ClusterFileError(f"expected an API object, got {document!r:.80}")
+        kind = document.get("kind")
+        if kind is not None and kind.endswith("List"):
+            pending[:0] = document.get("items") or []
+            continue
+        model = _KINDS.get(kind or "")
+        if model is None:
+            raise ClusterFileError(f"unsupported kind {kind!r} (expected one of {sorted(_KINDS)})")
+        lists[model].append(TypeAdapter(model).validate_python(document))
+    return snapshot
+
+
+class FileClusterSource:
+    """Implements ``ClusterSource`` over objects kept in memory."""
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str], ClusterObject] = {}
+        self._versions = itertools.count(1)
+        self._sink: ClusterSink | None = None
+        for obj in snapshot.objects():
+            self._objects[_key(obj)] = self._stamped(obj)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> FileClusterSource:
+        with open(path, encoding="utf-8") as handle:
+            return cls(parse_objects(list(yaml.safe_load_all(handle))))
+
+    # -- ClusterSource -------------------------------------------------------------------
+
+    def start(self, sink: ClusterSink) -> None:
+        with self._lock:
+            self._sink = sink
+            sink.reset(self.snapshot())
+
+    def stop(self) -> None:
+        self._sink = None
+
+    def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
+        with self._lock:
+            current = self._current_pod(pod)
+            if current.metadata.resource_version != pod.metadata.resource_version:
+                raise BindConflict(
+                    f"pod {pod.key} changed (resourceVersion {pod.metadata.resource_version} "
+                    f"is now {current.metadata.resource_version})"
+                )
+            updated = current.model_copy(deep=True)
+            updated.metadata.annotations[annotations.RESERVATION] = reservation_json
+            return self._store(updated)
+
+    def create_binding(self, pod: Pod, node: str) -> None:
+        with self._lock:
+            current = self._current_pod(pod)
+            if current.spec.node_name:
+                raise BindConflict(f"pod {pod.key} is already bound to {current.spec.node_name}")
+            if ("Node", node) not in self._objects:
+                raise BindConflict(f"node {node} does not exist")
+            updated = current.model_copy(deep=True)
+            updated.spec.node_name = node
+            updated.status.phase = "Running"
+            self._store(updated)
+
+    # -- changing the cluster ------------------------------------------------------------
+
+    def apply(self, obj: ClusterObject) -> ClusterObject:
+        """Create or replace an object, as ``kubectl apply`` would."""
+        with self._lock:
+            return self._store(obj)
+
+    def remove(self, obj: ClusterObject) -> None:
+        with self._lock:
+            removed = self._objects.pop(_key(obj), None)
+            if removed is not None and self._sink is not None:
+                self._sink.delete(removed)
+
+    def get(self, kind: type, name: str) -> ClusterObject | None:
+        return self._objects.get((kind.__name__, name))
+
+    def snapshot(self) -> ClusterSnapshot:
+        snapshot = ClusterSnapshot()
+        lists = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks, Pod: snapshot.pods}
+        for obj in self._objects.values():
+            lists[type(obj)].append(obj)
+        return snapshot
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _current_pod(self, pod: Pod) -> Pod:
+        current = self._objects.get(_key(pod))
+        if not isinstance(current, Pod) or current.metadata.uid != pod.metadata.uid:
+            raise BindConflict(f"pod {pod.key} no longer exists")
+        return current
+
+    def _stamped(self, obj: ClusterObject) -> ClusterObject:
+        stamped = obj.model_copy(deep=True)
+        stamped.metadata.resource_version = str(next(self._versions))
+        return stamped
+
+    def _store(self, obj: ClusterObject) -> ClusterObject:
+        stored = self._stamped(obj)
+        self._objects[_key(stored)] = stored
+        if self._sink is not None:
+            self._sink.upsert(stored)
+        return stored
+
+
+def _key(obj: ClusterObject) -> tuple[str, str]:
+    name = obj.key if isinstance(obj, Pod) else obj.metadata.name
+    return type(obj).__name__, name

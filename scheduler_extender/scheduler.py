@@ -1,0 +1,314 @@
+"""The four scheduling steps — filter, prioritize, bind, preempt — over the cluster state.
+
+This module knows nothing of HTTP: the webhook, the CLI's ``explain`` and the
+simulator all drive these same methods. Filter is optimistic; bind is authoritative
+(check-and-reserve under the ledger lock, then the reservation annotation, then the
+Binding), because kube-scheduler tells an extender its choice only through ``/bind``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bandwidth_accounting.fit import (
+    Cause,
+    FitSettings,
+    Plan,
+    Refusal,
+    plan_on_node,
+    pod_refusals,
+    reservation_for,
+)
+from bandwidth_accounting.ipam import AddressPoolExhausted
+from bandwidth_accounting.ledger import Holding, ReservationRefused
+from bandwidth_accounting.requirements import (
+    InvalidAnnotation,
+    PodRequirements,
+    parse_requirements,
+)
+from bandwidth_accounting.reservation import Reservation
+from scheduler_extender import scoring
+from scheduler_extender.cluster import BindConflict, ClusterSource
+from scheduler_extender.state import ClusterState
+from topology.models import Pod
+
+log = logging.getLogger(__name__)
+
+RECENT_PODS = 4096
+"""Pods seen by filter, kept so that bind (which carries only names) can find them."""
+RECENT_DECISIONS = 200
+
+
+class BindError(Exception):
+    """A bind that must fail so that kube-scheduler retries the pod; the message is for a person."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
+@dataclass(slots=True)
+class FilterResult:
+    passed: list[str] = field(default_factory=list)
+    refusals: dict[str, list[Refusal]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Nodes preemption could cure (kube-scheduler's FailedNodes)."""
+        return {
+            node: _explain(reasons)
+            for node, reasons in self.refusals.items()
+            if all(reason.resolvable for reason in reasons)
+        }
+
+    @property
+    def unresolvable(self) -> dict[str, str]:
+        """Nodes preemption cannot cure (FailedAndUnresolvableNodes)."""
+        return {
+            node: _explain(reasons)
+            for node, reasons in self.refusals.items()
+            if not all(reason.resolvable for reason in reasons)
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One scheduling step, kept for people (dashboard, ``netsched explain``)."""
+
+    time: datetime
+    verb: str
+    pod: str
+    node: str | None = None
+    passed: int = 0
+    refused: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    fit: FitSettings = field(default_factory=FitSettings)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        state: ClusterState,
+        source: ClusterSource,
+        settings: SchedulerSettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.state = state
+        self.source = source
+        self.settings = settings or SchedulerSettings()
+        self.clock = clock
+        self.decisions: deque[Decision] = deque(maxlen=RECENT_DECISIONS)
+        self._recent_pods: OrderedDict[str, Pod] = OrderedDict()
+
+    # -- filter ------------------------------------------------------------------------
+
+    def filter(self, pod: Pod, node_names: Iterable[str]) -> FilterResult:
+        self._remember(pod)
+        names = list(node_names)
+        result = FilterResult()
+        try:
+            requirements = parse_requirements(pod.metadata.annotations)
+        except InvalidAnnotation as error:
+            refusal = [Refusal(Cause.INVALID_ANNOTATION, str(error))]
+            result.refusals = dict.fromkeys(names, refusal)
+            return self._decided("filter", pod, result)
+        if not requirements.needs_resources:
+            result.passed = names
+            return self._decided("filter", pod, result)
+
+        state = self.state
+        topology, ledger = state.topology, state.ledger
+        uid = _uid(pod)
+        everywhere = pod_refusals(requirements, topology, ledger, uid)
+        if everywhere:
+            result.refusals = dict.fromkeys(names, everywhere)
+            return self._decided("filter", pod, result)
+        now = self.clock()
+        fit = self.settings.fit
+        priority = pod.spec.priority
+        for name in names:
+            outcome = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
+            if isinstance(outcome, Plan):
+                result.passed.append(name)
+            else:
+                result.refusals[name] = outcome
+        return self._decided("filter", pod, result)
+
+    # -- prioritize --------------------------------------------------------------------
+
+    def prioritize(self, pod: Pod, node_names: Iterable[str]) -> dict[str, int]:
+        """Scores 0..10 per node; a pod netsched has no opinion about scores all nodes alike."""
+        names = list(node_names)
+        try:
+            requirements = parse_requirements(pod.metadata.annotations)
+        except InvalidAnnotation:
+            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
+        if not requirements.needs_resources and requirements.peers is None:
+            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
+        topology, ledger = self.state.topology, self.state.ledger
+        peer_nodes = self._peer_nodes(pod, requirements)
+        now, fit = self.clock(), self.settings.fit
+        scores = {}
+        for name in names:
+            outcome = plan_on_node(requirements, name, topology, ledger, now, fit, pod.spec.priority)
+            if not isinstance(outcome, Plan):
+                scores[name] = 0
+                continue
+            scores[name] = scoring.combine(
+                (
+                    scoring.bandwidth_score(outcome, ledger, requirements.placement),
+                    scoring.peer_score(name, peer_nodes, topology),
+                )
+            )
+        return scores
+
+    # -- bind --------------------------------------------------------------------------
+
+    def bind(self, namespace: str, name: str, uid: str, node: str) -> Reservation | None:
+        """Reserve, record, then bind; on any failure undo the reservation and raise BindError."""
+        try:
+            reservation = self._bind(namespace, name, uid, node)
+        except BindError as error:
+            self.decisions.append(
+                Decision(self.clock(), "bind", f"{namespace}/{name}", node, error=str(error))
+            )
+            raise
+        self.decisions.append(Decision(self.clock(), "bind", f"{namespace}/{name}", node))
+        return reservation
+
+    def _bind(self, namespace: str, name: str, uid: str, node: str) -> Reservation | None:
+        pod = self.state.pod(uid) or self._recent_pods.get(uid)
+        if pod is None:
+            raise BindError(f"pod {namespace}/{name} (uid {uid}) is not known to netsched yet")
+        try:
+            requirements = parse_requirements(pod.metadata.annotations)
+        except InvalidAnnotation as error:
+            raise BindError(str(error)) from None
+        reservation = None
+        if requirements.needs_resources:
+            reservation = self._reserve(pod, requirements, node)
+            try:
+                pod = self.source.write_reservation(pod, reservation.model_dump_json(exclude_none=True))
+            except BindConflict as error:
+                self.state.ledger.release(uid)
+                raise BindError(f"recording the reservation failed: {error}", conflict=True) from None
+        try:
+            self.source.create_binding(pod, node)
+        except BindConflict as error:
+            if reservation is not None:
+                self.state.ledger.release(uid)
+            raise BindError(f"binding failed: {error}", conflict=True) from None
+        return reservation
+
+    def _reserve(self, pod: Pod, requirements: PodRequirements, node: str) -> Reservation:
+        state = self.state
+        topology, ledger, uid = state.topology, state.ledger, _uid(pod)
+        with ledger.locked():
+            refusals = pod_refusals(requirements, topology, ledger, uid)
+            outcome = refusals or plan_on_node(
+                requirements, node, topology, ledger, self.clock(), self.settings.fit, pod.spec.priority
+            )
+            if not isinstance(outcome, Plan):
+                raise BindError(f"{pod.key} no longer fits {node}: {_explain(outcome)}", conflict=True)
+            try:
+                reservation = reservation_for(outcome, requirements, topology, ledger, uid)
+                ledger.reserve(uid, pod.key, pod.spec.priority, reservation)
+            except (ReservationRefused, AddressPoolExhausted) as error:
+                raise BindError(f"{pod.key} no longer fits {node}: {error}", conflict=True) from None
+        return reservation
+
+    # -- preempt -----------------------------------------------------------------------
+
+    def preempt(self, pod: Pod, candidates: Mapping[str, list[str]]) -> dict[str, list[str]]:
+        """For each candidate node, the victims (UIDs) that make the pod fit, or drop the node.
+
+        kube-scheduler proposes victims for its own resources; netsched keeps them and
+        adds lower-priority pods holding bandwidth there, lowest priority first, until
+        the pod's bandwidth fits too. A node where nothing suffices is left out.
+        """
+        try:
+            requirements = parse_requirements(pod.metadata.annotations)
+        except InvalidAnnotation:
+            return {}
+        if not requirements.needs_resources:
+            return {node: list(victims) for node, victims in candidates.items()}
+        topology, ledger, now = self.state.topology, self.state.ledger, self.clock()
+        if pod_refusals(requirements, topology, ledger, _uid(pod)):
+            return {}
+        result = {}
+        for node, proposed in candidates.items():
+            victims = list(proposed)
+            extra = sorted(
+                (h for h in ledger.holdings_on(node) if h.priority < pod.spec.priority and h.uid not in victims),
+                key=lambda h: (h.priority, -_total(h)),
+            )
+            while True:
+                view = ledger.node_view(node, excluding=victims)
+                outcome = plan_on_node(requirements, node, topology, view, now, self.settings.fit)
+                if isinstance(outcome, Plan):
+                    result[node] = victims
+                    break
+                if not extra or any(r.cause is not Cause.BANDWIDTH for r in outcome):
+                    break
+                victims.append(extra.pop(0).uid)
+        return result
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _peer_nodes(self, pod: Pod, requirements: PodRequirements) -> list[str]:
+        selector = requirements.peers
+        if selector is None:
+            return []
+        own_uid = _uid(pod)
+        namespace = pod.metadata.namespace or "default"
+        return [
+            other.spec.node_name
+            for other in self.state.pods()
+            if other.spec.node_name
+            and not other.is_terminal
+            and _uid(other) != own_uid
+            and (other.metadata.namespace or "default") == namespace
+            and selector.matches(other.metadata.labels)
+        ]
+
+    def _remember(self, pod: Pod) -> None:
+        uid = _uid(pod)
+        self._recent_pods[uid] = pod
+        self._recent_pods.move_to_end(uid)
+        while len(self._recent_pods) > RECENT_PODS:
+            self._recent_pods.popitem(last=False)
+
+    def _decided(self, verb: str, pod: Pod, result: FilterResult) -> FilterResult:
+        self.decisions.append(
+            Decision(
+                self.clock(),
+                verb,
+                pod.key,
+                passed=len(result.passed),
+                refused={node: _explain(reasons) for node, reasons in result.refusals.items()},
+            )
+        )
+        return result
+
+
+def _uid(pod: Pod) -> str:
+    return pod.metadata.uid or pod.key
+
+
+def _explain(reasons: list[Refusal]) -> str:
+    return "; ".join(reason.message for reason in reasons)
+
+
+def _total(holding: Holding) -> int:
+    return sum(r.ingress + r.egress for r in holding.reservation.interfaces.values())
+
+
+__all__ = ["BindError", "Decision", "FilterResult", "Scheduler", "SchedulerSettings"]

@@ -1,0 +1,69 @@
+"""Running the extender app under uvicorn, in the foreground or in a background thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_level: str = "warning"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+
+def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        ssl_certfile=options.tls_cert,
+        ssl_keyfile=options.tls_key,
+        log_level=options.log_level,
+        access_log=False,
+    )
+    return uvicorn.Server(config)
+
+
+class BackgroundServer:
+    """uvicorn in a thread, for the demo's traffic driver and for tests over a real socket."""
+
+    def __init__(self, app: FastAPI, options: ServeOptions) -> None:
+        self.options = options
+        self.server = uvicorn_server(app, options)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.options.host, self.port
+        return f"{self.options.scheme}://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        if self.options.port:
+            return self.options.port
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on {self.options.host}:{self.options.port}")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)

@@ -1,0 +1,184 @@
+"""The extender's picture of the cluster: topology snapshot, pods and the ledger.
+
+``ClusterState`` is the sink every cluster source feeds. It derives everything it
+can instead of storing it: the topology is rebuilt from the API objects when they
+change, usable capacity from the topology, and the ledger from the pods' recorded
+reservations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from bandwidth_accounting import annotations
+from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
+from bandwidth_accounting.reservation import Reservation
+from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
+from topology.graph import Topology
+from topology.models import Network, Node, NodeNetwork, Pod
+
+log = logging.getLogger(__name__)
+
+HEADROOM_ANNOTATION = "netsched.io/headroom"
+"""Node annotation overriding the cluster's headroom, as a fraction (0.2) or percent (20%)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySettings:
+    headroom: float = DEFAULT_HEADROOM
+
+
+def node_headroom(node: Node | None, default: float) -> float:
+    if node is None:
+        return default
+    raw = node.metadata.annotations.get(HEADROOM_ANNOTATION)
+    if raw is None:
+        return default
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        log.warning("node %s: ignoring %s=%r (not a number)", node.name, HEADROOM_ANNOTATION, raw)
+        return default
+    if not 0 <= value < 1:
+        log.warning("node %s: ignoring %s=%r (outside 0-100%%)", node.name, HEADROOM_ANNOTATION, raw)
+        return default
+    return value
+
+
+def reservation_of(pod: Pod) -> Reservation | None:
+    """The reservation recorded on a pod, if it has a valid one."""
+    raw = pod.metadata.annotations.get(annotations.RESERVATION)
+    if raw is None:
+        return None
+    try:
+        return Reservation.model_validate_json(raw)
+    except ValidationError as error:
+        log.warning("pod %s: ignoring unreadable %s: %s", pod.key, annotations.RESERVATION, error)
+        return None
+
+
+def holds_reservation(pod: Pod) -> bool:
+    """Bound, not finished: a pod whose recorded reservation counts in the ledger."""
+    return bool(pod.spec.node_name) and not pod.is_terminal
+
+
+class ClusterState:
+    """Thread-safe cluster picture; implements ``ClusterSink``."""
+
+    def __init__(self, capacity: CapacitySettings | None = None) -> None:
+        self.capacity = capacity or CapacitySettings()
+        self.ledger = Ledger()
+        self._lock = threading.RLock()
+        self._nodes: dict[str, Node] = {}
+        self._node_networks: dict[str, NodeNetwork] = {}
+        self._networks: dict[str, Network] = {}
+        self._pods: dict[str, Pod] = {}
+        self._topology: Topology | None = None
+        self.ready = threading.Event()
+
+    # -- ClusterSink -------------------------------------------------------------------
+
+    def reset(self, snapshot: ClusterSnapshot) -> None:
+        with self._lock:
+            self._nodes = {n.name: n for n in snapshot.nodes}
+            self._node_networks = {n.metadata.name: n for n in snapshot.node_networks}
+            self._networks = {n.name: n for n in snapshot.networks}
+            self._pods = {p.metadata.uid or p.key: p for p in snapshot.pods}
+            self._topology = None
+            self._sync_capacity()
+            warnings = self.ledger.rebuild(
+                holding
+                for pod in self._pods.values()
+                if (holding := self._holding_of(pod)) is not None
+            )
+            for warning in warnings:
+                log.warning("rebuilt ledger: %s", warning)
+            self.ready.set()
+
+    def upsert(self, obj: ClusterObject) -> None:
+        with self._lock:
+            if isinstance(obj, Pod):
+                self._upsert_pod(obj)
+                return
+            if isinstance(obj, Node):
+                self._nodes[obj.name] = obj
+            elif isinstance(obj, NodeNetwork):
+                self._node_networks[obj.metadata.name] = obj
+            elif isinstance(obj, Network):
+                self._networks[obj.name] = obj
+            self._topology = None
+            self._sync_capacity()
+
+    def delete(self, obj: ClusterObject) -> None:
+        with self._lock:
+            if isinstance(obj, Pod):
+                uid = obj.metadata.uid or obj.key
+                self._pods.pop(uid, None)
+                self.ledger.release(uid)
+                return
+            if isinstance(obj, Node):
+                self._nodes.pop(obj.name, None)
+            elif isinstance(obj, NodeNetwork):
+                self._node_networks.pop(obj.metadata.name, None)
+            elif isinstance(obj, Network):
+                self._networks.pop(obj.name, None)
+            self._topology = None
+            self._sync_capacity()
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        topology = self._topology
+        if topology is None:
+            with self._lock:
+                if self._topology is None:
+                    self._topology = Topology(
+                        self._nodes.values(), self._node_networks.values(), self._networks.values()
+                    )
+                topology = self._topology
+        return topology
+
+    def pod(self, uid: str) -> Pod | None:
+        return self._pods.get(uid)
+
+    def pods(self) -> list[Pod]:
+        with self._lock:
+            return list(self._pods.values())
+
+    def node_names(self) -> list[str]:
+        return list(self.topology.nodes)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _upsert_pod(self, pod: Pod) -> None:
+        uid = pod.metadata.uid or pod.key
+        self._pods[uid] = pod
+        holding = self._holding_of(pod)
+        if holding is None:
+            # A pending pod may carry a reservation mid-bind; only a finished one frees it.
+            if pod.is_terminal:
+                self.ledger.release(uid)
+            return
+        self.ledger.record(holding)
+
+    def _holding_of(self, pod: Pod) -> Holding | None:
+        if not holds_reservation(pod):
+            return None
+        reservation = reservation_of(pod)
+        if reservation is None or reservation.node != pod.spec.node_name:
+            return None
+        return Holding(pod.metadata.uid or pod.key, pod.key, pod.spec.priority, reservation)
+
+    def _sync_capacity(self) -> None:
+        usable = {}
+        for name, report in self._node_networks.items():
+            headroom = node_headroom(self._nodes.get(name), self.capacity.headroom)
+            for interface in report.status.interfaces:
+                speed = usable_bps(interface.speed_mbps, headroom)
+                usable[(name, interface.name)] = (speed, speed)
+        self.ledger.set_usable(usable)

@@ -53,7 +53,8 @@ class Plan:
     """Where a pod's traffic would go on one node."""
 
     node: str
-    charges: dict[str, Rates] = field(default_factory=dict)
+    charges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """(ingress, egress) bits/s per host interface."""
     primary_parent: str | None = None
     attachments: list[tuple[AttachmentRequirement, NetworkInterface]] = field(default_factory=list)
 
@@ -116,17 +117,16 @@ def plan_on_node(
     plan = Plan(node)
     if not requirements.needs_resources:
         return plan
-    report = topology.node_networks.get(node)
-    if report is None:
+    heartbeat = topology.heartbeat(node)
+    if heartbeat is None and node not in topology.node_networks:
         return [Refusal(Cause.NO_REPORT, f"no NodeNetwork report for node {node}")]
-    heartbeat = report.status.heartbeat_time
-    if settings.report_ttl is not None and (heartbeat is None or now - heartbeat > settings.report_ttl):
+    ttl = settings.report_ttl
+    if ttl is not None and (heartbeat is None or now - heartbeat > ttl):
         age = "never" if heartbeat is None else f"{(now - heartbeat).total_seconds():.0f}s ago"
         return [
             Refusal(
                 Cause.STALE_REPORT,
-                f"NodeNetwork report is stale (last heartbeat {age}, "
-                f"TTL {settings.report_ttl.total_seconds():.0f}s)",
+                f"NodeNetwork report is stale (last heartbeat {age}, TTL {ttl.total_seconds():.0f}s)",
             )
         ]
 
@@ -137,7 +137,7 @@ def plan_on_node(
             refusals.append(Refusal(Cause.NO_POD_INTERFACE, "no interface with role pod or any"))
         else:
             plan.primary_parent = pod_interface.name
-            _charge(plan, pod_interface.name, requirements.ingress_bps, requirements.egress_bps)
+            plan.charges[pod_interface.name] = (requirements.ingress_bps, requirements.egress_bps)
 
     for attachment in requirements.attachments:
         carriers = topology.interfaces_carrying(node, attachment.network)
@@ -197,7 +197,11 @@ def reservation_for(
         node=plan.node,
         primary=Rates(ingress=requirements.ingress_bps, egress=requirements.egress_bps),
         primary_parent=plan.primary_parent,
-        interfaces={name: rates for name, rates in plan.charges.items() if rates.ingress or rates.egress},
+        interfaces={
+            name: Rates(ingress=ingress, egress=egress)
+            for name, (ingress, egress) in plan.charges.items()
+            if ingress or egress
+        },
         attachments=attachments,
     )
 
@@ -205,11 +209,9 @@ def reservation_for(
 def _charge(plan: Plan, interface: str, ingress: int, egress: int) -> None:
     current = plan.charges.get(interface)
     if current is None:
-        plan.charges[interface] = Rates(ingress=ingress, egress=egress)
+        plan.charges[interface] = (ingress, egress)
     else:
-        plan.charges[interface] = Rates(
-            ingress=current.ingress + ingress, egress=current.egress + egress
-        )
+        plan.charges[interface] = (current[0] + ingress, current[1] + egress)
 
 
 def _roomiest(
@@ -225,10 +227,10 @@ def _roomiest(
 
     def room(interface: NetworkInterface) -> int:
         free_in, free_out = ledger.free(node, interface.name)
-        planned = plan.charges.get(interface.name, Rates())
+        planned_in, planned_out = plan.charges.get(interface.name, (0, 0))
         return min(
-            free_in - planned.ingress - attachment.ingress_bps,
-            free_out - planned.egress - attachment.egress_bps,
+            free_in - planned_in - attachment.ingress_bps,
+            free_out - planned_out - attachment.egress_bps,
         )
 
     return max(carriers, key=room)

@@ -23,6 +23,7 @@ DEFAULT_HEADROOM = 0.10
 
 InterfaceKey = tuple[str, str]
 """(node, interface)."""
+_NOTHING = (0, 0)
 
 
 def usable_bps(speed_mbps: int, headroom: float) -> int:
@@ -77,7 +78,7 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._usable: dict[InterfaceKey, tuple[int, int]] = {}
-        self._reserved: dict[InterfaceKey, list[int]] = defaultdict(lambda: [0, 0])
+        self._reserved: dict[InterfaceKey, list[int]] = {}
         self._holdings: dict[str, Holding] = {}
         self._addresses: dict[str, dict[str, str]] = defaultdict(dict)  # network → ip → uid
         self._version = 0
@@ -151,18 +152,21 @@ class Ledger:
 
     # -- reservations ----------------------------------------------------------------
 
-    def shortfalls(self, node: str, charges: Mapping[str, Rates]) -> list[Shortfall]:
-        """Budgets on ``node`` that ``charges`` would overrun; empty when it all fits."""
+    def shortfalls(self, node: str, charges: Mapping[str, tuple[int, int]]) -> list[Shortfall]:
+        """Budgets on ``node`` that ``charges`` ((ingress, egress) per interface) would overrun.
+
+        This runs once per candidate node per pod, so it reads the dicts directly.
+        """
         result = []
-        for interface, rates in charges.items():
-            usable = self.usable(node, interface)
-            reserved = self.reserved(node, interface)
-            for index, direction in enumerate(DIRECTIONS):
-                asked = rates.get(direction)
-                if asked and reserved[index] + asked > usable[index]:
-                    result.append(
-                        Shortfall(node, interface, direction, reserved[index], usable[index], asked)
-                    )
+        usable_of, reserved_of = self._usable, self._reserved
+        for interface, (asked_in, asked_out) in charges.items():
+            key = (node, interface)
+            usable = usable_of.get(key, _NOTHING)
+            reserved = reserved_of.get(key, _NOTHING)
+            if asked_in and reserved[0] + asked_in > usable[0]:
+                result.append(Shortfall(node, interface, "ingress", reserved[0], usable[0], asked_in))
+            if asked_out and reserved[1] + asked_out > usable[1]:
+                result.append(Shortfall(node, interface, "egress", reserved[1], usable[1], asked_out))
         return result
 
     def reserve(self, uid: str, pod: str, priority: int, reservation: Reservation) -> Holding:
@@ -177,7 +181,8 @@ class Ledger:
                 if existing.reservation == reservation:
                     return existing
                 self._remove(existing)
-            reasons = [s.message for s in self.shortfalls(reservation.node, reservation.interfaces)]
+            charges = {name: (r.ingress, r.egress) for name, r in reservation.interfaces.items()}
+            reasons = [s.message for s in self.shortfalls(reservation.node, charges)]
             reasons += self._address_conflicts(uid, reservation)
             if reasons:
                 if existing is not None:
@@ -238,7 +243,7 @@ class Ledger:
     def _add(self, holding: Holding) -> None:
         node = holding.node
         for interface, rates in holding.reservation.interfaces.items():
-            reserved = self._reserved[(node, interface)]
+            reserved = self._reserved.setdefault((node, interface), [0, 0])
             reserved[0] += rates.ingress
             reserved[1] += rates.egress
         for attachment in holding.reservation.attachments:

@@ -82,8 +82,10 @@ def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
     app.state.extender = extender
     scheduler, metrics = extender.scheduler, extender.metrics
 
+    # filter, prioritize and preempt only compute (no I/O), so they run on the event loop
+    # and skip the threadpool hop; bind talks to the API server and runs in the threadpool.
     @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"])
-    def filter_nodes(args: ExtenderArgs) -> ExtenderFilterResult:
+    async def filter_nodes(args: ExtenderArgs) -> ExtenderFilterResult:
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
         with metrics.request_seconds.labels("filter").time():
             outcome = scheduler.filter(args.Pod, args.node_names())
@@ -105,7 +107,7 @@ def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
             return result
 
     @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"])
-    def prioritize(args: ExtenderArgs) -> list[HostPriority]:
+    async def prioritize(args: ExtenderArgs) -> list[HostPriority]:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
         with metrics.request_seconds.labels("prioritize").time():
             scores = scheduler.prioritize(args.Pod, args.node_names())
@@ -127,7 +129,7 @@ def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
             return ExtenderBindingResult()
 
     @app.post("/preempt", response_model=ExtenderPreemptionResult, tags=["webhook"])
-    def preempt(args: ExtenderPreemptionArgs) -> ExtenderPreemptionResult:
+    async def preempt(args: ExtenderPreemptionArgs) -> ExtenderPreemptionResult:
         """Which victims free enough bandwidth on each candidate node."""
         with metrics.request_seconds.labels("preempt").time():
             chosen = scheduler.preempt(args.Pod, args.candidates())

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 RECENT_PODS = 4096
 """Pods seen by filter, kept so that bind (which carries only names) can find them."""
 RECENT_DECISIONS = 200
+CACHED_FILTERS = 32
+"""Filter outcomes kept for the prioritize call that follows (same pod, same ledger version)."""
+
+Outcome = Plan | list[Refusal]
 
 
 class BindError(Exception):
@@ -107,6 +111,7 @@ class Scheduler:
         self.clock = clock
         self.decisions: deque[Decision] = deque(maxlen=RECENT_DECISIONS)
         self._recent_pods: OrderedDict[str, Pod] = OrderedDict()
+        self._outcomes: OrderedDict[tuple, dict[str, Outcome]] = OrderedDict()
 
     # -- filter ------------------------------------------------------------------------
 
@@ -131,11 +136,7 @@ class Scheduler:
         if everywhere:
             result.refusals = dict.fromkeys(names, everywhere)
             return self._decided("filter", pod, result)
-        now = self.clock()
-        fit = self.settings.fit
-        priority = pod.spec.priority
-        for name in names:
-            outcome = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
+        for name, outcome in self._plan(pod, requirements, names).items():
             if isinstance(outcome, Plan):
                 result.passed.append(name)
             else:
@@ -155,10 +156,8 @@ class Scheduler:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         topology, ledger = self.state.topology, self.state.ledger
         peer_nodes = self._peer_nodes(pod, requirements)
-        now, fit = self.clock(), self.settings.fit
         scores = {}
-        for name in names:
-            outcome = plan_on_node(requirements, name, topology, ledger, now, fit, pod.spec.priority)
+        for name, outcome in self._plan(pod, requirements, names).items():
             if not isinstance(outcome, Plan):
                 scores[name] = 0
                 continue
@@ -169,6 +168,29 @@ class Scheduler:
                 )
             )
         return scores
+
+    def _plan(self, pod: Pod, requirements: PodRequirements, names: list[str]) -> dict[str, Outcome]:
+        """``plan_on_node`` for each name, reusing what filter found for the same pod and ledger.
+
+        kube-scheduler calls prioritize right after filter for the same pod; unless a
+        bind changed the ledger in between, the plans are still exact.
+        """
+        state = self.state
+        topology, ledger = state.topology, state.ledger
+        key = (_uid(pod), requirements, ledger.version, state.generation)
+        cached = self._outcomes.get(key, {})
+        now, fit, priority = self.clock(), self.settings.fit, pod.spec.priority
+        outcomes = {}
+        for name in names:
+            outcome = cached.get(name)
+            if outcome is None:
+                outcome = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
+            outcomes[name] = outcome
+        self._outcomes[key] = outcomes
+        self._outcomes.move_to_end(key)
+        while len(self._outcomes) > CACHED_FILTERS:
+            self._outcomes.popitem(last=False)
+        return outcomes
 
     # -- bind --------------------------------------------------------------------------
 

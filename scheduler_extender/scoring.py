@@ -23,14 +23,17 @@ MAX_HOPS = 8
 
 def headroom_left(plan: Plan, ledger: Ledger) -> float | None:
     """The smallest share of usable capacity left on the plan's interfaces after placing it."""
-    shares = []
-    for interface, charge in plan.charges.items():
-        usable = ledger.usable(plan.node, interface)
-        reserved = ledger.reserved(plan.node, interface)
-        for index, asked in enumerate((charge.ingress, charge.egress)):
+    lowest: float | None = None
+    node = plan.node
+    for interface, asked in plan.charges.items():
+        usable = ledger.usable(node, interface)
+        reserved = ledger.reserved(node, interface)
+        for index in (0, 1):
             if usable[index] > 0:
-                shares.append((usable[index] - reserved[index] - asked) / usable[index])
-    return max(0.0, min(shares)) if shares else None
+                share = (usable[index] - reserved[index] - asked[index]) / usable[index]
+                if lowest is None or share < lowest:
+                    lowest = share
+    return None if lowest is None else max(0.0, lowest)
 
 
 def bandwidth_score(plan: Plan, ledger: Ledger, placement: Placement) -> float | None:
@@ -50,7 +53,12 @@ def peer_score(node: str, peer_nodes: Sequence[str], topology: Topology) -> floa
 
 
 def combine(opinions: Sequence[float | None]) -> int:
-    present = [opinion for opinion in opinions if opinion is not None]
-    if not present:
+    """The mean of the policies that have an opinion, as kube-scheduler's 0..10 integer."""
+    total, count = 0.0, 0
+    for opinion in opinions:
+        if opinion is not None:
+            total += opinion
+            count += 1
+    if not count:
         return NEUTRAL_SCORE
-    return max(0, min(MAX_SCORE, round(sum(present) / len(present))))
+    return max(0, min(MAX_SCORE, round(total / count)))

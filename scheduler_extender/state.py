@@ -78,6 +78,8 @@ class ClusterState:
         self._networks: dict[str, Network] = {}
         self._pods: dict[str, Pod] = {}
         self._topology: Topology | None = None
+        self.generation = 0
+        """Bumped whenever the topology changes; callers key caches on it."""
         self.ready = threading.Event()
 
     # -- ClusterSink -------------------------------------------------------------------
@@ -88,8 +90,7 @@ class ClusterState:
             self._node_networks = {n.metadata.name: n for n in snapshot.node_networks}
             self._networks = {n.name: n for n in snapshot.networks}
             self._pods = {p.metadata.uid or p.key: p for p in snapshot.pods}
-            self._topology = None
-            self._sync_capacity()
+            self._invalidate_topology()
             warnings = self.ledger.rebuild(
                 holding
                 for pod in self._pods.values()
@@ -110,8 +111,7 @@ class ClusterState:
                 self._node_networks[obj.metadata.name] = obj
             elif isinstance(obj, Network):
                 self._networks[obj.name] = obj
-            self._topology = None
-            self._sync_capacity()
+            self._invalidate_topology()
 
     def delete(self, obj: ClusterObject) -> None:
         with self._lock:
@@ -126,8 +126,7 @@ class ClusterState:
                 self._node_networks.pop(obj.metadata.name, None)
             elif isinstance(obj, Network):
                 self._networks.pop(obj.name, None)
-            self._topology = None
-            self._sync_capacity()
+            self._invalidate_topology()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -173,6 +172,11 @@ class ClusterState:
         if reservation is None or reservation.node != pod.spec.node_name:
             return None
         return Holding(pod.metadata.uid or pod.key, pod.key, pod.spec.priority, reservation)
+
+    def _invalidate_topology(self) -> None:
+        self._topology = None
+        self.generation += 1
+        self._sync_capacity()
 
     def _sync_capacity(self) -> None:
         usable = {}

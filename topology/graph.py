@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import networkx as nx
 
@@ -79,6 +80,8 @@ class Topology:
         self.graph = nx.Graph()
         self._locations: dict[str, Location] = {}
         self._interfaces: dict[str, dict[str, NetworkInterface]] = {}
+        self._pod_interfaces: dict[str, NetworkInterface] = {}
+        self._heartbeats: dict[str, datetime] = {}
         self._carriers: dict[str, dict[str, list[NetworkInterface]]] = {}
         for name in sorted(set(self.nodes) | set(self.node_networks)):
             self._add_node(name)
@@ -120,6 +123,13 @@ class Topology:
                     graph.add_edge(vertex, ("network", network.name))
                     carriers.setdefault(network.name, []).append(iface)
         self._carriers[name] = carriers
+        if status is not None and status.heartbeat_time is not None:
+            self._heartbeats[name] = status.heartbeat_time
+        for wanted in (InterfaceRole.POD, InterfaceRole.ANY):
+            chosen = next((i for i in interfaces.values() if i.role is wanted), None)
+            if chosen is not None:
+                self._pod_interfaces[name] = chosen
+                break
 
     # -- queries ------------------------------------------------------------------
 
@@ -135,12 +145,11 @@ class Topology:
 
     def pod_interface(self, node: str) -> NetworkInterface | None:
         """The interface that carries pods' primary traffic: role ``pod``, else ``any``."""
-        interfaces = self._interfaces.get(node, {}).values()
-        for wanted in (InterfaceRole.POD, InterfaceRole.ANY):
-            for iface in interfaces:
-                if iface.role is wanted:
-                    return iface
-        return None
+        return self._pod_interfaces.get(node)
+
+    def heartbeat(self, node: str) -> datetime | None:
+        """When the node's reporter last reported (None: never, or no report)."""
+        return self._heartbeats.get(node)
 
     def interfaces_carrying(self, node: str, network: str) -> list[NetworkInterface]:
         """Interfaces of ``node`` that carry ``network`` (empty if it is unreachable there)."""

@@ -243,6 +243,8 @@ class Ledger:
     def _add(self, holding: Holding) -> None:
         node = holding.node
         for interface, rates in holding.reservation.interfaces.items():
+            if not (rates.ingress or rates.egress):
+                continue
             reserved = self._reserved.setdefault((node, interface), [0, 0])
             reserved[0] += rates.ingress
             reserved[1] += rates.egress
@@ -256,6 +258,8 @@ class Ledger:
     def _remove(self, holding: Holding) -> None:
         node = holding.node
         for interface, rates in holding.reservation.interfaces.items():
+            if not (rates.ingress or rates.egress):
+                continue
             reserved = self._reserved[(node, interface)]
             reserved[0] -= rates.ingress
             reserved[1] -= rates.egress

@@ -169,6 +169,8 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
         return ()
     name = annotations.NETWORKS
     text = value.strip()
+    if text.startswith("{"):
+        raise InvalidAnnotation(name, value, "must be a JSON list of objects, or a comma list of names")
     if text.startswith("["):
         try:
             entries = json.loads(text)

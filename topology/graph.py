@@ -159,7 +159,8 @@ class Topology:
         return {node for node, carriers in self._carriers.items() if carriers.get(network)}
 
     def hops(self, a: str, b: str) -> int | None:
-        """Links between two nodes through the tree, or None when either is unknown."""
+        """Links between two nodes through the infrastructure tree (not through network
+        vertices, which are logical), or None when either node is unknown."""
         first, second = self._locations.get(a), self._locations.get(b)
         if first is None or second is None:
             return None

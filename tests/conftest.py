@@ -1,0 +1,54 @@
+"""Shared fixtures: the sample cluster, an extender over it, and that extender on a real socket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scheduler_extender.app import Extender, create_app
+from scheduler_extender.demo.sample_cluster import sample_cluster
+from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.server import BackgroundServer, ServeOptions
+from topology.models import ObjectMeta, Pod, PodSpec
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures" / "extender"
+
+
+def load_fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def make_pod(name: str, annotations: dict[str, str] | None = None, *, priority: int = 0,
+             labels: dict[str, str] | None = None, namespace: str = "default") -> Pod:
+    return Pod(
+        metadata=ObjectMeta(name=name, namespace=namespace, uid=f"uid-{namespace}-{name}",
+                            annotations=annotations or {}, labels=labels or {}),
+        spec=PodSpec(priority=priority),
+    )
+
+
+@pytest.fixture
+def source() -> FileClusterSource:
+    """The 12-node sample cluster (zones eu-1a/b/c, nodes node-a-1 … node-c-4), reports fresh."""
+    return FileClusterSource(sample_cluster(heartbeat=datetime.now(UTC)))
+
+
+@pytest.fixture
+def extender(source: FileClusterSource) -> Extender:
+    extender = Extender.build(source)
+    source.start(extender.state)
+    return extender
+
+
+@pytest.fixture
+def served(extender: Extender) -> Iterator[httpx.Client]:
+    """The extender behind uvicorn on a free loopback port; yields a client bound to it."""
+    with BackgroundServer(create_app(extender, start_source=False), ServeOptions(port=0)) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            yield client

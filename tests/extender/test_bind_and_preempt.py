@@ -1,0 +1,130 @@
+"""Bind is authoritative: atomic check-and-reserve, then the annotation, then the Binding."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from bandwidth_accounting import annotations as ann
+from scheduler_extender.cluster import BindConflict
+from tests.conftest import make_pod
+from topology.models import Pod
+
+
+def bind_body(pod: Pod, node: str) -> dict:
+    return {"PodName": pod.metadata.name, "PodNamespace": pod.metadata.namespace,
+            "PodUID": pod.metadata.uid, "Node": node}
+
+
+def test_fifty_concurrent_binds_racing_for_one_interface(served, extender, source):
+    """node-a-1 eth1 (storage trunk) is 25G, 22.5G usable: exactly 11 pods of 2G fit."""
+    pods = [source.apply(make_pod(f"racer-{i}", {ann.NETWORKS: json.dumps(
+        [{"name": "storage", "ingress": "2G", "egress": "100M"}])})) for i in range(50)]
+    base_url = str(served.base_url)
+
+    def bind(pod: Pod) -> str:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            return client.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        errors = list(pool.map(bind, pods))
+    won = [pod for pod, error in zip(pods, errors, strict=True) if not error]
+    assert len(won) == 11
+    for error in filter(None, errors):
+        assert "no longer fits node-a-1" in error and "eth1 ingress" in error
+    ledger = extender.state.ledger
+    assert ledger.reserved("node-a-1", "eth1") == (22_000_000_000, 1_100_000_000)
+    assert ledger.reserved("node-a-1", "eth1")[0] <= ledger.usable("node-a-1", "eth1")[0]
+    bound = [p for p in source.snapshot().pods if p.spec.node_name == "node-a-1"]
+    assert {p.metadata.uid for p in bound} == {p.metadata.uid for p in won}
+    addresses = [json.loads(p.metadata.annotations[ann.RESERVATION])["attachments"][0]["ip"] for p in bound]
+    assert len(set(addresses)) == 11
+
+
+def test_bind_of_an_unknown_pod_is_an_error_not_a_crash(served):
+    result = served.post("/bind", json={"PodName": "ghost", "PodNamespace": "default", "PodUID": "nope",
+                                        "Node": "node-a-1"})
+    assert result.status_code == 200
+    assert result.json() == {"Error": "pod default/ghost (uid nope) is not known to netsched yet"}
+
+
+def test_failed_annotation_write_rolls_the_reservation_back(served, extender, source, monkeypatch):
+    pod = source.apply(make_pod("unlucky", {ann.EGRESS_BANDWIDTH: "1G"}))
+
+    def conflict(*_args):
+        raise BindConflict("the object has been modified; please apply your changes to the latest version")
+
+    monkeypatch.setattr(source, "write_reservation", conflict)
+    error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
+    assert error.startswith("recording the reservation failed: the object has been modified")
+    assert extender.state.ledger.holding(pod.metadata.uid) is None
+    assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
+
+
+def test_failed_binding_rolls_the_reservation_back(served, extender, source):
+    pod = source.apply(make_pod("lost", {ann.EGRESS_BANDWIDTH: "1G"}))
+    error = served.post("/bind", json=bind_body(pod, "node-zz-9")).json()["Error"]
+    assert "no NodeNetwork report for node node-zz-9" in error
+    assert extender.state.ledger.holdings() == []
+
+
+def test_deleting_a_bound_pod_releases_its_reservation(served, extender, source):
+    pod = source.apply(make_pod("short", {ann.INGRESS_BANDWIDTH: "3G"}))
+    assert served.post("/bind", json=bind_body(pod, "node-b-1")).json()["Error"] == ""
+    assert extender.state.ledger.reserved("node-b-1", "eth0") == (3_000_000_000, 0)
+    source.remove(source.get(Pod, pod.key))
+    assert extender.state.ledger.reserved("node-b-1", "eth0") == (0, 0)
+
+
+def test_finished_pods_release_and_restart_rebuilds_the_same_ledger(served, extender, source):
+    pods = [source.apply(make_pod(f"job-{i}", {ann.INGRESS_BANDWIDTH: "1G", ann.NETWORKS: "storage"}))
+            for i in range(6)]
+    for index, pod in enumerate(pods):
+        assert served.post("/bind", json=bind_body(pod, f"node-c-{index % 4 + 1}")).json()["Error"] == ""
+    done = source.get(Pod, pods[0].key).model_copy(deep=True)
+    done.status.phase = "Succeeded"
+    source.apply(done)
+    before = {h.uid: h.reservation for h in extender.state.ledger.holdings()}
+    assert len(before) == 5
+
+    from scheduler_extender.app import Extender
+
+    restarted = Extender.build(source)
+    source.start(restarted.state)
+    assert {h.uid: h.reservation for h in restarted.state.ledger.holdings()} == before
+
+
+def test_preempt_adds_lower_priority_bandwidth_holders_until_the_pod_fits(served, extender, source):
+    holders = []
+    for name, rate, priority in (("a", "10G", 10), ("b", "8G", 5), ("c", "4G", 1)):
+        pod = source.apply(make_pod(name, {ann.EGRESS_BANDWIDTH: rate}, priority=priority))
+        assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+        holders.append(pod)
+    a, b, c = (p.metadata.uid for p in holders)
+    high = make_pod("vip", {ann.EGRESS_BANDWIDTH: "9G"}, priority=100)
+    body = {
+        "Pod": high.model_dump(mode="json"),
+        "NodeNameToVictims": None,
+        "NodeNameToMetaVictims": {
+            "node-a-1": {"Pods": [{"UID": c}], "NumPDBViolations": 0},
+            "node-c-1": {"Pods": [], "NumPDBViolations": 0},
+        },
+    }
+    result = served.post("/preempt", json=body).json()
+    # 22.5G usable, 22G held: freeing c (4G) leaves 4.5G; the next cheapest is b (8G) → 12.5G ≥ 9G.
+    assert result == {"NodeNameToMetaVictims": {
+        "node-a-1": {"Pods": [{"UID": c}, {"UID": b}], "NumPDBViolations": 0},
+        "node-c-1": {"Pods": [], "NumPDBViolations": 0},
+    }}
+    assert a not in json.dumps(result)
+
+
+def test_preempt_drops_nodes_where_no_victims_suffice(served, source):
+    pod = source.apply(make_pod("top", {ann.EGRESS_BANDWIDTH: "20G"}, priority=1000))
+    assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""  # 25G link
+    vip = make_pod("vip", {ann.EGRESS_BANDWIDTH: "9G"}, priority=100)
+    body = {"Pod": vip.model_dump(mode="json"), "NodeNameToVictims": None,
+            "NodeNameToMetaVictims": {"node-a-1": {"Pods": [], "NumPDBViolations": 0}}}
+    assert served.post("/preempt", json=body).json() == {"NodeNameToMetaVictims": {}}

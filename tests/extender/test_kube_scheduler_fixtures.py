@@ -1,0 +1,123 @@
+"""Replay request bodies a real kube-scheduler sent, over a real socket, and check the replies
+against the extender/v1 wire facts in DESIGN.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from scheduler_extender.app import Extender, create_app
+from scheduler_extender.cluster import ClusterSnapshot
+from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.server import BackgroundServer, ServeOptions
+from tests.conftest import load_fixture
+from topology.models import Node, Pod
+
+REAL = "kube-scheduler-v1.36/"
+FILTER_REPLY_KEYS = {"Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"}
+
+
+@pytest.fixture
+def real_cluster() -> Iterator[tuple[httpx.Client, FileClusterSource]]:
+    """The three nodes the real kube-scheduler saw, and the pods it scheduled, pending."""
+    nodes = [Node.model_validate(item) for item in load_fixture(REAL + "nocache-filter.json")["Nodes"]["items"]]
+    pods = [Pod.model_validate(load_fixture(REAL + name)["Pod"])
+            for name in ("bind-filter.json", "nodecache-filter.json", "nocache-filter.json")]
+    source = FileClusterSource(ClusterSnapshot(nodes=nodes, pods=pods))
+    extender = Extender.build(source)
+    with BackgroundServer(create_app(extender), ServeOptions(port=0)) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            yield client, source
+
+
+def test_node_cache_filter_answers_node_names(real_cluster):
+    client, _ = real_cluster
+    body = load_fixture(REAL + "nodecache-filter.json")
+    assert body["Nodes"] is None
+    reply = client.post("/filter", json=body)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/json"
+    result = reply.json()
+    assert set(result) == FILTER_REPLY_KEYS
+    assert result["NodeNames"] == body["NodeNames"]
+    assert result["Nodes"] is None
+    assert result["FailedNodes"] == {} and result["FailedAndUnresolvableNodes"] == {} and result["Error"] == ""
+
+
+def test_filter_without_node_cache_answers_the_node_list(real_cluster):
+    """Without nodeCacheCapable kube-scheduler reads only Nodes: a NodeNames-only reply would drop every node."""
+    client, _ = real_cluster
+    body = load_fixture(REAL + "nocache-filter.json")
+    assert body["NodeNames"] is None
+    result = client.post("/filter", json=body).json()
+    assert result["NodeNames"] is None
+    assert result["Nodes"]["items"] == body["Nodes"]["items"]  # full objects, echoed untouched
+
+
+@pytest.mark.parametrize("name", ["nodecache-prioritize.json", "nocache-prioritize.json", "bind-prioritize.json"])
+def test_prioritize_scores_pods_without_annotations_neutrally(real_cluster, name):
+    client, _ = real_cluster
+    body = load_fixture(REAL + name)
+    names = body["NodeNames"] or [n["metadata"]["name"] for n in body["Nodes"]["items"]]
+    assert client.post("/prioritize", json=body).json() == [{"Host": n, "Score": 0} for n in names]
+
+
+def test_bind_creates_the_binding(real_cluster):
+    client, source = real_cluster
+    client.post("/filter", json=load_fixture(REAL + "bind-filter.json"))
+    body = load_fixture(REAL + "bind-bind.json")
+    assert client.post("/bind", json=body).json() == {"Error": ""}
+    bound = source.get(Pod, f"{body['PodNamespace']}/{body['PodName']}")
+    assert bound.spec.node_name == body["Node"]
+    # A second bind of the same pod is refused by the API, and says so.
+    assert "already bound" in client.post("/bind", json=body).json()["Error"]
+
+
+def test_preempt_keeps_kube_schedulers_victims_for_pods_without_bandwidth(real_cluster):
+    client, _ = real_cluster
+    body = load_fixture(REAL + "preempt-extender-nodecache-preempt.json")
+    assert body["NodeNameToVictims"] is None
+    assert client.post("/preempt", json=body).json() == {"NodeNameToMetaVictims": body["NodeNameToMetaVictims"]}
+
+
+def test_annotated_fixtures_filter_on_the_sample_cluster(served):
+    result = served.post("/filter", json=load_fixture("filter-nodenames.json")).json()
+    assert result["NodeNames"] == load_fixture("filter-nodenames.json")["NodeNames"]
+    result = served.post("/filter", json=load_fixture("filter-nodes.json")).json()
+    assert [n["metadata"]["name"] for n in result["Nodes"]["items"]] == [
+        n["metadata"]["name"] for n in load_fixture("filter-nodes.json")["Nodes"]["items"]]
+    plain = load_fixture("filter-plain-nodenames.json")
+    assert served.post("/filter", json=plain).json()["NodeNames"] == plain["NodeNames"]
+
+
+def test_annotated_prioritize_scores_within_zero_to_ten(served):
+    body = load_fixture("prioritize-nodenames.json")
+    scores = served.post("/prioritize", json=body).json()
+    assert [s["Host"] for s in scores] == body["NodeNames"]
+    assert all(0 <= s["Score"] <= 10 for s in scores)
+    assert len({s["Score"] for s in scores}) >= 1
+
+
+def test_annotated_bind_records_the_reservation_then_binds(served, source, extender):
+    served.post("/filter", json=load_fixture("filter-nodenames.json"))
+    pod = Pod.model_validate(load_fixture("filter-nodenames.json")["Pod"])
+    source.apply(pod)
+    assert served.post("/bind", json=load_fixture("bind.json")).json() == {"Error": ""}
+    bound = source.get(Pod, pod.key)
+    assert bound.spec.node_name == "node-a-1"
+    reservation = extender.state.ledger.holding(pod.metadata.uid).reservation
+    assert bound.metadata.annotations["netsched.io/reservation"] == reservation.model_dump_json(exclude_none=True)
+    assert reservation.interfaces["eth0"].model_dump() == {"ingress": 100_000_000, "egress": 200_000_000}
+    assert reservation.interfaces["eth1"].model_dump() == {"ingress": 2_000_000_000, "egress": 1_000_000_000}
+    (storage,) = reservation.attachments
+    assert (storage.network, storage.vlan, storage.parent, storage.ip) == ("storage", 100, "eth1", "10.20.0.2/16")
+
+
+def test_bodies_accept_case_and_extra_fields_of_full_api_objects(served):
+    body = load_fixture("filter-nodenames.json")
+    body["Pod"]["status"]["conditions"] = [{"type": "PodScheduled", "status": "False"}]
+    body["Pod"]["spec"]["overhead"] = None
+    body["SomethingNew"] = {"x": 1}
+    assert served.post("/filter", json=body).json()["Error"] == ""

@@ -1,0 +1,133 @@
+"""The ledger's promise: never past capacity, whatever the sequence of reserve, release and rebuild."""
+
+import threading
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+from bandwidth_accounting.ledger import Holding, Ledger, ReservationRefused
+from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
+
+NODES = ("n1", "n2")
+INTERFACES = ("eth0", "eth1")
+USABLE = {("n1", "eth0"): (900, 900), ("n1", "eth1"): (2250, 450), ("n2", "eth0"): (90, 9000), ("n2", "eth1"): (0, 0)}
+
+rates = st.builds(Rates, ingress=st.integers(0, 1000), egress=st.integers(0, 1000))
+reservations = st.builds(
+    lambda node, charges, address: Reservation(
+        node=node,
+        interfaces=charges,
+        attachments=[] if address is None else [AttachmentReservation(
+            network="storage", interface="net1", mode="macvlan", parent="eth1",
+            ip=f"10.0.0.{address}/24", mac="02:00:00:00:00:01")],
+    ),
+    st.sampled_from(NODES),
+    st.dictionaries(st.sampled_from(INTERFACES), rates, min_size=1, max_size=2),
+    st.none() | st.integers(1, 4),
+)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    held = Bundle("held")
+
+    def __init__(self):
+        super().__init__()
+        self.ledger = Ledger()
+        self.ledger.set_usable(USABLE)
+        self.model: dict[str, Reservation] = {}
+        self.counter = 0
+
+    @rule(target=held, reservation=reservations)
+    def reserve(self, reservation):
+        self.counter += 1
+        uid = f"pod-{self.counter}"
+        try:
+            self.ledger.reserve(uid, uid, 0, reservation)
+        except ReservationRefused as refused:
+            assert refused.reasons
+            return uid  # not held; releasing it later must be harmless
+        self.model[uid] = reservation
+        return uid
+
+    @rule(uid=consumes(held))
+    def release(self, uid):
+        released = self.ledger.release(uid)
+        assert (released is not None) == (uid in self.model)
+        self.model.pop(uid, None)
+
+    @rule()
+    def rebuild_from_the_cluster(self):
+        warnings = self.ledger.rebuild(Holding(uid, uid, 0, r) for uid, r in self.model.items())
+        assert warnings == []
+
+    @rule(uid=held)
+    def reserve_again_is_idempotent(self, uid):
+        if uid in self.model:
+            self.ledger.reserve(uid, uid, 0, self.model[uid])
+
+    @invariant()
+    def never_past_capacity_and_sums_match(self):
+        for key, usable in USABLE.items():
+            expected = [0, 0]
+            for reservation in self.model.values():
+                if reservation.node == key[0] and key[1] in reservation.interfaces:
+                    expected[0] += reservation.interfaces[key[1]].ingress
+                    expected[1] += reservation.interfaces[key[1]].egress
+            reserved = self.ledger.reserved(*key)
+            assert list(reserved) == expected
+            assert reserved[0] <= usable[0] and reserved[1] <= usable[1]
+
+    @invariant()
+    def an_address_is_held_at_most_once(self):
+        addresses = [a.ip for r in self.model.values() for a in r.attachments]
+        assert len(addresses) == len(set(addresses))
+        assert {h.uid for h in self.ledger.holdings()} == set(self.model)
+
+
+TestLedgerMachine = LedgerMachine.TestCase
+TestLedgerMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+def test_concurrent_reservations_never_overcommit():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    barrier = threading.Barrier(32)
+    won = []
+
+    def claim(index: int) -> None:
+        barrier.wait()
+        try:
+            ledger.reserve(f"p{index}", f"p{index}", 0,
+                           Reservation(node="n", interfaces={"eth0": Rates(ingress=100, egress=30)}))
+            won.append(index)
+        except ReservationRefused:
+            pass
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 10
+    assert ledger.reserved("n", "eth0") == (1000, 300)
+
+
+def test_refusal_says_what_is_reserved_usable_and_asked():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth1"): (9_000_000_000, 9_000_000_000)})
+    ledger.reserve("a", "a", 0, Reservation(node="n", interfaces={"eth1": Rates(egress=9_200_000_000 - 200_000_000)}))
+    try:
+        ledger.reserve("b", "b", 0, Reservation(node="n", interfaces={"eth1": Rates(egress=500_000_000)}))
+    except ReservationRefused as refused:
+        assert refused.reasons == ["eth1 egress: 9G reserved of 9G usable, asks 500M"]
+    else:
+        raise AssertionError("must refuse")
+
+
+def test_recorded_facts_are_kept_even_past_a_shrunken_link():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (100, 100)})
+    warnings = ledger.rebuild([Holding("a", "a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=150)}))])
+    assert ledger.reserved("n", "eth0") == (150, 0)
+    assert warnings and "exceeds usable" in warnings[0]

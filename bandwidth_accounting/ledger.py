@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+
 from bandwidth_accounting.quantity import format_bandwidth
 from bandwidth_accounting.reservation import DIRECTIONS, Direction, Rates, Reservation
 
@@ -79,6 +81,10 @@ class Ledger:
         self._lock = threading.RLock()
         self._usable: dict[InterfaceKey, tuple[int, int]] = {}
         self._reserved: dict[InterfaceKey, list[int]] = {}
+        # The same budgets as arrays, one row per interface slot, for batch fit checks.
+        self._slots: dict[InterfaceKey, int] = {}
+        self._usable_rows = np.zeros((0, 2), dtype=np.int64)
+        self._reserved_rows = np.zeros((0, 2), dtype=np.int64)
         self._holdings: dict[str, Holding] = {}
         self._addresses: dict[str, dict[str, str]] = defaultdict(dict)  # network → ip → uid
         self._version = 0
@@ -109,6 +115,14 @@ class Ledger:
         if reserved is None:
             return usable
         return usable[0] - reserved[0], usable[1] - reserved[1]
+
+    def slot(self, node: str, interface: str) -> int:
+        """Row of the interface in ``budget_rows``; -1 when it has no capacity on record."""
+        return self._slots.get((node, interface), -1)
+
+    def budget_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(usable, reserved) as int64 arrays of shape (slots, 2): ingress, egress per slot."""
+        return self._usable_rows, self._reserved_rows
 
     def interfaces(self) -> Iterable[InterfaceKey]:
         return self._usable.keys() | self._reserved.keys()
@@ -148,6 +162,13 @@ class Ledger:
         """Replace every interface's usable capacity (the topology changed)."""
         with self._lock:
             self._usable = dict(usable)
+            self._slots = {key: row for row, key in enumerate(self._usable)}
+            self._usable_rows = np.array(list(self._usable.values()), dtype=np.int64).reshape(-1, 2)
+            self._reserved_rows = np.zeros_like(self._usable_rows)
+            for key, reserved in self._reserved.items():
+                row = self._slots.get(key)
+                if row is not None:
+                    self._reserved_rows[row] = reserved
             self._version += 1
 
     # -- reservations ----------------------------------------------------------------
@@ -217,6 +238,7 @@ class Ledger:
         """
         with self._lock:
             self._reserved.clear()
+            self._reserved_rows[:] = 0
             self._holdings.clear()
             self._addresses.clear()
             for holding in holdings:
@@ -240,6 +262,11 @@ class Ledger:
                 conflicts.append(f"{attachment.network}: address {address} is already taken")
         return conflicts
 
+    def _mirror(self, key: InterfaceKey, reserved: list[int]) -> None:
+        row = self._slots.get(key)
+        if row is not None:
+            self._reserved_rows[row] = reserved
+
     def _add(self, holding: Holding) -> None:
         node = holding.node
         for interface, rates in holding.reservation.interfaces.items():
@@ -248,6 +275,7 @@ class Ledger:
             reserved = self._reserved.setdefault((node, interface), [0, 0])
             reserved[0] += rates.ingress
             reserved[1] += rates.egress
+            self._mirror((node, interface), reserved)
         for attachment in holding.reservation.attachments:
             if attachment.ip is not None:
                 address = str(ipaddress.ip_interface(attachment.ip).ip)
@@ -263,6 +291,7 @@ class Ledger:
             reserved = self._reserved[(node, interface)]
             reserved[0] -= rates.ingress
             reserved[1] -= rates.egress
+            self._mirror((node, interface), reserved)
             if reserved == [0, 0]:
                 del self._reserved[(node, interface)]
         for attachment in holding.reservation.attachments:

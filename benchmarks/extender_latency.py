@@ -26,9 +26,9 @@ import uuid
 from pathlib import Path
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
-from topology.models import Pod
+from scheduler_extender.app import json_response
 from scheduler_extender.wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
@@ -36,6 +36,7 @@ from scheduler_extender.wire import (
     ExtenderFilterResult,
     HostPriority,
 )
+from topology.models import Pod
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "extender"
 
@@ -76,15 +77,16 @@ def serve(kind: str, nodes: int, port: int, pods: int) -> None:
 def passthrough_app() -> FastAPI:
     app = FastAPI()
 
+    # The same response path as netsched's webhook: serialised once, no re-validation.
     @app.post("/filter", response_model=ExtenderFilterResult)
-    def filter_nodes(args: ExtenderArgs) -> ExtenderFilterResult:
+    async def filter_nodes(args: ExtenderArgs) -> Response:
         if args.NodeNames is not None:
-            return ExtenderFilterResult(NodeNames=args.NodeNames)
-        return ExtenderFilterResult(Nodes=args.Nodes)
+            return json_response(ExtenderFilterResult(NodeNames=args.NodeNames).model_dump_json())
+        return json_response(ExtenderFilterResult(Nodes=args.Nodes).model_dump_json())
 
     @app.post("/prioritize", response_model=list[HostPriority])
-    def prioritize(args: ExtenderArgs) -> list[HostPriority]:
-        return [HostPriority(Host=name, Score=0) for name in args.node_names()]
+    async def prioritize(args: ExtenderArgs) -> Response:
+        return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in args.node_names()]))
 
     @app.post("/bind", response_model=ExtenderBindingResult)
     def bind(args: ExtenderBindingArgs) -> ExtenderBindingResult:

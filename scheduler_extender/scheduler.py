@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+
+from bandwidth_accounting.batch import batch_fit
 from bandwidth_accounting.fit import (
     Cause,
     FitSettings,
@@ -35,6 +38,7 @@ from scheduler_extender import scoring
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.state import ClusterState
 from topology.models import Pod
+from topology.rows import NodeRows
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,17 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One pod against a list of candidates."""
+
+    fits: np.ndarray
+    headroom: np.ndarray
+    """Smallest share of usable capacity left after placing the pod; NaN: no budget involved."""
+    exact: dict[str, Outcome]
+    """``plan_on_node`` outcomes of the candidates the batch check could not settle."""
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     fit: FitSettings = field(default_factory=FitSettings)
 
@@ -130,17 +145,18 @@ class Scheduler:
             return self._decided("filter", pod, result)
 
         state = self.state
-        topology, ledger = state.topology, state.ledger
         uid = _uid(pod)
-        everywhere = pod_refusals(requirements, topology, ledger, uid)
+        everywhere = pod_refusals(requirements, state.topology, state.ledger, uid)
         if everywhere:
             result.refusals = dict.fromkeys(names, everywhere)
             return self._decided("filter", pod, result)
-        for name, outcome in self._plan(pod, requirements, names).items():
-            if isinstance(outcome, Plan):
+        evaluation = self._evaluate(pod, requirements, names)
+        fits = evaluation.fits.tolist()
+        for name, fit in zip(names, fits, strict=True):
+            if fit:
                 result.passed.append(name)
             else:
-                result.refusals[name] = outcome
+                result.refusals[name] = evaluation.exact[name]  # type: ignore[assignment]
         return self._decided("filter", pod, result)
 
     # -- prioritize --------------------------------------------------------------------
@@ -154,43 +170,41 @@ class Scheduler:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         if not requirements.needs_resources and requirements.peers is None:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
-        topology, ledger = self.state.topology, self.state.ledger
-        peer_nodes = self._peer_nodes(pod, requirements)
-        scores = {}
-        for name, outcome in self._plan(pod, requirements, names).items():
-            if not isinstance(outcome, Plan):
-                scores[name] = 0
-                continue
-            scores[name] = scoring.combine(
-                (
-                    scoring.bandwidth_score(outcome, ledger, requirements.placement),
-                    scoring.peer_score(name, peer_nodes, topology),
-                )
-            )
-        return scores
+        rows = self.state.topology.rows
+        candidates = rows.rows_of(names)
+        opinions = [scoring.peer_scores(candidates, self._peer_rows(pod, requirements, rows), rows)]
+        fits = np.ones(len(names), dtype=bool)
+        if requirements.needs_resources:
+            evaluation = self._evaluate(pod, requirements, names)
+            fits = evaluation.fits
+            opinions.append(scoring.bandwidth_scores(evaluation.headroom, requirements.placement))
+        scores = np.where(fits, scoring.combine(opinions, len(names)), 0)
+        return dict(zip(names, scores.tolist(), strict=True))
 
-    def _plan(self, pod: Pod, requirements: PodRequirements, names: list[str]) -> dict[str, Outcome]:
-        """``plan_on_node`` for each name, reusing what filter found for the same pod and ledger.
-
-        kube-scheduler calls prioritize right after filter for the same pod; unless a
-        bind changed the ledger in between, the plans are still exact.
-        """
+    def _evaluate(self, pod: Pod, requirements: PodRequirements, names: list[str]) -> Evaluation:
+        """The pod against every candidate: ``batch_fit`` for all, ``plan_on_node`` where it
+        cannot decide. Exact outcomes are kept for the prioritize call that follows filter
+        for the same pod (kube-scheduler's order); a bind in between changes the ledger
+        version and so the key."""
         state = self.state
         topology, ledger = state.topology, state.ledger
-        key = (_uid(pod), requirements, ledger.version, state.generation)
-        cached = self._outcomes.get(key, {})
         now, fit, priority = self.clock(), self.settings.fit, pod.spec.priority
-        outcomes = {}
-        for name in names:
-            outcome = cached.get(name)
-            if outcome is None:
-                outcome = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
-            outcomes[name] = outcome
-        self._outcomes[key] = outcomes
+        batch = batch_fit(requirements, names, topology, ledger, state.slot_map, now, fit)
+        key = (_uid(pod), requirements, ledger.version, state.generation)
+        exact = self._outcomes.setdefault(key, {})
         self._outcomes.move_to_end(key)
         while len(self._outcomes) > CACHED_FILTERS:
             self._outcomes.popitem(last=False)
-        return outcomes
+        fits, headroom = batch.fits.copy(), batch.headroom.copy()
+        for index in np.flatnonzero(~batch.fits).tolist():
+            name = names[index]
+            outcome = exact.get(name)
+            if outcome is None:
+                outcome = exact[name] = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
+            if isinstance(outcome, Plan):
+                fits[index] = True
+                headroom[index] = scoring.headroom_left(outcome, ledger)
+        return Evaluation(fits=fits, headroom=headroom, exact=exact)
 
     # -- bind --------------------------------------------------------------------------
 
@@ -285,16 +299,17 @@ class Scheduler:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _peer_nodes(self, pod: Pod, requirements: PodRequirements) -> list[str]:
+    def _peer_rows(self, pod: Pod, requirements: PodRequirements, rows: NodeRows) -> list[int]:
+        """Topology rows of the nodes running the pod's peers (one entry per peer pod)."""
         selector = requirements.peers
         if selector is None:
             return []
         own_uid = _uid(pod)
         namespace = pod.metadata.namespace or "default"
         return [
-            other.spec.node_name
+            rows.position[other.spec.node_name]
             for other in self.state.pods()
-            if other.spec.node_name
+            if other.spec.node_name in rows.position
             and not other.is_terminal
             and _uid(other) != own_uid
             and (other.metadata.namespace or "default") == namespace

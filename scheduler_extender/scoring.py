@@ -1,19 +1,21 @@
 """Scoring policies: how much a node is preferred once it fits.
 
-Each policy is a separate function returning 0..10 (kube-scheduler's
-MaxExtenderPriority) or None when it has no opinion about the pod; the node's score
-is the mean of the opinions. Filtering lives elsewhere: a node is only scored once
-``plan_on_node`` found room for the pod there.
+Each policy gives every candidate 0..10 (kube-scheduler's MaxExtenderPriority) or
+NaN where it has no opinion; a node's score is the mean of the opinions it got,
+rounded. Policies work on arrays because prioritize scores up to every node of the
+cluster at once. Filtering lives elsewhere: only nodes found to fit are scored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from bandwidth_accounting.fit import Plan
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import Placement
-from topology.graph import Topology
+from topology.rows import NodeRows
 
 MAX_SCORE = 10
 NEUTRAL_SCORE = 0
@@ -21,44 +23,42 @@ NEUTRAL_SCORE = 0
 MAX_HOPS = 8
 
 
-def headroom_left(plan: Plan, ledger: Ledger) -> float | None:
-    """The smallest share of usable capacity left on the plan's interfaces after placing it."""
-    lowest: float | None = None
+def headroom_left(plan: Plan, ledger: Ledger) -> float:
+    """The smallest share of usable capacity left on a plan's interfaces (NaN: none has any)."""
+    lowest = np.inf
     node = plan.node
     for interface, asked in plan.charges.items():
         usable = ledger.usable(node, interface)
         reserved = ledger.reserved(node, interface)
         for index in (0, 1):
             if usable[index] > 0:
-                share = (usable[index] - reserved[index] - asked[index]) / usable[index]
-                if lowest is None or share < lowest:
-                    lowest = share
-    return None if lowest is None else max(0.0, lowest)
+                lowest = min(lowest, (usable[index] - reserved[index] - asked[index]) / usable[index])
+    return np.nan if np.isinf(lowest) else max(0.0, lowest)
 
 
-def bandwidth_score(plan: Plan, ledger: Ledger, placement: Placement) -> float | None:
+def bandwidth_scores(headroom: np.ndarray, placement: Placement) -> np.ndarray:
     """``spread`` prefers the most headroom left; ``pack`` the least that still fits."""
-    left = headroom_left(plan, ledger)
-    if left is None:
-        return None
-    return MAX_SCORE * (left if placement is Placement.SPREAD else 1.0 - left)
+    return MAX_SCORE * (headroom if placement is Placement.SPREAD else 1.0 - headroom)
 
 
-def peer_score(node: str, peer_nodes: Sequence[str], topology: Topology) -> float | None:
-    """Prefer nodes few hops from the pod's peers: same node > switch > zone > elsewhere."""
-    hops = [h for peer in peer_nodes if (h := topology.hops(node, peer)) is not None]
-    if not hops:
-        return None
-    return MAX_SCORE * (1.0 - sum(hops) / len(hops) / MAX_HOPS)
+def peer_scores(candidates: np.ndarray, peers: Sequence[int], rows: NodeRows) -> np.ndarray:
+    """Prefer nodes few hops from the pod's peers: same node > switch > zone > elsewhere.
+
+    ``candidates`` and ``peers`` are topology rows; unknown candidates (-1) get NaN.
+    """
+    if not peers:
+        return np.full(len(candidates), np.nan)
+    at = np.where(candidates >= 0, candidates, 0)
+    mean_hops = sum(rows.hops_to(peer)[at] for peer in peers) / len(peers)
+    return np.where(candidates >= 0, MAX_SCORE * (1.0 - mean_hops / MAX_HOPS), np.nan)
 
 
-def combine(opinions: Sequence[float | None]) -> int:
-    """The mean of the policies that have an opinion, as kube-scheduler's 0..10 integer."""
-    total, count = 0.0, 0
-    for opinion in opinions:
-        if opinion is not None:
-            total += opinion
-            count += 1
-    if not count:
-        return NEUTRAL_SCORE
-    return max(0, min(MAX_SCORE, round(total / count)))
+def combine(opinions: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """Mean of the opinions present per node, as kube-scheduler's 0..10 integers."""
+    stacked = np.array(opinions, dtype=np.float64).reshape(len(opinions), size)
+    present = ~np.isnan(stacked)
+    count = present.sum(axis=0)
+    total = np.where(present, stacked, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, NEUTRAL_SCORE)
+    return np.clip(np.rint(mean), 0, MAX_SCORE).astype(np.int64)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from bandwidth_accounting import annotations
+from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
 from bandwidth_accounting.reservation import Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
@@ -78,6 +79,7 @@ class ClusterState:
         self._networks: dict[str, Network] = {}
         self._pods: dict[str, Pod] = {}
         self._topology: Topology | None = None
+        self._slot_map: SlotMap | None = None
         self.generation = 0
         """Bumped whenever the topology changes; callers key caches on it."""
         self.ready = threading.Event()
@@ -105,10 +107,12 @@ class ClusterState:
             if isinstance(obj, Pod):
                 self._upsert_pod(obj)
                 return
-            if isinstance(obj, Node):
-                self._nodes[obj.name] = obj
-            elif isinstance(obj, NodeNetwork):
+            if isinstance(obj, NodeNetwork):
                 self._node_networks[obj.metadata.name] = obj
+                if self._topology is not None and self._topology.refresh_report(obj):
+                    return  # a heartbeat: same structure, nothing to rebuild
+            elif isinstance(obj, Node):
+                self._nodes[obj.name] = obj
             elif isinstance(obj, Network):
                 self._networks[obj.name] = obj
             self._invalidate_topology()
@@ -141,6 +145,15 @@ class ClusterState:
                     )
                 topology = self._topology
         return topology
+
+    @property
+    def slot_map(self) -> SlotMap:
+        """Ledger slots of the topology's interfaces, for batch fit checks."""
+        with self._lock:
+            topology = self.topology
+            if self._slot_map is None or self._slot_map.rows is not topology.rows:
+                self._slot_map = SlotMap(topology.rows, self.ledger)
+            return self._slot_map
 
     def pod(self, uid: str) -> Pod | None:
         return self._pods.get(uid)

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import networkx as nx
+import numpy as np
 
+from topology.rows import NodeRows
 from topology.models import (
     InterfaceRole,
     Network,
@@ -63,8 +66,19 @@ def interface_carries(interface: NetworkInterface, network: Network) -> bool:
     return interface.role.serves(spec.role) and interface.oper_state != "down"
 
 
+def _structure(report: NodeNetwork) -> dict:
+    """A report less what changes every interval (heartbeat, observed rates)."""
+    return report.status.model_dump(
+        exclude={"heartbeat_time": True, "interfaces": {"__all__": {"rx_bps", "tx_bps"}}}
+    )
+
+
 class Topology:
-    """An immutable snapshot of the cluster's network, built from API objects."""
+    """A snapshot of the cluster's network structure, built from API objects.
+
+    Only what reporters re-send every interval (heartbeats, observed rates) is ever
+    refreshed in place (``refresh_report``); any other change builds a new Topology.
+    """
 
     def __init__(
         self,
@@ -132,6 +146,41 @@ class Topology:
                 break
 
     # -- queries ------------------------------------------------------------------
+
+    @cached_property
+    def rows(self) -> NodeRows:
+        """The same topology as arrays, one row per node (built on first use)."""
+        return NodeRows.build(
+            locations=self._locations,
+            reported=set(self.node_networks),
+            heartbeats={name: beat.timestamp() for name, beat in self._heartbeats.items()},
+            pod_interface={name: iface.name for name, iface in self._pod_interfaces.items()},
+            carriers={
+                node: {network: [iface.name for iface in ifaces] for network, ifaces in carried.items()}
+                for node, carried in self._carriers.items()
+            },
+            networks=list(self.networks),
+        )
+
+    def refresh_report(self, report: NodeNetwork) -> bool:
+        """Take a newer report of a node if only its heartbeat and observed rates changed.
+
+        Reporters re-publish every few seconds; rebuilding the graph for each heartbeat
+        would cost a 5,000-node cluster a second per report. Returns False (and changes
+        nothing) when the report changes the structure: the caller then rebuilds.
+        """
+        name = report.metadata.name
+        current = self.node_networks.get(name)
+        if current is None or _structure(current) != _structure(report):
+            return False
+        self.node_networks[name] = report
+        self._interfaces[name] = {iface.name: iface for iface in report.status.interfaces}
+        beat = report.status.heartbeat_time
+        if beat is not None:
+            self._heartbeats[name] = beat
+        if "rows" in self.__dict__:
+            self.rows.heartbeat[self.rows.position[name]] = beat.timestamp() if beat else np.nan
+        return True
 
     def location(self, node: str) -> Location | None:
         return self._locations.get(node)

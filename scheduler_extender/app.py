@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler_extender.cluster import ClusterSource
+from scheduler_extender.dashboard import admin_router
 from scheduler_extender.metrics import ExtenderMetrics
 from scheduler_extender.scheduler import BindError, Scheduler
 from scheduler_extender.state import ClusterState
@@ -184,4 +185,5 @@ def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
         """The most recent scheduling decisions, newest first, with each refused node's reason."""
         return decision_views(list(scheduler.decisions))
 
+    app.include_router(admin_router(extender))
     return app

@@ -7,7 +7,8 @@ so they can never drift from the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -46,6 +47,7 @@ class ExtenderMetrics:
             "netsched_binds", "Pods bound by the extender.", registry=self.registry
         )
         self.registry.register(InterfaceCollector(state))
+        self.registry.register(NodeCollector(state))
 
 
 class InterfaceCollector(Collector):
@@ -79,3 +81,46 @@ class InterfaceCollector(Collector):
         yield capacity
         yield reserved
         yield observed
+
+
+class NodeCollector(Collector):
+    """Where each node hangs, how fresh its report is, and how many pods hold bandwidth there.
+
+    ``netsched_node_info`` carries the zone and switch as labels so that PromQL can
+    sum the interface gauges per zone or switch (``* on(node) group_left(zone)``).
+    """
+
+    def __init__(self, state: ClusterState, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.state = state
+        self.clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = GaugeMetricFamily(
+            "netsched_node_info", "Location of each node (always 1).", labels=["node", "region", "zone", "switch"]
+        )
+        age = GaugeMetricFamily(
+            "netsched_node_report_age_seconds", "Seconds since the node's NodeNetwork heartbeat.", labels=["node"]
+        )
+        pods = GaugeMetricFamily(
+            "netsched_node_reserving_pods", "Pods holding a bandwidth reservation on the node.", labels=["node"]
+        )
+        reachable = GaugeMetricFamily(
+            "netsched_network_nodes", "Nodes where the network is reachable.", labels=["network", "mode"]
+        )
+        topology, ledger, now = self.state.topology, self.state.ledger, self.clock()
+        holding_counts: dict[str, int] = {}
+        for holding in ledger.holdings():
+            holding_counts[holding.node] = holding_counts.get(holding.node, 0) + 1
+        for node in sorted(topology.nodes.keys() | topology.node_networks.keys()):
+            location = topology.location(node)
+            info.add_metric([node, location.region, location.zone, location.switch], 1)
+            heartbeat = topology.heartbeat(node)
+            if heartbeat is not None:
+                age.add_metric([node], max(0.0, (now - heartbeat).total_seconds()))
+            pods.add_metric([node], holding_counts.get(node, 0))
+        for name, network in sorted(topology.networks.items()):
+            reachable.add_metric([name, network.spec.mode.value], len(topology.nodes_reaching(name)))
+        yield info
+        yield age
+        yield pods
+        yield reachable

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from bandwidth_accounting import annotations
 from bandwidth_accounting.reservation import Rates, Reservation
-from scheduler_extender.scheduler import Decision
+from scheduler_extender.scheduler import Decision, Scheduler
 from scheduler_extender.state import ClusterState
-from topology.models import InterfaceRole, NetworkSpec
+from topology.models import InterfaceRole, NetworkSpec, Pod
 
 
 class InterfaceView(BaseModel):
@@ -100,11 +101,17 @@ def topology_view(state: ClusterState) -> TopologyView:
         NetworkView(name=name, spec=network.spec, nodes=len(topology.nodes_reaching(name)))
         for name, network in sorted(topology.networks.items())
     ]
-    reservations = [
+    return TopologyView(nodes=nodes, networks=networks, reservations=reservation_views(state))
+
+
+def reservation_views(state: ClusterState, node: str | None = None) -> list[ReservationView]:
+    """Pods holding reservations (all, or those on ``node``), by pod name."""
+    ledger = state.ledger
+    holdings = ledger.holdings() if node is None else ledger.holdings_on(node)
+    return [
         ReservationView(uid=h.uid, pod=h.pod, priority=h.priority, reservation=h.reservation)
-        for h in sorted(ledger.holdings(), key=lambda h: h.pod)
+        for h in sorted(holdings, key=lambda h: h.pod)
     ]
-    return TopologyView(nodes=nodes, networks=networks, reservations=reservations)
 
 
 def decision_views(decisions: list[Decision]) -> list[DecisionView]:
@@ -114,3 +121,83 @@ def decision_views(decisions: list[Decision]) -> list[DecisionView]:
         )
         for d in reversed(decisions)
     ]
+
+
+# -- explain -------------------------------------------------------------------------------
+
+
+class RefusalView(BaseModel):
+    cause: str
+    message: str
+    resolvable: bool = Field(description="Whether evicting lower-priority pods could cure it.")
+
+
+class NodeVerdict(BaseModel):
+    node: str
+    zone: str
+    switch: str
+    fits: bool
+    score: int | None = Field(description="Prioritize score 0-10 where the pod fits.")
+    reasons: list[RefusalView]
+
+
+class ExplainView(BaseModel):
+    pod: str
+    bound_to: str | None = Field(description="Node the pod is bound to, if any; its own reservation counts.")
+    annotations: dict[str, str] = Field(description="The pod's netsched annotations, as written.")
+    fits: int
+    nodes: list[NodeVerdict] = Field(description="Nodes that fit first, best score first; then the rest.")
+
+
+class PodNotFound(LookupError):
+    pass
+
+
+def find_pod(state: ClusterState, reference: str) -> Pod:
+    """A pod by ``namespace/name`` (or ``name`` in namespace ``default``)."""
+    namespace, _, name = reference.rpartition("/")
+    key = f"{namespace or 'default'}/{name}"
+    for pod in state.pods():
+        if pod.key == key:
+            return pod
+    raise PodNotFound(f"pod {key} is not in the cluster")
+
+
+def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
+    """For every node: does ``pod`` fit, with which score, and if not, every reason why.
+
+    It runs the webhook's own filter and prioritize on a throwaway ``Scheduler`` over
+    the same state, so the answer is exactly what kube-scheduler would be told, while
+    the live scheduler's decision log and plan cache stay untouched (read-only).
+    """
+    probe = Scheduler(scheduler.state, scheduler.source, scheduler.settings, scheduler.clock)
+    state = scheduler.state
+    names = state.node_names()
+    filtered = probe.filter(pod, names)
+    scores = probe.prioritize(pod, filtered.passed) if filtered.passed else {}
+    topology = state.topology
+    verdicts = []
+    for name in names:
+        location = topology.location(name)
+        reasons = [
+            RefusalView(cause=r.cause.value, message=r.message, resolvable=r.resolvable)
+            for r in filtered.refusals.get(name, [])
+        ]
+        verdicts.append(
+            NodeVerdict(
+                node=name,
+                zone=location.zone if location else "",
+                switch=location.switch if location else "",
+                fits=not reasons,
+                score=scores.get(name) if not reasons else None,
+                reasons=reasons,
+            )
+        )
+    verdicts.sort(key=lambda v: (not v.fits, -(v.score or 0), v.node))
+    return ExplainView(
+        pod=pod.key,
+        bound_to=pod.spec.node_name,
+        annotations={k: v for k, v in pod.metadata.annotations.items() if k in annotations.INPUTS},
+        fits=len(filtered.passed),
+        nodes=verdicts,
+    )

@@ -30,9 +30,12 @@ class SlotMap:
     rows: NodeRows
     ledger: Ledger
     pod_slots: np.ndarray = field(init=False)
+    numbering: np.ndarray = field(init=False)
+    """The ledger's usable array these slots index; replaced whenever capacities change."""
     _carriers: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.numbering = self.ledger.budget_rows()[0]
         slot = self.ledger.slot
         self.pod_slots = np.array(
             [slot(node, iface) if iface else -1 for node, iface in zip(self.rows.names, self.rows.pod_interface, strict=True)],
@@ -68,16 +71,18 @@ class BatchFit:
 
 def batch_fit(
     requirements: PodRequirements,
-    names: list[str],
+    rows: np.ndarray,
     topology: Topology,
     ledger: Ledger,
     slots: SlotMap,
     now: datetime,
     settings: FitSettings,
 ) -> BatchFit:
-    """Vectorised ``plan_on_node`` for the unambiguous case (see the module docstring)."""
+    """Vectorised ``plan_on_node`` for the unambiguous case (see the module docstring).
+
+    ``rows`` are the candidates' topology rows (``topology.rows.rows_of(names)``).
+    """
     node_rows = topology.rows
-    rows = node_rows.rows_of(names)
     known = rows >= 0
     at = np.where(known, rows, 0)
     fits = known & node_rows.reported[at]
@@ -94,7 +99,9 @@ def batch_fit(
         charges.append((carrier[at], attachment.ingress_bps, attachment.egress_bps))
 
     usable, reserved = ledger.budget_rows()
-    headroom = np.full(len(names), np.inf)
+    if usable is not slots.numbering:
+        fits[:] = False  # capacities changed under us: let plan_on_node decide every node
+    headroom = np.full(len(rows), np.inf)
     for slot, _, _ in charges:
         fits &= slot >= 0
     for slot, _, _ in charges:
@@ -102,7 +109,7 @@ def batch_fit(
         asked_in = sum(np.where(other == slot, ingress, 0) for other, ingress, _ in charges)
         asked_out = sum(np.where(other == slot, egress, 0) for other, _, egress in charges)
         at_slot = np.where(slot >= 0, slot, 0)
-        budget = usable[at_slot] if len(usable) else np.zeros((len(names), 2), dtype=np.int64)
+        budget = usable[at_slot] if len(usable) else np.zeros((len(rows), 2), dtype=np.int64)
         held = reserved[at_slot] if len(reserved) else budget * 0
         for direction, asked in ((0, asked_in), (1, asked_out)):
             left = budget[:, direction] - held[:, direction] - asked

@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from bandwidth_accounting.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.state import ClusterState
+from topology.graph import Topology
 from topology.models import Pod
 from topology.rows import NodeRows
 
@@ -150,13 +152,14 @@ class Scheduler:
         if everywhere:
             result.refusals = dict.fromkeys(names, everywhere)
             return self._decided("filter", pod, result)
-        evaluation = self._evaluate(pod, requirements, names)
+        topology = state.topology
+        evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
         fits = evaluation.fits.tolist()
-        for name, fit in zip(names, fits, strict=True):
-            if fit:
-                result.passed.append(name)
-            else:
-                result.refusals[name] = evaluation.exact[name]  # type: ignore[assignment]
+        result.passed = list(compress(names, fits))
+        if len(result.passed) < len(names):
+            result.refusals = {
+                name: evaluation.exact[name] for name, fit in zip(names, fits, strict=True) if not fit
+            }  # type: ignore[misc]
         return self._decided("filter", pod, result)
 
     # -- prioritize --------------------------------------------------------------------
@@ -170,26 +173,29 @@ class Scheduler:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         if not requirements.needs_resources and requirements.peers is None:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
-        rows = self.state.topology.rows
+        topology = self.state.topology
+        rows = topology.rows
         candidates = rows.rows_of(names)
         opinions = [scoring.peer_scores(candidates, self._peer_rows(pod, requirements, rows), rows)]
         fits = np.ones(len(names), dtype=bool)
         if requirements.needs_resources:
-            evaluation = self._evaluate(pod, requirements, names)
+            evaluation = self._evaluate(pod, requirements, names, topology, candidates)
             fits = evaluation.fits
             opinions.append(scoring.bandwidth_scores(evaluation.headroom, requirements.placement))
         scores = np.where(fits, scoring.combine(opinions, len(names)), 0)
         return dict(zip(names, scores.tolist(), strict=True))
 
-    def _evaluate(self, pod: Pod, requirements: PodRequirements, names: list[str]) -> Evaluation:
+    def _evaluate(
+        self, pod: Pod, requirements: PodRequirements, names: list[str], topology: Topology, rows: np.ndarray
+    ) -> Evaluation:
         """The pod against every candidate: ``batch_fit`` for all, ``plan_on_node`` where it
         cannot decide. Exact outcomes are kept for the prioritize call that follows filter
         for the same pod (kube-scheduler's order); a bind in between changes the ledger
         version and so the key."""
         state = self.state
-        topology, ledger = state.topology, state.ledger
+        ledger = state.ledger
         now, fit, priority = self.clock(), self.settings.fit, pod.spec.priority
-        batch = batch_fit(requirements, names, topology, ledger, state.slot_map, now, fit)
+        batch = batch_fit(requirements, rows, topology, ledger, state.slot_map(topology), now, fit)
         key = (_uid(pod), requirements, ledger.version, state.generation)
         exact = self._outcomes.setdefault(key, {})
         self._outcomes.move_to_end(key)

@@ -146,11 +146,9 @@ class ClusterState:
                 topology = self._topology
         return topology
 
-    @property
-    def slot_map(self) -> SlotMap:
-        """Ledger slots of the topology's interfaces, for batch fit checks."""
+    def slot_map(self, topology: Topology) -> SlotMap:
+        """Ledger slots of ``topology``'s interfaces, for batch fit checks; cached per topology."""
         with self._lock:
-            topology = self.topology
             if self._slot_map is None or self._slot_map.rows is not topology.rows:
                 self._slot_map = SlotMap(topology.rows, self.ledger)
             return self._slot_map

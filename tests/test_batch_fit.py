@@ -70,7 +70,7 @@ def test_batch_agrees_with_plan_on_node(nodes, requirements, held):
         return
     names = [f"n{i}" for i in range(len(nodes))] + ["ghost"]
     fit = FitSettings(report_ttl=timedelta(seconds=60))
-    batch = batch_fit(requirements, names, topology, ledger, SlotMap(topology.rows, ledger), NOW, fit)
+    batch = batch_fit(requirements, topology.rows.rows_of(names), topology, ledger, SlotMap(topology.rows, ledger), NOW, fit)
     for index, name in enumerate(names):
         exact = plan_on_node(requirements, name, topology, ledger, NOW, fit)
         if batch.fits[index]:

@@ -9,6 +9,7 @@ in a few vectorised operations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,8 +74,7 @@ class NodeRows:
 
     def rows_of(self, names: list[str]) -> np.ndarray:
         """Row of each name; -1 for names the topology does not know."""
-        position = self.position
-        return np.fromiter((position.get(name, -1) for name in names), dtype=np.int64, count=len(names))
+        return np.fromiter(map(self.position.get, names, repeat(-1)), dtype=np.int64, count=len(names))
 
     def hops_to(self, row: int) -> np.ndarray:
         """Hops from every node to the node at ``row`` (as ``Location.hops_to``)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -147,3 +149,56 @@ def test_node_gauges(scenario):
     assert reach[labels(network="storage", mode="vlan")] == 12
     assert reach[labels(network="replication", mode="vlan")] == 8  # two of three zones
     assert reach[labels(network="tenant", mode="vxlan")] == 12
+
+
+# -- the Grafana dashboard in deploy/ ----------------------------------------------------------
+
+GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "netsched-dashboard.json"
+
+
+def grafana_queries(dashboard: dict) -> list[str]:
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    queries += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    return queries
+
+
+def test_grafana_dashboard_queries_only_metrics_the_extender_exposes(scenario):
+    _cluster, _outcomes, _node, _conflict, metrics = scenario
+    dashboard = json.loads(GRAFANA.read_text())
+    queries = grafana_queries(dashboard)
+    assert len(queries) >= 15
+    used = {name for query in queries for name in re.findall(r"\bnetsched_[a-z_]+", query)}
+    exposed = set(metrics)
+    assert used <= exposed, f"the dashboard queries metrics /metrics does not have: {used - exposed}"
+    # it covers what the design asks for: latency per verb, rejections per reason,
+    # capacity / reserved / observed per interface and direction, bind conflicts
+    for name in (
+        "netsched_extender_request_duration_seconds_bucket", "netsched_filter_rejections_total",
+        "netsched_interface_capacity_bps", "netsched_interface_reserved_bps", "netsched_interface_observed_bps",
+        "netsched_bind_conflicts_total",
+    ):
+        assert name in used
+    for query in queries:
+        assert query.count("(") == query.count(")") and query.count("{") == query.count("}"), query
+    # the labels it groups and joins on are labels those metrics carry
+    label_names = {label for samples in metrics.values() for key in samples for label, _ in key}
+    for query in queries:
+        for group in re.findall(r"(?:by|on)\s*\(([^)]*)\)", query):
+            for label in filter(None, (part.strip() for part in group.split(","))):
+                assert label in label_names | {"le"}, (label, query)
+
+
+def test_grafana_dashboard_is_well_formed():
+    dashboard = json.loads(GRAFANA.read_text())
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        for reference in re.findall(r"\$\{?(\w+)", json.dumps(panel)):
+            assert reference in variables, f"panel {panel['title']!r} uses undefined ${reference}"
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        covered = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not covered & cells, f"panel {panel['title']!r} overlaps another"
+        cells |= covered

@@ -511,6 +511,7 @@
     renderDetail(data);
     renderNetworks(data);
     applySearch(); // renders pods and decisions, filtered
+    if (ui.firstRender) ui.firstRenderAt = performance.now(); // ms since navigation started
     ui.firstRender = false;
     ui.renderMs = performance.now() - started;
     document.body.dataset.version = data.version;

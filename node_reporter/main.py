@@ -141,14 +141,17 @@ def run_daemon(
     stop: threading.Event,
     publisher: KubePublisher | None = None,
     on_report: Callable[[NodeNetwork], None] | None = None,
+    on_serving: Callable[[int], None] | None = None,
 ) -> int:
     """Cycle until ``stop`` is set. ``publisher`` defaults to one built from the config;
-    ``on_report`` sees every report built (tests, and the log at debug level)."""
+    ``on_report`` sees every report built, ``on_serving`` the metrics port (tests)."""
     publisher = publisher or make_publisher(config)
     metrics = ReporterMetrics(stale_after=3 * config.interval + config.sample_seconds + 5)
     with NetlinkSource(config.netns) as source, MetricsServer(metrics, config.metrics.address, config.metrics.port) as server:
         log.info("reporting node %s every %ss; metrics on %s:%d", config.node_name, config.interval,
                  config.metrics.address, server.port)
+        if on_serving is not None:
+            on_serving(server.port)
         ReporterLoop(config, Reporter(config, source), publisher, metrics, on_report).run(stop)
     return 0
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from scheduler_extender.scheduler import Decision
 from scheduler_extender.state import ClusterState
@@ -29,7 +31,11 @@ Pair = tuple[int, int]
 """(ingress, egress) in bits/s."""
 
 
-class InterfaceLoad(BaseModel):
+# Nodes and interfaces are TypedDicts, not models: a 5,000-node document holds 20,000 of
+# them, and plain dicts (serialised by the enclosing model) build several times faster.
+
+
+class InterfaceLoad(TypedDict):
     name: str
     role: InterfaceRole
     kind: str
@@ -37,16 +43,16 @@ class InterfaceLoad(BaseModel):
     up: bool
     vlans: list[int]
     vnis: list[int]
-    networks: list[str] = Field(description="Networks this interface carries on this node.")
-    capacity: Pair = Field(description="Usable bits/s: link speed less headroom.")
+    networks: Annotated[list[str], Field(description="Networks this interface carries on this node.")]
+    capacity: Annotated[Pair, Field(description="Usable bits/s: link speed less headroom.")]
     reserved: Pair
     observed: Pair
 
 
-class NodeLoad(BaseModel):
+class NodeLoad(TypedDict):
     name: str
     heartbeat: datetime | None
-    pods: int = Field(description="Pods holding reservations on the node.")
+    pods: Annotated[int, Field(description="Pods holding reservations on the node.")]
     interfaces: list[InterfaceLoad]
 
 
@@ -152,10 +158,8 @@ def dashboard_view(
         for network in topology.networks:
             for interface in topology.interfaces_carrying(name, network):
                 carried.setdefault(interface.name, []).append(network)
-        # model_construct: these values come from validated models and the ledger, and
-        # validating 15,000 interfaces again would triple the time of a 5,000-node build.
         interfaces = [
-            InterfaceLoad.model_construct(
+            InterfaceLoad(
                 name=iface.name,
                 role=iface.role,
                 kind=iface.kind,
@@ -178,7 +182,7 @@ def dashboard_view(
             switch = switches[(location.zone, location.switch)] = SwitchGroup(name=location.switch, nodes=[])
             zone.switches.append(switch)
         switch.nodes.append(
-            NodeLoad.model_construct(name=name, heartbeat=topology.heartbeat(name), pods=pods_on.get(name, 0), interfaces=interfaces)
+            NodeLoad(name=name, heartbeat=topology.heartbeat(name), pods=pods_on.get(name, 0), interfaces=interfaces)
         )
 
     networks = [

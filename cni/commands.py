@@ -1,0 +1,338 @@
+"""The CNI verbs: ADD, DEL, CHECK, STATUS, GC and VERSION over the shared helpers.
+
+Each verb is a small function from the validated environment and NetConf to a result
+(or None); :mod:`cni.main` turns that into stdout and an exit code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bandwidth_accounting.reservation import AttachmentReservation
+from cni import podlinks, segments, shaping
+from cni.config import SPEC_VERSION, SUPPORTED_VERSIONS, Environment, NetConf, Result, ResultIP
+from cni.config import ResultInterface
+from cni.errors import CNIError, ErrorCode
+from cni.lazy_pyroute2 import NetlinkError
+from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
+from cni.state import AttachedInterface, Record, StateDir
+from cni.validate import validate_attachments, validate_network_name
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Rates (bits/s, 0 = unshaped) and bursts (bits, 0 = default) of one pod interface."""
+
+    ingress_rate: int = 0
+    ingress_burst: int = 0
+    egress_rate: int = 0
+    egress_burst: int = 0
+
+    @property
+    def shaped(self) -> bool:
+        return bool(self.ingress_rate or self.egress_rate)
+
+    def buckets(self, mtu: int, max_queue_ms: float
+                ) -> tuple[shaping.TokenBucket | None, shaping.TokenBucket | None]:
+        """(ingress, egress) token buckets for an interface of ``mtu``."""
+        ingress = (shaping.plan_bucket(self.ingress_rate, self.ingress_burst, max_queue_ms, mtu)
+                   if self.ingress_rate else None)
+        egress = (shaping.plan_bucket(self.egress_rate, self.egress_burst, max_queue_ms, mtu)
+                  if self.egress_rate else None)
+        return ingress, egress
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the pod should end up with: limits per pod interface, and the attachments."""
+
+    limits: dict[str, Limits]
+    attachments: list[AttachmentReservation]
+
+
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """Turn a netlink failure into a CNI error that says which step failed."""
+    try:
+        yield
+    except NetlinkError as exc:
+        raise CNIError(ErrorCode.NETLINK_FAILURE, f"{what}: {os.strerror(exc.code)}",
+                       str(exc)) from exc
+
+
+def require_version(conf: NetConf, verb: str, minimum: str) -> None:
+    if SUPPORTED_VERSIONS.index(conf.cni_version) < SUPPORTED_VERSIONS.index(minimum):
+        raise CNIError(ErrorCode.INCOMPATIBLE_VERSION,
+                       f"cniVersion {conf.cni_version} does not allow {verb}",
+                       f"{verb} needs cniVersion {minimum} or later")
+
+
+def require_prev_result(conf: NetConf) -> Result:
+    if conf.prev_result is None:
+        raise CNIError(ErrorCode.INVALID_CONFIG, "prevResult: missing; netsched-cni is a chained "
+                       "plugin and runs after a main plugin such as bridge")
+    return conf.prev_result
+
+
+def desired_state(env: Environment, conf: NetConf) -> Desired:
+    """Limits and attachments from the reservation annotation, else from the config."""
+    validate_network_name(conf.name)
+    runtime = conf.runtime_config.bandwidth
+    reservation = None
+    if conf.kubeconfig:
+        from cni.kube import fetch_reservation, pod_identity  # noqa: PLC0415 - lazy on purpose
+
+        reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args))
+    if reservation is not None:
+        primary = Limits(reservation.primary.ingress, runtime.ingress_burst if runtime else 0,
+                         reservation.primary.egress, runtime.egress_burst if runtime else 0)
+        attachments, source = reservation.attachments, "reservation.attachments"
+    else:
+        primary = Limits(runtime.ingress_rate, runtime.ingress_burst, runtime.egress_rate,
+                         runtime.egress_burst) if runtime else Limits()
+        attachments, source = conf.attachments, "attachments"
+    validate_attachments(attachments, env.ifname, source)
+    limits = {env.ifname: primary}
+    limits.update({att.interface: Limits(att.ingress, 0, att.egress, 0) for att in attachments})
+    return Desired(limits, list(attachments))
+
+
+def pod_namespace(env: Environment) -> int:
+    try:
+        return open_netns(env.netns)
+    except NamespaceGone as exc:
+        raise CNIError(ErrorCode.UNKNOWN_CONTAINER, f"CNI_NETNS: {env.netns!r} does not exist") from exc
+
+
+def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
+    result = require_prev_result(conf).model_copy(deep=True)
+    desired = desired_state(env, conf)
+    state = StateDir(conf.state_dir)
+    planned = Record(
+        network=conf.name, container_id=env.container_id, ifname=env.ifname, netns=env.netns,
+        shaped=[name for name, limits in desired.limits.items() if limits.shaped],
+        attachments=[AttachedInterface(interface=att.interface, segment=segments.segment_name(att))
+                     for att in desired.attachments],
+    )
+    made = planned.model_copy(update={"shaped": [], "attachments": []})
+    report: dict[str, Any] = {}
+    netns_fd = pod_namespace(env)
+    try:
+        with state.locked():
+            state.save(planned)
+            for attached in planned.attachments:
+                if attached.segment:
+                    state.hold_segment(attached.segment, planned)
+            try:
+                with host_netlink() as host, netlink_in(netns_fd) as pod:
+                    if not pod.link_lookup(ifname=env.ifname):
+                        raise CNIError(ErrorCode.INVALID_CONFIG,
+                                       f"CNI_IFNAME: {env.ifname!r} is not in the pod's namespace",
+                                       "the main plugin must create it before netsched-cni runs")
+                    for position, att in enumerate(desired.attachments):
+                        _attach(host, pod, netns_fd, env, att, f"attachments[{position}]", made,
+                                result)
+                    for name, limits in desired.limits.items():
+                        if limits.shaped:
+                            made.shaped.append(name)
+                            report[name] = _shape(pod, env.container_id, name, limits,
+                                                  conf.max_queue_ms)
+            except BaseException:
+                _undo(made, planned, state, netns_fd)
+                raise
+    finally:
+        os.close(netns_fd)
+    body = result.render(conf.cni_version)
+    if report:
+        body["netsched"] = {"shaping": report}
+    return body
+
+
+def _attach(host, pod, netns_fd: int, env: Environment, att: AttachmentReservation,
+            field: str, made: Record, result: Result) -> None:
+    with step(f"{field}: segment {segments.segment_name(att) or att.parent}"):
+        lower = segments.ensure_segment(host, att, field)
+    with step(f"{field}: macvlan {att.interface} in the pod"):
+        podlinks.create_macvlan(host, lower, netns_fd, att)
+    made.attachments.append(AttachedInterface(interface=att.interface,
+                                              segment=segments.segment_name(att)))
+    with step(f"{field}: address {att.ip} on {att.interface}"):
+        index = podlinks.configure(pod, att, env.container_id)
+    result.interfaces.append(ResultInterface(name=att.interface, mac=att.mac.lower(), mtu=att.mtu,
+                                             sandbox=env.netns))
+    if att.ip is not None:
+        result.ips.append(ResultIP(address=att.ip, interface=len(result.interfaces) - 1,
+                                   gateway=str(att.gateway) if att.gateway else None))
+    del index
+
+
+def _shape(pod, container_id: str, name: str, limits: Limits, max_queue_ms: float
+           ) -> dict[str, Any]:
+    index = pod.link_lookup(ifname=name)[0]
+    mtu = pod.link("get", index=index)[0].get("IFLA_MTU")
+    ingress, egress = limits.buckets(mtu, max_queue_ms)
+    report: dict[str, Any] = {}
+    if egress is not None:
+        with step(f"tbf on {name} (egress)"):
+            shaping.shape_egress(pod, index, egress)
+        report["egress"] = egress.describe()
+    if ingress is not None:
+        ifb = shaping.ifb_name(container_id, name)
+        with step(f"ifb {ifb} for {name} (ingress)"):
+            shaping.shape_ingress(pod, index, ifb, mtu, ingress, container_id)
+        report["ingress"] = ingress.describe()
+    return report
+
+
+def _undo(made: Record, planned: Record, state: StateDir, netns_fd: int) -> None:
+    """Remove what a failed ADD made; every planned segment hold is released."""
+    try:
+        with netlink_in(netns_fd) as pod:
+            _remove_from_pod(pod, made)
+    except NamespaceGone:
+        pass
+    with host_netlink() as host:
+        _release_segments(host, planned, state)
+    state.forget(planned)
+
+
+def _remove_from_pod(pod, record: Record) -> None:
+    for name in record.shaped:
+        shaping.unshape(pod, name, shaping.ifb_name(record.container_id, name))
+    for attached in record.attachments:
+        podlinks.remove(pod, attached.interface)
+
+
+def _release_segments(host, record: Record, state: StateDir) -> None:
+    for attached in record.attachments:
+        if attached.segment and state.release_segment(attached.segment, record):
+            segments.remove_segment(host, attached.segment)
+
+
+def teardown(record: Record, state: StateDir, netns_path: str) -> None:
+    """Undo one ADD from its record; whatever is already gone counts as removed."""
+    try:
+        netns_fd = open_netns(netns_path) if netns_path else None
+    except NamespaceGone:
+        netns_fd = None
+    if netns_fd is not None:
+        try:
+            with netlink_in(netns_fd) as pod:
+                _remove_from_pod(pod, record)
+        except NamespaceGone:
+            pass
+        finally:
+            os.close(netns_fd)
+    with host_netlink() as host:
+        _release_segments(host, record, state)
+    state.forget(record)
+
+
+def cmd_del(env: Environment, conf: NetConf) -> None:
+    """Idempotent: no record, no namespace or no interfaces all mean "already deleted"."""
+    validate_network_name(conf.name)
+    state = StateDir(conf.state_dir)
+    with state.locked():
+        record = state.load(conf.name, env.container_id, env.ifname)
+        if record is not None:
+            with step(f"DEL {env.container_id}"):
+                teardown(record, state, env.netns or record.netns)
+
+
+def cmd_check(env: Environment, conf: NetConf) -> None:
+    require_version(conf, "CHECK", "0.4.0")
+    require_prev_result(conf)
+    desired = desired_state(env, conf)
+    netns_fd = pod_namespace(env)
+    try:
+        with host_netlink() as host, netlink_in(netns_fd) as pod:
+            for name, limits in desired.limits.items():
+                _check_shaping(pod, env.container_id, name, limits, conf.max_queue_ms)
+            for att in desired.attachments:
+                _check_attachment(host, pod, env.container_id, att)
+    finally:
+        os.close(netns_fd)
+
+
+def _mismatch(msg: str) -> CNIError:
+    return CNIError(ErrorCode.CHECK_MISMATCH, msg)
+
+
+def _check_shaping(pod, container_id: str, name: str, limits: Limits, max_queue_ms: float) -> None:
+    found = pod.link_lookup(ifname=name)
+    if not found:
+        raise _mismatch(f"interface {name} is missing in the pod")
+    index = found[0]
+    mtu = pod.link("get", index=index)[0].get("IFLA_MTU")
+    ingress, egress = limits.buckets(mtu, max_queue_ms)
+    shaping.check_bucket(pod, index, f"{name} egress", egress)
+    ifb = shaping.ifb_name(container_id, name)
+    ifb_found = pod.link_lookup(ifname=ifb)
+    if ingress is None:
+        if ifb_found:
+            raise _mismatch(f"{name} ingress: ifb {ifb} exists but no ingress limit is set")
+        return
+    if not ifb_found:
+        raise _mismatch(f"{name} ingress: ifb {ifb} is missing")
+    if not shaping.has_ingress(pod, index):
+        raise _mismatch(f"{name} ingress: the ingress qdisc is missing")
+    shaping.check_bucket(pod, ifb_found[0], f"{name} ingress", ingress)
+
+
+def _check_attachment(host, pod, container_id: str, att: AttachmentReservation) -> None:
+    seen = podlinks.describe(pod, att.interface)
+    if seen is None:
+        raise _mismatch(f"attachment {att.interface} is missing in the pod")
+    if str(seen["mac"]).lower() != att.mac.lower():
+        raise _mismatch(f"attachment {att.interface}: MAC {seen['mac']}, expected {att.mac}")
+    if att.mtu and seen["mtu"] != att.mtu:
+        raise _mismatch(f"attachment {att.interface}: MTU {seen['mtu']}, expected {att.mtu}")
+    if att.ip is not None and att.ip not in seen["addresses"]:  # type: ignore[operator]
+        raise _mismatch(f"attachment {att.interface}: addresses {seen['addresses']}, "
+                        f"expected {att.ip}")
+    if seen["alias"] != container_id:
+        raise _mismatch(f"attachment {att.interface} belongs to {seen['alias']!r}")
+    device = segments.segment_name(att)
+    if device is not None and segments.link_index(host, device) is None:
+        raise _mismatch(f"attachment {att.interface}: segment device {device} is missing")
+
+
+def cmd_gc(conf: NetConf) -> None:
+    """Tear down every record of this network not in ``cni.dev/valid-attachments``."""
+    require_version(conf, "GC", "1.1.0")
+    validate_network_name(conf.name)
+    valid = {(a.container_id, a.ifname) for a in conf.valid_attachments or []}
+    state = StateDir(conf.state_dir)
+    with state.locked():
+        for record in state.all_records():
+            if record.network == conf.name and (record.container_id, record.ifname) not in valid:
+                with step(f"GC {record.container_id}"):
+                    teardown(record, state, record.netns)
+        with host_netlink() as host, step("GC segment devices"):
+            for device in segments.orphan_segments(host):
+                if state.segment_users(device) == 0:
+                    segments.remove_segment(host, device)
+
+
+def cmd_status(conf: NetConf) -> None:
+    """Ready when the state directory is writable and the kubeconfig (if any) is readable."""
+    require_version(conf, "STATUS", "1.1.0")
+    try:
+        StateDir(conf.state_dir).records.mkdir(parents=True, exist_ok=True)
+        if not os.access(conf.state_dir, os.W_OK):
+            raise OSError(errno.EACCES, "not writable")
+    except OSError as exc:
+        raise CNIError(ErrorCode.NOT_AVAILABLE, f"stateDir: {conf.state_dir!r} is not usable",
+                       str(exc)) from exc
+    if conf.kubeconfig and not os.access(conf.kubeconfig, os.R_OK):
+        raise CNIError(ErrorCode.NOT_AVAILABLE, f"kubeconfig: {conf.kubeconfig!r} is not readable")
+
+
+def cmd_version(requested: str | None) -> dict[str, Any]:
+    version = requested if requested in SUPPORTED_VERSIONS else SPEC_VERSION
+    return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}

@@ -1,0 +1,177 @@
+"""The network configuration netsched-cni reads on stdin, as pydantic models.
+
+One model per thing the spec defines: the plugin's NetConf (with ``runtimeConfig`` and
+``prevResult``), the result it extends, and the ``CNI_*`` environment. Attachments use
+the extender's own :class:`~bandwidth_accounting.reservation.AttachmentReservation`,
+whether they come from the pod's reservation annotation or straight from the config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bandwidth_accounting.reservation import AttachmentReservation
+from cni.errors import CNIError, ErrorCode, invalid_config
+
+SPEC_VERSION = "1.1.0"
+SUPPORTED_VERSIONS = ("0.3.1", "0.4.0", "1.0.0", "1.1.0")
+DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
+DEFAULT_MAX_QUEUE_MS = 25.0
+
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+Bits = Annotated[int, Field(ge=0)]
+
+
+class SpecModel(BaseModel):
+    """Spec objects keep fields they do not know, so a chain never loses another plugin's data."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+
+class ResultInterface(SpecModel):
+    name: str
+    mac: str | None = None
+    mtu: int | None = None
+    sandbox: str | None = None
+
+
+class ResultIP(SpecModel):
+    address: str
+    gateway: str | None = None
+    interface: int | None = None
+    version: str | None = None
+
+
+class Result(SpecModel):
+    """A CNI result (any supported version); ``render`` writes it in the requested version."""
+
+    cni_version: str | None = Field(default=None, alias="cniVersion")
+    interfaces: list[ResultInterface] = Field(default_factory=list)
+    ips: list[ResultIP] = Field(default_factory=list)
+    routes: list[dict[str, Any]] = Field(default_factory=list)
+    dns: dict[str, Any] | None = None
+
+    def render(self, cni_version: str) -> dict[str, Any]:
+        """The result in the wire format of ``cni_version``: 0.x results carry ``ips[].version``."""
+        body = self.model_dump(by_alias=True, exclude_none=True)
+        body["cniVersion"] = cni_version
+        legacy = cni_version.startswith("0.")
+        for ip in body.get("ips", []):
+            if legacy:
+                ip["version"] = str(ipaddress.ip_interface(ip["address"]).version)
+            else:
+                ip.pop("version", None)
+        if legacy:
+            for interface in body.get("interfaces", []):
+                interface.pop("mtu", None)
+        return body
+
+
+class Bandwidth(SpecModel):
+    """The ``bandwidth`` capability, exactly as the reference plugin reads it (bits and bits/s)."""
+
+    ingress_rate: Bits = Field(default=0, alias="ingressRate")
+    ingress_burst: Bits = Field(default=0, alias="ingressBurst")
+    egress_rate: Bits = Field(default=0, alias="egressRate")
+    egress_burst: Bits = Field(default=0, alias="egressBurst")
+
+
+class RuntimeConfig(SpecModel):
+    bandwidth: Bandwidth | None = None
+
+
+class Attachment(SpecModel):
+    """One entry of ``cni.dev/valid-attachments`` (GC input)."""
+
+    container_id: str = Field(alias="containerID")
+    ifname: str
+
+
+class NetConf(SpecModel):
+    """netsched-cni's plugin configuration, one element of a conflist's ``plugins``."""
+
+    cni_version: str = Field(alias="cniVersion")
+    name: str
+    type: str
+    runtime_config: RuntimeConfig = Field(default_factory=RuntimeConfig, alias="runtimeConfig")
+    prev_result: Result | None = Field(default=None, alias="prevResult")
+    kubeconfig: str | None = Field(
+        default=None, description="When set, rates and attachments come from the pod's reservation."
+    )
+    attachments: list[AttachmentReservation] = Field(
+        default_factory=list, description="Attachments for runtimes without the extender."
+    )
+    state_dir: str = Field(default=DEFAULT_STATE_DIR, alias="stateDir")
+    max_queue_ms: float = Field(default=DEFAULT_MAX_QUEUE_MS, alias="maxQueueMs", gt=0, le=1000)
+    valid_attachments: list[Attachment] | None = Field(
+        default=None, alias="cni.dev/valid-attachments"
+    )
+
+
+def parse_netconf(raw: bytes) -> NetConf:
+    """Parse stdin; a bad document becomes a CNI error naming the field and its value."""
+    try:
+        conf = NetConf.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(document)"
+        if first["type"].startswith("json"):
+            raise CNIError(ErrorCode.DECODE_FAILURE, "config is not valid JSON", first["msg"]) from exc
+        raise invalid_config(field, first.get("input"), first["msg"]) from exc
+    if conf.cni_version not in SUPPORTED_VERSIONS:
+        raise CNIError(
+            ErrorCode.INCOMPATIBLE_VERSION,
+            f"cniVersion {conf.cni_version!r} is not supported",
+            f"supported: {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    return conf
+
+
+def valid_ifname(name: str) -> bool:
+    """Linux interface-name rules as the CNI spec states them."""
+    return (
+        0 < len(name) <= 15
+        and name not in (".", "..")
+        and not any(c in name for c in "/:") and not any(c.isspace() for c in name)
+    )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The ``CNI_*`` variables of one invocation, validated."""
+
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    args: dict[str, str]
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | Any) -> Environment:
+        command = environ.get("CNI_COMMAND", "")
+        if not command:
+            raise CNIError(ErrorCode.INVALID_ENVIRONMENT, "CNI_COMMAND is not set")
+        container_id = environ.get("CNI_CONTAINERID", "")
+        netns = environ.get("CNI_NETNS", "")
+        ifname = environ.get("CNI_IFNAME", "")
+        if command in ("ADD", "DEL", "CHECK"):
+            if not _CONTAINER_ID.match(container_id):
+                raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
+                               f"CNI_CONTAINERID: {container_id!r} is not a valid container id")
+            if not valid_ifname(ifname):
+                raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
+                               f"CNI_IFNAME: {ifname!r} is not a valid interface name")
+            if command != "DEL" and not netns:
+                raise CNIError(ErrorCode.INVALID_ENVIRONMENT, "CNI_NETNS is not set")
+        return cls(command, container_id, netns, ifname, parse_cni_args(environ.get("CNI_ARGS", "")))
+
+
+def parse_cni_args(text: str) -> dict[str, str]:
+    """``CNI_ARGS`` is ``K=V;K=V``; pairs without ``=`` are ignored as libcni does."""
+    pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
+    return {key: value for key, value in pairs}

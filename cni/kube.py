@@ -1,0 +1,61 @@
+"""The pod's ``netsched.io/reservation`` annotation, read from the API server.
+
+Only used when the config names a kubeconfig; the kubernetes client is imported here,
+lazily, because importing it costs more than a whole ADD without it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from bandwidth_accounting.annotations import RESERVATION
+from bandwidth_accounting.reservation import Reservation
+from cni.errors import CNIError, ErrorCode
+
+API_TIMEOUT_S = 5
+
+
+def pod_identity(args: dict[str, str]) -> tuple[str, str]:
+    """(namespace, name) from ``CNI_ARGS``, as kubelet/containerd pass them."""
+    namespace, name = args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", "")
+    if not namespace or not name:
+        raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
+                       "CNI_ARGS: K8S_POD_NAMESPACE and K8S_POD_NAME are needed with a kubeconfig",
+                       f"got namespace={namespace!r} name={name!r}")
+    return namespace, name
+
+
+def fetch_reservation(kubeconfig: str, namespace: str, name: str) -> Reservation | None:
+    """The pod's reservation, or None when the pod has none (netsched did not place it)."""
+    from kubernetes import client, config  # noqa: PLC0415 - lazy on purpose
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    try:
+        api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    except Exception as exc:  # the loader raises many types for one cause: a bad file
+        raise CNIError(ErrorCode.INVALID_CONFIG, f"kubeconfig: cannot load {kubeconfig!r}",
+                       str(exc)) from exc
+    try:
+        response = api.read_namespaced_pod(name, namespace, _preload_content=False,
+                                           _request_timeout=API_TIMEOUT_S)
+        pod = json.loads(response.data)
+    except ApiException as exc:
+        code = ErrorCode.RESERVATION_UNAVAILABLE if exc.status == 404 else ErrorCode.TRY_AGAIN_LATER
+        raise CNIError(code, f"pod {namespace}/{name}: API answered {exc.status}",
+                       str(exc.reason)) from exc
+    except Exception as exc:  # connection refused, timeout, TLS: all "try again later"
+        raise CNIError(ErrorCode.TRY_AGAIN_LATER, f"pod {namespace}/{name}: API unreachable",
+                       str(exc)) from exc
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(RESERVATION)
+    if raw is None:
+        return None
+    try:
+        return Reservation.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise CNIError(ErrorCode.INVALID_CONFIG,
+                       f"annotation {RESERVATION}: {field or '(value)'}: {first['msg']}",
+                       f"value {first.get('input')!r}") from exc

@@ -1,0 +1,69 @@
+"""Netlink sockets bound to a network namespace given by path (``CNI_NETNS``).
+
+A netlink socket belongs to the namespace its creator was in when it was opened, so
+the plugin steps into the pod's namespace only for the instant of ``socket()``, then
+steps back. pyroute2's own ``netns=`` support spawns a helper process per socket and
+creates missing namespaces; both are wrong for a CNI plugin (slow, and DEL must never
+create a namespace that is gone).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cni.lazy_pyroute2 import IPRoute
+
+CLONE_NEWNET = 0x40000000
+
+
+class NamespaceGone(Exception):
+    """The pod's network namespace no longer exists (DEL and GC treat this as done)."""
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def open_netns(path: str) -> int:
+    """An fd of the namespace at ``path``; raises :class:`NamespaceGone` if it is not there."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NamespaceGone(path) from exc
+
+
+@contextmanager
+def netlink_in(netns_fd: int) -> Iterator[IPRoute]:
+    """An IPRoute socket inside the namespace ``netns_fd``; this process stays where it is."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            _setns(netns_fd)
+        except OSError as exc:  # the path exists but is no namespace (a stale bind mount)
+            raise NamespaceGone(str(exc)) from exc
+        try:
+            ipr = IPRoute()
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+@contextmanager
+def host_netlink() -> Iterator[IPRoute]:
+    """An IPRoute socket in the namespace the runtime started the plugin in (the node's)."""
+    ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()

@@ -1,0 +1,143 @@
+"""Throw-away hosts in network namespaces: nodes, pods, a switch, and traffic between them.
+
+Every name carries a random hex suffix, and :meth:`Lab.close` deletes every namespace
+it created (their links go with them), so a failed test leaves nothing behind. Test
+harness commands (``ip``, ``iperf3``, ``ping``) run with fixed arguments, never pod input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 60) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def in_ns(netns: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
+    return sh("ip", "netns", "exec", netns, *argv, check=check, timeout=timeout)
+
+
+def links(netns: str) -> list[dict[str, Any]]:
+    return json.loads(sh("ip", "-n", netns, "-j", "-d", "link", "show") or "[]")
+
+
+def link_names(netns: str) -> set[str]:
+    return {link["ifname"] for link in links(netns)}
+
+
+def qdiscs(netns: str, dev: str) -> list[dict[str, Any]]:
+    return json.loads(sh("tc", "-n", netns, "-j", "qdisc", "show", "dev", dev) or "[]")
+
+
+def ipv4_of(netns: str, dev: str) -> str:
+    data = json.loads(sh("ip", "-n", netns, "-j", "-4", "addr", "show", "dev", dev))
+    return data[0]["addr_info"][0]["local"]
+
+
+@dataclass
+class Lab:
+    """The namespaces of one test; ``close`` removes them all."""
+
+    workdir: Path
+    namespaces: list[str] = field(default_factory=list)
+    servers: list[subprocess.Popen] = field(default_factory=list)
+
+    @staticmethod
+    def name(prefix: str) -> str:
+        return f"{prefix}{secrets.token_hex(3)}"
+
+    def netns(self, prefix: str) -> str:
+        name = self.name(prefix)
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        in_ns(name, "ip", "link", "set", "lo", "up")
+        return name
+
+    @staticmethod
+    def path(netns: str) -> str:
+        return f"/var/run/netns/{netns}"
+
+    def uplink(self, node: str, switch: str, bridge: str, address: str) -> str:
+        """A veth from ``node`` (named ``up…``) to the switch's ``bridge``; returns its name."""
+        host_end, switch_end = self.name("up"), self.name("sw")
+        sh("ip", "-n", node, "link", "add", host_end, "type", "veth", "peer", "name", switch_end,
+           "netns", switch)
+        sh("ip", "-n", switch, "link", "set", switch_end, "master", bridge, "up")
+        sh("ip", "-n", node, "addr", "add", address, "dev", host_end)
+        sh("ip", "-n", node, "link", "set", host_end, "up")
+        return host_end
+
+    def switch(self) -> tuple[str, str]:
+        """A namespace with one bridge (multicast snooping off: VXLAN groups just flood)."""
+        switch = self.netns("sw")
+        bridge = self.name("br")
+        sh("ip", "-n", switch, "link", "add", bridge, "type", "bridge", "mcast_snooping", "0")
+        sh("ip", "-n", switch, "link", "set", bridge, "up")
+        return switch, bridge
+
+    def iperf(self, server_ns: str, server_ip: str, client_ns: str, *, reverse: bool,
+              seconds: int = 3, omit: int = 1, congestion: str | None = None) -> dict[str, Any]:
+        """One TCP iperf3 run; ``reverse`` makes the server send to the client."""
+        port = str(5201 + secrets.randbelow(2000))
+        server = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B",
+                                   server_ip, "-p", port], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        self.servers.append(server)
+        try:
+            argv = ["iperf3", "-c", server_ip, "-p", port, "-t", str(seconds), "-O", str(omit), "-J"]
+            if reverse:
+                argv.append("-R")
+            if congestion:
+                argv += ["-C", congestion]
+            for _ in range(50):
+                out = in_ns(client_ns, *argv, check=False, timeout=seconds + omit + 30)
+                data = json.loads(out) if out.strip() else {}
+                if "unable to connect" not in data.get("error", ""):
+                    break
+                time.sleep(0.05)
+            if "error" in data:
+                raise RuntimeError(f"iperf3: {data['error']}")
+            return data
+        finally:
+            server.kill()
+            server.wait()
+
+    @staticmethod
+    def goodput(iperf: dict[str, Any]) -> float:
+        """Bits/s the receiver got (the reservation's promise is about delivery)."""
+        return iperf["end"]["sum_received"]["bits_per_second"]
+
+    @staticmethod
+    def pings(netns: str, address: str, count: int = 1, interval: float = 0.2,
+              timeout: float = 2) -> list[float]:
+        """RTTs in ms of the replies that came back (empty when unreachable)."""
+        out = in_ns(netns, "ping", "-n", "-c", str(count), "-i", str(interval), "-W",
+                    str(timeout), address, check=False, timeout=count * interval + timeout + 10)
+        return [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
+
+    def close(self) -> None:
+        for server in self.servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        for name in reversed(self.namespaces):
+            sh("ip", "netns", "del", name, check=False)
+        self.namespaces.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def leftover_namespaces(names: list[str]) -> list[str]:
+    present = set(sh("ip", "netns", "list").split())
+    return [n for n in names if n in present]

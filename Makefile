@@ -2,7 +2,7 @@
 # Debian machine with Python 3.11+ and root; they install what they need first.
 VENV ?= .venv
 PYTHON ?= python3
-APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool
+APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
 
 .PHONY: demo test bench venv system-packages clean
 

@@ -66,36 +66,29 @@ class Snapshot:
     taken_at: float
 
 
-def _attr(message: Any, *path: str) -> Any:
-    """A nested netlink attribute, or None when any level is absent."""
-    current = message
-    for name in path:
-        if current is None:
-            return None
-        current = current.get(name)
-    return current
-
-
 def parse_link(message: Any) -> Link:
     """A :class:`Link` from an ``RTM_NEWLINK`` message (pyroute2 ``ifinfmsg``)."""
-    kind = _attr(message, "IFLA_LINKINFO", "IFLA_INFO_KIND")
+    # One pass over the attributes rather than a scan of the list per get().
+    attrs = {slot[0]: slot[1] for slot in message["attrs"]}
+    linkinfo = attrs.get("IFLA_LINKINFO")
+    kind = linkinfo.get("IFLA_INFO_KIND") if linkinfo is not None else None
     if kind is None:
         kind = "loopback" if message["flags"] & IFF_LOOPBACK else "physical"
-    data = _attr(message, "IFLA_LINKINFO", "IFLA_INFO_DATA")
+    data = linkinfo.get("IFLA_INFO_DATA") if linkinfo is not None else None
     # IFLA_LINK of a veth names its peer, maybe in another namespace (then
     # IFLA_LINK_NETNSID is set): such an index means nothing here.
-    parent = message.get("IFLA_LINK")
-    if message.get("IFLA_LINK_NETNSID") is not None or parent == message["index"] or parent == 0:
+    parent = attrs.get("IFLA_LINK")
+    if attrs.get("IFLA_LINK_NETNSID") is not None or parent == message["index"] or parent == 0:
         parent = None
-    stats = message.get("IFLA_STATS64") or message.get("IFLA_STATS") or {}
+    stats = attrs.get("IFLA_STATS64") or attrs.get("IFLA_STATS") or {}
     link = Link(
         index=message["index"],
-        name=message.get("IFLA_IFNAME"),
+        name=attrs.get("IFLA_IFNAME"),
         kind=kind,
-        mtu=message.get("IFLA_MTU") or 0,
-        mac=message.get("IFLA_ADDRESS"),
-        oper_state=str(message.get("IFLA_OPERSTATE") or "unknown").lower(),
-        master=message.get("IFLA_MASTER") or None,
+        mtu=attrs.get("IFLA_MTU") or 0,
+        mac=attrs.get("IFLA_ADDRESS"),
+        oper_state=str(attrs.get("IFLA_OPERSTATE") or "unknown").lower(),
+        master=attrs.get("IFLA_MASTER") or None,
         parent=parent,
         rx_bytes=int(stats.get("rx_bytes", 0)),
         tx_bytes=int(stats.get("tx_bytes", 0)),

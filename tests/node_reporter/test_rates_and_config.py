@@ -88,3 +88,13 @@ def test_cli_exits_2_with_a_clear_message(tmp_path: Path, capsys: pytest.Capture
     monkeypatch.delenv("NETSCHED_REPORTER_METRICS_PORT")
     assert main(["--once", "--netns", f"absent{tmp_path.name[-6:]}"]) == 2
     assert "no such network namespace" in capsys.readouterr().err
+
+
+def test_reporter_never_loads_the_extender_or_its_web_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, node_reporter.main, node_reporter.publish; "
+            "print([m for m in sys.modules if m.split('.')[0] in ('scheduler_extender', 'fastapi', 'uvicorn', 'starlette')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -45,14 +45,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_cluster(nodes: int):  # noqa: ANN201
+def bench_cluster(nodes: int):
     """The sample cluster's shape at ``nodes`` nodes: 10 zones from 1,000 up, 50 nodes a switch."""
     from scheduler_extender.demo.sample_cluster import sample_cluster
 
     zones = 10 if nodes >= 1000 else max(1, nodes // 100)
     per_switch = 50
     switches = max(1, nodes // zones // per_switch)
-    return sample_cluster(zones=zones, switches_per_zone=switches, nodes_per_switch=nodes // zones // switches)
+    return sample_cluster(
+        zones=zones, switches_per_zone=switches, nodes_per_switch=nodes // zones // switches
+    )
 
 
 def serve(nodes: int, port: int) -> None:
@@ -75,27 +77,45 @@ def serve(nodes: int, port: int) -> None:
     source.start(extender.state)
     names = extender.state.node_names()
     for index in range(nodes // 2):
-        pod = source.apply(Pod(metadata=ObjectMeta(
-            name=f"held-{index}", namespace="bench", uid=str(uuid.uuid4()),
-            annotations={annotations.INGRESS_BANDWIDTH: "300M", annotations.EGRESS_BANDWIDTH: "700M"},
-        )))
-        extender.scheduler.bind("bench", pod.metadata.name, pod.metadata.uid, names[(index * 7) % len(names)])
+        pod = source.apply(
+            Pod(
+                metadata=ObjectMeta(
+                    name=f"held-{index}",
+                    namespace="bench",
+                    uid=str(uuid.uuid4()),
+                    annotations={
+                        annotations.INGRESS_BANDWIDTH: "300M",
+                        annotations.EGRESS_BANDWIDTH: "700M",
+                    },
+                )
+            )
+        )
+        extender.scheduler.bind(
+            "bench", pod.metadata.name, pod.metadata.uid, names[(index * 7) % len(names)]
+        )
     extender.scheduler.decisions.clear()
-    uvicorn.run(create_app(extender, start_source=False), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(extender, start_source=False),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 class Client:
     def __init__(self, port: int) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):  # noqa: ANN201
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ):
         self.connection.request(method, path, body, headers or {})
         response = self.connection.getresponse()
         return response, response.read()
 
 
-def timed(fn) -> float:  # noqa: ANN001
+def timed(fn) -> float:
     begin = time.perf_counter()
     fn()
     return (time.perf_counter() - begin) * 1000
@@ -124,25 +144,41 @@ def measure(nodes: int, polls: int, browser: bool) -> dict:
         changed, changed_gz, cached, unchanged, topology = [], [], [], [], []
         sizes = {}
         for index in range(polls):
-            pod = {"metadata": {"name": f"probe-{index}", "namespace": "bench", "uid": str(uuid.uuid4()),
-                                "annotations": {"kubernetes.io/egress-bandwidth": "2G"}}}
+            pod = {
+                "metadata": {
+                    "name": f"probe-{index}",
+                    "namespace": "bench",
+                    "uid": str(uuid.uuid4()),
+                    "annotations": {"kubernetes.io/egress-bandwidth": "2G"},
+                }
+            }
             filter_body = json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode()
             for encoding, into in (("identity", changed), ("gzip", changed_gz)):
                 client.request("POST", "/filter", filter_body, {"Content-Type": "application/json"})
                 result = {}
 
                 def poll(encoding: str = encoding, result: dict = result) -> None:
-                    response, body = client.request("GET", "/api/v1/dashboard", headers={"Accept-Encoding": encoding})
+                    response, body = client.request(
+                        "GET", "/api/v1/dashboard", headers={"Accept-Encoding": encoding}
+                    )
                     assert response.status == 200, response.status
                     result["etag"], result["body"] = response.getheader("ETag"), body
 
                 into.append(timed(poll))
                 sizes[encoding] = len(result["body"])
             etag = result["etag"]
-            cached.append(timed(lambda: client.request("GET", "/api/v1/dashboard", headers={"Accept-Encoding": "gzip"})))
+            cached.append(
+                timed(
+                    lambda: client.request(
+                        "GET", "/api/v1/dashboard", headers={"Accept-Encoding": "gzip"}
+                    )
+                )
+            )
 
-            def not_modified() -> None:
-                response, _ = client.request("GET", "/api/v1/dashboard", headers={"If-None-Match": etag})
+            def not_modified(etag: str = etag) -> None:
+                response, _ = client.request(
+                    "GET", "/api/v1/dashboard", headers={"If-None-Match": etag}
+                )
                 assert response.status == 304, response.status
 
             unchanged.append(timed(not_modified))
@@ -153,7 +189,9 @@ def measure(nodes: int, polls: int, browser: bool) -> dict:
             "nodes": nodes,
             "pods": len(document["reservations"]),
             "changed_ms": statistics.median(changed),
-            "changed_p95_ms": sorted(changed)[int(len(changed) * 0.95) - 1 if len(changed) > 1 else 0],
+            "changed_p95_ms": sorted(changed)[
+                int(len(changed) * 0.95) - 1 if len(changed) > 1 else 0
+            ],
             "changed_gzip_ms": statistics.median(changed_gz),
             "cached_ms": statistics.median(cached),
             "not_modified_ms": statistics.median(unchanged),
@@ -183,9 +221,15 @@ def render_in_chromium(port: int, client: Client, names: list[str]) -> dict:
             time.sleep(0.05)
         first = driver.execute_script("return window.netschedDashboard.firstRenderAt")
         version = driver.execute_script("return document.body.dataset.version")
-        pod = {"metadata": {"name": "probe-browser", "namespace": "bench", "uid": str(uuid.uuid4())}}
-        client.request("POST", "/filter", json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode(),
-                       {"Content-Type": "application/json"})
+        pod = {
+            "metadata": {"name": "probe-browser", "namespace": "bench", "uid": str(uuid.uuid4())}
+        }
+        client.request(
+            "POST",
+            "/filter",
+            json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode(),
+            {"Content-Type": "application/json"},
+        )
         while driver.execute_script("return document.body.dataset.version") == version:
             if time.monotonic() > deadline:
                 raise RuntimeError("the dashboard did not update")
@@ -195,8 +239,14 @@ def render_in_chromium(port: int, client: Client, names: list[str]) -> dict:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}"
 
 
@@ -204,17 +254,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--polls", type=int, default=30)
-    parser.add_argument("--browser", action="store_true", help="also time the page in headless Chromium")
+    parser.add_argument(
+        "--browser", action="store_true", help="also time the page in headless Chromium"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     rows = [measure(nodes, args.polls, args.browser) for nodes in args.sizes]
     columns = [
-        ("nodes", "nodes", "{:d}"), ("pods", "pods", "{:d}"),
-        ("changed_ms", "changed ms", "{:.1f}"), ("changed_p95_ms", "p95", "{:.1f}"),
-        ("changed_gzip_ms", "changed gzip ms", "{:.1f}"), ("cached_ms", "cached gzip ms", "{:.1f}"),
-        ("not_modified_ms", "304 ms", "{:.2f}"), ("topology_ms", "/topology ms", "{:.1f}"),
-        ("json_mb", "JSON MB", "{:.2f}"), ("gzip_mb", "gzip MB", "{:.2f}"),
-        ("first_render_ms", "page first render ms", "{:.0f}"), ("update_render_ms", "update render ms", "{:.0f}"),
+        ("nodes", "nodes", "{:d}"),
+        ("pods", "pods", "{:d}"),
+        ("changed_ms", "changed ms", "{:.1f}"),
+        ("changed_p95_ms", "p95", "{:.1f}"),
+        ("changed_gzip_ms", "changed gzip ms", "{:.1f}"),
+        ("cached_ms", "cached gzip ms", "{:.1f}"),
+        ("not_modified_ms", "304 ms", "{:.2f}"),
+        ("topology_ms", "/topology ms", "{:.1f}"),
+        ("json_mb", "JSON MB", "{:.2f}"),
+        ("gzip_mb", "gzip MB", "{:.2f}"),
+        ("first_render_ms", "page first render ms", "{:.0f}"),
+        ("update_render_ms", "update render ms", "{:.0f}"),
     ]
     columns = [c for c in columns if any(c[0] in row for row in rows)]
     print("| " + " | ".join(title for _, title, _ in columns) + " |")

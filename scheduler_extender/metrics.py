@@ -17,7 +17,21 @@ from prometheus_client.registry import Collector
 from bandwidth_accounting.reservation import DIRECTIONS
 from scheduler_extender.state import ClusterState
 
-VERB_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+VERB_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 
 
 class ExtenderMetrics:
@@ -59,13 +73,19 @@ class InterfaceCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ["node", "interface", "direction"]
         capacity = GaugeMetricFamily(
-            "netsched_interface_capacity_bps", "Usable capacity (link speed less headroom), bits/s.", labels=labels
+            "netsched_interface_capacity_bps",
+            "Usable capacity (link speed less headroom), bits/s.",
+            labels=labels,
         )
         reserved = GaugeMetricFamily(
-            "netsched_interface_reserved_bps", "Bandwidth reserved by bound pods, bits/s.", labels=labels
+            "netsched_interface_reserved_bps",
+            "Bandwidth reserved by bound pods, bits/s.",
+            labels=labels,
         )
         observed = GaugeMetricFamily(
-            "netsched_interface_observed_bps", "Traffic the node reporter observed, bits/s.", labels=labels
+            "netsched_interface_observed_bps",
+            "Traffic the node reporter observed, bits/s.",
+            labels=labels,
         )
         topology, ledger = self.state.topology, self.state.ledger
         for node, report in topology.node_networks.items():
@@ -90,22 +110,32 @@ class NodeCollector(Collector):
     sum the interface gauges per zone or switch (``* on(node) group_left(zone)``).
     """
 
-    def __init__(self, state: ClusterState, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self, state: ClusterState, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.state = state
         self.clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         info = GaugeMetricFamily(
-            "netsched_node_info", "Location of each node (always 1).", labels=["node", "region", "zone", "switch"]
+            "netsched_node_info",
+            "Location of each node (always 1).",
+            labels=["node", "region", "zone", "switch"],
         )
         age = GaugeMetricFamily(
-            "netsched_node_report_age_seconds", "Seconds since the node's NodeNetwork heartbeat.", labels=["node"]
+            "netsched_node_report_age_seconds",
+            "Seconds since the node's NodeNetwork heartbeat.",
+            labels=["node"],
         )
         pods = GaugeMetricFamily(
-            "netsched_node_reserving_pods", "Pods holding a bandwidth reservation on the node.", labels=["node"]
+            "netsched_node_reserving_pods",
+            "Pods holding a bandwidth reservation on the node.",
+            labels=["node"],
         )
         reachable = GaugeMetricFamily(
-            "netsched_network_nodes", "Nodes where the network is reachable.", labels=["network", "mode"]
+            "netsched_network_nodes",
+            "Nodes where the network is reachable.",
+            labels=["network", "mode"],
         )
         topology, ledger, now = self.state.topology, self.state.ledger, self.clock()
         holding_counts: dict[str, int] = {}
@@ -119,7 +149,9 @@ class NodeCollector(Collector):
                 age.add_metric([node], max(0.0, (now - heartbeat).total_seconds()))
             pods.add_metric([node], holding_counts.get(node, 0))
         for name, network in sorted(topology.networks.items()):
-            reachable.add_metric([name, network.spec.mode.value], len(topology.nodes_reaching(name)))
+            reachable.add_metric(
+                [name, network.spec.mode.value], len(topology.nodes_reaching(name))
+            )
         yield info
         yield age
         yield pods

@@ -38,19 +38,29 @@ def scenario():
     """Pods of every kind scheduled through the webhook; the metrics are read after."""
     with served_cluster() as cluster, KubeScheduler(cluster) as kube:
         outcomes = {
-            "web": kube.schedule("web", {annotations.INGRESS_BANDWIDTH: "200M", annotations.EGRESS_BANDWIDTH: "500M"}),
-            "db": kube.schedule("db", {
-                annotations.EGRESS_BANDWIDTH: "1G",
-                annotations.NETWORKS: json.dumps([{"name": "storage", "ingress": "2G", "egress": "1G"}]),
-            }),
+            "web": kube.schedule(
+                "web", {annotations.INGRESS_BANDWIDTH: "200M", annotations.EGRESS_BANDWIDTH: "500M"}
+            ),
+            "db": kube.schedule(
+                "db",
+                {
+                    annotations.EGRESS_BANDWIDTH: "1G",
+                    annotations.NETWORKS: json.dumps(
+                        [{"name": "storage", "ingress": "2G", "egress": "1G"}]
+                    ),
+                },
+            ),
             "typo": kube.schedule("typo", {annotations.INGRESS_BANDWIDTH: "fast"}),
             "ghost": kube.schedule("ghost", {annotations.NETWORKS: "no-such-network"}),
             "plain": kube.schedule("plain", {}),
         }
         # A bind that no longer fits: two 8G pods pass filter on the same 10G node (9G usable),
         # the first takes the link, the second's bind must be refused as a conflict.
-        node_10g = next(n.metadata.name for n in cluster.source.snapshot().node_networks
-                        if n.status.interfaces[0].speed_mbps == 10_000)
+        node_10g = next(
+            n.metadata.name
+            for n in cluster.source.snapshot().node_networks
+            if n.status.interfaces[0].speed_mbps == 10_000
+        )
         first = kube.create("stream-1", {annotations.EGRESS_BANDWIDTH: "8G"})
         second = kube.create("stream-2", {annotations.EGRESS_BANDWIDTH: "8G"})
         for pod in (first, second):
@@ -71,7 +81,10 @@ def test_interface_gauges_equal_the_ledger(scenario):
                 key = labels(node=node, interface=iface.name, direction=direction)
                 assert metrics["netsched_interface_capacity_bps"][key] == usable[index]
                 assert metrics["netsched_interface_reserved_bps"][key] == reserved[index]
-                assert metrics["netsched_interface_observed_bps"][key] == (iface.rx_bps, iface.tx_bps)[index]
+                assert (
+                    metrics["netsched_interface_observed_bps"][key]
+                    == (iface.rx_bps, iface.tx_bps)[index]
+                )
                 expected_series += 1
     assert len(metrics["netsched_interface_reserved_bps"]) == expected_series == 12 * 3 * 2
     # capacity is link speed less the default 10 % headroom
@@ -81,7 +94,7 @@ def test_interface_gauges_equal_the_ledger(scenario):
 
 def test_reserved_gauges_add_up_to_the_recorded_reservations(scenario):
     """Independently of the ledger: the sum of the reservation annotations the binds wrote."""
-    cluster, outcomes, node_10g, conflict, metrics = scenario
+    cluster, outcomes, node_10g, _conflict, metrics = scenario
     totals: Counter = Counter()
     for pod in cluster.source.snapshot().pods:
         raw = pod.metadata.annotations.get(annotations.RESERVATION)
@@ -92,7 +105,9 @@ def test_reserved_gauges_add_up_to_the_recorded_reservations(scenario):
                 totals[(reservation.node, iface, "egress")] += rates.egress
     reserved = metrics["netsched_interface_reserved_bps"]
     assert {k for k, v in totals.items() if v} == {
-        (dict(key)["node"], dict(key)["interface"], dict(key)["direction"]) for key, v in reserved.items() if v
+        (dict(key)["node"], dict(key)["interface"], dict(key)["direction"])
+        for key, v in reserved.items()
+        if v
     }
     for (node, iface, direction), value in totals.items():
         assert reserved[labels(node=node, interface=iface, direction=direction)] == value
@@ -107,7 +122,9 @@ def test_rejections_per_reason_match_the_filter_answers(scenario):
     rejections = metrics["netsched_filter_rejections_total"]
     typo, ghost = outcomes["typo"], outcomes["ghost"]
     assert len(typo.refused) == 12 and all("'fast'" in reason for reason in typo.refused.values())
-    assert len(ghost.refused) == 12 and all("no-such-network" in reason for reason in ghost.refused.values())
+    assert len(ghost.refused) == 12 and all(
+        "no-such-network" in reason for reason in ghost.refused.values()
+    )
     assert rejections[labels(reason="invalid_annotation")] == 12
     assert rejections[labels(reason="unknown_network")] == 12
     # every other pod fitted everywhere, so no other reason was counted
@@ -140,7 +157,8 @@ def test_node_gauges(scenario):
     assert sum(reserving.values()) == 3  # web, db and stream-1; plain pods hold nothing
     info = metrics["netsched_node_info"]
     expected = {
-        labels(node=n.name, region=n.region, zone=n.zone, switch=n.switch) for n in sample_cluster().nodes
+        labels(node=n.name, region=n.region, zone=n.zone, switch=n.switch)
+        for n in sample_cluster().nodes
     }
     assert set(info) == expected and set(info.values()) == {1.0}
     ages = metrics["netsched_node_report_age_seconds"]
@@ -169,12 +187,17 @@ def test_grafana_dashboard_queries_only_metrics_the_extender_exposes(scenario):
     assert len(queries) >= 15
     used = {name for query in queries for name in re.findall(r"\bnetsched_[a-z_]+", query)}
     exposed = set(metrics)
-    assert used <= exposed, f"the dashboard queries metrics /metrics does not have: {used - exposed}"
+    assert used <= exposed, (
+        f"the dashboard queries metrics /metrics does not have: {used - exposed}"
+    )
     # it covers what the design asks for: latency per verb, rejections per reason,
     # capacity / reserved / observed per interface and direction, bind conflicts
     for name in (
-        "netsched_extender_request_duration_seconds_bucket", "netsched_filter_rejections_total",
-        "netsched_interface_capacity_bps", "netsched_interface_reserved_bps", "netsched_interface_observed_bps",
+        "netsched_extender_request_duration_seconds_bucket",
+        "netsched_filter_rejections_total",
+        "netsched_interface_capacity_bps",
+        "netsched_interface_reserved_bps",
+        "netsched_interface_observed_bps",
         "netsched_bind_conflicts_total",
     ):
         assert name in used
@@ -199,6 +222,10 @@ def test_grafana_dashboard_is_well_formed():
             assert reference in variables, f"panel {panel['title']!r} uses undefined ${reference}"
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
-        covered = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        covered = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert not covered & cells, f"panel {panel['title']!r} overlaps another"
         cells |= covered

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import ssl
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,20 +47,32 @@ class ClusterAccess(Protocol):
 def add_access_arguments(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--server", metavar="URL",
+        "--server",
+        metavar="URL",
         help=f"a running netsched extender (default ${SERVER_ENV} or {DEFAULT_SERVER})",
     )
-    where.add_argument("--cluster", metavar="FILE", help="a YAML file of Nodes, NodeNetworks, Networks and Pods")
+    where.add_argument(
+        "--cluster", metavar="FILE", help="a YAML file of Nodes, NodeNetworks, Networks and Pods"
+    )
     parser.add_argument("--cacert", metavar="FILE", help="CA bundle to trust for an https --server")
     parser.add_argument(
-        "--headroom", type=float, default=0.10, help="with --cluster: share of each link kept free (default %(default)s)"
+        "--headroom",
+        type=float,
+        default=0.10,
+        help="with --cluster: share of each link kept free (default %(default)s)",
     )
     parser.add_argument(
-        "--report-ttl", type=float, default=60.0,
+        "--report-ttl",
+        type=float,
+        default=60.0,
         help="with --cluster: seconds after which a NodeNetwork report is stale (default %(default)s)",
     )
     parser.add_argument(
-        "-o", "--output", choices=formats, default=formats[0], help="output format (default %(default)s)"
+        "-o",
+        "--output",
+        choices=formats,
+        default=formats[0],
+        help="output format (default %(default)s)",
     )
 
 
@@ -79,14 +92,18 @@ class ApiAccess:
             raise AccessError(f"--server {url!r}: expected an http:// or https:// URL")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.context = ssl.create_default_context(cafile=cacert) if parsed.scheme == "https" else None
+        self.context = (
+            ssl.create_default_context(cafile=cacert) if parsed.scheme == "https" else None
+        )
 
     def topology(self) -> TopologyView:
         return TopologyView.model_validate(self._call("GET", "/api/v1/topology"))
 
     def reservations(self, node: str | None = None) -> list[ReservationView]:
         query = f"?{urllib.parse.urlencode({'node': node})}" if node else ""
-        return TypeAdapter(list[ReservationView]).validate_python(self._call("GET", f"/api/v1/reservations{query}"))
+        return TypeAdapter(list[ReservationView]).validate_python(
+            self._call("GET", f"/api/v1/reservations{query}")
+        )
 
     def explain(self, reference: str) -> ExplainView:
         namespace, _, name = reference.rpartition("/")
@@ -94,30 +111,42 @@ class ApiAccess:
         return ExplainView.model_validate(self._call("GET", f"/api/v1/explain?{query}"))
 
     def explain_pod(self, pod: Pod) -> ExplainView:
-        return ExplainView.model_validate(self._call("POST", "/api/v1/explain", pod.model_dump(mode="json")))
+        return ExplainView.model_validate(
+            self._call("POST", "/api/v1/explain", pod.model_dump(mode="json"))
+        )
 
     def _call(self, method: str, path: str, body: object = None) -> object:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            self.url + path, data=data, method=method,
+            self.url + path,
+            data=data,
+            method=method,
             headers={"Accept": "application/json", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self.context
+            ) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
-            raise AccessError(f"{method} {self.url}{path}: HTTP {error.code}: {_detail(error)}") from None
+            raise AccessError(
+                f"{method} {self.url}{path}: HTTP {error.code}: {_detail(error)}"
+            ) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise AccessError(f"cannot reach the netsched extender at {self.url}: {reason}") from None
+            raise AccessError(
+                f"cannot reach the netsched extender at {self.url}: {reason}"
+            ) from None
         except ValueError as error:
-            raise AccessError(f"{method} {self.url}{path}: the answer is not JSON ({error})") from None
+            raise AccessError(
+                f"{method} {self.url}{path}: the answer is not JSON ({error})"
+            ) from None
 
 
 class FileAccess:
     """A cluster file loaded into the extender's own state and scheduler, in this process."""
 
-    def __init__(self, extender) -> None:  # noqa: ANN001 - scheduler_extender.app.Extender
+    def __init__(self, extender) -> None:
         self.extender = extender
 
     @classmethod
@@ -179,15 +208,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Rows under headers, columns padded to their widest cell (like ``kubectl get``)."""
     cells = [[str(c) for c in headers], *([str(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def print_json(data: BaseModel | Sequence[BaseModel]) -> None:
     """Machine output: the API's own JSON shapes, so scripts work against either source."""
     if isinstance(data, BaseModel):
-        print(data.model_dump_json(indent=2))
+        emit(data.model_dump_json(indent=2))
     else:
-        print(json.dumps([item.model_dump(mode="json") for item in data], indent=2))
+        emit(json.dumps([item.model_dump(mode="json") for item in data], indent=2))
+
+
+def emit(text: str) -> None:
+    """Print, and stop quietly when the reader went away (``netsched ... | head``)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _detail(error: urllib.error.HTTPError) -> str:

@@ -16,34 +16,53 @@ FORMATS = ("table", "json")
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from scheduler_extender.commands.cluster_access import add_access_arguments
 
-    parser = subparsers.add_parser("explain", help="say for each node whether a pod fits, its score, or why not")
-    parser.add_argument("pod", nargs="?", metavar="POD", help="namespace/name (or name in namespace default)")
-    parser.add_argument("-f", "--filename", metavar="FILE", help="explain the Pod in this manifest instead")
+    parser = subparsers.add_parser(
+        "explain", help="say for each node whether a pod fits, its score, or why not"
+    )
+    parser.add_argument(
+        "pod", nargs="?", metavar="POD", help="namespace/name (or name in namespace default)"
+    )
+    parser.add_argument(
+        "-f", "--filename", metavar="FILE", help="explain the Pod in this manifest instead"
+    )
     add_access_arguments(parser, FORMATS)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from scheduler_extender.commands.cluster_access import AccessError, load_pod_manifest, open_access, print_json
+    from scheduler_extender.commands.cluster_access import (
+        AccessError,
+        emit,
+        load_pod_manifest,
+        open_access,
+        print_json,
+    )
 
     if bool(args.pod) == bool(args.filename):
         raise SystemExit("netsched explain: give either POD or -f FILE")
     try:
         access = open_access(args)
-        view = access.explain_pod(load_pod_manifest(args.filename)) if args.filename else access.explain(args.pod)
+        view = (
+            access.explain_pod(load_pod_manifest(args.filename))
+            if args.filename
+            else access.explain(args.pod)
+        )
     except AccessError as error:
         raise SystemExit(f"netsched explain: {error}") from None
     if args.output == "json":
         print_json(view)
     else:
-        print(render(view))
+        emit(render(view))
     return 0
 
 
 def render(view: ExplainView) -> str:
     from scheduler_extender.commands.cluster_access import table
 
-    lines = [f"Pod {view.pod}" + (f" (bound to {view.bound_to}; its own reservation counts)" if view.bound_to else "")]
+    lines = [
+        f"Pod {view.pod}"
+        + (f" (bound to {view.bound_to}; its own reservation counts)" if view.bound_to else "")
+    ]
     for name, value in sorted(view.annotations.items()):
         lines.append(f"  {name}: {value}")
     if not view.annotations:
@@ -52,12 +71,19 @@ def render(view: ExplainView) -> str:
     lines.append("")
     rows = []
     for verdict in view.nodes:
-        reasons = [r.message + ("" if not r.resolvable else " (preemption could free it)") for r in verdict.reasons]
-        rows.append((
-            verdict.node, verdict.zone, "yes" if verdict.fits else "no",
-            verdict.score if verdict.score is not None else "-",
-            reasons[0] if reasons else "",
-        ))
+        reasons = [
+            r.message + ("" if not r.resolvable else " (preemption could free it)")
+            for r in verdict.reasons
+        ]
+        rows.append(
+            (
+                verdict.node,
+                verdict.zone,
+                "yes" if verdict.fits else "no",
+                verdict.score if verdict.score is not None else "-",
+                reasons[0] if reasons else "",
+            )
+        )
         rows.extend(("", "", "", "", reason) for reason in reasons[1:])
     lines.append(table(("NODE", "ZONE", "FITS", "SCORE", "REASON"), rows))
     return "\n".join(lines)

@@ -13,14 +13,21 @@ FORMATS = ("table", "json")
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from scheduler_extender.commands.cluster_access import add_access_arguments
 
-    parser = subparsers.add_parser("reservations", help="list pods holding bandwidth and network attachments")
+    parser = subparsers.add_parser(
+        "reservations", help="list pods holding bandwidth and network attachments"
+    )
     add_access_arguments(parser, FORMATS)
     parser.add_argument("--node", help="only pods on this node")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from scheduler_extender.commands.cluster_access import AccessError, open_access, print_json
+    from scheduler_extender.commands.cluster_access import (
+        AccessError,
+        emit,
+        open_access,
+        print_json,
+    )
 
     try:
         held = open_access(args).reservations(args.node)
@@ -29,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(held)
     else:
-        print(render_table(held) if held else "No pod holds a reservation.")
+        emit(render_table(held) if held else "No pod holds a reservation.")
     return 0
 
 
@@ -40,17 +47,25 @@ def render_table(held: list[ReservationView]) -> str:
     rows = []
     for item in held:
         reservation = item.reservation
-        attachments = ", ".join(
-            f"{a.interface}:{a.network}" + (f"@{a.ip}" if a.ip else "") for a in reservation.attachments
-        ) or "-"
+        attachments = (
+            ", ".join(
+                f"{a.interface}:{a.network}" + (f"@{a.ip}" if a.ip else "")
+                for a in reservation.attachments
+            )
+            or "-"
+        )
         interfaces = sorted(reservation.interfaces.items()) or [("-", None)]
         for index, (name, rates) in enumerate(interfaces):
             first = index == 0
-            rows.append((
-                item.pod if first else "", reservation.node if first else "", item.priority if first else "",
-                name,
-                format_bandwidth(rates.ingress) if rates else "-",
-                format_bandwidth(rates.egress) if rates else "-",
-                attachments if first else "",
-            ))
+            rows.append(
+                (
+                    item.pod if first else "",
+                    reservation.node if first else "",
+                    item.priority if first else "",
+                    name,
+                    format_bandwidth(rates.ingress) if rates else "-",
+                    format_bandwidth(rates.egress) if rates else "-",
+                    attachments if first else "",
+                )
+            )
     return table(("POD", "NODE", "PRIORITY", "IFACE", "INGRESS", "EGRESS", "ATTACHMENTS"), rows)

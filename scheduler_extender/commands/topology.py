@@ -14,14 +14,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     from scheduler_extender.commands.cluster_access import add_access_arguments
 
     parser = subparsers.add_parser(
-        "topology", help="show zones, switches, nodes, interfaces and VLANs with capacity, reservations and load"
+        "topology",
+        help="show zones, switches, nodes, interfaces and VLANs with capacity, reservations and load",
     )
     add_access_arguments(parser, FORMATS)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from scheduler_extender.commands.cluster_access import AccessError, open_access, print_json
+    from scheduler_extender.commands.cluster_access import (
+        AccessError,
+        emit,
+        open_access,
+        print_json,
+    )
 
     try:
         view = open_access(args).topology()
@@ -30,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(view)
     elif args.output == "table":
-        print(render_table(view))
+        emit(render_table(view))
     else:
-        print(render_tree(view))
+        emit(render_tree(view))
     return 0
 
 
@@ -42,7 +48,9 @@ def render_tree(view: TopologyView) -> str:
     labels: list[tuple[str, str]] = []  # (tree label, figures)
     tree: dict[str, dict[str, dict[str, list]]] = {}
     for node in view.nodes:
-        tree.setdefault(node.region, {}).setdefault(node.zone, {}).setdefault(node.switch, []).append(node)
+        tree.setdefault(node.region, {}).setdefault(node.zone, {}).setdefault(
+            node.switch, []
+        ).append(node)
 
     def add(prefix: str, last: bool, label: str, figures: str = "") -> str:
         labels.append((f"{prefix}{'└── ' if last else '├── '}{label}", figures))
@@ -58,10 +66,18 @@ def render_tree(view: TopologyView) -> str:
                     count = pods.get(node.name, 0)
                     stale = "" if node.heartbeat_time else "  (no report)"
                     node_prefix = add(
-                        switch_prefix, ni == len(nodes) - 1, node.name, f"{count} pod{'s' if count != 1 else ''}{stale}"
+                        switch_prefix,
+                        ni == len(nodes) - 1,
+                        node.name,
+                        f"{count} pod{'s' if count != 1 else ''}{stale}",
                     )
                     for ii, iface in enumerate(node.interfaces):
-                        add(node_prefix, ii == len(node.interfaces) - 1, _iface_label(iface), _iface_figures(iface))
+                        add(
+                            node_prefix,
+                            ii == len(node.interfaces) - 1,
+                            _iface_label(iface),
+                            _iface_figures(iface),
+                        )
     width = max(len(label) for label, _ in labels) if labels else 0
     return "\n".join(f"{label.ljust(width)}   {figures}".rstrip() for label, figures in labels)
 
@@ -71,16 +87,34 @@ def render_table(view: TopologyView) -> str:
 
     rows = [
         (
-            node.name, node.zone, node.switch, iface.name, iface.role.value, _speed(iface.speed_mbps),
-            _share(iface.reserved.ingress, iface.usable.ingress), _share(iface.reserved.egress, iface.usable.egress),
-            format_bandwidth(iface.observed.ingress), format_bandwidth(iface.observed.egress),
+            node.name,
+            node.zone,
+            node.switch,
+            iface.name,
+            iface.role.value,
+            _speed(iface.speed_mbps),
+            _share(iface.reserved.ingress, iface.usable.ingress),
+            _share(iface.reserved.egress, iface.usable.egress),
+            format_bandwidth(iface.observed.ingress),
+            format_bandwidth(iface.observed.egress),
             ",".join(iface.networks) or "-",
         )
         for node in view.nodes
         for iface in node.interfaces
     ]
-    headers = ("NODE", "ZONE", "SWITCH", "IFACE", "ROLE", "SPEED", "IN RESERVED", "OUT RESERVED",
-               "IN OBSERVED", "OUT OBSERVED", "NETWORKS")
+    headers = (
+        "NODE",
+        "ZONE",
+        "SWITCH",
+        "IFACE",
+        "ROLE",
+        "SPEED",
+        "IN RESERVED",
+        "OUT RESERVED",
+        "IN OBSERVED",
+        "OUT OBSERVED",
+        "NETWORKS",
+    )
     return table(headers, rows)
 
 
@@ -91,10 +125,11 @@ def _iface_label(iface: InterfaceView) -> str:
 
 
 def _iface_figures(iface: InterfaceView) -> str:
+    ingress = _share(iface.reserved.ingress, iface.usable.ingress)
+    egress = _share(iface.reserved.egress, iface.usable.egress)
     return (
-        f"in {_share(iface.reserved.ingress, iface.usable.ingress)}  "
-        f"out {_share(iface.reserved.egress, iface.usable.egress)}  "
-        f"observed in {format_bandwidth(iface.observed.ingress)} out {format_bandwidth(iface.observed.egress)}"
+        f"in {ingress:<19} out {egress:<19} "
+        f"observed in {format_bandwidth(iface.observed.ingress):<6} out {format_bandwidth(iface.observed.egress)}"
     )
 
 

@@ -43,7 +43,9 @@ class InterfaceLoad(TypedDict):
     up: bool
     vlans: list[int]
     vnis: list[int]
-    networks: Annotated[list[str], Field(description="Networks this interface carries on this node.")]
+    networks: Annotated[
+        list[str], Field(description="Networks this interface carries on this node.")
+    ]
     capacity: Annotated[Pair, Field(description="Usable bits/s: link speed less headroom.")]
     reserved: Pair
     observed: Pair
@@ -176,13 +178,22 @@ def dashboard_view(
         ]
         zone = zones.get(location.zone)
         if zone is None:
-            zone = zones[location.zone] = ZoneGroup(name=location.zone, region=location.region, switches=[])
+            zone = zones[location.zone] = ZoneGroup(
+                name=location.zone, region=location.region, switches=[]
+            )
         switch = switches.get((location.zone, location.switch))
         if switch is None:
-            switch = switches[(location.zone, location.switch)] = SwitchGroup(name=location.switch, nodes=[])
+            switch = switches[(location.zone, location.switch)] = SwitchGroup(
+                name=location.switch, nodes=[]
+            )
             zone.switches.append(switch)
         switch.nodes.append(
-            NodeLoad(name=name, heartbeat=topology.heartbeat(name), pods=pods_on.get(name, 0), interfaces=interfaces)
+            NodeLoad(
+                name=name,
+                heartbeat=topology.heartbeat(name),
+                pods=pods_on.get(name, 0),
+                interfaces=interfaces,
+            )
         )
 
     networks = [
@@ -201,7 +212,9 @@ def dashboard_view(
             uid=h.uid,
             node=h.node,
             priority=h.priority,
-            interfaces={name: (r.ingress, r.egress) for name, r in h.reservation.interfaces.items()},
+            interfaces={
+                name: (r.ingress, r.egress) for name, r in h.reservation.interfaces.items()
+            },
             attachments=[
                 AttachmentSummary(
                     network=a.network,
@@ -258,4 +271,6 @@ def _segment(vlan: int | None, vni: int | None) -> str:
 
 def _natural(name: str) -> tuple:
     """Sort ``node-a-10`` after ``node-a-9``."""
-    return tuple((0, int(chunk)) if chunk.isdigit() else (1, chunk) for chunk in _DIGITS.split(name))
+    return tuple(
+        (0, int(chunk)) if chunk.isdigit() else (1, chunk) for chunk in _DIGITS.split(name)
+    )

@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 GZIP_LEVEL = 5
 """A 5,000-node document is about 3 MB of JSON and a tenth of that gzipped."""
-STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".html": "text/html",
+}
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -79,7 +84,9 @@ def admin_router(extender: Extender) -> APIRouter:
         ttl = scheduler.settings.fit.report_ttl
         return ttl.total_seconds() if ttl is not None else None
 
-    @router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"], include_in_schema=False)
+    @router.get(
+        "/dashboard", response_class=HTMLResponse, tags=["dashboard"], include_in_schema=False
+    )
     def dashboard_page() -> Response:
         body, media_type = files["index.html"]
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
@@ -110,7 +117,9 @@ def admin_router(extender: Extender) -> APIRouter:
             return Response(status_code=304, headers={"ETag": etag})
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
         body = latest.get(
-            version, lambda: dashboard_view(state, decisions, report_ttl()).model_dump_json().encode(), gzipped
+            version,
+            lambda: dashboard_view(state, decisions, report_ttl()).model_dump_json().encode(),
+            gzipped,
         )
         headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
         if gzipped:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Self
 
 import httpx
 
@@ -30,7 +31,9 @@ class ServedCluster:
 
 
 @contextmanager
-def served_cluster(zones: int = 3, switches_per_zone: int = 2, nodes_per_switch: int = 2) -> Iterator[ServedCluster]:
+def served_cluster(
+    zones: int = 3, switches_per_zone: int = 2, nodes_per_switch: int = 2
+) -> Iterator[ServedCluster]:
     source = FileClusterSource(sample_cluster(zones, switches_per_zone, nodes_per_switch))
     extender = Extender.build(source)
     with BackgroundServer(create_app(extender), ServeOptions("127.0.0.1", 0)) as server:
@@ -46,7 +49,10 @@ class Outcome:
 
     @property
     def refused(self) -> dict[str, str]:
-        return {**(self.filtered.get("FailedNodes") or {}), **(self.filtered.get("FailedAndUnresolvableNodes") or {})}
+        return {
+            **(self.filtered.get("FailedNodes") or {}),
+            **(self.filtered.get("FailedAndUnresolvableNodes") or {}),
+        }
 
 
 class KubeScheduler:
@@ -59,34 +65,49 @@ class KubeScheduler:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> KubeScheduler:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def create(self, name: str, annotations: dict[str, str], namespace: str = "admin", priority: int = 0) -> Pod:
+    def create(
+        self, name: str, annotations: dict[str, str], namespace: str = "admin", priority: int = 0
+    ) -> Pod:
         pod = Pod(
-            metadata=ObjectMeta(name=name, namespace=namespace, uid=str(uuid.uuid4()), annotations=annotations),
+            metadata=ObjectMeta(
+                name=name, namespace=namespace, uid=str(uuid.uuid4()), annotations=annotations
+            ),
             spec=PodSpec(priority=priority),
         )
         return self.cluster.source.apply(pod)
 
     def filter(self, pod: Pod) -> dict:
-        body = {"Pod": pod.model_dump(mode="json"), "Nodes": None, "NodeNames": self.cluster.extender.state.node_names()}
+        body = {
+            "Pod": pod.model_dump(mode="json"),
+            "Nodes": None,
+            "NodeNames": self.cluster.extender.state.node_names(),
+        }
         response = self.client.post("/filter", json=body)
         response.raise_for_status()
         return response.json()
 
     def bind(self, pod: Pod, node: str) -> str:
-        response = self.client.post("/bind", json={
-            "PodName": pod.metadata.name, "PodNamespace": pod.metadata.namespace,
-            "PodUID": pod.metadata.uid, "Node": node,
-        })
+        response = self.client.post(
+            "/bind",
+            json={
+                "PodName": pod.metadata.name,
+                "PodNamespace": pod.metadata.namespace,
+                "PodUID": pod.metadata.uid,
+                "Node": node,
+            },
+        )
         response.raise_for_status()
         return response.json()["Error"]
 
-    def schedule(self, name: str, annotations: dict[str, str], prefer: str | None = None) -> Outcome:
+    def schedule(
+        self, name: str, annotations: dict[str, str], prefer: str | None = None
+    ) -> Outcome:
         """Filter, prioritize, bind to ``prefer`` if it passed, else to the best score."""
         pod = self.create(name, annotations)
         filtered = self.filter(pod)
@@ -96,7 +117,11 @@ class KubeScheduler:
             return outcome
         body = {"Pod": pod.model_dump(mode="json"), "Nodes": None, "NodeNames": passed}
         scores = self.client.post("/prioritize", json=body).json() if len(passed) > 1 else []
-        node = prefer if prefer in passed else (max(scores, key=lambda s: s["Score"])["Host"] if scores else passed[0])
+        node = (
+            prefer
+            if prefer in passed
+            else (max(scores, key=lambda s: s["Score"])["Host"] if scores else passed[0])
+        )
         outcome.node = node
         outcome.bind_error = self.bind(pod, node)
         return outcome

@@ -30,18 +30,25 @@ def main(output: Path = DEFAULT_OUTPUT) -> None:
                 traffic.schedule_one(0.0)
             kube.schedule("stream-hd", {annotations.EGRESS_BANDWIDTH: "7G"}, prefer="node-a-3")
             traffic.report(10.0)
-            kube.schedule("video-4k", {annotations.EGRESS_BANDWIDTH: "30G", annotations.INGRESS_BANDWIDTH: "2G"})
+            kube.schedule(
+                "video-4k",
+                {annotations.EGRESS_BANDWIDTH: "30G", annotations.INGRESS_BANDWIDTH: "2G"},
+            )
             kube.schedule("typo", {annotations.INGRESS_BANDWIDTH: "fast"})
         finally:
             traffic.close()
         with chromium(WIDTH, HEIGHT) as driver:
             driver.get(f"{cluster.url}/dashboard#node-a-3")
             deadline = time.monotonic() + 20
-            while not driver.execute_script("return document.querySelectorAll('.node').length === 12"):
+            while not driver.execute_script(
+                "return document.querySelectorAll('.node').length === 12"
+            ):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the dashboard did not render")
                 time.sleep(0.1)
-            driver.find_element("css selector", "li.decision[data-pod='admin/video-4k'] summary").click()
+            driver.find_element(
+                "css selector", "li.decision[data-pod='admin/video-4k'] summary"
+            ).click()
             time.sleep(1.0)  # let the bars' transitions finish
             driver.save_screenshot(str(output))
     print(f"wrote {output}")

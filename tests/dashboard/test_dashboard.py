@@ -24,13 +24,15 @@ from tests.dashboard.cluster import KubeScheduler, served_cluster
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(browser_available() is not None, reason=f"browser tests: {browser_available()}"),
+    pytest.mark.skipif(
+        browser_available() is not None, reason=f"browser tests: {browser_available()}"
+    ),
 ]
 
 TIMEOUT = 15.0
 
 
-def wait_for(driver, script: str, timeout: float = TIMEOUT, *args):  # noqa: ANN001, ANN201
+def wait_for(driver, script: str, timeout: float = TIMEOUT, *args):
     """Poll a JavaScript expression until it is truthy; return its value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -42,8 +44,10 @@ def wait_for(driver, script: str, timeout: float = TIMEOUT, *args):  # noqa: ANN
         time.sleep(0.1)
 
 
-def node_names(driver) -> list[str]:  # noqa: ANN001
-    return driver.execute_script("return [...document.querySelectorAll('.node')].map(n => n.dataset.node)")
+def node_names(driver) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.node')].map(n => n.dataset.node)"
+    )
 
 
 def free_port() -> int:
@@ -52,7 +56,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def open_tab(driver, name: str) -> None:  # noqa: ANN001
+def open_tab(driver, name: str) -> None:
     driver.find_element("css selector", f'.tabs button[data-tab="{name}"]').click()
 
 
@@ -64,9 +68,23 @@ def demo():
     """``netsched demo`` in its own process; yields its URL and the lines it prints."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "demo", "--port", str(port),
-         "--interval", "0.5", "--initial-pods", "4", "--seed", "7"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "scheduler_extender.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--interval",
+            "0.5",
+            "--initial-pods",
+            "4",
+            "--seed",
+            "7",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     started = threading.Event()
@@ -95,7 +113,9 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
         wait_for(driver, "document.querySelectorAll('.node').length === 12")
         expected = sorted(node.name for node in sample_cluster().nodes)
         assert sorted(node_names(driver)) == expected
-        zones = driver.execute_script("return [...document.querySelectorAll('.zone')].map(z => z.dataset.zone)")
+        zones = driver.execute_script(
+            "return [...document.querySelectorAll('.zone')].map(z => z.dataset.zone)"
+        )
         assert zones == ["eu-1a", "eu-1b", "eu-1c"]
         # interfaces and the networks they carry (replication is limited to two zones)
         chips = driver.execute_script(
@@ -105,7 +125,9 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
         assert chips["node-a-1"] == ["storage", "replication"]
         assert chips["node-c-1"] == ["storage"]
         # every resource came from the extender itself: nothing from a CDN
-        resources = driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+        resources = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(r => r.name)"
+        )
         assert resources and all(r.startswith(url) for r in resources)
 
         # pods the demo schedules after the page loaded appear without a reload
@@ -122,7 +144,9 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
         assert bound, f"the demo bound no pod with a reservation: {lines[-10:]}"
         pod, node = bound
         open_tab(driver, "pods")
-        row = wait_for(driver, "document.querySelector(`#pods tr[data-pod='${arguments[0]}']`)", TIMEOUT, pod)
+        row = wait_for(
+            driver, "document.querySelector(`#pods tr[data-pod='${arguments[0]}']`)", TIMEOUT, pod
+        )
         assert row.get_attribute("data-node") == node
         assert driver.execute_script("return window.__sameDocument === true")
         assert "ok" in driver.find_element("id", "live").get_attribute("class")
@@ -131,13 +155,16 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
 # -- the demo's cluster, with pods the test chooses --------------------------------------
 
 
-def bar(driver, node: str, direction: str) -> tuple[int, float]:  # noqa: ANN001
+def bar(driver, node: str, direction: str) -> tuple[int, float]:
     """Reserved bits/s and drawn width (%) of a node's bar in the topology."""
-    return tuple(driver.execute_script(
-        "const b = document.querySelector(`.node[data-node='${arguments[0]}'] .node-bar[data-dir='${arguments[1]}']`);"
-        "return [Number(b.dataset.reservedBps), parseFloat(b.querySelector('.res').style.width)];",
-        node, direction,
-    ))
+    return tuple(
+        driver.execute_script(
+            "const b = document.querySelector(`.node[data-node='${arguments[0]}'] .node-bar[data-dir='${arguments[1]}']`);"
+            "return [Number(b.dataset.reservedBps), parseFloat(b.querySelector('.res').style.width)];",
+            node,
+            direction,
+        )
+    )
 
 
 def test_scheduled_pod_appears_with_its_reservation_and_its_node_bar_grows():
@@ -148,11 +175,17 @@ def test_scheduled_pod_appears_with_its_reservation_and_its_node_bar_grows():
         before_bps, before_width = bar(driver, "node-a-1", "egress")
         assert before_bps == 0
 
-        video = kube.schedule("video", {annotations.INGRESS_BANDWIDTH: "1G", annotations.EGRESS_BANDWIDTH: "4G"},
-                              prefer="node-a-1")
+        video = kube.schedule(
+            "video",
+            {annotations.INGRESS_BANDWIDTH: "1G", annotations.EGRESS_BANDWIDTH: "4G"},
+            prefer="node-a-1",
+        )
         assert video.node == "node-a-1" and video.bind_error == ""
-        wait_for(driver, "Number(document.querySelector(`.node[data-node='node-a-1'] .node-bar[data-dir='egress']`)"
-                         ".dataset.reservedBps) === 4e9")
+        wait_for(
+            driver,
+            "Number(document.querySelector(`.node[data-node='node-a-1'] .node-bar[data-dir='egress']`)"
+            ".dataset.reservedBps) === 4e9",
+        )
         after_bps, after_width = bar(driver, "node-a-1", "egress")
         assert after_bps == 4_000_000_000 and after_width > before_width
         assert driver.execute_script("return window.__sameDocument === true")
@@ -165,13 +198,18 @@ def test_scheduled_pod_appears_with_its_reservation_and_its_node_bar_grows():
         driver.find_element("css selector", ".node[data-node='node-a-1']").click()
         detail = wait_for(driver, "document.querySelector(`#node-detail [data-node='node-a-1']`)")
         assert "admin/video" in detail.text
-        eth0 = detail.find_element("css selector", ".iface-detail[data-iface='eth0'] .bar[data-dir='egress']")
+        eth0 = detail.find_element(
+            "css selector", ".iface-detail[data-iface='eth0'] .bar[data-dir='egress']"
+        )
         assert eth0.get_attribute("data-reserved-bps") == "4000000000"
         assert eth0.get_attribute("data-capacity-bps") == str(int(25e9 * 0.9))
 
         # an attachment on the storage VLAN shows its network, segment and address
-        db = kube.schedule("db", {annotations.NETWORKS: json.dumps([{"name": "storage", "ingress": "2G"}])},
-                           prefer="node-a-1")
+        db = kube.schedule(
+            "db",
+            {annotations.NETWORKS: json.dumps([{"name": "storage", "ingress": "2G"}])},
+            prefer="node-a-1",
+        )
         assert db.node == "node-a-1"
         row = wait_for(driver, "document.querySelector(`#pods tr[data-pod='admin/db']`)")
         assert "storage · VLAN 100 on eth1" in row.text and "10.20." in row.text
@@ -184,16 +222,22 @@ def test_refused_pods_show_each_node_reason():
 
         typo = kube.schedule("typo", {annotations.INGRESS_BANDWIDTH: "fast"})
         assert typo.node is None and len(typo.refused) == 12
-        item = wait_for(driver, "document.querySelector(`li.decision.refused[data-pod='admin/typo']`)")
+        item = wait_for(
+            driver, "document.querySelector(`li.decision.refused[data-pod='admin/typo']`)"
+        )
         assert "fits no node" in item.text
         assert "12 nodes refused" in item.text
         assert "annotation kubernetes.io/ingress-bandwidth='fast'" in item.text
 
         # different reasons on different nodes: each node is listed under its own reason
-        kube.schedule("fill", {annotations.EGRESS_BANDWIDTH: "80G"}, prefer="node-a-2")  # a 100G node
+        kube.schedule(
+            "fill", {annotations.EGRESS_BANDWIDTH: "80G"}, prefer="node-a-2"
+        )  # a 100G node
         huge = kube.schedule("huge", {annotations.EGRESS_BANDWIDTH: "20G"})
         assert huge.node is not None and len(huge.refused) > 0
-        item = wait_for(driver, "document.querySelector(`li.decision[data-pod='admin/huge'] details`)")
+        item = wait_for(
+            driver, "document.querySelector(`li.decision[data-pod='admin/huge'] details`)"
+        )
         item.find_element("tag name", "summary").click()
         reasons = driver.execute_script(
             "return [...arguments[0].querySelectorAll('.reasons li')].map(li => li.innerText)", item
@@ -210,7 +254,10 @@ def test_refused_pods_show_each_node_reason():
 
 
 def test_five_hundred_nodes_stay_usable():
-    with served_cluster(zones=5, switches_per_zone=2, nodes_per_switch=50) as cluster, chromium() as driver:
+    with (
+        served_cluster(zones=5, switches_per_zone=2, nodes_per_switch=50) as cluster,
+        chromium() as driver,
+    ):
         driver.get(f"{cluster.url}/dashboard")
         wait_for(driver, "document.querySelectorAll('.node').length === 500", timeout=30)
         assert driver.find_element("id", "topology").get_attribute("data-zoom") == "dense"
@@ -232,4 +279,6 @@ def test_five_hundred_nodes_stay_usable():
         assert driver.find_element("id", "topology").get_attribute("data-zoom") == "detail"
         driver.find_element("css selector", ".zone[data-zone='eu-1a'] .zone-head").click()
         wait_for(driver, f"{visible}.length === 400")
-        print(f"500-node render: {driver.execute_script('return window.netschedDashboard.renderMs'):.0f} ms")
+        print(
+            f"500-node render: {driver.execute_script('return window.netschedDashboard.renderMs'):.0f} ms"
+        )

@@ -125,7 +125,7 @@ ethtool for every link on every cycle was half of a cycle's CPU at 200 links."""
 class _KnownSpeed:
     name: str
     oper_state: str
-    speed_mbps: int | None
+    speed_mbps: int
     at: float
 
 
@@ -179,7 +179,8 @@ class Reporter:
                 and now - known.at < SPEED_REFRESH_SECONDS):
             return known.speed_mbps
         speed = self.source.speed_mbps(link)
-        self._speeds[link.index] = _KnownSpeed(link.name, link.oper_state, speed, now)
+        if speed is not None:  # "unknown" may be transient (a vanished link, a busy driver): ask again
+            self._speeds[link.index] = _KnownSpeed(link.name, link.oper_state, speed, now)
         return speed
 
 

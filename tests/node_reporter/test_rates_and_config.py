@@ -98,3 +98,18 @@ def test_reporter_never_loads_the_extender_or_its_web_stack() -> None:
             "print([m for m in sys.modules if m.split('.')[0] in ('scheduler_extender', 'fastapi', 'uvicorn', 'starlette')])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_deploy_manifests_hold_a_valid_config_and_the_metrics_port() -> None:
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "reporter"
+    configmap = yaml.safe_load((deploy / "configmap.yaml").read_text())
+    config = ReporterConfig.model_validate(yaml.safe_load(configmap["data"]["reporter.yaml"]))
+    daemonset = yaml.safe_load((deploy / "daemonset.yaml").read_text())
+    pod = daemonset["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["hostNetwork"] is True
+    assert container["ports"][0]["containerPort"] == config.metrics.port
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": config.metrics.port}
+    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container["env"]

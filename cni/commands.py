@@ -15,8 +15,14 @@ from typing import Any
 
 from bandwidth_accounting.reservation import AttachmentReservation
 from cni import podlinks, segments, shaping
-from cni.config import SPEC_VERSION, SUPPORTED_VERSIONS, Environment, NetConf, Result, ResultIP
-from cni.config import ResultInterface
+from cni.config import (
+    SPEC_VERSION,
+    SUPPORTED_VERSIONS,
+    Environment,
+    NetConf,
+    Result,
+    ResultInterface,
+)
 from cni.errors import CNIError, ErrorCode
 from cni.lazy_pyroute2 import NetlinkError
 from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
@@ -121,6 +127,7 @@ def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
     )
     made = planned.model_copy(update={"shaped": [], "attachments": []})
     report: dict[str, Any] = {}
+    described: list[dict[str, Any]] = []
     netns_fd = pod_namespace(env)
     try:
         with state.locked():
@@ -136,7 +143,7 @@ def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
                                        "the main plugin must create it before netsched-cni runs")
                     for position, att in enumerate(desired.attachments):
                         _attach(host, pod, netns_fd, env, att, f"attachments[{position}]", made,
-                                result)
+                                result, described)
                     for name, limits in desired.limits.items():
                         if limits.shaped:
                             made.shaped.append(name)
@@ -148,13 +155,13 @@ def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
     finally:
         os.close(netns_fd)
     body = result.render(conf.cni_version)
-    if report:
-        body["netsched"] = {"shaping": report}
+    if report or described:
+        body["netsched"] = {"shaping": report, "attachments": described}
     return body
 
 
 def _attach(host, pod, netns_fd: int, env: Environment, att: AttachmentReservation,
-            field: str, made: Record, result: Result) -> None:
+            field: str, made: Record, result: Result, described: list[dict[str, Any]]) -> None:
     with step(f"{field}: segment {segments.segment_name(att) or att.parent}"):
         lower = segments.ensure_segment(host, att, field)
     with step(f"{field}: macvlan {att.interface} in the pod"):
@@ -165,10 +172,11 @@ def _attach(host, pod, netns_fd: int, env: Environment, att: AttachmentReservati
         index = podlinks.configure(pod, att, env.container_id)
     result.interfaces.append(ResultInterface(name=att.interface, mac=att.mac.lower(), mtu=att.mtu,
                                              sandbox=env.netns))
-    if att.ip is not None:
-        result.ips.append(ResultIP(address=att.ip, interface=len(result.interfaces) - 1,
-                                   gateway=str(att.gateway) if att.gateway else None))
-    del index
+    # Not in ``ips``: the reference bridge's CHECK wants every address there on its own
+    # interface (eth0) and would fail the whole chain. The result says where it is instead.
+    described.append({"interface": att.interface, "network": att.network, "mode": str(att.mode),
+                      "mac": att.mac.lower(), "ip": att.ip, "ifindex": index,
+                      "segment": segments.segment_name(att)})
 
 
 def _shape(pod, container_id: str, name: str, limits: Limits, max_queue_ms: float

@@ -58,12 +58,13 @@ def ensure_segment(ipr: IPRoute, att: AttachmentReservation, field: str) -> int:
     if att.mode == NetworkMode.VXLAN:
         group = str(att.group) if att.group is not None else vxlan_group(att.vni or 0)
         ipr.link("add", ifname=name, kind="vxlan", vxlan_id=att.vni, vxlan_link=uplink,
-                 vxlan_group=group, vxlan_port=att.port or VXLAN_DEFAULT_PORT, ifalias=alias)
+                 vxlan_group=group, vxlan_port=att.port or VXLAN_DEFAULT_PORT)
     else:
-        ipr.link("add", ifname=name, kind="vlan", link=uplink, vlan_id=att.vlan, ifalias=alias)
+        ipr.link("add", ifname=name, kind="vlan", link=uplink, vlan_id=att.vlan)
     index = link_index(ipr, name)
     assert index is not None
-    ipr.link("set", index=index, state="up")
+    # the kernel ignores IFLA_IFALIAS when creating a link: set it afterwards
+    ipr.link("set", index=index, ifalias=alias, state="up")
     return index
 
 

@@ -101,10 +101,10 @@ def shape_ingress(ipr: IPRoute, index: int, ifb: str, mtu: int, bucket: TokenBuc
     """Traffic entering the pod through ``index``: redirected to ``ifb`` and shaped there."""
     existing = ipr.link_lookup(ifname=ifb)
     if not existing:
-        ipr.link("add", ifname=ifb, kind="ifb", mtu=mtu, ifalias=alias)
+        ipr.link("add", ifname=ifb, kind="ifb", mtu=mtu)
         existing = ipr.link_lookup(ifname=ifb)
     ifb_index = existing[0]
-    ipr.link("set", index=ifb_index, state="up")
+    ipr.link("set", index=ifb_index, ifalias=alias, state="up")
     _tbf(ipr, ifb_index, bucket)
     try:
         ipr.tc("add", "ingress", index, INGRESS_HANDLE)
@@ -120,7 +120,7 @@ def _ignore_missing(call, *args, **kwargs) -> None:
     try:
         call(*args, **kwargs)
     except NetlinkError as exc:
-        if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+        if exc.code not in (errno.ENOENT, errno.ENODEV):
             raise
 
 
@@ -132,7 +132,7 @@ def unshape(ipr: IPRoute, ifname: str, ifb: str) -> None:
         if root_bucket(ipr, index) is not None:
             # without a kind, pyroute2 deletes the root qdisc by handle (a kind would
             # make it build tbf parameters for the request)
-            _ignore_missing(ipr.tc, "del", index=index, handle=TBF_HANDLE)
+            _ignore_missing(ipr.tc, "del", index=index, handle=TBF_HANDLE, parent=TC_H_ROOT)
         if has_ingress(ipr, index):
             _ignore_missing(ipr.tc, "del", "ingress", index, INGRESS_HANDLE)
     for ifb_index in ipr.link_lookup(ifname=ifb):

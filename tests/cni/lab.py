@@ -77,6 +77,8 @@ class Lab:
         sh("ip", "-n", switch, "link", "set", switch_end, "master", bridge, "up")
         sh("ip", "-n", node, "addr", "add", address, "dev", host_end)
         sh("ip", "-n", node, "link", "set", host_end, "up")
+        # a node's default route leads to its uplink; VXLAN's multicast groups need one
+        sh("ip", "-n", node, "route", "add", "224.0.0.0/4", "dev", host_end)
         return host_end
 
     def switch(self) -> tuple[str, str]:

@@ -146,7 +146,9 @@ def run_daemon(
     """Cycle until ``stop`` is set. ``publisher`` defaults to one built from the config;
     ``on_report`` sees every report built, ``on_serving`` the metrics port (tests)."""
     publisher = publisher or make_publisher(config)
-    metrics = ReporterMetrics(stale_after=3 * config.interval + config.sample_seconds + 5)
+    # A cycle may wait on the API (labels, create, patch: one timeout each) before the
+    # next one starts; only a loop stuck longer than that is unhealthy.
+    metrics = ReporterMetrics(stale_after=3 * config.interval + config.sample_seconds + 3 * config.request_timeout)
     with NetlinkSource(config.netns) as source, MetricsServer(metrics, config.metrics.address, config.metrics.port) as server:
         log.info("reporting node %s every %ss; metrics on %s:%d", config.node_name, config.interval,
                  config.metrics.address, server.port)

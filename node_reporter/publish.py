@@ -45,8 +45,8 @@ def api_client(kubeconfig: Path | None) -> client.ApiClient:
             kube_config.load_kube_config(client_configuration=configuration)
     except (ConfigException, OSError) as error:
         raise PublishError(f"no Kubernetes API configuration: {error}") from error
-    # One quick retry inside urllib3; the reporter's own backoff does the rest.
-    configuration.retries = 1
+    # No retries inside urllib3: the reporter's own backoff decides when to try again.
+    configuration.retries = 0
     return client.ApiClient(configuration)
 
 

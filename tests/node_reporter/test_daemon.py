@@ -273,3 +273,17 @@ def _first_report_after_now(running: Running) -> NodeNetwork:
             break
     running.next_report()
     return running.next_report()
+
+
+def test_cli_once_takes_zone_and_switch_from_the_node_labels(namespaces: Namespaces, kube_api: FakeKubeAPI,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    built = build_node(namespaces)
+    seed_node(kube_api)
+    done = subprocess.run(
+        [sys.executable, "-m", "node_reporter", "--once", "--netns", built.netns, "--node-name", NODE,
+         "--sample-seconds", "0.1", "--kubeconfig", str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))],
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "NETSCHED_REPORTER_ZONE": "z-env"})
+    assert done.returncode == 0, done.stderr
+    status = NodeNetwork.model_validate_json(done.stdout).status
+    assert (status.zone, status.switch) == ("eu-1a", "sw-7"), "labels win over the configured zone"
+    assert kube_api.get(OBJECT) is None, "--once only prints"

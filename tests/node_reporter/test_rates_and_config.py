@@ -113,3 +113,28 @@ def test_deploy_manifests_hold_a_valid_config_and_the_metrics_port() -> None:
     assert container["ports"][0]["containerPort"] == config.metrics.port
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": config.metrics.port}
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container["env"]
+
+
+def test_healthz_turns_503_when_cycles_stop() -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from node_reporter.metrics import MetricsServer, ReporterMetrics
+
+    now = [100.0]
+    metrics = ReporterMetrics(stale_after=30, clock=lambda: now[0])
+    with MetricsServer(metrics, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            assert reply.status == 200  # starting up: not stale yet
+        metrics.record_cycle([], 0.01)
+        now[0] += 31
+        with pytest.raises(urllib.error.HTTPError) as stale:
+            urllib.request.urlopen(url, timeout=5)
+        assert stale.value.code == 503
+        assert json.loads(stale.value.read())["status"] == "stale"
+        metrics.record_cycle([], 0.01)
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            assert json.loads(reply.read()) == {"status": "ok", "lastCycleSecondsAgo": 0.0,
+                                                "lastPublishSecondsAgo": None}

@@ -360,10 +360,30 @@
         h("ul", { class: "node-pods-list" }, refusals.slice(0, 8).map(([d, reason]) => h("li", null, h("span", null, d.pod), h("span", { style: "color:#fecaca" }, reason))))] : null));
   }
 
+  /** The busiest interfaces, by reserved share of capacity: where the next pod will not fit. */
+  function hotSpots(data, count) {
+    const all = [];
+    for (const [, , node] of allNodes(data)) {
+      for (const x of node.interfaces) {
+        const reserved = Math.max(share(x.reserved[0], x.capacity[0]), share(x.reserved[1], x.capacity[1]));
+        const observed = Math.max(share(x.observed[0], x.capacity[0]), share(x.observed[1], x.capacity[1]));
+        if (reserved > 0 || observed > 0) all.push({ node: node.name, iface: x.name, reserved, observed });
+      }
+    }
+    all.sort((a, b) => b.reserved - a.reserved || b.observed - a.observed);
+    return all.slice(0, count);
+  }
+
   function renderOverview(data) {
+    const hot = hotSpots(data, 6);
     return h("div", null,
       h("div", { class: "detail-head" }, h("h3", { style: "font-family:inherit" }, "Cluster")),
       h("p", { class: "empty" }, "Click a node for its interfaces, VLANs, bars and pods. Search filters the map; zones fold on click."),
+      hot.length ? [h("div", { class: "subhead" }, "Fullest interfaces"),
+        h("ul", { class: "node-pods-list hot" }, hot.map((x) => h("li", { dataset: { node: x.node }, onclick: () => { select(x.node); reveal(x.node); } },
+          h("span", null, `${x.node} · ${x.iface}`),
+          h("span", null, h("b", { class: "swatch", style: `background:${loadColour(x.reserved) || "var(--empty)"}` }), `reserved ${pct(x.reserved)} · observed ${pct(x.observed)}`))))] : null,
+      h("div", { class: "subhead" }, "Zones"),
       h("div", { class: "rows" }, data.zones.map((zone) => {
         let cap = 0, res = 0, obs = 0, spd = 0;
         for (const sw of zone.switches) for (const node of sw.nodes) for (const x of node.interfaces) {

@@ -71,6 +71,7 @@ def test_static_files_and_page(cluster):
     served, _ = cluster
     page = httpx.get(f"{served.url}/dashboard")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert httpx.get(f"{served.url}/dashboard/", follow_redirects=True).text == page.text
     for path in ("/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css"):
         assert path in page.text
         assert httpx.get(f"{served.url}{path}").status_code == 200

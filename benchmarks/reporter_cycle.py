@@ -32,11 +32,18 @@ def build(netns: str, interfaces: int) -> None:
         commands.append(f"link set up{pair:04d} up")
         commands.append(f"link set dn{pair:04d} up")
         commands.append(f"address add 10.{pair // 250}.{pair % 250}.1/24 dev up{pair:04d}")
-    subprocess.run(["ip", "-n", netns, "-batch", "-"], input="\n".join(commands) + "\n",
-                   check=True, text=True, capture_output=True)
+    subprocess.run(
+        ["ip", "-n", netns, "-batch", "-"],
+        input="\n".join(commands) + "\n",
+        check=True,
+        text=True,
+        capture_output=True,
+    )
 
 
-def measure(config: ReporterConfig, cycles: int, cold_speeds: bool) -> tuple[list[float], list[float], int]:
+def measure(
+    config: ReporterConfig, cycles: int, cold_speeds: bool
+) -> tuple[list[float], list[float], int]:
     cpu, wall = [], []
     with NetlinkSource(config.netns) as source:
         reporter = Reporter(config, source)
@@ -66,17 +73,25 @@ def main() -> None:
         variants = {
             "steady state (speeds cached)": (ReporterConfig(netns=netns), False),
             "every speed from ethtool": (ReporterConfig(netns=netns), True),
-            "speeds from config": (ReporterConfig.model_validate(
-                {"netns": netns, "interfaces": [{"name": "*", "speedMbps": 10000}]}), False),
+            "speeds from config": (
+                ReporterConfig.model_validate(
+                    {"netns": netns, "interfaces": [{"name": "*", "speedMbps": 10000}]}
+                ),
+                False,
+            ),
         }
-        print(f"machine: {os.cpu_count()} CPUs, kernel {platform.release()}, Python {platform.python_version()}")
+        print(
+            f"machine: {os.cpu_count()} CPUs, kernel {platform.release()}, Python {platform.python_version()}"
+        )
         print(f"{args.cycles} cycles each, {args.interfaces} veth interfaces in one namespace\n")
         print("| variant | interfaces | CPU ms / cycle (mean) | median | max | wall ms (mean) |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, (config, cold_speeds) in variants.items():
             cpu, wall, count = measure(config, args.cycles, cold_speeds)
-            print(f"| {name} | {count} | {statistics.mean(cpu) * 1e3:.1f} | "
-                  f"{statistics.median(cpu) * 1e3:.1f} | {max(cpu) * 1e3:.1f} | {statistics.mean(wall) * 1e3:.1f} |")
+            print(
+                f"| {name} | {count} | {statistics.mean(cpu) * 1e3:.1f} | "
+                f"{statistics.median(cpu) * 1e3:.1f} | {max(cpu) * 1e3:.1f} | {statistics.mean(wall) * 1e3:.1f} |"
+            )
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 

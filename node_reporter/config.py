@@ -24,15 +24,40 @@ from topology.models import InterfaceRole
 VlanId = Annotated[int, Field(ge=1, le=4094)]
 
 DEFAULT_EXCLUDED_KINDS = (
-    "loopback", "bridge", "openvswitch", "ifb", "dummy", "tun", "tap", "wireguard",
-    "ipip", "gre", "gretap", "sit", "ip6tnl", "geneve", "vti", "nlmon",
+    "loopback",
+    "bridge",
+    "openvswitch",
+    "ifb",
+    "dummy",
+    "tun",
+    "tap",
+    "wireguard",
+    "ipip",
+    "gre",
+    "gretap",
+    "sit",
+    "ip6tnl",
+    "geneve",
+    "vti",
+    "nlmon",
 )
 """Link kinds that never carry a node's uplink traffic themselves (the CNI's and other
 agents' plumbing). A bond, VLAN, VXLAN, macvlan or a driver-backed NIC is kept."""
 
 DEFAULT_EXCLUDED_NAMES = (
-    "veth*", "cali*", "lxc*", "cni*", "flannel*", "docker*", "cilium*", "kube-*",
-    "tunl*", "weave*", "vxlan.calico", "nodelocaldns", "virbr*",
+    "veth*",
+    "cali*",
+    "lxc*",
+    "cni*",
+    "flannel*",
+    "docker*",
+    "cilium*",
+    "kube-*",
+    "tunl*",
+    "weave*",
+    "vxlan.calico",
+    "nodelocaldns",
+    "virbr*",
 )
 """Name patterns of pod-side veths and CNI leftovers of the common plugins."""
 
@@ -176,7 +201,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path}: the top level must be a mapping, got {type(data).__name__}"
+        )
     return data
 
 
@@ -188,15 +215,6 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
             child = target[key] = {}
         target = child
     target[leaf] = value
-
-
-def _get_dotted(data: Mapping[str, Any], dotted: str) -> Any:
-    current: Any = data
-    for key in dotted.split("."):
-        if not isinstance(current, Mapping) or key not in current:
-            return None
-        current = current[key]
-    return current
 
 
 def load_config(
@@ -243,8 +261,14 @@ def _describe(error: ValidationError, data: Mapping[str, Any], origin: Mapping[s
         location = [str(part) for part in problem["loc"]]
         dotted = ".".join(location)
         source = next(
-            (origin[key] for key in (dotted, *(".".join(location[:i]) for i in range(len(location) - 1, 0, -1)))
-             if key in origin),
+            (
+                origin[key]
+                for key in (
+                    dotted,
+                    *(".".join(location[:i]) for i in range(len(location) - 1, 0, -1)),
+                )
+                if key in origin
+            ),
             "defaults",
         )
         value = problem.get("input") if problem["type"] != "missing" else None

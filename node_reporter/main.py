@@ -42,19 +42,39 @@ per node per interval would be most of the reporter fleet's API load."""
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The reporter's flags; pass a subparser to mount them under another command."""
     parser = parser or argparse.ArgumentParser(
-        prog="netsched reporter", description=__doc__.split("\n")[0].strip("`: "),
+        prog="netsched reporter",
+        description=__doc__.split("\n")[0].strip("`: "),
     )
-    parser.add_argument("--config", type=Path, help="YAML or JSON settings file (env NETSCHED_REPORTER_CONFIG)")
-    parser.add_argument("--once", action="store_true", help="print one NodeNetwork as JSON and exit")
+    parser.add_argument(
+        "--config", type=Path, help="YAML or JSON settings file (env NETSCHED_REPORTER_CONFIG)"
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="print one NodeNetwork as JSON and exit"
+    )
     parser.add_argument("--node-name", help="the Node this reporter runs on (env NODE_NAME)")
     parser.add_argument("--interval", type=float, help="seconds between reports (default 10)")
-    parser.add_argument("--sample-seconds", type=float, help="rate window of the first report and of --once (default 1)")
-    parser.add_argument("--netns", help="inspect this named network namespace instead of the reporter's own")
-    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
-    parser.add_argument("--metrics-address", help="address of /metrics and /healthz (default 0.0.0.0)")
-    parser.add_argument("--metrics-port", type=int, help="port of /metrics and /healthz (default 9478; 0 picks one)")
-    parser.add_argument("--log-level", default=os.environ.get("NETSCHED_REPORTER_LOG_LEVEL", "INFO"),
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--sample-seconds",
+        type=float,
+        help="rate window of the first report and of --once (default 1)",
+    )
+    parser.add_argument(
+        "--netns", help="inspect this named network namespace instead of the reporter's own"
+    )
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, else ~/.kube/config)"
+    )
+    parser.add_argument(
+        "--metrics-address", help="address of /metrics and /healthz (default 0.0.0.0)"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, help="port of /metrics and /healthz (default 9478; 0 picks one)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("NETSCHED_REPORTER_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
     return parser
 
 
@@ -79,15 +99,19 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run with parsed flags; 0 on a clean stop, 1 on a runtime failure, 2 on bad settings."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     try:
         config = config_from_args(args)
     except ConfigError as error:
         print(f"netsched reporter: {error}", file=sys.stderr)
         return 2
     if config.netns is not None and not (NETNS_DIR / config.netns).exists():
-        print(f"netsched reporter: netns = {config.netns!r}: no such network namespace in {NETNS_DIR}",
-              file=sys.stderr)
+        print(
+            f"netsched reporter: netns = {config.netns!r}: no such network namespace in {NETNS_DIR}",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.once:
@@ -116,7 +140,9 @@ def report_once(config: ReporterConfig) -> NodeNetwork:
     from node_reporter.publish import KubePublisher, PublishError, api_client
 
     try:
-        publisher = KubePublisher(api_client(config.kubeconfig), config.node_name, config.request_timeout)
+        publisher = KubePublisher(
+            api_client(config.kubeconfig), config.node_name, config.request_timeout
+        )
         return with_placement(report, publisher.node_labels(), config)
     except PublishError as error:
         log.warning("zone and switch from the configuration only: %s", error)
@@ -131,7 +157,9 @@ def make_publisher(config: ReporterConfig) -> KubePublisher:
     from node_reporter.publish import KubePublisher, PublishError, api_client
 
     try:
-        return KubePublisher(api_client(config.kubeconfig), config.node_name, config.request_timeout)
+        return KubePublisher(
+            api_client(config.kubeconfig), config.node_name, config.request_timeout
+        )
     except PublishError as error:
         raise PublishSetupError(str(error)) from error
 
@@ -148,10 +176,20 @@ def run_daemon(
     publisher = publisher or make_publisher(config)
     # A cycle may wait on the API (labels, create, patch: one timeout each) before the
     # next one starts; only a loop stuck longer than that is unhealthy.
-    metrics = ReporterMetrics(stale_after=3 * config.interval + config.sample_seconds + 3 * config.request_timeout)
-    with NetlinkSource(config.netns) as source, MetricsServer(metrics, config.metrics.address, config.metrics.port) as server:
-        log.info("reporting node %s every %ss; metrics on %s:%d", config.node_name, config.interval,
-                 config.metrics.address, server.port)
+    metrics = ReporterMetrics(
+        stale_after=3 * config.interval + config.sample_seconds + 3 * config.request_timeout
+    )
+    with (
+        NetlinkSource(config.netns) as source,
+        MetricsServer(metrics, config.metrics.address, config.metrics.port) as server,
+    ):
+        log.info(
+            "reporting node %s every %ss; metrics on %s:%d",
+            config.node_name,
+            config.interval,
+            config.metrics.address,
+            server.port,
+        )
         if on_serving is not None:
             on_serving(server.port)
         ReporterLoop(config, Reporter(config, source), publisher, metrics, on_report).run(stop)
@@ -240,8 +278,12 @@ class ReporterLoop:
             self.publisher.publish(with_placement(self._latest, self._labels, self.config))
         except PublishError as error:
             delay = self.backoff.next_delay()
-            log.warning("publishing NodeNetwork %s failed, retrying in %.1fs: %s",
-                        self.config.node_name, delay, error)
+            log.warning(
+                "publishing NodeNetwork %s failed, retrying in %.1fs: %s",
+                self.config.node_name,
+                delay,
+                error,
+            )
             self.metrics.record_publish(False)
             self._failing = True
             self._publish_at = self.clock() + delay

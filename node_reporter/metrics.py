@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
+from typing import Self
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -36,12 +37,14 @@ class ReporterMetrics:
         self.observed_bps = Gauge(
             "netsched_reporter_interface_observed_bps",
             "Observed bits per second on the interface over the last sampling window.",
-            ["interface", "direction"], registry=r,
+            ["interface", "direction"],
+            registry=r,
         )
         self.speed_bps = Gauge(
             "netsched_reporter_interface_speed_bps",
             "Link speed in bits per second (0: unknown and not configured).",
-            ["interface"], registry=r,
+            ["interface"],
+            registry=r,
         )
         self.interfaces = Gauge(
             "netsched_reporter_interfaces", "Interfaces in the last report.", registry=r
@@ -50,16 +53,21 @@ class ReporterMetrics:
             "netsched_reporter_cycles", "Discovery cycles by result.", ["result"], registry=r
         )
         self.cycle_seconds = Histogram(
-            "netsched_reporter_cycle_seconds", "Wall time of one discovery cycle.", registry=r,
+            "netsched_reporter_cycle_seconds",
+            "Wall time of one discovery cycle.",
+            registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self.publishes = Counter(
-            "netsched_reporter_publishes", "NodeNetwork publish attempts by result.", ["result"],
+            "netsched_reporter_publishes",
+            "NodeNetwork publish attempts by result.",
+            ["result"],
             registry=r,
         )
         self.last_publish = Gauge(
             "netsched_reporter_last_publish_timestamp_seconds",
-            "Unix time of the last successful publish (the report's heartbeat).", registry=r,
+            "Unix time of the last successful publish (the report's heartbeat).",
+            registry=r,
         )
 
     def record_cycle(self, interfaces: Iterable[NetworkInterface], seconds: float) -> None:
@@ -104,7 +112,7 @@ class ReporterMetrics:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         """Scrapes and probes every few seconds would flood the node's log."""
 
 
@@ -138,7 +146,7 @@ class MetricsServer:
             target=self._server.serve_forever, name="reporter-metrics", daemon=True
         )
 
-    def __enter__(self) -> MetricsServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pyroute2 import IPRoute, NlEthtool
 from pyroute2.netlink.exceptions import NetlinkError
@@ -141,7 +141,7 @@ class NetlinkSource:
         self._ethtool: NlEthtool | None = None
         self._ethtool_broken = False
 
-    def __enter__(self) -> NetlinkSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -162,7 +162,9 @@ class NetlinkSource:
             try:
                 self._route = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
             except FileNotFoundError as error:
-                raise NamespaceNotFound(f"network namespace {self.netns!r} does not exist") from error
+                raise NamespaceNotFound(
+                    f"network namespace {self.netns!r} does not exist"
+                ) from error
         return self._route
 
     def snapshot(self) -> Snapshot:

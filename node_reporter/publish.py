@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
@@ -38,7 +39,9 @@ def api_client(kubeconfig: Path | None) -> client.ApiClient:
     configuration = client.Configuration()
     try:
         if kubeconfig is not None:
-            kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+            kube_config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             kube_config.load_incluster_config(client_configuration=configuration)
         else:
@@ -65,7 +68,10 @@ class KubePublisher:
         """The Node's labels (zone, switch); remembers its uid to own the NodeNetwork."""
         node = self._call(self._core.read_node, self.node_name)
         self._owner = {
-            "apiVersion": "v1", "kind": "Node", "name": node.metadata.name, "uid": node.metadata.uid,
+            "apiVersion": "v1",
+            "kind": "Node",
+            "name": node.metadata.name,
+            "uid": node.metadata.uid,
         }
         return dict(node.metadata.labels or {})
 
@@ -75,14 +81,26 @@ class KubePublisher:
         if not self._exists:
             self._create(report)
         try:
-            self._call(self._custom.patch_cluster_custom_object_status,
-                       API_GROUP, VERSION, PLURAL, self.node_name, status)
+            self._call(
+                self._custom.patch_cluster_custom_object_status,
+                API_GROUP,
+                VERSION,
+                PLURAL,
+                self.node_name,
+                status,
+            )
         except _NotFound:
             # Deleted behind our back (an admin, or the Node's garbage collection).
             self._exists = False
             self._create(report)
-            self._call(self._custom.patch_cluster_custom_object_status,
-                       API_GROUP, VERSION, PLURAL, self.node_name, status)
+            self._call(
+                self._custom.patch_cluster_custom_object_status,
+                API_GROUP,
+                VERSION,
+                PLURAL,
+                self.node_name,
+                status,
+            )
 
     def _create(self, report: NodeNetwork) -> None:
         metadata: dict[str, Any] = {"name": self.node_name}
@@ -104,7 +122,9 @@ class KubePublisher:
                 raise _NotFound(str(error.reason)) from error
             if error.status == 409:
                 raise _Conflict(str(error.reason)) from error
-            raise PublishError(f"API server answered {error.status} {error.reason}: {_message(error)}") from error
+            raise PublishError(
+                f"API server answered {error.status} {error.reason}: {_message(error)}"
+            ) from error
         except (HTTPError, OSError) as error:
             raise PublishError(f"API server unreachable: {error}") from error
 

@@ -21,12 +21,12 @@ from node_reporter.config import ReporterConfig
 from node_reporter.netlink import SCOPE_LINK, Address, Link, NetlinkSource, Snapshot
 from node_reporter.rates import Rate, RateMeter
 from topology.models import (
+    SWITCH_LABEL,
+    ZONE_LABEL,
     NetworkInterface,
     NodeNetwork,
     NodeNetworkStatus,
     ObjectMeta,
-    SWITCH_LABEL,
-    ZONE_LABEL,
 )
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ def segments_by_link(snapshot: Snapshot) -> tuple[dict[int, set[int]], dict[int,
             if underlay is None and link.vxlan_local is not None:
                 underlay = owner.get(str(ipaddress.ip_address(link.vxlan_local)))
             if underlay is None:
-                log.debug("VXLAN %s (VNI %s) has no underlay on this node", link.name, link.vxlan_vni)
+                log.debug(
+                    "VXLAN %s (VNI %s) has no underlay on this node", link.name, link.vxlan_vni
+                )
                 continue
             vnis.setdefault(underlay, set()).add(link.vxlan_vni)
     return vlans, vnis
@@ -59,7 +61,8 @@ def segments_by_link(snapshot: Snapshot) -> tuple[dict[int, set[int]], dict[int,
 def reported_links(snapshot: Snapshot, config: ReporterConfig) -> list[Link]:
     """The links that matter, in interface-index order (the exclusion rule applied)."""
     return [
-        link for link in sorted(snapshot.links, key=lambda l: l.index)
+        link
+        for link in sorted(snapshot.links, key=lambda l: l.index)
         if not config.exclude.excludes(link.name, link.kind, link.master is not None)
     ]
 
@@ -80,7 +83,9 @@ def build_interfaces(
     for link in reported_links(snapshot, config):
         override = config.override_for(link.name)
         tags = sorted(vlans.get(link.index, set()) | set(override.trunk_vlans if override else ()))
-        speed = (override.speed_mbps if override and override.speed_mbps else None) or speeds.get(link.index)
+        speed = (override.speed_mbps if override and override.speed_mbps else None) or speeds.get(
+            link.index
+        )
         rate = rates.get(link.index, Rate(0, 0))
         try:
             interface = NetworkInterface(
@@ -93,7 +98,9 @@ def build_interfaces(
                 oper_state=link.oper_state,
                 vlans=tags,
                 vnis=sorted(vnis.get(link.index, set())),
-                addresses=[str(a.address) for a in sorted(addresses.get(link.index, []), key=_address_key)],
+                addresses=[
+                    str(a.address) for a in sorted(addresses.get(link.index, []), key=_address_key)
+                ],
                 rx_bps=rate.rx_bps,
                 tx_bps=rate.tx_bps,
             )
@@ -106,12 +113,16 @@ def build_interfaces(
     return interfaces
 
 
-def with_placement(report: NodeNetwork, labels: Mapping[str, str], config: ReporterConfig) -> NodeNetwork:
+def with_placement(
+    report: NodeNetwork, labels: Mapping[str, str], config: ReporterConfig
+) -> NodeNetwork:
     """The report with zone and switch from the Node's labels, else from the configuration."""
-    status = report.status.model_copy(update={
-        "zone": labels.get(ZONE_LABEL) or config.zone,
-        "switch": labels.get(SWITCH_LABEL) or config.switch,
-    })
+    status = report.status.model_copy(
+        update={
+            "zone": labels.get(ZONE_LABEL) or config.zone,
+            "switch": labels.get(SWITCH_LABEL) or config.switch,
+        }
+    )
     return report.model_copy(update={"status": status})
 
 
@@ -175,11 +186,17 @@ class Reporter:
         if override is not None and override.speed_mbps:
             return None  # build_interfaces applies the override; no need to ask the driver
         known = self._speeds.get(link.index)
-        if (known is not None and known.name == link.name and known.oper_state == link.oper_state
-                and now - known.at < SPEED_REFRESH_SECONDS):
+        if (
+            known is not None
+            and known.name == link.name
+            and known.oper_state == link.oper_state
+            and now - known.at < SPEED_REFRESH_SECONDS
+        ):
             return known.speed_mbps
         speed = self.source.speed_mbps(link)
-        if speed is not None:  # "unknown" may be transient (a vanished link, a busy driver): ask again
+        if (
+            speed is not None
+        ):  # "unknown" may be transient (a vanished link, a busy driver): ask again
             self._speeds[link.index] = _KnownSpeed(link.name, link.oper_state, speed, now)
         return speed
 

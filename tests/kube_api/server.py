@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -39,8 +39,14 @@ class ApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         return {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "details": self.details, "code": self.code,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
         }
 
 
@@ -69,12 +75,16 @@ class ResourcePath:
         elif len(parts) >= 3 and parts[0] == "apis":
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource ({path})"
+            )
         namespace = None
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource ({path})"
+            )
         return cls(group, version, namespace, rest[0], *(rest[1:] + [None, None])[:2])
 
 
@@ -118,7 +128,7 @@ class FakeKubeAPI:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def __enter__(self) -> FakeKubeAPI:
+    def __enter__(self) -> Self:
         self.resume()
         return self
 
@@ -136,7 +146,9 @@ class FakeKubeAPI:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kube-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-kube-api", daemon=True
+        )
         self._thread.start()
 
     def pause(self) -> None:
@@ -151,12 +163,18 @@ class FakeKubeAPI:
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig file pointing at this server (JSON is valid YAML)."""
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                }
+            )
+        )
         return path
 
     # -- direct access for tests ------------------------------------------------------
@@ -164,7 +182,9 @@ class FakeKubeAPI:
     def seed(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store ``obj`` (status included) as if created; returns the stored copy."""
         with self._lock:
-            return copy.deepcopy(self._create(ResourcePath.parse(collection), obj, keep_status=True))
+            return copy.deepcopy(
+                self._create(ResourcePath.parse(collection), obj, keep_status=True)
+            )
 
     def get(self, path: str) -> dict[str, Any] | None:
         where = ResourcePath.parse(path)
@@ -177,7 +197,9 @@ class FakeKubeAPI:
 
     # -- the API ----------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, content_type: str | None, body: Any) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, content_type: str | None, body: Any
+    ) -> tuple[int, Any]:
         """Serve one request; returns (HTTP status, JSON body)."""
         self.requests.append(RecordedRequest(method, path, content_type, body))
         try:
@@ -189,7 +211,9 @@ class FakeKubeAPI:
         except ApiError as error:
             return error.code, error.status()
 
-    def _dispatch(self, method: str, where: ResourcePath, content_type: str | None, body: Any) -> tuple[int, Any]:
+    def _dispatch(
+        self, method: str, where: ResourcePath, content_type: str | None, body: Any
+    ) -> tuple[int, Any]:
         if where.name is None:
             if method == "GET":
                 return 200, self._list(where)
@@ -208,25 +232,46 @@ class FakeKubeAPI:
                 obj = self._stored(where)
                 del self._objects[where.collection][where.name]
                 self._revision += 1
-                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                             "details": {"name": where.name, "group": where.group, "kind": where.plural,
-                                         "uid": obj["metadata"].get("uid")}}
+                return 200, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": where.name,
+                        "group": where.group,
+                        "kind": where.plural,
+                        "uid": obj["metadata"].get("uid"),
+                    },
+                }
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {where.collection}")
 
     def _list(self, where: ResourcePath) -> dict[str, Any]:
-        items = [copy.deepcopy(o) for _, o in sorted(self._objects.get(where.collection, {}).items())]
+        items = [
+            copy.deepcopy(o) for _, o in sorted(self._objects.get(where.collection, {}).items())
+        ]
         kind = (items[0].get("kind", "") if items else "") + "List"
-        return {"apiVersion": _api_version(where), "kind": kind,
-                "metadata": {"resourceVersion": str(self._revision)}, "items": items}
+        return {
+            "apiVersion": _api_version(where),
+            "kind": kind,
+            "metadata": {"resourceVersion": str(self._revision)},
+            "items": items,
+        }
 
     def _stored(self, where: ResourcePath) -> dict[str, Any]:
         obj = self._objects.get(where.collection, {}).get(where.name or "")
         if obj is None:
-            raise ApiError(404, "NotFound", f'{where.plural} "{where.name}" not found',
-                           {"name": where.name, "group": where.group, "kind": where.plural})
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{where.plural} "{where.name}" not found',
+                {"name": where.name, "group": where.group, "kind": where.plural},
+            )
         return obj
 
-    def _create(self, where: ResourcePath, body: dict[str, Any], keep_status: bool) -> dict[str, Any]:
+    def _create(
+        self, where: ResourcePath, body: dict[str, Any], keep_status: bool
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(body)
         metadata = obj.setdefault("metadata", {}) or {}
         obj["metadata"] = metadata
@@ -234,20 +279,28 @@ class FakeKubeAPI:
         if not name:
             raise ApiError(422, "Invalid", f"{where.plural}: metadata.name: Required value")
         if where.name is not None and where.subresource is None and where.name != name:
-            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise ApiError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
         store = self._objects.setdefault(where.collection, {})
         if name in store:
-            raise ApiError(409, "AlreadyExists", f'{where.plural} "{name}" already exists',
-                           {"name": name, "group": where.group, "kind": where.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{where.plural} "{name}" already exists',
+                {"name": name, "group": where.group, "kind": where.plural},
+            )
         if not keep_status:
             obj.pop("status", None)  # the status subresource is written through /status only
         self._revision += 1
-        metadata.update({
-            "uid": str(uuid.uuid4()),
-            "resourceVersion": str(self._revision),
-            "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "generation": 1,
-        })
+        metadata.update(
+            {
+                "uid": str(uuid.uuid4()),
+                "resourceVersion": str(self._revision),
+                "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "generation": 1,
+            }
+        )
         if where.namespace:
             metadata["namespace"] = where.namespace
         store[name] = obj
@@ -258,12 +311,17 @@ class FakeKubeAPI:
         old = self._stored(where)
         wanted_version = (new.get("metadata") or {}).get("resourceVersion")
         if wanted_version and wanted_version != old["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict",
-                           f'Operation cannot be fulfilled on {where.plural} "{where.name}": the object has '
-                           "been modified; please apply your changes to the latest version and try again",
-                           {"name": where.name, "group": where.group, "kind": where.plural})
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {where.plural} "{where.name}": the object has '
+                "been modified; please apply your changes to the latest version and try again",
+                {"name": where.name, "group": where.group, "kind": where.plural},
+            )
         if (new.get("metadata") or {}).get("name", where.name) != where.name:
-            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise ApiError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
         if where.subresource == "status":
             result = copy.deepcopy(old)
             if "status" in new:
@@ -273,9 +331,14 @@ class FakeKubeAPI:
             result["status"] = copy.deepcopy(old.get("status"))
             if result["status"] is None:
                 result.pop("status")
-            result["metadata"] = {**result.get("metadata", {}), **{
-                key: old["metadata"][key] for key in ("uid", "creationTimestamp", "namespace", "generation")
-                if key in old["metadata"]}}
+            result["metadata"] = {
+                **result.get("metadata", {}),
+                **{
+                    key: old["metadata"][key]
+                    for key in ("uid", "creationTimestamp", "namespace", "generation")
+                    if key in old["metadata"]
+                },
+            }
         if result == old or _same_but_version(result, old):
             return old  # a no-op write does not bump resourceVersion
         if _spec_changed(old, result):
@@ -288,12 +351,19 @@ class FakeKubeAPI:
     def _patch(self, where: ResourcePath, content_type: str | None, patch: Any) -> dict[str, Any]:
         kind = (content_type or "").split(";")[0].strip()
         if kind == STRATEGIC_MERGE_PATCH and where.group in self.custom_groups:
-            raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format - accepted media types "
-                           f"include: {JSON_PATCH}, {MERGE_PATCH}, application/apply-patch+yaml")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON_PATCH}, {MERGE_PATCH}, application/apply-patch+yaml",
+            )
         if kind not in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
-            raise ApiError(415, "UnsupportedMediaType", f"this fake API serves {MERGE_PATCH} and "
-                           f"{STRATEGIC_MERGE_PATCH} patches, not {kind or 'no content type'}")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"this fake API serves {MERGE_PATCH} and "
+                f"{STRATEGIC_MERGE_PATCH} patches, not {kind or 'no content type'}",
+            )
         _require_object(patch)
         old = self._stored(where)
         patched = merge_patch(old, patch)
@@ -313,13 +383,18 @@ def _require_object(body: Any) -> None:
 
 
 def _same_but_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    strip = lambda o: {**o, "metadata": {k: v for k, v in o["metadata"].items() if k != "resourceVersion"}}  # noqa: E731
+    strip = lambda o: {
+        **o,
+        "metadata": {k: v for k, v in o["metadata"].items() if k != "resourceVersion"},
+    }
     return strip(a) == strip(b)
 
 
 def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     ignored = ("metadata", "status")
-    return {k: v for k, v in old.items() if k not in ignored} != {k: v for k, v in new.items() if k not in ignored}
+    return {k: v for k, v in old.items() if k not in ignored} != {
+        k: v for k, v in new.items() if k not in ignored
+    }
 
 
 def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
@@ -333,9 +408,14 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                code, reply = 400, ApiError(400, "BadRequest", "the request body is not JSON").status()
+                code, reply = (
+                    400,
+                    ApiError(400, "BadRequest", "the request body is not JSON").status(),
+                )
             else:
-                code, reply = api.handle(self.command, self.path, self.headers.get("Content-Type"), body)
+                code, reply = api.handle(
+                    self.command, self.path, self.headers.get("Content-Type"), body
+                )
             data = json.dumps(reply).encode()
             self.send_response(code, HTTPStatus(code).phrase)
             self.send_header("Content-Type", "application/json")
@@ -345,8 +425,7 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Requests are in ``api.requests``; stderr stays quiet."""
 
     return Handler
-

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kube_api import kube_api  # noqa: F401 - the fake API server fixture
+
 NETNS_DIR = Path("/run/netns")
 
 
@@ -29,7 +31,9 @@ def ip(*args: str) -> None:
 
 
 def in_netns(netns: str, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", netns, *command], check=True, capture_output=True, text=True)
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, *command], check=True, capture_output=True, text=True
+    )
 
 
 def sysfs(netns: str, name: str, attribute: str) -> str:
@@ -71,8 +75,12 @@ class Namespaces:
         return name
 
     def spawn(self, netns: str, *command: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(["ip", "netns", "exec", netns, *command],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.processes.append(process)
         return process
 
@@ -82,7 +90,7 @@ class Namespaces:
                 process.kill()
             process.communicate(timeout=10)
         for name in self.names:
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         leftovers = [name for name in self.names if (NETNS_DIR / name).exists()]
         assert not leftovers, f"namespaces left behind: {leftovers}"
 

@@ -17,7 +17,14 @@ import pytest
 from node_reporter.config import ReporterConfig
 from node_reporter.netlink import NetlinkSource
 from node_reporter.report import Reporter
-from tests.node_reporter.conftest import Namespaces, ethtool_speed, ip, suffix, sysfs, wait_operstate
+from tests.node_reporter.conftest import (
+    Namespaces,
+    ethtool_speed,
+    ip,
+    suffix,
+    sysfs,
+    wait_operstate,
+)
 from topology.models import InterfaceRole, NetworkInterface
 
 pytestmark = pytest.mark.kernel
@@ -39,29 +46,122 @@ def build_node(namespaces: Namespaces) -> BuiltNode:
     node, switch = namespaces.create("ns"), namespaces.create("sw")
     s = suffix()
     built = BuiltNode(node, switch, f"up1{s}", f"up2{s}", f"up3{s}", f"vx{s}a", f"vx{s}b", f"mv{s}")
-    for number, name, mtu in ((1, built.up1, "9000"), (2, built.up2, "1500"), (3, built.up3, "1500")):
-        ip("-n", node, "link", "add", name, "mtu", mtu, "address", f"02:00:00:00:00:0{number}",
-           "type", "veth", "peer", "name", f"sw{number}{s}", "netns", switch)
+    for number, name, mtu in (
+        (1, built.up1, "9000"),
+        (2, built.up2, "1500"),
+        (3, built.up3, "1500"),
+    ):
+        ip(
+            "-n",
+            node,
+            "link",
+            "add",
+            name,
+            "mtu",
+            mtu,
+            "address",
+            f"02:00:00:00:00:0{number}",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"sw{number}{s}",
+            "netns",
+            switch,
+        )
         ip("-n", switch, "link", "set", f"sw{number}{s}", "up")
         ip("-n", node, "addr", "add", f"10.3{number}.0.1/24", "dev", name)
     ip("-n", node, "addr", "add", "2001:db8:31::1/64", "dev", built.up1, "nodad")
     ip("-n", node, "link", "set", built.up1, "up")
     ip("-n", node, "link", "set", built.up2, "up")
-    ip("-n", node, "link", "add", built.vx100, "mtu", "1400", "address", "02:00:00:00:01:00",
-       "type", "vxlan", "id", "100", "dev", built.up1, "dstport", "4789")
-    ip("-n", node, "link", "add", built.vx200, "mtu", "1400", "address", "02:00:00:00:02:00",
-       "type", "vxlan", "id", "200", "local", "10.32.0.1", "dstport", "4790")
-    ip("-n", node, "link", "add", built.macvlan, "link", built.up1, "address", "02:00:00:00:00:99",
-       "type", "macvlan", "mode", "bridge")
+    ip(
+        "-n",
+        node,
+        "link",
+        "add",
+        built.vx100,
+        "mtu",
+        "1400",
+        "address",
+        "02:00:00:00:01:00",
+        "type",
+        "vxlan",
+        "id",
+        "100",
+        "dev",
+        built.up1,
+        "dstport",
+        "4789",
+    )
+    ip(
+        "-n",
+        node,
+        "link",
+        "add",
+        built.vx200,
+        "mtu",
+        "1400",
+        "address",
+        "02:00:00:00:02:00",
+        "type",
+        "vxlan",
+        "id",
+        "200",
+        "local",
+        "10.32.0.1",
+        "dstport",
+        "4790",
+    )
+    ip(
+        "-n",
+        node,
+        "link",
+        "add",
+        built.macvlan,
+        "link",
+        built.up1,
+        "address",
+        "02:00:00:00:00:99",
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    )
     for name in (built.vx100, built.vx200, built.macvlan):
         ip("-n", node, "link", "set", name, "up")
     for name in (built.up1, built.up2):
         wait_operstate(node, name, "up")
     # What the report must leave out.
     ip("-n", node, "link", "add", f"cni{s}", "type", "bridge")
-    ip("-n", node, "link", "add", f"veth{s}", "type", "veth", "peer", "name", f"eth0p{s}", "netns", switch)
+    ip(
+        "-n",
+        node,
+        "link",
+        "add",
+        f"veth{s}",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        f"eth0p{s}",
+        "netns",
+        switch,
+    )
     ip("-n", node, "link", "set", f"veth{s}", "master", f"cni{s}")
-    ip("-n", node, "link", "add", f"cali{s}", "type", "veth", "peer", "name", f"calp{s}", "netns", switch)
+    ip(
+        "-n",
+        node,
+        "link",
+        "add",
+        f"cali{s}",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        f"calp{s}",
+        "netns",
+        switch,
+    )
     return built
 
 
@@ -82,23 +182,67 @@ def expected(built: BuiltNode) -> list[NetworkInterface]:
         return sysfs(n, name, "operstate")
 
     return [
-        NetworkInterface(name=built.up1, kind="veth", role=InterfaceRole.POD, speed_mbps=10_000, mtu=9000,
-                         mac="02:00:00:00:00:01", oper_state="up", vlans=[], vnis=[100],
-                         addresses=["10.31.0.1/24", "2001:db8:31::1/64"]),
-        NetworkInterface(name=built.up2, kind="veth", role=InterfaceRole.STORAGE, speed_mbps=10_000, mtu=1500,
-                         mac="02:00:00:00:00:02", oper_state="up", vlans=[30, 31], vnis=[200],
-                         addresses=["10.32.0.1/24"]),
-        NetworkInterface(name=built.up3, kind="veth", role=InterfaceRole.CONTROL, speed_mbps=25_000, mtu=1500,
-                         mac="02:00:00:00:00:03", oper_state="down", addresses=["10.33.0.1/24"]),
-        NetworkInterface(name=built.vx100, kind="vxlan", role=InterfaceRole.ANY,
-                         speed_mbps=ethtool_speed(n, built.vx100), mtu=1400, mac="02:00:00:00:01:00",
-                         oper_state=oper(built.vx100)),
-        NetworkInterface(name=built.vx200, kind="vxlan", role=InterfaceRole.ANY,
-                         speed_mbps=ethtool_speed(n, built.vx200), mtu=1400, mac="02:00:00:00:02:00",
-                         oper_state=oper(built.vx200)),
-        NetworkInterface(name=built.macvlan, kind="macvlan", role=InterfaceRole.ANY,
-                         speed_mbps=ethtool_speed(n, built.macvlan), mtu=9000, mac="02:00:00:00:00:99",
-                         oper_state=oper(built.macvlan)),
+        NetworkInterface(
+            name=built.up1,
+            kind="veth",
+            role=InterfaceRole.POD,
+            speed_mbps=10_000,
+            mtu=9000,
+            mac="02:00:00:00:00:01",
+            oper_state="up",
+            vlans=[],
+            vnis=[100],
+            addresses=["10.31.0.1/24", "2001:db8:31::1/64"],
+        ),
+        NetworkInterface(
+            name=built.up2,
+            kind="veth",
+            role=InterfaceRole.STORAGE,
+            speed_mbps=10_000,
+            mtu=1500,
+            mac="02:00:00:00:00:02",
+            oper_state="up",
+            vlans=[30, 31],
+            vnis=[200],
+            addresses=["10.32.0.1/24"],
+        ),
+        NetworkInterface(
+            name=built.up3,
+            kind="veth",
+            role=InterfaceRole.CONTROL,
+            speed_mbps=25_000,
+            mtu=1500,
+            mac="02:00:00:00:00:03",
+            oper_state="down",
+            addresses=["10.33.0.1/24"],
+        ),
+        NetworkInterface(
+            name=built.vx100,
+            kind="vxlan",
+            role=InterfaceRole.ANY,
+            speed_mbps=ethtool_speed(n, built.vx100),
+            mtu=1400,
+            mac="02:00:00:00:01:00",
+            oper_state=oper(built.vx100),
+        ),
+        NetworkInterface(
+            name=built.vx200,
+            kind="vxlan",
+            role=InterfaceRole.ANY,
+            speed_mbps=ethtool_speed(n, built.vx200),
+            mtu=1400,
+            mac="02:00:00:00:02:00",
+            oper_state=oper(built.vx200),
+        ),
+        NetworkInterface(
+            name=built.macvlan,
+            kind="macvlan",
+            role=InterfaceRole.ANY,
+            speed_mbps=ethtool_speed(n, built.macvlan),
+            mtu=9000,
+            mac="02:00:00:00:00:99",
+            oper_state=oper(built.macvlan),
+        ),
     ]
 
 
@@ -112,7 +256,9 @@ def built(namespaces: Namespaces) -> BuiltNode:
 
 
 def test_report_matches_the_node_that_was_built(built: BuiltNode) -> None:
-    config = ReporterConfig.model_validate({"netns": built.netns, "nodeName": "node-a", "zone": "eu-1a", **CONFIG})
+    config = ReporterConfig.model_validate(
+        {"netns": built.netns, "nodeName": "node-a", "zone": "eu-1a", **CONFIG}
+    )
     with NetlinkSource(built.netns) as source:
         reporter = Reporter(config, source)
         reporter.prime()
@@ -135,7 +281,8 @@ def test_default_rule_keeps_uplinks_and_leaves_out_plumbing(built: BuiltNode) ->
 
 def test_include_pattern_wins_over_exclusions(built: BuiltNode) -> None:
     config = ReporterConfig.model_validate(
-        {"netns": built.netns, "exclude": {"include": ["cali*"], "kinds": ["vxlan", "loopback"]}})
+        {"netns": built.netns, "exclude": {"include": ["cali*"], "kinds": ["vxlan", "loopback"]}}
+    )
     with NetlinkSource(built.netns) as source:
         reporter = Reporter(config, source)
         reporter.prime()
@@ -148,12 +295,28 @@ def test_include_pattern_wins_over_exclusions(built: BuiltNode) -> None:
 def test_vlan_link_is_discovered_where_the_kernel_has_8021q(built: BuiltNode) -> None:
     vlan = f"vl{suffix()}"
     try:
-        ip("-n", built.netns, "link", "add", "link", built.up1, "name", vlan, "type", "vlan", "id", "42")
+        ip(
+            "-n",
+            built.netns,
+            "link",
+            "add",
+            "link",
+            built.up1,
+            "name",
+            vlan,
+            "type",
+            "vlan",
+            "id",
+            "42",
+        )
     except subprocess.CalledProcessError as error:
-        pytest.skip(f"this kernel has no 802.1q VLAN link type ({error.stderr.strip()}); "
-                    "the VLAN path is covered by test_vlan_messages.py")
+        pytest.skip(
+            f"this kernel has no 802.1q VLAN link type ({error.stderr.strip()}); "
+            "the VLAN path is covered by test_vlan_messages.py"
+        )
     config = ReporterConfig.model_validate(
-        {"netns": built.netns, "roles": [{"vlan": 42, "role": "storage"}]})
+        {"netns": built.netns, "roles": [{"vlan": 42, "role": "storage"}]}
+    )
     with NetlinkSource(built.netns) as source:
         reporter = Reporter(config, source)
         reporter.prime()

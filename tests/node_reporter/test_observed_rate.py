@@ -22,7 +22,9 @@ pytestmark = pytest.mark.kernel
 
 
 @pytest.mark.parametrize("direction", ["tx", "rx"])
-def test_reported_rate_is_within_10_percent_of_iperf3(namespaces: Namespaces, direction: str) -> None:
+def test_reported_rate_is_within_10_percent_of_iperf3(
+    namespaces: Namespaces, direction: str
+) -> None:
     if shutil.which("iperf3") is None:
         pytest.skip("iperf3 is not installed")
     node, switch = namespaces.create("ns"), namespaces.create("sw")
@@ -40,7 +42,9 @@ def test_reported_rate_is_within_10_percent_of_iperf3(namespaces: Namespaces, di
     while "Server listening" not in server.stdout.readline():
         assert server.poll() is None, server.stderr.read() if server.stderr else "iperf3 -s exited"
     reverse = ["-R"] if direction == "rx" else []
-    client = namespaces.spawn(node, "iperf3", "-c", "10.41.0.2", "-t", "3", "-b", "300M", "-J", *reverse)
+    client = namespaces.spawn(
+        node, "iperf3", "-c", "10.41.0.2", "-t", "3", "-b", "300M", "-J", *reverse
+    )
 
     with NetlinkSource(node) as source:
         reporter = Reporter(ReporterConfig(netns=node), source)
@@ -58,5 +62,6 @@ def test_reported_rate_is_within_10_percent_of_iperf3(namespaces: Namespaces, di
     print(f"{direction}: reporter {observed / 1e6:.1f} Mbit/s, iperf3 {measured / 1e6:.1f} Mbit/s")
     assert measured > 100e6, f"iperf3 moved only {measured / 1e6:.0f} Mbit/s"
     assert abs(observed - measured) <= 0.10 * measured, (
-        f"reporter saw {observed / 1e6:.1f} Mbit/s {direction}, iperf3 measured {measured / 1e6:.1f} Mbit/s")
+        f"reporter saw {observed / 1e6:.1f} Mbit/s {direction}, iperf3 measured {measured / 1e6:.1f} Mbit/s"
+    )
     assert other < 0.10 * observed, "the reverse direction carries only ACKs"

@@ -26,13 +26,24 @@ RTM_NEWLINK, RTM_NEWADDR = 16, 20
 IFF_UP_RUNNING_LOWER_UP = 0x1 | 0x40 | 0x10000 | 0x1000 | 0x2
 
 
-def link_message(index: int, name: str, mac: str, *, kind: str | None = None, parent: int | None = None,
-                 data: list[tuple[str, Any]] | None = None, mtu: int = 1500) -> bytes:
+def link_message(
+    index: int,
+    name: str,
+    mac: str,
+    *,
+    kind: str | None = None,
+    parent: int | None = None,
+    data: list[tuple[str, Any]] | None = None,
+    mtu: int = 1500,
+) -> bytes:
     msg = ifinfmsg()
     msg["header"]["type"] = RTM_NEWLINK
     msg["index"], msg["flags"], msg["ifi_type"] = index, IFF_UP_RUNNING_LOWER_UP, 1
     attrs: list[tuple[str, Any]] = [
-        ("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_OPERSTATE", "UP"), ("IFLA_ADDRESS", mac),
+        ("IFLA_IFNAME", name),
+        ("IFLA_MTU", mtu),
+        ("IFLA_OPERSTATE", "UP"),
+        ("IFLA_ADDRESS", mac),
         ("IFLA_STATS64", {"rx_bytes": 1000 * index, "tx_bytes": 2000 * index}),
     ]
     if parent is not None:
@@ -64,12 +75,30 @@ def decoded(*buffers: bytes) -> list[Any]:
 # underlay is the VLAN-100 link by its local address: a common storage layout.
 LINKS = decoded(
     link_message(2, "ens3", "52:54:00:12:34:56", mtu=9000),
-    link_message(3, "ens3.100", "52:54:00:12:34:56", kind="vlan", parent=2,
-                 data=[("IFLA_VLAN_PROTOCOL", 0x8100), ("IFLA_VLAN_ID", 100)]),
-    link_message(4, "ens3.200", "52:54:00:12:34:56", kind="vlan", parent=2,
-                 data=[("IFLA_VLAN_PROTOCOL", 0x8100), ("IFLA_VLAN_ID", 200)]),
-    link_message(5, "vxlan7", "0a:00:00:00:00:07", kind="vxlan", mtu=1450,
-                 data=[("IFLA_VXLAN_ID", 7), ("IFLA_VXLAN_LOCAL", "10.100.0.5")]),
+    link_message(
+        3,
+        "ens3.100",
+        "52:54:00:12:34:56",
+        kind="vlan",
+        parent=2,
+        data=[("IFLA_VLAN_PROTOCOL", 0x8100), ("IFLA_VLAN_ID", 100)],
+    ),
+    link_message(
+        4,
+        "ens3.200",
+        "52:54:00:12:34:56",
+        kind="vlan",
+        parent=2,
+        data=[("IFLA_VLAN_PROTOCOL", 0x8100), ("IFLA_VLAN_ID", 200)],
+    ),
+    link_message(
+        5,
+        "vxlan7",
+        "0a:00:00:00:00:07",
+        kind="vxlan",
+        mtu=1450,
+        data=[("IFLA_VXLAN_ID", 7), ("IFLA_VXLAN_LOCAL", "10.100.0.5")],
+    ),
 )
 ADDRESSES = decoded(address_message(3, "10.100.0.5", 24), address_message(2, "192.0.2.10", 24))
 
@@ -89,16 +118,25 @@ def test_vlan_tags_go_to_the_parent_and_vnis_to_the_underlay() -> None:
 
 
 def test_vlan_role_mapping_and_trunk_merge() -> None:
-    config = ReporterConfig.model_validate({
-        "interfaces": [{"name": "ens3", "trunkVlans": [300, 100]}],
-        "roles": [{"vlan": 300, "role": "storage"}],
-    })
+    config = ReporterConfig.model_validate(
+        {
+            "interfaces": [{"name": "ens3", "trunkVlans": [300, 100]}],
+            "roles": [{"vlan": 300, "role": "storage"}],
+        }
+    )
     snapshot = parse_snapshot(LINKS, ADDRESSES, taken_at=0.0)
-    interfaces = {i.name: i for i in build_interfaces(snapshot, config, {2: 25_000}, {2: Rate(8, 16)})}
+    interfaces = {
+        i.name: i for i in build_interfaces(snapshot, config, {2: 25_000}, {2: Rate(8, 16)})
+    }
     uplink = interfaces["ens3"]
     assert uplink.vlans == [100, 200, 300]
     assert uplink.role is InterfaceRole.STORAGE
-    assert (uplink.kind, uplink.speed_mbps, uplink.mtu, uplink.addresses) == ("physical", 25_000, 9000, ["192.0.2.10/24"])
+    assert (uplink.kind, uplink.speed_mbps, uplink.mtu, uplink.addresses) == (
+        "physical",
+        25_000,
+        9000,
+        ["192.0.2.10/24"],
+    )
     assert (uplink.rx_bps, uplink.tx_bps) == (8, 16)
     assert interfaces["ens3.100"].vlans == [] and interfaces["ens3.100"].vnis == [7]
     assert interfaces["vxlan7"].vnis == []

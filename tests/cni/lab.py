@@ -7,15 +7,44 @@ harness commands (``ip``, ``iperf3``, ``ping``) run with fixed arguments, never 
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
 import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+
+
+@contextmanager
+def inside(netns: str) -> Iterator[None]:
+    """Run the block's socket creation in ``netns`` (this thread only), then come back.
+
+    Sockets keep the namespace they were created in, so a server made here listens on
+    the namespace's loopback while its thread runs anywhere.
+    """
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
+    try:
+        _setns(target)
+        yield
+    finally:
+        _setns(home)
+        os.close(home)
+        os.close(target)
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60) -> str:

@@ -57,6 +57,7 @@ def chromium(width: int = 1440, height: int = 900, scale: float = 1.0) -> Iterat
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--force-device-scale-factor={scale}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = None
     try:
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -69,3 +70,8 @@ def chromium(width: int = 1440, height: int = 900, scale: float = 1.0) -> Iterat
         if driver is not None:
             driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_errors(driver) -> list[str]:
+    """Errors the page logged (uncaught exceptions, failed loads) since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

@@ -19,7 +19,7 @@ import pytest
 
 from bandwidth_accounting import annotations
 from scheduler_extender.demo.sample_cluster import sample_cluster
-from tests.dashboard.browser import browser_available, chromium
+from tests.dashboard.browser import browser_available, chromium, console_errors
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 
 pytestmark = [
@@ -150,6 +150,7 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
         assert row.get_attribute("data-node") == node
         assert driver.execute_script("return window.__sameDocument === true")
         assert "ok" in driver.find_element("id", "live").get_attribute("class")
+        assert console_errors(driver) == []
 
 
 # -- the demo's cluster, with pods the test chooses --------------------------------------
@@ -213,6 +214,7 @@ def test_scheduled_pod_appears_with_its_reservation_and_its_node_bar_grows():
         assert db.node == "node-a-1"
         row = wait_for(driver, "document.querySelector(`#pods tr[data-pod='admin/db']`)")
         assert "storage · VLAN 100 on eth1" in row.text and "10.20." in row.text
+        assert console_errors(driver) == []
 
 
 def test_refused_pods_show_each_node_reason():
@@ -251,6 +253,7 @@ def test_refused_pods_show_each_node_reason():
         driver.find_element("css selector", ".node[data-node='node-a-2']").click()
         detail = wait_for(driver, "document.querySelector(`#node-detail [data-node='node-a-2']`)")
         assert "admin/huge" in detail.text and "asks 20G" in detail.text
+        assert console_errors(driver) == []
 
 
 def test_five_hundred_nodes_stay_usable():
@@ -298,3 +301,4 @@ def test_five_hundred_nodes_stay_usable():
         assert "selected" in driver.find_element(
             "css selector", ".node[data-node='node-a-17']"
         ).get_attribute("class")
+        assert console_errors(driver) == []

@@ -18,8 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
-from pyroute2 import IPRoute, NlEthtool
+# Imported from their modules, not the package root: they work whether ``pyroute2``
+# was imported whole or registered bare (as netsched-cni does to start faster).
+from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic.ethtool import NlEthtool
 
 log = logging.getLogger(__name__)
 

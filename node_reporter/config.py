@@ -61,6 +61,11 @@ DEFAULT_EXCLUDED_NAMES = (
 )
 """Name patterns of pod-side veths and CNI leftovers of the common plugins."""
 
+DEFAULT_EXCLUDED_ALIASES = ("netsched-segment*",)
+"""Link aliases (``ip link set … alias``) of devices made by netsched-cni on demand: its
+VXLAN devices and VLAN sub-interfaces. Their VNI or tag is still put on the uplink they
+ride; the device itself must not look like a second uplink to the extender."""
+
 
 class SettingsModel(BaseModel):
     """camelCase in files, snake_case in Python; unknown keys are an error (typos)."""
@@ -77,15 +82,17 @@ class ExcludeRule(SettingsModel):
         default=True,
         description="Leave out bridge ports and bond members: their master is reported.",
     )
+    aliases: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_ALIASES))
     include: list[str] = Field(default_factory=list, description="Name patterns always reported.")
 
-    def excludes(self, name: str, kind: str, has_master: bool) -> bool:
+    def excludes(self, name: str, kind: str, has_master: bool, alias: str | None = None) -> bool:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.include):
             return False
         return (
             kind in self.kinds
             or any(fnmatch.fnmatchcase(name, pattern) for pattern in self.names)
             or (self.enslaved and has_master)
+            or (alias is not None and any(fnmatch.fnmatchcase(alias, p) for p in self.aliases))
         )
 
 

@@ -51,6 +51,7 @@ class Link:
     vxlan_vni: int | None = None
     vxlan_underlay: int | None = None
     vxlan_local: str | None = None
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ def parse_link(message: Any) -> Link:
         parent=parent,
         rx_bytes=int(stats.get("rx_bytes", 0)),
         tx_bytes=int(stats.get("tx_bytes", 0)),
+        alias=attrs.get("IFLA_IFALIAS") or None,
     )
     if kind == "vlan" and data is not None:
         return replace(link, vlan_id=data.get("IFLA_VLAN_ID"))

@@ -63,7 +63,7 @@ def reported_links(snapshot: Snapshot, config: ReporterConfig) -> list[Link]:
     return [
         link
         for link in sorted(snapshot.links, key=lambda l: l.index)
-        if not config.exclude.excludes(link.name, link.kind, link.master is not None)
+        if not config.exclude.excludes(link.name, link.kind, link.master is not None, link.alias)
     ]
 
 

@@ -203,7 +203,7 @@ def test_renamed_and_deleted_links_while_running(running: Running, kube_api: Fak
     interfaces = {i.name: i for i in report.status.interfaces}
     assert set(interfaces) == {built.up1, renamed, built.vx200, built.macvlan}
     assert interfaces[built.up1].vnis == []  # its VXLAN is gone
-    assert interfaces[renamed].vnis == [200] and interfaces[renamed].oper_state == "down"
+    assert interfaces[renamed].vnis == [200, 300] and interfaces[renamed].oper_state == "down"
     assert interfaces[renamed].mac == "02:00:00:00:00:02"
     wait_for(
         lambda: {i["name"] for i in published(kube_api)["status"]["interfaces"]} == set(interfaces)

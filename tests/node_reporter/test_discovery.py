@@ -46,122 +46,46 @@ def build_node(namespaces: Namespaces) -> BuiltNode:
     node, switch = namespaces.create("ns"), namespaces.create("sw")
     s = suffix()
     built = BuiltNode(node, switch, f"up1{s}", f"up2{s}", f"up3{s}", f"vx{s}a", f"vx{s}b", f"mv{s}")
-    for number, name, mtu in (
-        (1, built.up1, "9000"),
-        (2, built.up2, "1500"),
-        (3, built.up3, "1500"),
-    ):
-        ip(
-            "-n",
-            node,
-            "link",
-            "add",
-            name,
-            "mtu",
-            mtu,
-            "address",
-            f"02:00:00:00:00:0{number}",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            f"sw{number}{s}",
-            "netns",
-            switch,
+
+    def on_node(command: str) -> None:
+        ip("-n", node, *command.split())
+
+    uplinks = ((1, built.up1, 9000), (2, built.up2, 1500), (3, built.up3, 1500))
+    for number, name, mtu in uplinks:
+        on_node(
+            f"link add {name} mtu {mtu} address 02:00:00:00:00:0{number} "
+            f"type veth peer name sw{number}{s} netns {switch}"
         )
         ip("-n", switch, "link", "set", f"sw{number}{s}", "up")
-        ip("-n", node, "addr", "add", f"10.3{number}.0.1/24", "dev", name)
-    ip("-n", node, "addr", "add", "2001:db8:31::1/64", "dev", built.up1, "nodad")
-    ip("-n", node, "link", "set", built.up1, "up")
-    ip("-n", node, "link", "set", built.up2, "up")
-    ip(
-        "-n",
-        node,
-        "link",
-        "add",
-        built.vx100,
-        "mtu",
-        "1400",
-        "address",
-        "02:00:00:00:01:00",
-        "type",
-        "vxlan",
-        "id",
-        "100",
-        "dev",
-        built.up1,
-        "dstport",
-        "4789",
+        on_node(f"addr add 10.3{number}.0.1/24 dev {name}")
+    on_node(f"addr add 2001:db8:31::1/64 dev {built.up1} nodad")
+    on_node(f"link set {built.up1} up")
+    on_node(f"link set {built.up2} up")
+    on_node(
+        f"link add {built.vx100} mtu 1400 address 02:00:00:00:01:00 "
+        f"type vxlan id 100 dev {built.up1} dstport 4789"
     )
-    ip(
-        "-n",
-        node,
-        "link",
-        "add",
-        built.vx200,
-        "mtu",
-        "1400",
-        "address",
-        "02:00:00:00:02:00",
-        "type",
-        "vxlan",
-        "id",
-        "200",
-        "local",
-        "10.32.0.1",
-        "dstport",
-        "4790",
+    on_node(
+        f"link add {built.vx200} mtu 1400 address 02:00:00:00:02:00 "
+        f"type vxlan id 200 local 10.32.0.1 dstport 4790"
     )
-    ip(
-        "-n",
-        node,
-        "link",
-        "add",
-        built.macvlan,
-        "link",
-        built.up1,
-        "address",
-        "02:00:00:00:00:99",
-        "type",
-        "macvlan",
-        "mode",
-        "bridge",
+    on_node(
+        f"link add {built.macvlan} link {built.up1} address 02:00:00:00:00:99 "
+        "type macvlan mode bridge"
     )
     for name in (built.vx100, built.vx200, built.macvlan):
-        ip("-n", node, "link", "set", name, "up")
+        on_node(f"link set {name} up")
     for name in (built.up1, built.up2):
         wait_operstate(node, name, "up")
-    # What the report must leave out.
-    ip("-n", node, "link", "add", f"cni{s}", "type", "bridge")
-    ip(
-        "-n",
-        node,
-        "link",
-        "add",
-        f"veth{s}",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        f"eth0p{s}",
-        "netns",
-        switch,
-    )
-    ip("-n", node, "link", "set", f"veth{s}", "master", f"cni{s}")
-    ip(
-        "-n",
-        node,
-        "link",
-        "add",
-        f"cali{s}",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        f"calp{s}",
-        "netns",
-        switch,
-    )
+    # What the report must leave out: a bridge with a pod-side veth in it, a CNI
+    # leftover named like Calico's, and a segment device netsched-cni made (VXLAN 300
+    # over up2, marked by its alias), whose VNI still belongs to up2.
+    on_node(f"link add cni{s} type bridge")
+    on_node(f"link add veth{s} type veth peer name eth0p{s} netns {switch}")
+    on_node(f"link set veth{s} master cni{s}")
+    on_node(f"link add cali{s} type veth peer name calp{s} netns {switch}")
+    on_node(f"link add nsx{s} type vxlan id 300 dev {built.up2} dstport 4791")
+    ip("-n", node, "link", "set", f"nsx{s}", "alias", "netsched-segment vxlan 300")
     return built
 
 
@@ -203,7 +127,7 @@ def expected(built: BuiltNode) -> list[NetworkInterface]:
             mac="02:00:00:00:00:02",
             oper_state="up",
             vlans=[30, 31],
-            vnis=[200],
+            vnis=[200, 300],
             addresses=["10.32.0.1/24"],
         ),
         NetworkInterface(

@@ -11,9 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-from bandwidth_accounting.reservation import AttachmentReservation
+from typing import TYPE_CHECKING, Any
 from cni import podlinks, segments, shaping
 from cni.config import (
     SPEC_VERSION,
@@ -22,12 +20,16 @@ from cni.config import (
     NetConf,
     Result,
     ResultInterface,
+    parse_attachments,
 )
 from cni.errors import CNIError, ErrorCode
-from cni.lazy_pyroute2 import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError
 from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import validate_attachments, validate_network_name
+
+if TYPE_CHECKING:  # imported only when a pod has attachments (start-up time)
+    from bandwidth_accounting.reservation import AttachmentReservation
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
     else:
         primary = Limits(runtime.ingress_rate, runtime.ingress_burst, runtime.egress_rate,
                          runtime.egress_burst) if runtime else Limits()
-        attachments, source = conf.attachments, "attachments"
+        attachments, source = parse_attachments(conf.attachments), "attachments"
     validate_attachments(attachments, env.ifname, source)
     limits = {env.ifname: primary}
     limits.update({att.interface: Limits(att.ingress, 0, att.egress, 0) for att in attachments})

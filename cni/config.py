@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bandwidth_accounting.reservation import AttachmentReservation
 from cni.errors import CNIError, ErrorCode, invalid_config
 
 SPEC_VERSION = "1.1.0"
@@ -103,8 +102,10 @@ class NetConf(SpecModel):
     kubeconfig: str | None = Field(
         default=None, description="When set, rates and attachments come from the pod's reservation."
     )
-    attachments: list[AttachmentReservation] = Field(
-        default_factory=list, description="Attachments for runtimes without the extender."
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Attachments for runtimes without the extender, in the reservation's "
+        "AttachmentReservation shape (validated by parse_attachments, only when present).",
     )
     state_dir: str = Field(default=DEFAULT_STATE_DIR, alias="stateDir")
     max_queue_ms: float = Field(default=DEFAULT_MAX_QUEUE_MS, alias="maxQueueMs", gt=0, le=1000)
@@ -130,6 +131,28 @@ def parse_netconf(raw: bytes) -> NetConf:
             f"supported: {', '.join(SUPPORTED_VERSIONS)}",
         )
     return conf
+
+
+def parse_attachments(raw: list[dict[str, Any]]) -> list[Any]:
+    """``attachments`` from the config as the extender's AttachmentReservation models.
+
+    Imported here and only when there are attachments: the model pulls in the topology
+    models, which a bandwidth-only ADD has no use for.
+    """
+    if not raw:
+        return []
+    from bandwidth_accounting.reservation import AttachmentReservation  # noqa: PLC0415
+
+    parsed = []
+    for position, item in enumerate(raw):
+        try:
+            parsed.append(AttachmentReservation.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise invalid_config(f"attachments[{position}].{field}", first.get("input"),
+                                 first["msg"]) from exc
+    return parsed
 
 
 def valid_ifname(name: str) -> bool:

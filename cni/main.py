@@ -63,6 +63,9 @@ def run(environ: dict[str, str] | os._Environ, stdin: bytes) -> tuple[int, str]:
 
 
 def main() -> int:
+    from cni.fastimport import skip_package_inits  # noqa: PLC0415
+
+    skip_package_inits()
     code, output = run(os.environ, sys.stdin.buffer.read())
     if output:
         sys.stdout.write(output + "\n")

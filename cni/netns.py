@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cni.lazy_pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 
 CLONE_NEWNET = 0x40000000
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
-from bandwidth_accounting.reservation import AttachmentReservation
-from cni.lazy_pyroute2 import IPRoute
+if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
+    from bandwidth_accounting.reservation import AttachmentReservation
+from pyroute2.iproute.linux import IPRoute
 
 MACVLAN_BRIDGE = "bridge"
 

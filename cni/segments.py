@@ -9,12 +9,14 @@ the pods' macvlans sit on the uplink itself.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from bandwidth_accounting.reservation import AttachmentReservation
+if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
+    from bandwidth_accounting.reservation import AttachmentReservation
+
 from cni.errors import CNIError, ErrorCode, invalid_config
-from cni.lazy_pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 from cni.validate import vxlan_group
-from topology.models import NetworkMode
 
 SEGMENT_ALIAS = "netsched-segment"
 VXLAN_DEFAULT_PORT = 4789
@@ -22,9 +24,9 @@ VXLAN_DEFAULT_PORT = 4789
 
 def segment_name(att: AttachmentReservation) -> str | None:
     """The node-side device name of ``att``'s segment, or None for untagged macvlan."""
-    if att.mode == NetworkMode.VXLAN:
+    if att.mode == "vxlan":
         return f"nsx{att.vni}"
-    if att.mode == NetworkMode.VLAN:
+    if att.mode == "vlan":
         conventional = f"{att.parent}.{att.vlan}"
         if len(conventional) <= 15:
             return conventional
@@ -54,8 +56,9 @@ def ensure_segment(ipr: IPRoute, att: AttachmentReservation, field: str) -> int:
     if existing is not None:
         _check_existing(ipr, existing, name, att)
         return existing
-    alias = f"{SEGMENT_ALIAS} {att.mode} {att.vni if att.mode == NetworkMode.VXLAN else att.vlan}"
-    if att.mode == NetworkMode.VXLAN:
+    segment_id = att.vni if att.mode == "vxlan" else att.vlan
+    alias = f"{SEGMENT_ALIAS} {att.mode} {segment_id}"
+    if att.mode == "vxlan":
         group = str(att.group) if att.group is not None else vxlan_group(att.vni or 0)
         ipr.link("add", ifname=name, kind="vxlan", vxlan_id=att.vni, vxlan_link=uplink,
                  vxlan_group=group, vxlan_port=att.port or VXLAN_DEFAULT_PORT)
@@ -72,7 +75,7 @@ def _check_existing(ipr: IPRoute, index: int, name: str, att: AttachmentReservat
     link = ipr.link("get", index=index)[0]
     kind = link.get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
     data = link.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
-    want = att.vni if att.mode == NetworkMode.VXLAN else att.vlan
+    want = att.vni if att.mode == "vxlan" else att.vlan
     have = None
     if data is not None:
         have = data.get("IFLA_VXLAN_ID") if kind == "vxlan" else data.get("IFLA_VLAN_ID")

@@ -25,7 +25,8 @@ import hashlib
 from dataclasses import dataclass
 
 from cni.errors import CNIError, ErrorCode
-from cni.lazy_pyroute2 import IPRoute, NetlinkError
+from pyroute2.iproute.linux import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 ETH_P_ALL = 0x0003
 TC_H_ROOT = 0xFFFFFFFF

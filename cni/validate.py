@@ -10,11 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bandwidth_accounting.reservation import AttachmentReservation
+if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
+    from bandwidth_accounting.reservation import AttachmentReservation
+
 from cni.config import valid_ifname
 from cni.errors import invalid_config
-from topology.models import NetworkMode
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -38,9 +40,9 @@ def validate_attachments(attachments: Sequence[AttachmentReservation], primary_i
         seen.add(att.interface)
         if not valid_ifname(att.parent):
             raise invalid_config(f"{field}.parent", att.parent, "is not a valid interface name")
-        if att.mode == NetworkMode.VLAN and not (att.vlan is not None and 1 <= att.vlan <= 4094):
+        if att.mode == "vlan" and not (att.vlan is not None and 1 <= att.vlan <= 4094):
             raise invalid_config(f"{field}.vlan", att.vlan, "must be a VLAN id in 1-4094")
-        if att.mode == NetworkMode.VXLAN:
+        if att.mode == "vxlan":
             if not (att.vni is not None and 1 <= att.vni <= 16_777_215):
                 raise invalid_config(f"{field}.vni", att.vni, "must be a VNI in 1-16777215")
             if att.port is not None and not 1 <= att.port <= 65535:

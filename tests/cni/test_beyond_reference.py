@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from cni.lazy_pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 from cni.shaping import root_bucket
 from tests.cni.lab import Lab, ipv4_of, link_names
 from tests.cni.topologies import MBIT, attachment, lone_node, switched_nodes

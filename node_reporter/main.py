@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     except PublishSetupError as error:
         print(f"netsched reporter: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. the metrics port is taken
+        print(f"netsched reporter: {error}", file=sys.stderr)
+        return 1
 
 
 def report_once(config: ReporterConfig) -> NodeNetwork:
@@ -137,14 +140,11 @@ def report_once(config: ReporterConfig) -> NodeNetwork:
         report = reporter.cycle()
     if config.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         return report
-    from node_reporter.publish import KubePublisher, PublishError, api_client
+    from node_reporter.publish import PublishError
 
     try:
-        publisher = KubePublisher(
-            api_client(config.kubeconfig), config.node_name, config.request_timeout
-        )
-        return with_placement(report, publisher.node_labels(), config)
-    except PublishError as error:
+        return with_placement(report, make_publisher(config).node_labels(), config)
+    except (PublishError, PublishSetupError) as error:
         log.warning("zone and switch from the configuration only: %s", error)
         return report
 

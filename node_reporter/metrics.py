@@ -140,7 +140,13 @@ class MetricsServer:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: try /metrics or /healthz\n"]
 
-        self._server = make_server(address, port, app, _ThreadingServer, _QuietHandler)
+        try:
+            self._server = make_server(address, port, app, _ThreadingServer, _QuietHandler)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"metrics.address:port {address}:{port}: cannot listen ({error.strerror})",
+            ) from error
         self.port = self._server.server_port
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="reporter-metrics", daemon=True

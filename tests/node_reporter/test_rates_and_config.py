@@ -186,3 +186,31 @@ def test_healthz_turns_503_when_cycles_stop() -> None:
                 "lastCycleSecondsAgo": 0.0,
                 "lastPublishSecondsAgo": None,
             }
+
+
+def test_taken_metrics_port_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from tests.kube_api import FakeKubeAPI
+
+    kubeconfig = FakeKubeAPI().write_kubeconfig(tmp_path / "kubeconfig")  # never contacted
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(
+            [
+                "--metrics-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(port),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--node-name",
+                "n1",
+            ]
+        )
+    assert code == 1
+    assert f"127.0.0.1:{port}: cannot listen (Address already in use)" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``netsched reporter``: handled by ``node_reporter.main`` (see ``scheduler_extender.cli``)."""
+"""``netsched reporter``: the node reporter, whose arguments ``node_reporter.main`` owns."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "reporter", help="discover this node's network and publish its NodeNetwork", add_help=False
+        "reporter",
+        help="discover this node's network and publish its NodeNetwork (see: netsched reporter --help)",
+        add_help=False,
     )
-    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser.set_defaults(forwards_arguments=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from node_reporter.main import main as reporter_main
 
-    return reporter_main(args.args)
+    return reporter_main(args.forwarded)

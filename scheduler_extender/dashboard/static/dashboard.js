@@ -6,6 +6,7 @@
 (() => {
   const POLL_MS = 2000;
   const DIRS = ["ingress", "egress"];
+  const MAX_POD_ROWS = 300; // a longer table costs every update and nobody reads it: search instead
   const AUTO_ZOOM = [[48, "detail"], [400, "compact"], [Infinity, "dense"]];
 
   const ui = {
@@ -206,6 +207,7 @@
     const el = h("article", {
       class: "node", tabindex: "0", dataset: { node: node.name, zone: zone.name, switch: sw.name },
       onclick: () => select(node.name),
+      onmouseenter: () => tooltip(node.name),
       onkeydown: (e) => { if (e.key === "Enter") select(node.name); },
     },
     h("div", { class: "node-head" }, h("span", { class: "node-name" }, node.name), pods),
@@ -221,6 +223,17 @@
   }
   const vlanOfNetwork = (vlan) => ui.data.networks.some((n) => n.segment === `VLAN ${vlan}`);
   const segments = (x) => [...x.vlans.map((v) => `VLAN ${v}`), ...x.vnis.map((v) => `VNI ${v}`), ...x.networks.map((n) => `network ${n}`)].join(", ");
+
+  /** A node's tooltip, written when the pointer arrives (5,000 of them each update would cost). */
+  function tooltip(name) {
+    const view = ui.nodeEls.get(name);
+    const node = view.node;
+    const lines = [`${node.name} · ${view.el.dataset.zone} · ${node.pods} pod(s) holding bandwidth`];
+    for (const x of node.interfaces) {
+      lines.push(`${x.name} (${x.role}, ${speed(x.speed_mbps)}): reserved in ${rate(x.reserved[0])} out ${rate(x.reserved[1])} of ${rate(x.capacity[0])}; observed in ${rate(x.observed[0])} out ${rate(x.observed[1])}${x.networks.length ? `; carries ${x.networks.join(", ")}` : ""}`);
+    }
+    view.el.title = lines.join("\n");
+  }
 
   const speed = (mbps) => (mbps >= 1000 ? `${+(mbps / 1000).toPrecision(3)}G` : `${mbps}M`);
 
@@ -241,7 +254,6 @@
       zoneTotals.set(zone.name, zt);
       view.pods.textContent = node.pods ? `${node.pods} pod${node.pods === 1 ? "" : "s"}` : "";
       view.el.classList.toggle("stale", isStale(node));
-      const tip = [`${node.name} · ${zone.name} · ${node.pods} pod(s) holding bandwidth`];
       for (const x of node.interfaces) {
         const cell = ui.nodeEls.get(node.name).cells.get(x.name);
         const resF = Math.max(share(x.reserved[0], x.capacity[0]), share(x.reserved[1], x.capacity[1]));
@@ -250,9 +262,8 @@
         setLoad(cell.obs, obsF);
         cell.el.dataset.reservedShare = resF.toFixed(4);
         cell.el.dataset.observedShare = obsF.toFixed(4);
-        tip.push(`${x.name} (${x.role}, ${speed(x.speed_mbps)}): reserved in ${rate(x.reserved[0])} out ${rate(x.reserved[1])} of ${rate(x.capacity[0])}; observed in ${rate(x.observed[0])} out ${rate(x.observed[1])}${x.networks.length ? `; carries ${x.networks.join(", ")}` : ""}`);
       }
-      view.el.title = tip.join("\n");
+      view.node = node;
     }
     for (const [name, zt] of zoneTotals) {
       const zoneView = ui.zoneEls.get(name);
@@ -408,13 +419,16 @@
       return words.every((w) => hay.includes(w)) || (words.length && ui.nodeEls.get(r.node) && !ui.nodeEls.get(r.node).el.classList.contains("hidden"));
     });
     document.getElementById("pods-count").textContent = data.reservations.length;
-    body.replaceChildren(...rows.map((r) => h("tr", {
+    const shown = rows.slice(0, MAX_POD_ROWS);
+    const more = rows.length - shown.length;
+    body.replaceChildren(...shown.map((r) => h("tr", {
       dataset: { pod: r.pod, node: r.node }, class: ui.seenPods.has(r.uid) || ui.firstRender ? "" : "new", onclick: () => { select(r.node); reveal(r.node); },
     },
     h("td", null, r.pod, r.priority ? h("div", { class: "muted" }, `priority ${r.priority}`) : null),
     h("td", null, r.node),
     h("td", null, Object.entries(r.interfaces).map(([name, [i, e]]) => h("div", { class: "rate" }, h("b", null, name), ` ↓${rate(i)} ↑${rate(e)}`))),
-    h("td", null, r.attachments.length ? r.attachments.map((a) => h("div", { class: "rate" }, h("b", null, a.interface), ` ${a.network} · ${a.segment} on ${a.parent}`, a.ip ? h("div", { class: "muted" }, a.ip) : null)) : h("span", { class: "muted" }, "—")))));
+    h("td", null, r.attachments.length ? r.attachments.map((a) => h("div", { class: "rate" }, h("b", null, a.interface), ` ${a.network} · ${a.segment} on ${a.parent}`, a.ip ? h("div", { class: "muted" }, a.ip) : null)) : h("span", { class: "muted" }, "—")))),
+    more > 0 ? h("tr", { class: "more" }, h("td", { colspan: "4", class: "muted" }, `… and ${more} more: search for a pod, node or network to narrow the list`)) : []);
     for (const r of data.reservations) ui.seenPods.add(r.uid);
   }
 

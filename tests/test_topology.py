@@ -89,3 +89,23 @@ def test_bad_network_specs_are_refused_with_the_field(spec, says):
     with pytest.raises(ValueError) as error:
         NetworkSpec.model_validate(spec)
     assert says in str(error.value)
+
+
+def test_segment_devices_and_links_that_are_not_up_carry_nothing_untagged():
+    report = NodeNetwork(metadata=ObjectMeta(name="n"), status=NodeNetworkStatus(interfaces=[
+        NetworkInterface(name="vx100", kind="vxlan", role=InterfaceRole.ANY, speed_mbps=0),
+        NetworkInterface(name="mv0", kind="macvlan", role=InterfaceRole.ANY, speed_mbps=1000),
+        NetworkInterface(name="eth0", kind="physical", role=InterfaceRole.ANY, speed_mbps=1000,
+                         oper_state="lowerlayerdown"),
+        NetworkInterface(name="eth1", kind="veth", role=InterfaceRole.ANY, speed_mbps=1000, oper_state="unknown",
+                         vnis=[7]),
+    ]))
+    networks = [
+        Network(metadata=ObjectMeta(name="flat"), spec=NetworkSpec(mode=NetworkMode.MACVLAN)),
+        Network(metadata=ObjectMeta(name="overlay"), spec=NetworkSpec(mode=NetworkMode.VXLAN, vni=9)),
+        Network(metadata=ObjectMeta(name="seven"), spec=NetworkSpec(mode=NetworkMode.VXLAN, vni=7)),
+    ]
+    topology = Topology([], [report], networks)
+    assert [i.name for i in topology.interfaces_carrying("n", "flat")] == ["eth1"]
+    assert [i.name for i in topology.interfaces_carrying("n", "overlay")] == ["eth1"]
+    assert [i.name for i in topology.interfaces_carrying("n", "seven")] == ["eth1"]

@@ -51,19 +51,29 @@ class Location:
         return 8
 
 
+SEGMENT_KINDS = frozenset({"vlan", "vxlan", "macvlan", "macvtap", "ipvlan"})
+"""Link kinds that are themselves segments: they carry only the tags and VNIs they list."""
+UP_STATES = frozenset({"up", "unknown"})
+"""Operational states of a usable link (virtual links often report ``unknown``)."""
+
+
 def interface_carries(interface: NetworkInterface, network: Network) -> bool:
     """Whether a host interface can carry ``network`` (the design's "carries" rule).
 
     A VLAN needs its tag on the interface (a trunk the reporter saw or was told of).
-    A VXLAN rides any underlay of the network's role, or one already holding its VNI.
-    A macvlan network is the untagged segment of an interface of the network's role.
+    A VXLAN rides any up underlay of the network's role, or one already holding its VNI.
+    A macvlan network is the untagged segment of an up interface of the network's role.
+    Segment devices (a VLAN or VXLAN link, a macvlan) are never underlays or uplinks of
+    their own: charging them instead of the uplink beneath would hide the real link.
     """
     spec = network.spec
     if spec.mode is NetworkMode.VLAN:
         return spec.vlan in interface.vlans
     if spec.mode is NetworkMode.VXLAN and spec.vni in interface.vnis:
         return True
-    return interface.role.serves(spec.role) and interface.oper_state != "down"
+    if interface.kind in SEGMENT_KINDS:
+        return False
+    return interface.role.serves(spec.role) and interface.oper_state in UP_STATES
 
 
 def _structure(report: NodeNetwork) -> dict:

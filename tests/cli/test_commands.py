@@ -257,3 +257,17 @@ def test_a_reader_that_goes_away_is_not_an_error(cluster):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_server_from_the_environment(cluster):
+    served, *_ = cluster
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler_extender.cli", "reservations", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "NETSCHED_SERVER": served.url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r["pod"] for r in json.loads(result.stdout)] == ["admin/db", "admin/fill", "admin/video"]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,6 +22,7 @@ from bandwidth_accounting import annotations
 from scheduler_extender.demo.sample_cluster import sample_cluster
 from tests.dashboard.browser import browser_available, chromium, console_errors
 from tests.dashboard.cluster import KubeScheduler, served_cluster
+from topology.models import NodeNetwork
 
 pytestmark = [
     pytest.mark.browser,
@@ -302,3 +304,27 @@ def test_five_hundred_nodes_stay_usable():
             "css selector", ".node[data-node='node-a-17']"
         ).get_attribute("class")
         assert console_errors(driver) == []
+
+
+def test_stale_reports_and_a_lost_extender_are_shown():
+    with chromium() as driver:
+        with served_cluster() as cluster:
+            driver.get(f"{cluster.url}/dashboard")
+            wait_for(driver, "document.querySelectorAll('.node').length === 12")
+            assert driver.find_elements("css selector", ".node.stale") == []
+
+            # node-b-1's reporter last reported five minutes ago (the TTL is 60 s)
+            report = cluster.source.get(NodeNetwork, "node-b-1").model_copy(deep=True)
+            report.status.heartbeat_time = datetime.now(UTC) - timedelta(minutes=5)
+            cluster.source.apply(report)
+            wait_for(driver, "document.querySelectorAll('.node.stale').length === 1")
+            assert (
+                driver.find_element("css selector", ".node.stale").get_attribute("data-node")
+                == "node-b-1"
+            )
+            assert "1\nSTALE REPORTS" in driver.find_element("id", "summary").text.upper()
+        # the extender is gone: the page says so instead of showing old figures as live
+        live = wait_for(driver, "document.querySelector('#live.down')", timeout=10)
+        assert "offline" in live.text
+        errors = console_errors(driver)  # only the refused connections themselves
+        assert all("ERR_CONNECTION_REFUSED" in error for error in errors), errors

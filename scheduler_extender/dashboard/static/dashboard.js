@@ -429,7 +429,7 @@
     h("td", null, Object.entries(r.interfaces).map(([name, [i, e]]) => h("div", { class: "rate" }, h("b", null, name), ` ↓${rate(i)} ↑${rate(e)}`))),
     h("td", null, r.attachments.length ? r.attachments.map((a) => h("div", { class: "rate" }, h("b", null, a.interface), ` ${a.network} · ${a.segment} on ${a.parent}`, a.ip ? h("div", { class: "muted" }, a.ip) : null)) : h("span", { class: "muted" }, "—")))),
     more > 0 ? h("tr", { class: "more" }, h("td", { colspan: "4", class: "muted" }, `… and ${more} more: search for a pod, node or network to narrow the list`)) : []);
-    for (const r of data.reservations) ui.seenPods.add(r.uid);
+    ui.seenPods = new Set(data.reservations.map((r) => r.uid)); // only the current ones: a tab left open for weeks stays small
   }
 
   /** Newest first; a bind is shown on the line of the filter call that preceded it. */

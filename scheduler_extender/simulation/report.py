@@ -46,7 +46,7 @@ def table(report: SimulationReport) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
         f"workload {report.workload}: {report.nodes} nodes in {report.zones} zones, {report.pods} pods "
-        f"(seed {report.seed}), {report.candidates_per_pod} candidates per pod, extender weight "
+        f"(seed {report.seed}), {report.pods_per_node:g} alive per node, {report.candidates_per_pod} candidates per pod, extender weight "
         f"{report.extender_weight}, {report.simulated_seconds:.0f} simulated seconds",
         "",
     ]
@@ -95,7 +95,8 @@ def plot(report: SimulationReport, path: Path) -> None:
     tail.set_title("tail (dotted: usable 90 %, dashed: link speed)")
     body.legend(loc="lower right")
     figure.suptitle(
-        f"{report.workload}: {report.nodes} nodes, {report.pods} pods, seed {report.seed}", fontsize=11
+        f"{report.workload}: {report.nodes} nodes, {report.pods} pods, {report.pods_per_node:g} alive per node, "
+        f"seed {report.seed}", fontsize=11
     )
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -101,6 +101,7 @@ class SimulationReport(BaseModel):
     nodes: int
     zones: int
     pods: int
+    pods_per_node: float
     seed: int
     extender_weight: int
     candidates_per_pod: int
@@ -130,6 +131,7 @@ def run_simulation(config: SimulationConfig, policies: list[PolicyName], jobs: i
         nodes=nodes,
         zones=zones,
         pods=config.pods,
+        pods_per_node=config.workload.pods_per_node,
         seed=config.seed,
         extender_weight=config.extender_weight,
         candidates_per_pod=feasible_nodes_to_find(nodes),

@@ -24,7 +24,7 @@ def test_table_and_plot(hot_file, tmp_path, capsys) -> None:
     plot = tmp_path / "utilisation.png"
     assert main(["simulate", *SMALL, "--workload", str(hot_file), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert "workload hot: 16 nodes in 2 zones, 300 pods (seed 1)" in out
+    assert "workload hot: 16 nodes in 2 zones, 300 pods (seed 1), 8 alive per node" in out
     for policy in ("bandwidth-blind", "netsched-spread", "netsched-pack"):
         assert f"\n{policy} " in out
     assert f"plot: {plot}" in out
@@ -46,6 +46,16 @@ def test_json_output_with_chosen_policies(hot_file, capsys) -> None:
         assert sum(result["utilisation_histogram"]) > 0
 
 
+def test_load_override_speeds_up_arrivals(hot_file, capsys) -> None:
+    base = ["simulate", *SMALL, "--workload", str(hot_file), "-o", "json", "--policies", "bandwidth-blind"]
+    assert main(base) == 0
+    normal = json.loads(capsys.readouterr().out)
+    assert main([*base, "--pods-per-node", "16"]) == 0
+    doubled = json.loads(capsys.readouterr().out)
+    assert (normal["pods_per_node"], doubled["pods_per_node"]) == (8, 16)
+    assert doubled["simulated_seconds"] == pytest.approx(normal["simulated_seconds"] / 2)
+
+
 def test_a_bundled_workload_by_name(capsys) -> None:
     assert main(["simulate", *SMALL, "--workload", "peer-chatty", "--policies", "netsched-spread"]) == 0
     assert "workload peer-chatty:" in capsys.readouterr().out
@@ -61,7 +71,8 @@ def test_bad_workload_file_is_an_error_not_a_crash(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
-    [(["--nodes", "0"], "'0' must be at least 1"), (["--policies", "fastest"], "fastest"), (["--pods", "x"], "'x'")],
+    [(["--nodes", "0"], "'0' must be at least 1"), (["--policies", "fastest"], "fastest"), (["--pods", "x"], "'x'"),
+     (["--pods-per-node", "-1"], "'-1' must be above 0")],
 )
 def test_bad_arguments_are_named(argv, expected, capsys) -> None:
     with pytest.raises(SystemExit) as stop:

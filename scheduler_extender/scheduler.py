@@ -230,30 +230,48 @@ class Scheduler:
         pod = self.state.pod(uid) or self._recent_pods.get(uid)
         if pod is None:
             raise BindError(f"pod {namespace}/{name} (uid {uid}) is not known to netsched yet")
+        ledger = self.state.ledger
+        if pod.spec.node_name:
+            # kube-scheduler retries a bind whose reply it lost: answer it, never undo it.
+            holding = ledger.holding(uid)
+            if pod.spec.node_name == node:
+                return holding.reservation if holding is not None else None
+            raise BindError(f"pod {pod.key} is already bound to {pod.spec.node_name}")
         try:
             requirements = parse_requirements(pod.metadata.annotations)
         except InvalidAnnotation as error:
             raise BindError(str(error)) from None
-        reservation = None
+        reservation, reserved_now = None, False
         if requirements.needs_resources:
-            reservation = self._reserve(pod, requirements, node)
+            reservation, reserved_now = self._reserve(pod, requirements, node)
             try:
                 pod = self.source.write_reservation(pod, reservation.model_dump_json(exclude_none=True))
             except BindConflict as error:
-                self.state.ledger.release(uid)
+                if reserved_now:
+                    ledger.release(uid)
                 raise BindError(f"recording the reservation failed: {error}", conflict=True) from None
         try:
             self.source.create_binding(pod, node)
         except BindConflict as error:
-            if reservation is not None:
-                self.state.ledger.release(uid)
+            if reserved_now:
+                ledger.release(uid)
             raise BindError(f"binding failed: {error}", conflict=True) from None
         return reservation
 
-    def _reserve(self, pod: Pod, requirements: PodRequirements, node: str) -> Reservation:
+    def _reserve(self, pod: Pod, requirements: PodRequirements, node: str) -> tuple[Reservation, bool]:
+        """The pod's reservation on ``node`` and whether this call took it.
+
+        A bind for the same pod and node already holding one (a concurrent retry) reuses
+        it and must not release it on failure: the first bind owns it.
+        """
         state = self.state
         topology, ledger, uid = state.topology, state.ledger, _uid(pod)
         with ledger.locked():
+            held = ledger.holding(uid)
+            if held is not None:
+                if held.node != node:
+                    raise BindError(f"{pod.key} is being bound to {held.node}", conflict=True)
+                return held.reservation, False
             refusals = pod_refusals(requirements, topology, ledger, uid)
             outcome = refusals or plan_on_node(
                 requirements, node, topology, ledger, self.clock(), self.settings.fit, pod.spec.priority
@@ -265,7 +283,7 @@ class Scheduler:
                 ledger.reserve(uid, pod.key, pod.spec.priority, reservation)
             except (ReservationRefused, AddressPoolExhausted) as error:
                 raise BindError(f"{pod.key} no longer fits {node}: {error}", conflict=True) from None
-        return reservation
+        return reservation, True
 
     # -- preempt -----------------------------------------------------------------------
 

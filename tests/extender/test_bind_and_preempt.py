@@ -128,3 +128,30 @@ def test_preempt_drops_nodes_where_no_victims_suffice(served, source):
     body = {"Pod": vip.model_dump(mode="json"), "NodeNameToVictims": None,
             "NodeNameToMetaVictims": {"node-a-1": {"Pods": [], "NumPDBViolations": 0}}}
     assert served.post("/preempt", json=body).json() == {"NodeNameToMetaVictims": {}}
+
+
+def test_a_retried_bind_is_answered_and_keeps_the_reservation(served, extender, source):
+    pod = source.apply(make_pod("retry", {ann.EGRESS_BANDWIDTH: "1G"}))
+    assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    # The reply was lost; kube-scheduler binds again.
+    assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)
+    error = served.post("/bind", json=bind_body(pod, "node-a-2")).json()["Error"]
+    assert error == "pod default/retry is already bound to node-a-1"
+    assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)
+
+
+def test_concurrent_binds_of_one_pod_charge_it_once(served, extender, source):
+    pod = source.apply(make_pod("twice", {ann.EGRESS_BANDWIDTH: "2G", ann.NETWORKS: "storage"}))
+    base_url = str(served.base_url)
+
+    def bind(_: int) -> str:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            return client.post("/bind", json=bind_body(pod, "node-b-1")).json()["Error"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        errors = list(pool.map(bind, range(8)))
+    assert "" in errors
+    assert extender.state.ledger.reserved("node-b-1", "eth0") == (0, 2_000_000_000)
+    assert source.get(Pod, pod.key).spec.node_name == "node-b-1"
+    assert len(extender.state.ledger.holdings()) == 1

@@ -8,22 +8,40 @@ AlreadyExists and 409 Conflict on a stale ``resourceVersion``, JSON merge patch,
 merge patch (approximated as merge patch, and refused with 415 for custom resources, as
 the real server does), and the status subresource rule: writes to an object ignore its
 ``status``, writes to ``/status`` change nothing but ``status``. Errors are ``Status``
-objects. It does not do watches, label selectors, field managers or admission.
+objects. It does not do label selectors, field managers or admission.
+
+Watches (``?watch=true``) stream one JSON event per line in a chunked HTTP/1.1 body, as
+the real server does: ``ADDED``/``MODIFIED``/``DELETED`` from the given
+``resourceVersion`` on (a watch without one first lists what exists as ``ADDED``),
+``BOOKMARK`` every ``bookmark_interval`` seconds with ``allowWatchBookmarks``, and the
+stream ends cleanly after ``timeoutSeconds``. History can be compacted (``compact()``):
+a watch from before that answers an ``ERROR`` event with a ``410 Expired`` Status, and
+a list ``continue`` token from before it is ``410 Gone``. Lists of namespaced resources
+without a namespace span all namespaces and honour ``limit``/``continue``. Pods have
+the ``binding`` subresource (UID precondition, 409 when already bound). Faults for
+tests: ``fault`` (a callable that may answer any request with an ``ApiError``),
+``drop_watches()`` (streams cut mid-way, without their last chunk) and
+``expire_watches()`` (history compacted, open streams told ``410``).
 """
 
 from __future__ import annotations
 
+import base64
+import bisect
 import copy
 import json
+import socket
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -109,6 +127,38 @@ class RecordedRequest:
     body: Any
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One change in the store's history, at the revision it created."""
+
+    revision: int
+    where: ResourcePath
+    type: str
+    object: dict[str, Any]
+
+
+class WatchDropped(Exception):
+    """The stream is cut without its closing chunk (a broken connection, as seen by the client)."""
+
+
+@dataclass(eq=False)
+class _OpenWatch:
+    cut: str | None = None  # "drop" or "expire"
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _same_resource(a: ResourcePath, b: ResourcePath) -> bool:
+    return (a.group, a.version, a.plural) == (b.group, b.version, b.plural)
+
+
+def _query(path: str) -> dict[str, str]:
+    return {key: values[-1] for key, values in parse_qs(urlsplit(path).query).items()}
+
+
+def _is_watch(path: str) -> bool:
+    return _query(path).get("watch", "").lower() in ("true", "1")
+
+
 class FakeKubeAPI:
     """The server and its store. Use as a context manager; ``url`` is its base URL.
 
@@ -125,6 +175,14 @@ class FakeKubeAPI:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self._history: list[_Event] = []
+        self._compacted = 0
+        self._changed = threading.Condition(self._lock)
+        self._watches: set[_OpenWatch] = set()
+        self.bookmark_interval = 1.0
+        """Seconds between BOOKMARK events on watches that allow them."""
+        self.fault: Callable[[str, str], ApiError | None] | None = None
+        """Called with (method, path) before serving; an ``ApiError`` it returns is the answer."""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -152,9 +210,11 @@ class FakeKubeAPI:
         self._thread.start()
 
     def pause(self) -> None:
-        """Stop listening: clients get "connection refused" until :meth:`resume`."""
+        """Stop listening: clients get "connection refused" until :meth:`resume`.
+        Open watch streams are cut, as a server going away would."""
         if self._server is None:
             return
+        self.drop_watches()
         self._server.shutdown()
         self._server.server_close()
         assert self._thread is not None
@@ -195,6 +255,47 @@ class FakeKubeAPI:
     def delete(self, path: str) -> None:
         self.handle("DELETE", path, None, None)
 
+    @property
+    def revision(self) -> int:
+        """The newest resourceVersion handed out (etcd's revision)."""
+        return self._revision
+
+    def list_objects(self, collection: str) -> list[dict[str, Any]]:
+        """Every object of a collection (all namespaces when it names none)."""
+        with self._lock:
+            return copy.deepcopy(self._items(ResourcePath.parse(collection)))
+
+    # -- watch faults -------------------------------------------------------------------
+
+    @property
+    def open_watches(self) -> int:
+        return len(self._watches)
+
+    def drop_watches(self) -> None:
+        """Cut every open watch stream mid-way (no closing chunk)."""
+        with self._lock:
+            for watch in self._watches:
+                watch.cut = "drop"
+            self._changed.notify_all()
+
+    def compact(self) -> None:
+        """Forget history up to now: older resourceVersions are gone (410) for watches
+        and list continuations, as after an etcd compaction."""
+        with self._lock:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._compacted = self._revision
+        self._history.clear()
+
+    def expire_watches(self) -> None:
+        """Compact, and tell every open watch ``410 Expired`` (its window is gone)."""
+        with self._lock:
+            self._compact()
+            for watch in self._watches:
+                watch.cut = "expire"
+            self._changed.notify_all()
+
     # -- the API ----------------------------------------------------------------------
 
     def handle(
@@ -203,20 +304,113 @@ class FakeKubeAPI:
         """Serve one request; returns (HTTP status, JSON body)."""
         self.requests.append(RecordedRequest(method, path, content_type, body))
         try:
+            self._check_fault(method, path)
             where = ResourcePath.parse(path)
+            if where.subresource == "binding" and where.plural == "pods" and method == "POST":
+                with self._lock:
+                    return 201, self._bind(where, body)
             if where.subresource not in (None, "status"):
                 raise ApiError(404, "NotFound", f"subresource {where.subresource!r} is not served")
             with self._lock:
-                return self._dispatch(method, where, content_type, body)
+                return self._dispatch(method, where, content_type, body, _query(path))
         except ApiError as error:
             return error.code, error.status()
 
+    def _check_fault(self, method: str, path: str) -> None:
+        fault = self.fault
+        error = fault(method, path) if fault is not None else None
+        if error is not None:
+            raise error
+
+    def open_watch(self, path: str) -> Iterator[dict[str, Any]]:
+        """Start a watch: raises ``ApiError`` at once (answered as a plain error), else
+        returns the stream of events. The stream raises ``WatchDropped`` when cut."""
+        self.requests.append(RecordedRequest("GET", path, None, None))
+        self._check_fault("GET", path)
+        where = ResourcePath.parse(path)
+        if where.name is not None:
+            raise ApiError(405, "MethodNotAllowed", "watch a collection, not one object")
+        query = _query(path)
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        watch = _OpenWatch()
+        with self._lock:
+            wanted = query.get("resourceVersion", "")
+            if wanted in ("", "0"):
+                # "Any" version: what exists now, as ADDED, then changes from here on.
+                watch.events = [{"type": "ADDED", "object": o} for o in self._items(where)]
+                since = self._revision
+            else:
+                try:
+                    since = int(wanted)
+                except ValueError:
+                    raise ApiError(
+                        400, "BadRequest", f"invalid resourceVersion {wanted!r}"
+                    ) from None
+                if since < self._compacted:
+                    watch.events = [_expired(since, self._compacted)]
+                    watch.cut = "ended"
+            self._watches.add(watch)
+        return self._stream(where, watch, since, time.monotonic() + timeout, bookmarks)
+
+    def _stream(
+        self, where: ResourcePath, watch: _OpenWatch, since: int, deadline: float, bookmarks: bool
+    ) -> Iterator[dict[str, Any]]:
+        try:
+            last_sent = time.monotonic()
+            while True:
+                with self._lock:
+                    while True:
+                        batch, watch.events = watch.events, []
+                        if batch or watch.cut is not None:
+                            break
+                        start = bisect.bisect_right(
+                            self._history, since, key=lambda event: event.revision
+                        )
+                        batch = [
+                            {"type": event.type, "object": copy.deepcopy(event.object)}
+                            for event in self._history[start:]
+                            if _same_resource(event.where, where)
+                            and where.namespace in (None, event.where.namespace)
+                        ]
+                        since = self._revision
+                        if batch:
+                            break
+                        now = time.monotonic()
+                        if now >= deadline:
+                            return
+                        if bookmarks and now - last_sent >= self.bookmark_interval:
+                            batch = [_bookmark(where, since)]
+                            break
+                        wait = deadline - now
+                        if bookmarks:
+                            wait = min(wait, last_sent + self.bookmark_interval - now)
+                        self._changed.wait(max(wait, 0.001))
+                    cut = watch.cut
+                yield from batch
+                last_sent = time.monotonic()
+                if cut == "drop":
+                    raise WatchDropped()
+                if cut == "expire":
+                    yield _expired(since, self._compacted)
+                    return
+                if cut == "ended":
+                    return
+        finally:
+            with self._lock:
+                self._watches.discard(watch)
+
     def _dispatch(
-        self, method: str, where: ResourcePath, content_type: str | None, body: Any
+        self,
+        method: str,
+        where: ResourcePath,
+        content_type: str | None,
+        body: Any,
+        query: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         if where.name is None:
             if method == "GET":
-                return 200, self._list(where)
+                return 200, self._list(where, query)
             if method == "POST":
                 _require_object(body)
                 return 201, copy.deepcopy(self._create(where, body, keep_status=False))
@@ -232,6 +426,9 @@ class FakeKubeAPI:
                 obj = self._stored(where)
                 del self._objects[where.collection][where.name]
                 self._revision += 1
+                gone = copy.deepcopy(obj)
+                gone["metadata"]["resourceVersion"] = str(self._revision)
+                self._record(where, "DELETED", gone)
                 return 200, {
                     "kind": "Status",
                     "apiVersion": "v1",
@@ -246,17 +443,103 @@ class FakeKubeAPI:
                 }
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {where.collection}")
 
-    def _list(self, where: ResourcePath) -> dict[str, Any]:
-        items = [
-            copy.deepcopy(o) for _, o in sorted(self._objects.get(where.collection, {}).items())
-        ]
+    def _list(self, where: ResourcePath, query: dict[str, str] | None = None) -> dict[str, Any]:
+        query = query or {}
+        items = self._items(where)
+        revision = self._revision
+        token = query.get("continue")
+        if token:
+            # The real server serves the rest of the snapshot at the first page's revision;
+            # this one serves the rest of the current state, stamped with that revision, so
+            # a client that watches from it sees every later change again (harmless).
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token))
+                revision, after = int(state["rv"]), tuple(state["after"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, "BadRequest", "invalid continue token") from None
+            if revision < self._compacted:
+                raise ApiError(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter.",
+                )
+            items = [o for o in items if _sort_key(o) > after]
+        metadata: dict[str, Any] = {"resourceVersion": str(revision)}
+        limit = int(query.get("limit") or 0)
+        if 0 < limit < len(items):
+            items = items[:limit]
+            after = list(_sort_key(items[-1]))
+            metadata["continue"] = base64.urlsafe_b64encode(
+                json.dumps({"rv": revision, "after": after}).encode()
+            ).decode()
+            metadata["remainingItemCount"] = len(self._items(where)) - limit
         kind = (items[0].get("kind", "") if items else "") + "List"
         return {
             "apiVersion": _api_version(where),
             "kind": kind,
-            "metadata": {"resourceVersion": str(self._revision)},
+            "metadata": metadata,
             "items": items,
         }
+
+    def _items(self, where: ResourcePath) -> list[dict[str, Any]]:
+        """Objects of a collection, sorted by namespace and name; a namespaced resource
+        listed without a namespace spans them all."""
+        if where.namespace is not None:
+            found = list(self._objects.get(where.collection, {}).values())
+        else:
+            found = [
+                obj
+                for collection, objects in self._objects.items()
+                if _same_resource(ResourcePath.parse(collection), where)
+                for obj in objects.values()
+            ]
+        return [copy.deepcopy(o) for o in sorted(found, key=_sort_key)]
+
+    def _record(self, where: ResourcePath, type_: str, obj: dict[str, Any]) -> None:
+        """Append a change to the history that watches stream, and wake them."""
+        self._history.append(_Event(self._revision, where, type_, copy.deepcopy(obj)))
+        self._changed.notify_all()
+
+    def _bind(self, where: ResourcePath, body: Any) -> dict[str, Any]:
+        """``POST pods/<name>/binding``: set ``spec.nodeName`` once, as the real server does."""
+        _require_object(body)
+        pod_path = ResourcePath(where.group, where.version, where.namespace, "pods", where.name, None)
+        pod = self._stored(pod_path)
+        metadata = body.get("metadata") or {}
+        target = (body.get("target") or {}).get("name")
+        if not target:
+            raise ApiError(422, "Invalid", "Binding.target.name: Required value")
+        conflict = {"name": where.name, "kind": "pods"}
+        for key in ("uid", "resourceVersion"):
+            wanted = metadata.get(key)
+            if wanted and wanted != pod["metadata"].get(key):
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on pods/binding "{where.name}": '
+                    f"Precondition failed: {key} in precondition: {wanted}, "
+                    f"{key} in object meta: {pod['metadata'].get(key)}",
+                    conflict,
+                )
+        bound = (pod.get("spec") or {}).get("nodeName")
+        if bound:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{where.name}": '
+                f'pod {where.name} is already assigned to node "{bound}"',
+                conflict,
+            )
+        updated = copy.deepcopy(pod)
+        updated.setdefault("spec", {})["nodeName"] = target
+        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
+        conditions.append({"type": "PodScheduled", "status": "True"})
+        self._revision += 1
+        updated["metadata"]["resourceVersion"] = str(self._revision)
+        self._objects[pod_path.collection][where.name or ""] = updated
+        self._record(pod_path, "MODIFIED", updated)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _stored(self, where: ResourcePath) -> dict[str, Any]:
         obj = self._objects.get(where.collection, {}).get(where.name or "")
@@ -304,6 +587,7 @@ class FakeKubeAPI:
         if where.namespace:
             metadata["namespace"] = where.namespace
         store[name] = obj
+        self._record(where, "ADDED", obj)
         return obj
 
     def _write(self, where: ResourcePath, new: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +600,15 @@ class FakeKubeAPI:
                 "Conflict",
                 f'Operation cannot be fulfilled on {where.plural} "{where.name}": the object has '
                 "been modified; please apply your changes to the latest version and try again",
+                {"name": where.name, "group": where.group, "kind": where.plural},
+            )
+        wanted_uid = (new.get("metadata") or {}).get("uid")
+        if wanted_uid and wanted_uid != old["metadata"].get("uid"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {wanted_uid}, "
+                f"UID in object meta: {old['metadata'].get('uid')}",
                 {"name": where.name, "group": where.group, "kind": where.plural},
             )
         if (new.get("metadata") or {}).get("name", where.name) != where.name:
@@ -346,6 +639,7 @@ class FakeKubeAPI:
         self._revision += 1
         result["metadata"]["resourceVersion"] = str(self._revision)
         self._objects[where.collection][where.name or ""] = result
+        self._record(where, "MODIFIED", result)
         return result
 
     def _patch(self, where: ResourcePath, content_type: str | None, patch: Any) -> dict[str, Any]:
@@ -371,6 +665,28 @@ class FakeKubeAPI:
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         patched["metadata"]["resourceVersion"] = wanted or old["metadata"]["resourceVersion"]
         return self._write(where, patched)
+
+
+def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return metadata.get("namespace") or "", metadata.get("name") or ""
+
+
+def _expired(since: int, compacted: int) -> dict[str, Any]:
+    error = ApiError(410, "Expired", f"too old resource version: {since} ({compacted})")
+    return {"type": "ERROR", "object": error.status()}
+
+
+def _bookmark(where: ResourcePath, revision: int) -> dict[str, Any]:
+    kind = where.plural[:-1].capitalize() if where.plural.endswith("s") else where.plural
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": kind,
+            "apiVersion": _api_version(where),
+            "metadata": {"resourceVersion": str(revision)},
+        },
+    }
 
 
 def _api_version(where: ResourcePath) -> str:
@@ -403,6 +719,9 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.0"
 
         def _serve(self) -> None:
+            if self.command == "GET" and _is_watch(self.path):
+                self._serve_watch()
+                return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
@@ -422,6 +741,36 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _serve_watch(self) -> None:
+            try:
+                events = api.open_watch(self.path)
+            except ApiError as error:
+                data = json.dumps(error.status()).encode()
+                self.send_response(error.code, HTTPStatus(error.code).phrase)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            # A watch is a chunked HTTP/1.1 stream, one JSON event per line.
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200, "OK")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for event in events:
+                    line = json.dumps(event).encode() + b"\n"
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.write(b"0\r\n\r\n")
+            except WatchDropped:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away
+            finally:
+                events.close()  # type: ignore[attr-defined]
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -1,0 +1,416 @@
+"""The cluster as the Kubernetes API holds it: list + watch, and the two bind writes.
+
+``KubernetesClusterSource`` implements ``ClusterSource`` with the official client. It
+lists Nodes, Pods, ``NodeNetwork`` and ``Network`` objects (in pages), hands the
+snapshot to the sink, then follows each resource with a watch in its own thread,
+resuming from the last resourceVersion it saw (events and bookmarks), relisting when
+the server answers ``410 Gone`` and backing off while the API is unreachable or
+failing. A relist hands the sink only the differences, so a bind in flight keeps its
+reservation; a full rebuild (``resync``) replaces everything and is what a new leader
+does before it takes traffic.
+
+Events are applied under one lock, tagged with the epoch of the snapshot their watch
+started from: after a ``resync`` a watch still draining an older stream cannot apply a
+stale event over the newer snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from kubernetes import client, watch
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from pydantic import TypeAdapter, ValidationError
+from urllib3.exceptions import HTTPError
+
+from bandwidth_accounting import annotations
+from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
+from topology.models import API_GROUP, Network, Node, NodeNetwork, Pod
+
+log = logging.getLogger(__name__)
+
+CRD_VERSION = "v1alpha1"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class SourceError(RuntimeError):
+    """The API could not be read (unreachable, failing, or no configuration)."""
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """A client from ``kubeconfig``, else the pod's service account, else ``~/.kube/config``.
+
+    urllib3's own retries are off (the source backs off itself), and the pool is sized
+    for four watches plus concurrent binds.
+    """
+    import os
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            kube_config.load_incluster_config(client_configuration=configuration)
+        else:
+            kube_config.load_kube_config(client_configuration=configuration)
+    except (ConfigException, OSError) as error:
+        raise SourceError(f"no Kubernetes API configuration: {error}") from error
+    configuration.retries = 0
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    watch_timeout: int = 300
+    """Server-side end of each watch (``timeoutSeconds``); the watch is then resumed."""
+    request_timeout: float = 10.0
+    """Client-side timeout of lists and of each bind write."""
+    page_size: int = 500
+    backoff_initial: float = 0.2
+    backoff_max: float = 10.0
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with full jitter; ``reset`` after a success."""
+
+    initial: float
+    maximum: float
+    _next: float = 0.0
+
+    def delay(self) -> float:
+        self._next = min(self.maximum, (self._next * 2) or self.initial)
+        return random.uniform(self._next / 2, self._next)
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+@dataclass(slots=True)
+class _Resource:
+    """One watched resource: how to list it and what the source last knew of it."""
+
+    name: str
+    model: type
+    list_call: Callable[..., Any]
+    args: tuple[Any, ...]
+    resource_version: str = ""
+    known: dict[str, ClusterObject] = field(default_factory=dict)
+    epoch: int = 0
+    watcher: watch.Watch | None = None
+
+    def key(self, raw: dict[str, Any]) -> str:
+        metadata = raw.get("metadata") or {}
+        if self.model is Pod:
+            return metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}"
+        return metadata.get("name", "")
+
+
+@dataclass(slots=True)
+class _Listing:
+    resource_version: str
+    objects: dict[str, ClusterObject]
+
+
+class KubernetesClusterSource:
+    """Implements ``ClusterSource`` against a Kubernetes API server."""
+
+    def __init__(self, api: client.ApiClient, settings: SourceSettings | None = None) -> None:
+        self.settings = settings or SourceSettings()
+        self._core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        self._resources = [
+            _Resource("nodes", Node, self._core.list_node, ()),
+            _Resource("nodenetworks", NodeNetwork, custom.list_cluster_custom_object,
+                      (API_GROUP, CRD_VERSION, "nodenetworks")),
+            _Resource("networks", Network, custom.list_cluster_custom_object,
+                      (API_GROUP, CRD_VERSION, "networks")),
+            _Resource("pods", Pod, self._core.list_pod_for_all_namespaces, ()),
+        ]
+        self._adapters = {r.model: TypeAdapter(r.model) for r in self._resources}
+        self._apply_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sink: ClusterSink | None = None
+        self.relists = 0
+        """Relists after 410 Gone, per resource summed; for tests and logs."""
+
+    # -- ClusterSource -------------------------------------------------------------------
+
+    def start(self, sink: ClusterSink) -> None:
+        """List everything (retrying with backoff until it works or ``stop``), hand the
+        snapshot to ``sink``, then follow each resource in a watch thread."""
+        self._sink = sink
+        self._stopping.clear()
+        backoff = self._backoff()
+        while not self._stopping.is_set():
+            try:
+                self.resync()
+                break
+            except SourceError as error:
+                delay = backoff.delay()
+                log.warning("initial list failed (%s); retrying in %.1fs", error, delay)
+                self._stopping.wait(delay)
+        for resource in self._resources:
+            thread = threading.Thread(
+                target=self._follow, args=(resource,), name=f"watch-{resource.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for resource in self._resources:
+            if resource.watcher is not None:
+                resource.watcher.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+
+    def resync(self) -> None:
+        """Rebuild the sink from a fresh list of every resource (start, new leader).
+
+        Raises ``SourceError`` when the API cannot be listed; nothing changes then.
+        """
+        listings = [self._list(resource) for resource in self._resources]
+        snapshot = ClusterSnapshot()
+        parts = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks,
+                 Network: snapshot.networks, Pod: snapshot.pods}
+        with self._apply_lock:
+            for resource, listing in zip(self._resources, listings, strict=True):
+                parts[resource.model].extend(listing.objects.values())
+                resource.known = listing.objects
+                resource.resource_version = listing.resource_version
+                resource.epoch += 1
+            assert self._sink is not None, "start() sets the sink"
+            self._sink.reset(snapshot)
+        for resource in self._resources:
+            if resource.watcher is not None:
+                resource.watcher.stop()  # restart from the new snapshot's version
+        log.info("synced from the API: %s", ", ".join(
+            f"{len(r.known)} {r.name}" for r in self._resources))
+
+    def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
+        """Merge-patch the annotation with the pod's uid and resourceVersion as preconditions."""
+        metadata: dict[str, Any] = {"annotations": {annotations.RESERVATION: reservation_json}}
+        if pod.metadata.resource_version:
+            metadata["resourceVersion"] = pod.metadata.resource_version
+        if pod.metadata.uid:
+            metadata["uid"] = pod.metadata.uid
+        response = self._write(
+            pod,
+            "recording the reservation",
+            self._core.patch_namespaced_pod,
+            pod.metadata.name,
+            pod.metadata.namespace or "default",
+            {"metadata": metadata},
+            _content_type=MERGE_PATCH,
+        )
+        return Pod.model_validate(orjson.loads(_read(response)))
+
+    def create_binding(self, pod: Pod, node: str) -> None:
+        """Create the pod's Binding, with its uid as precondition (as kube-scheduler does)."""
+        namespace = pod.metadata.namespace or "default"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod.metadata.name, "namespace": namespace, "uid": pod.metadata.uid},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        # The server answers a Status, which the client cannot read as a V1Binding:
+        # the raw response is all we need.
+        _read(self._write(pod, "binding", self._core.create_namespaced_pod_binding,
+                          pod.metadata.name, namespace, body))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _write(self, pod: Pod, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One bind write; every failure is a ``BindConflict`` naming the cause, so the
+        scheduler rolls the reservation back and kube-scheduler retries the pod."""
+        try:
+            return call(*args, _preload_content=False,
+                        _request_timeout=self.settings.request_timeout, **kwargs)
+        except ApiException as error:
+            if error.status == 404:
+                raise BindConflict(f"pod {pod.key} no longer exists") from None
+            if error.status == 409:
+                raise BindConflict(f"pod {pod.key}: {_message(error)}") from None
+            raise BindConflict(
+                f"{what} for {pod.key}: API server answered {error.status} {error.reason}: "
+                f"{_message(error)}"
+            ) from None
+        except (HTTPError, OSError) as error:
+            raise BindConflict(f"{what} for {pod.key}: API server unreachable: {error}") from None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _list(self, resource: _Resource) -> _Listing:
+        """All objects of a resource, page by page; raises ``SourceError`` or ``_Gone``."""
+        objects: dict[str, ClusterObject] = {}
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": self.settings.page_size}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                response = resource.list_call(
+                    *resource.args, _preload_content=False,
+                    _request_timeout=self.settings.request_timeout, **kwargs,
+                )
+                page = orjson.loads(_read(response))
+            except ApiException as error:
+                if error.status == 410 and token:
+                    token = None  # the continuation expired: list again from the start
+                    objects.clear()
+                    continue
+                raise SourceError(f"listing {resource.name}: {error.status} {_message(error)}") from None
+            except (HTTPError, OSError, ValueError) as error:
+                raise SourceError(f"listing {resource.name}: {error}") from None
+            for raw in page.get("items") or []:
+                obj = self._parse(resource, raw)
+                if obj is not None:
+                    objects[resource.key(raw)] = obj
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
+            if not token:
+                return _Listing(metadata.get("resourceVersion", ""), objects)
+
+    def _parse(self, resource: _Resource, raw: dict[str, Any]) -> ClusterObject | None:
+        try:
+            return self._adapters[resource.model].validate_python(raw)
+        except ValidationError as error:
+            name = (raw.get("metadata") or {}).get("name")
+            log.warning("ignoring %s %s: %s", resource.name, name, _first_error(error))
+            return None
+
+    def _follow(self, resource: _Resource) -> None:
+        """Watch one resource until ``stop``: resume, relist on 410, back off on errors."""
+        backoff = self._backoff()
+        while not self._stopping.is_set():
+            with self._apply_lock:
+                since, epoch = resource.resource_version, resource.epoch
+            try:
+                for event in self._watch(resource, since):
+                    with self._apply_lock:
+                        if resource.epoch != epoch:
+                            break  # a resync replaced our starting point
+                        self._apply(resource, event)
+                    backoff.reset()
+            except ApiException as error:
+                if error.status == 410:
+                    log.info("%s watch from %s expired (410 Gone); relisting", resource.name, since)
+                    self._relist(resource, epoch, backoff)
+                    continue
+                self._pause(backoff, f"{resource.name} watch: {error.status} {error.reason}")
+            except (HTTPError, OSError, ValueError) as error:
+                self._pause(backoff, f"{resource.name} watch broke: {error}")
+
+    def _watch(self, resource: _Resource, since: str) -> Iterator[dict[str, Any]]:
+        watcher = watch.Watch()
+        resource.watcher = watcher
+        if self._stopping.is_set():
+            return
+        yield from watcher.stream(
+            resource.list_call,
+            *resource.args,
+            resource_version=since,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.settings.watch_timeout,
+            _request_timeout=self.settings.watch_timeout + 30,
+        )
+
+    def _apply(self, resource: _Resource, event: dict[str, Any]) -> None:
+        """One watch event into the sink; the caller holds ``_apply_lock``."""
+        kind, raw = event["type"], event["raw_object"]
+        version = (raw.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            if version:
+                resource.resource_version = version
+            return
+        sink = self._sink
+        assert sink is not None
+        key = resource.key(raw)
+        obj = self._parse(resource, raw)
+        if kind in ("ADDED", "MODIFIED") and obj is not None:
+            resource.known[key] = obj
+            sink.upsert(obj)
+        else:  # DELETED, or an object that no longer validates: forget it
+            previous = resource.known.pop(key, None)
+            if obj is not None or previous is not None:
+                sink.delete(obj if obj is not None else previous)
+        if version:
+            resource.resource_version = version
+
+    def _relist(self, resource: _Resource, epoch: int, backoff: Backoff) -> None:
+        """After 410 Gone: list again and hand the sink only what changed."""
+        try:
+            listing = self._list(resource)
+        except SourceError as error:
+            self._pause(backoff, str(error))
+            return
+        with self._apply_lock:
+            if resource.epoch != epoch:
+                return  # a resync got there first
+            sink = self._sink
+            assert sink is not None
+            for key, old in list(resource.known.items()):
+                if key not in listing.objects:
+                    sink.delete(old)
+            for key, new in listing.objects.items():
+                old = resource.known.get(key)
+                if old is None or old.metadata.resource_version != new.metadata.resource_version:
+                    sink.upsert(new)
+            resource.known = listing.objects
+            resource.resource_version = listing.resource_version
+            self.relists += 1
+        backoff.reset()
+
+    def _pause(self, backoff: Backoff, reason: str) -> None:
+        if self._stopping.is_set():
+            return
+        delay = backoff.delay()
+        log.warning("%s; retrying in %.1fs", reason, delay)
+        self._stopping.wait(delay)
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.settings.backoff_initial, self.settings.backoff_max)
+
+    # -- introspection (tests, logs) -----------------------------------------------------
+
+    def resource_versions(self) -> dict[str, str]:
+        with self._apply_lock:
+            return {r.name: r.resource_version for r in self._resources}
+
+
+def _read(response: Any) -> bytes:
+    """The body of a raw (``_preload_content=False``) response; its connection goes back to the pool."""
+    try:
+        return response.data
+    finally:
+        response.release_conn()
+
+
+def _message(error: ApiException) -> str:
+    try:
+        return str(orjson.loads(error.body or b"{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}"
+
+
+__all__ = ["Backoff", "KubernetesClusterSource", "SourceError", "SourceSettings", "api_client"]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import socket
+import threading
 from datetime import timedelta
+
+log = logging.getLogger(__name__)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, default_port: int = 8080) -> None:
@@ -19,9 +25,29 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_port: int = 80
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="run the scheduler extender webhook")
     add_server_arguments(parser)
-    parser.add_argument("--cluster", metavar="FILE", required=True, help="YAML of Nodes, NodeNetworks, Networks and Pods")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cluster", metavar="FILE", help="YAML of Nodes, NodeNetworks, Networks and Pods")
+    where.add_argument(
+        "--kubernetes", action="store_true",
+        help="follow the cluster through the Kubernetes API (in-cluster config, or --kubeconfig)",
+    )
+    parser.add_argument("--kubeconfig", metavar="FILE", help="with --kubernetes: kubeconfig to use")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    election = parser.add_argument_group("leader election (with --kubernetes)")
+    election.add_argument(
+        "--leader-elect", action="store_true",
+        help="only the holder of a coordination.k8s.io Lease binds and reports ready",
+    )
+    election.add_argument("--lease-name", default="netsched-extender", help="(default %(default)s)")
+    election.add_argument("--lease-namespace", default="kube-system", help="(default %(default)s)")
+    election.add_argument(
+        "--identity", default=os.environ.get("POD_NAME") or socket.gethostname(),
+        help="this replica's name in the Lease (default $POD_NAME or the host name)",
+    )
+    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default %(default)s)")
+    election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default %(default)s)")
+    election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default %(default)s)")
     return parser
 
 
@@ -42,17 +68,64 @@ def extender_from_args(args: argparse.Namespace, source):  # noqa: ANN001, ANN20
 
 def run(args: argparse.Namespace) -> int:
     from scheduler_extender.app import create_app
-    from scheduler_extender.file_source import ClusterFileError, FileClusterSource
     from scheduler_extender.server import ServeOptions, uvicorn_server
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("--tls-cert and --tls-key go together")
-    try:
-        source = FileClusterSource.from_yaml(args.cluster)
-    except (OSError, ClusterFileError, ValueError) as error:
-        raise SystemExit(f"--cluster {args.cluster}: {error}") from None
+    if not args.kubernetes and (args.kubeconfig or args.leader_elect):
+        raise SystemExit("--kubeconfig and --leader-elect need --kubernetes")
+    if args.kubernetes:
+        source, elector = _kubernetes(args)
+    else:
+        source, elector = _cluster_file(args), None
     extender = extender_from_args(args, source)
+    if elector is not None:
+        extender.is_ready = elector.is_leader
+
+    def follow() -> None:
+        source.start(extender.state)
+        if elector is not None:
+            elector.start()
+
     options = ServeOptions(args.host, args.port, args.tls_cert, args.tls_key, log_level="info")
     print(f"netsched extender on {options.scheme}://{args.host}:{args.port}", flush=True)
-    uvicorn_server(create_app(extender), options).run()
+    # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
+    threading.Thread(target=follow, name="cluster-source", daemon=True).start()
+    try:
+        uvicorn_server(create_app(extender, start_source=False), options).run()
+    finally:
+        if elector is not None:
+            elector.stop(release=True)
+        source.stop()
     return 0
+
+
+def _cluster_file(args: argparse.Namespace):  # noqa: ANN202
+    from scheduler_extender.file_source import ClusterFileError, FileClusterSource
+
+    try:
+        return FileClusterSource.from_yaml(args.cluster)
+    except (OSError, ClusterFileError, ValueError) as error:
+        raise SystemExit(f"--cluster {args.cluster}: {error}") from None
+
+
+def _kubernetes(args: argparse.Namespace):  # noqa: ANN202
+    from scheduler_extender.kubernetes_source import KubernetesClusterSource, SourceError, api_client
+    from scheduler_extender.leader import LeaderElector, LeaseSettings
+
+    try:
+        api = api_client(args.kubeconfig)
+    except SourceError as error:
+        raise SystemExit(f"--kubernetes: {error}") from None
+    source = KubernetesClusterSource(api)
+    if not args.leader_elect:
+        return source, None
+    settings = LeaseSettings(
+        name=args.lease_name, namespace=args.lease_namespace, identity=args.identity,
+        lease_duration=args.lease_duration, renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+    )
+    problems = settings.problems()
+    if problems:
+        raise SystemExit("--leader-elect: " + "; ".join(problems))
+    return source, LeaderElector(api, settings, prepare=source.resync)

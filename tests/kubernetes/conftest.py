@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from scheduler_extender.app import Extender
+from scheduler_extender.app import Extender, create_app
 from scheduler_extender.kubernetes_source import KubernetesClusterSource, SourceSettings, api_client
+from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
 from topology.models import API_VERSION, ZONE_LABEL
 
@@ -31,13 +33,20 @@ def node_object(name: str, zone: str = "z1") -> dict[str, Any]:
             "metadata": {"name": name, "labels": {ZONE_LABEL: zone}}}
 
 
+STORAGE_NETWORK = {"apiVersion": API_VERSION, "kind": "Network", "metadata": {"name": "storage"},
+                   "spec": {"mode": "vlan", "vlan": 100, "role": "storage", "subnet": "10.20.0.0/16"}}
+"""Carried by every test node's eth1 (25G trunk with VLAN 100)."""
+
+
 def node_network_object(name: str, speed_mbps: int = 10_000, zone: str = "z1",
                         heartbeat: datetime | None = None) -> dict[str, Any]:
     beat = (heartbeat or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": API_VERSION, "kind": "NodeNetwork", "metadata": {"name": name},
         "status": {"zone": zone, "heartbeatTime": beat, "interfaces": [
-            {"name": "eth0", "role": "pod", "speedMbps": speed_mbps, "operState": "up"}]},
+            {"name": "eth0", "role": "pod", "speedMbps": speed_mbps, "operState": "up"},
+            {"name": "eth1", "role": "storage", "speedMbps": 25_000, "vlans": [100]},
+        ]},
     }
 
 
@@ -63,6 +72,44 @@ def seed_nodes(api: FakeKubeAPI, count: int, speed_mbps: int = 10_000) -> list[s
 
 def seed_pods(api: FakeKubeAPI, count: int, egress: str = "300M", prefix: str = "pod") -> list[dict]:
     return [api.seed(PODS, pod_object(f"{prefix}-{i:03d}", egress)) for i in range(count)]
+
+
+def bind_body(pod: dict[str, Any], node: str) -> dict[str, str]:
+    metadata = pod["metadata"]
+    return {"PodName": metadata["name"], "PodNamespace": metadata["namespace"],
+            "PodUID": metadata["uid"], "Node": node}
+
+
+@dataclass
+class Served:
+    extender: Extender
+    source: KubernetesClusterSource
+    url: str
+    server: BackgroundServer
+
+    def stop(self) -> None:
+        """The extender goes away: its server, then its watches."""
+        self.server.__exit__(None, None, None)
+        self.source.stop()
+
+
+@pytest.fixture
+def serve(sources) -> Iterator[Callable[..., Served]]:
+    """Starts extenders over the Kubernetes source on free loopback ports (plain HTTP)."""
+    started: list[Served] = []
+
+    def start(options: ServeOptions | None = None) -> Served:
+        source = sources()
+        extender = Extender.build(source)
+        source.start(extender.state)
+        server = BackgroundServer(create_app(extender, start_source=False), options or ServeOptions(port=0))
+        server.__enter__()
+        started.append(Served(extender, source, server.url, server))
+        return started[-1]
+
+    yield start
+    for served in started:
+        served.server.__exit__(None, None, None)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:

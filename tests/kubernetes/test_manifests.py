@@ -1,0 +1,222 @@
+"""Every manifest in deploy/ parses and the pieces fit: commands the CLI accepts, the scheduler
+configuration that matches the Service and the webhook routes, and RBAC that allows exactly
+what the extender does."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from scheduler_extender.app import Extender, create_app
+from scheduler_extender.cli import build_parser
+from scheduler_extender.cluster import ClusterSnapshot
+from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.leader import LeaderElector, LeaseSettings
+from tests.kube_api import FakeKubeAPI, ResourcePath
+from tests.kubernetes.conftest import PODS, bind_body, seed_nodes, seed_pods, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+MANIFESTS = sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def find(kind: str, name: str, path: Path | None = None) -> dict[str, Any]:
+    paths = [path] if path else [p for p in MANIFESTS if "tls" not in p.parts]
+    for candidate in paths:
+        for doc in documents(candidate):
+            if doc.get("kind") == kind and doc.get("metadata", {}).get("name") == name:
+                return doc
+    raise AssertionError(f"no {kind} {name}")
+
+
+def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def scheduler_config(configmap: dict[str, Any]) -> dict[str, Any]:
+    return yaml.safe_load(configmap["data"]["scheduler-config.yaml"])
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_manifest_parses_into_named_objects(path):
+    docs = documents(path)
+    assert docs, f"{path} is empty"
+    for doc in docs:
+        assert doc.get("apiVersion") and doc.get("kind"), doc
+        if doc["kind"] != "Kustomization":
+            assert doc.get("metadata", {}).get("name"), doc
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.json")) + sorted(DEPLOY.rglob("*.conflist")),
+                         ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_json_files_parse(path):
+    assert json.loads(path.read_text())
+
+
+def test_kustomizations_name_files_and_objects_that_exist():
+    for kustomization in DEPLOY.rglob("kustomization.yaml"):
+        (config,) = documents(kustomization)
+        base_objects = set()
+        for resource in config.get("resources", []):
+            target = (kustomization.parent / resource).resolve()
+            assert target.exists(), f"{kustomization}: {resource} is missing"
+            files = [target] if target.is_file() else [
+                (target / r).resolve() for r in documents(target / "kustomization.yaml")[0]["resources"]]
+            for file in files:
+                base_objects |= {(d["kind"], d["metadata"]["name"]) for d in documents(file)}
+        for patch in config.get("patches", []):
+            for doc in documents(kustomization.parent / patch["path"]):
+                assert (doc["kind"], doc["metadata"]["name"]) in base_objects, f"{patch} patches nothing"
+
+
+def test_extender_commands_are_ones_the_cli_accepts():
+    parser = build_parser()
+    base = container(find("Deployment", "netsched-extender"), "extender")["command"]
+    https = container(find("Deployment", "netsched-extender", DEPLOY / "tls" / "extender-https.yaml"),
+                      "extender")["command"]
+    for command in (base, https):
+        assert command[0] == "netsched"
+        args = parser.parse_args(command[1:])
+        assert args.kubernetes and args.leader_elect and args.host == "0.0.0.0"
+    tls = parser.parse_args(https[1:])
+    assert (tls.tls_cert, tls.tls_key) == ("/etc/netsched/tls/tls.crt", "/etc/netsched/tls/tls.key")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"netsched", "netsched-cni"} <= set(scripts)
+
+
+def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs():
+    service = find("Service", "netsched-extender")
+    deployment = find("Deployment", "netsched-extender")
+    config = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
+    assert config["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    (extender,) = config["extenders"]
+    url = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)", extender["urlPrefix"])
+    assert url, extender["urlPrefix"]
+    name, namespace, port = url.groups()
+    assert (name, namespace) == (service["metadata"]["name"], service["metadata"]["namespace"])
+    (service_port,) = service["spec"]["ports"]
+    assert int(port) == service_port["port"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    ports = {p["name"]: p["containerPort"] for p in container(deployment, "extender")["ports"]}
+    assert service_port["targetPort"] in ports and ports["http"] == 8080
+
+    # the verbs are the app's POST routes; the probes are its GET routes
+    app = create_app(Extender.build(FileClusterSource(ClusterSnapshot())), start_source=False)
+    routes = {(m, r.path) for r in app.routes for m in getattr(r, "methods", ())}
+    for verb in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb"):
+        assert ("POST", f"/{extender[verb]}") in routes, verb
+    extender_container = container(deployment, "extender")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert ("GET", extender_container[probe]["httpGet"]["path"]) in routes
+    assert extender["nodeCacheCapable"] is True and extender["ignorable"] is False
+    assert 1 <= extender["weight"] and re.fullmatch(r"\d+s", extender["httpTimeout"])
+    # pods opt in by naming the scheduler profile
+    (profile,) = config["profiles"]
+    for pod in documents(DEPLOY / "samples" / "pods.yaml"):
+        assert pod["spec"]["schedulerName"] == profile["schedulerName"]
+    assert config["leaderElection"]["resourceName"] == "netsched-scheduler"
+
+
+def test_the_https_configuration_differs_only_where_tls_needs_it():
+    plain = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
+    https = scheduler_config(find("ConfigMap", "netsched-scheduler-config",
+                                  DEPLOY / "tls" / "scheduler-https.yaml"))
+    (a,), (b,) = plain["extenders"], https["extenders"]
+    assert b["enableHTTPS"] is True and a["enableHTTPS"] is False
+    assert b["urlPrefix"] == a["urlPrefix"].replace("http://", "https://")
+    ca_file = b["tlsConfig"]["caFile"]
+    rest = lambda e: {k: v for k, v in e.items() if k not in ("urlPrefix", "enableHTTPS", "tlsConfig")}  # noqa: E731
+    assert rest(a) == rest(b)
+    assert {k: v for k, v in plain.items() if k != "extenders"} == \
+        {k: v for k, v in https.items() if k != "extenders"}
+    patch = find("Deployment", "netsched-scheduler", DEPLOY / "tls" / "scheduler-https.yaml")
+    (mount,) = container(patch, "kube-scheduler")["volumeMounts"]
+    assert ca_file.startswith(mount["mountPath"] + "/")
+
+
+def test_the_lease_names_agree():
+    args = build_parser().parse_args(container(find("Deployment", "netsched-extender"), "extender")["command"][1:])
+    role = find("Role", "netsched-extender-lease")
+    assert role["metadata"]["namespace"] == args.lease_namespace
+    names = {n for rule in role["rules"] for n in rule.get("resourceNames", [])}
+    assert names == {args.lease_name}
+    deployment = find("Deployment", "netsched-extender")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "netsched-extender"
+
+
+def test_the_dockerfile_copies_what_exists():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copies = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE)
+    sources = [s for line in copies for s in line.split()]
+    assert sources and all((ROOT / s).exists() for s in sources), sources
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for package in packages["include"]:
+        assert f"COPY {package.rstrip('*')}/" in dockerfile, package
+
+
+# -- RBAC: exactly what the extender does ---------------------------------------------------
+
+
+def rbac_verb(method: str, path: str) -> tuple[str, str, str, str | None, str | None]:
+    """(apiGroup, resource, verb, namespace, name) of a request, as the authorizer sees it."""
+    where = ResourcePath.parse(path)
+    resource = where.plural + (f"/{where.subresource}" if where.subresource else "")
+    if method == "GET":
+        verb = "watch" if "watch=true" in path else ("get" if where.name else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+    return where.group, resource, verb, where.namespace, where.name
+
+
+def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None) -> bool:
+    return any(
+        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        and (not rule.get("resourceNames") or name in rule["resourceNames"])
+        for rule in rules
+    )
+
+
+def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve, client_for):
+    seed_nodes(kube_api, 1)
+    pods = seed_pods(kube_api, 2)
+    served = serve()
+    elector = LeaderElector(client_for(), LeaseSettings(identity="r1", lease_duration=2,
+                                                        renew_deadline=1.5, retry_period=0.2),
+                            prepare=served.source.resync)
+    elector.start()
+    try:
+        wait_until(elector.is_leader, what="leadership")
+        wait_until(lambda: len(served.extender.state.pods()) == 2, what="pods")
+        time.sleep(0.5)  # renewals too
+        assert httpx.post(f"{served.url}/bind", json=bind_body(pods[0], "node-00")).json() == {"Error": ""}
+    finally:
+        elector.stop(release=True)
+    setup = {("POST", "/api/v1/nodes"), ("POST", PODS), ("POST", "/apis/netsched.io/v1alpha1/nodenetworks")}
+    made = {rbac_verb(r.method, r.path) for r in kube_api.requests
+            if (r.method, r.path.split("?")[0]) not in setup}
+
+    cluster = find("ClusterRole", "netsched-extender")["rules"]
+    lease = find("Role", "netsched-extender-lease")
+    used = set()
+    for group, resource, verb, namespace, name in made:
+        rules = lease["rules"] if namespace == lease["metadata"]["namespace"] and resource == "leases" else cluster
+        assert allowed(rules, group, resource, verb, name), (group, resource, verb, name)
+        used.add((group, resource, verb))
+    granted = {(g, r, v) for rule in cluster + lease["rules"]
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == used, f"granted but never used: {granted - used}"
+

@@ -24,12 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cni.lab import Lab, ipv4_of  # noqa: E402
-from tests.cni.topologies import MBIT, Node, lone_node  # noqa: E402
+from tests.cni.lab import Lab, ipv4_of
+from tests.cni.runner import PluginError, Runtime, lab_conflist
+from tests.cni.topologies import MBIT, Node, switched_nodes
 
 SHAPERS = ("bandwidth", "netsched-cni")
 WIRE = 1514 / 1448
@@ -89,6 +91,42 @@ def chain_times(lab: Lab, node: Node, shaper: str, rounds: int) -> tuple[float, 
     return statistics.median(adds) * 1000, statistics.median(dels) * 1000
 
 
+def outcome(call) -> str:
+    try:
+        call()
+    except PluginError as exc:
+        first_line = str(exc.error.get("msg", "")).splitlines()[0] if exc.error.get("msg") else ""
+        crashed = "panic:" in exc.stderr or "goroutine" in exc.stderr
+        return ("crash (Go panic)" if crashed else f"error {exc.code}: {first_line}")[:90]
+    return "ok"
+
+
+def reference_gaps(lab: Lab, node: Node) -> None:
+    """The cases where the reference breaks, run against both plugins."""
+    print("\n| case | bandwidth (reference) | netsched-cni |")
+    print("|---|---|---|")
+    rates = {"bandwidth": {"ingressRate": 10 * MBIT, "ingressBurst": default_burst(10 * MBIT),
+                           "egressRate": 10 * MBIT, "egressBurst": default_burst(10 * MBIT)}}
+    cells = []
+    for shaper in SHAPERS:
+        base = lab_conflist(lab.name("cb"), "10.56.0.0/24", lab.workdir / lab.name("w"),
+                            shaper=shaper)
+        main = {"type": "macvlan", "master": node.uplink, "mode": "bridge", "ipam": {
+            "type": "host-local", "ranges": [[{"subnet": "10.55.0.0/24"}]],
+            "dataDir": str(lab.workdir / lab.name("ipam"))}}
+        runtime = Runtime({**base, "plugins": [main, base["plugins"][1]]}, node.netns)
+        pod = lab.netns("pd")
+        cells.append(outcome(partial(runtime.add, f"mv{shaper[:4]}", lab.path(pod),
+                                     runtime_config=rates)))
+    print(f"| main plugin macvlan, 10 Mbit/s both ways | {cells[0]} | {cells[1]} |")
+    cells = []
+    for shaper in SHAPERS:
+        runtime = node.runtime(shaper=shaper)
+        pod, cid, _ = node.pod(runtime)
+        cells.append(outcome(partial(runtime.check, cid, lab.path(pod))))
+    print(f"| CHECK of a pod without limits | {cells[0]} | {cells[1]} |", flush=True)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -107,7 +145,8 @@ def main() -> None:
           f"python {platform.python_version()}")
     lab = Lab(Path(tempfile.mkdtemp(prefix="cni-bench-")))
     try:
-        node = lone_node(lab)
+        (node,) = switched_nodes(lab, 1)
+        reference_gaps(lab, node)
         print("\n| rate | direction | plugin | achieved/reserved | wire ratio | ping p50/p90 "
               "cubic (ms) | wire ratio BBR | ping p50/p90 BBR (ms) | ping p50/p90 cubic, "
               "containerd burst (ms) |")

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
 from cni import podlinks, segments, shaping
 from cni.config import (
     SPEC_VERSION,
@@ -23,12 +26,13 @@ from cni.config import (
     parse_attachments,
 )
 from cni.errors import CNIError, ErrorCode
-from pyroute2.netlink.exceptions import NetlinkError
 from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import validate_attachments, validate_network_name
 
 if TYPE_CHECKING:  # imported only when a pod has attachments (start-up time)
+    from pyroute2.iproute.linux import IPRoute
+
     from bandwidth_accounting.reservation import AttachmentReservation
 
 
@@ -93,7 +97,7 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
     runtime = conf.runtime_config.bandwidth
     reservation = None
     if conf.kubeconfig:
-        from cni.kube import fetch_reservation, pod_identity  # noqa: PLC0415 - lazy on purpose
+        from cni.kube import fetch_reservation, pod_identity
 
         reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args))
     if reservation is not None:
@@ -162,7 +166,7 @@ def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
     return body
 
 
-def _attach(host, pod, netns_fd: int, env: Environment, att: AttachmentReservation,
+def _attach(host: IPRoute, pod: IPRoute, netns_fd: int, env: Environment, att: AttachmentReservation,
             field: str, made: Record, result: Result, described: list[dict[str, Any]]) -> None:
     with step(f"{field}: segment {segments.segment_name(att) or att.parent}"):
         lower = segments.ensure_segment(host, att, field)
@@ -181,7 +185,7 @@ def _attach(host, pod, netns_fd: int, env: Environment, att: AttachmentReservati
                       "segment": segments.segment_name(att)})
 
 
-def _shape(pod, container_id: str, name: str, limits: Limits, max_queue_ms: float
+def _shape(pod: IPRoute, container_id: str, name: str, limits: Limits, max_queue_ms: float
            ) -> dict[str, Any]:
     index = pod.link_lookup(ifname=name)[0]
     mtu = pod.link("get", index=index)[0].get("IFLA_MTU")
@@ -211,14 +215,14 @@ def _undo(made: Record, planned: Record, state: StateDir, netns_fd: int) -> None
     state.forget(planned)
 
 
-def _remove_from_pod(pod, record: Record) -> None:
+def _remove_from_pod(pod: IPRoute, record: Record) -> None:
     for name in record.shaped:
         shaping.unshape(pod, name, shaping.ifb_name(record.container_id, name))
     for attached in record.attachments:
         podlinks.remove(pod, attached.interface)
 
 
-def _release_segments(host, record: Record, state: StateDir) -> None:
+def _release_segments(host: IPRoute, record: Record, state: StateDir) -> None:
     for attached in record.attachments:
         if attached.segment and state.release_segment(attached.segment, record):
             segments.remove_segment(host, attached.segment)
@@ -273,7 +277,7 @@ def _mismatch(msg: str) -> CNIError:
     return CNIError(ErrorCode.CHECK_MISMATCH, msg)
 
 
-def _check_shaping(pod, container_id: str, name: str, limits: Limits, max_queue_ms: float) -> None:
+def _check_shaping(pod: IPRoute, container_id: str, name: str, limits: Limits, max_queue_ms: float) -> None:
     found = pod.link_lookup(ifname=name)
     if not found:
         raise _mismatch(f"interface {name} is missing in the pod")
@@ -294,7 +298,7 @@ def _check_shaping(pod, container_id: str, name: str, limits: Limits, max_queue_
     shaping.check_bucket(pod, ifb_found[0], f"{name} ingress", ingress)
 
 
-def _check_attachment(host, pod, container_id: str, att: AttachmentReservation) -> None:
+def _check_attachment(host: IPRoute, pod: IPRoute, container_id: str, att: AttachmentReservation) -> None:
     seen = podlinks.describe(pod, att.interface)
     if seen is None:
         raise _mismatch(f"attachment {att.interface} is missing in the pod")

@@ -141,7 +141,7 @@ def parse_attachments(raw: list[dict[str, Any]]) -> list[Any]:
     """
     if not raw:
         return []
-    from bandwidth_accounting.reservation import AttachmentReservation  # noqa: PLC0415
+    from bandwidth_accounting.reservation import AttachmentReservation
 
     parsed = []
     for position, item in enumerate(raw):

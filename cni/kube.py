@@ -29,8 +29,8 @@ def pod_identity(args: dict[str, str]) -> tuple[str, str]:
 
 def fetch_reservation(kubeconfig: str, namespace: str, name: str) -> Reservation | None:
     """The pod's reservation, or None when the pod has none (netsched did not place it)."""
-    from kubernetes import client, config  # noqa: PLC0415 - lazy on purpose
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
 
     try:
         api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))

@@ -25,17 +25,17 @@ def _requested_version(raw: bytes) -> str | None:
 
 def run(environ: dict[str, str] | os._Environ, stdin: bytes) -> tuple[int, str]:
     """One invocation: (exit code, stdout). Separate from ``main`` so tests can call it."""
-    from cni.config import SPEC_VERSION  # noqa: PLC0415
+    from cni.config import SPEC_VERSION
 
     version = _requested_version(stdin) or SPEC_VERSION
     try:
         command = environ.get("CNI_COMMAND", "")
         if command == "VERSION":
-            from cni.commands import cmd_version  # noqa: PLC0415
+            from cni.commands import cmd_version
 
             return 0, json.dumps(cmd_version(_requested_version(stdin)))
-        from cni import commands  # noqa: PLC0415
-        from cni.config import Environment, parse_netconf  # noqa: PLC0415
+        from cni import commands
+        from cni.config import Environment, parse_netconf
 
         env = Environment.from_environ(environ)
         conf = parse_netconf(stdin)
@@ -56,14 +56,14 @@ def run(environ: dict[str, str] | os._Environ, stdin: bytes) -> tuple[int, str]:
         return 0, ""
     except CNIError as exc:
         return 1, exc.to_json(version)
-    except Exception as exc:  # never a traceback instead of the spec's JSON
+    except Exception as exc:  # noqa: BLE001 - never a traceback instead of the spec's JSON
         traceback.print_exc(file=sys.stderr)
         error = CNIError(ErrorCode.IO_FAILURE, f"internal error: {type(exc).__name__}: {exc}")
         return 1, error.to_json(version)
 
 
 def main() -> int:
-    from cni.fastimport import skip_package_inits  # noqa: PLC0415
+    from cni.fastimport import skip_package_inits
 
     skip_package_inits()
     code, output = run(os.environ, sys.stdin.buffer.read())

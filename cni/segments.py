@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
     from bandwidth_accounting.reservation import AttachmentReservation
 
-from cni.errors import CNIError, ErrorCode, invalid_config
 from pyroute2.iproute.linux import IPRoute
+
+from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.validate import vxlan_group
 
 SEGMENT_ALIAS = "netsched-segment"

@@ -24,9 +24,10 @@ import errno
 import hashlib
 from dataclasses import dataclass
 
-from cni.errors import CNIError, ErrorCode
 from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from cni.errors import CNIError, ErrorCode
 
 ETH_P_ALL = 0x0003
 TC_H_ROOT = 0xFFFFFFFF

@@ -49,7 +49,7 @@ class PodAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 api.requests.append(self.path)
                 match = _POD_PATH.match(self.path.split("?")[0])
                 pod = api.pods.get((match[1], match[2])) if match else None

@@ -82,6 +82,7 @@ def test_vlan_networks_connect_and_isolate(lab: Lab) -> None:
     b, _, _ = pod_with(node2, mode="vlan", vlan=100, ip="10.101.0.2/24", mac="02:00:00:00:05:02")
     c, _, _ = pod_with(node2, mode="vlan", vlan=200, ip="10.101.0.3/24", mac="02:00:00:00:05:03")
     assert lab.pings(a, "10.101.0.2", count=3)
+    assert lab.pings(b, "10.101.0.1")
     assert not lab.pings(c, "10.101.0.1", timeout=1)
     assert mac_and_addresses(a, "net1")[:2] == ("02:00:00:00:05:01", ["10.101.0.1/24"])
 

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import pytest
-
 from pyroute2.iproute.linux import IPRoute
+
 from cni.shaping import root_bucket
 from tests.cni.lab import Lab, ipv4_of, link_names
 from tests.cni.topologies import MBIT, attachment, lone_node, switched_nodes

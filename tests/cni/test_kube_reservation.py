@@ -86,8 +86,8 @@ def test_pod_without_reservation_falls_back_to_runtime_config(lab: Lab,
 def test_reservation_errors_are_cni_errors(lab: Lab, cluster: tuple[Node, PodAPI],
                                            pods: dict, code: int, words: str) -> None:
     node, api = cluster
-    for key, annotations in pods.items():
-        api.pods[key] = pod_json(*key, annotations)
+    for key, pod_annotations in pods.items():
+        api.pods[key] = pod_json(*key, pod_annotations)
     runtime = node.runtime(extra={"kubeconfig": str(api.kubeconfig(lab.workdir / "kubeconfig"))})
     pod = lab.netns("pd")
     with pytest.raises(PluginError) as failure:

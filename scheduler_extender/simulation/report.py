@@ -44,22 +44,23 @@ def table(report: SimulationReport) -> str:
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [
+    heading = (
         f"workload {report.workload}: {report.nodes} nodes in {report.zones} zones, {report.pods} pods "
-        f"(seed {report.seed}), {report.pods_per_node:g} alive per node, {report.candidates_per_pod} candidates per pod, extender weight "
-        f"{report.extender_weight}, {report.simulated_seconds:.0f} simulated seconds",
-        "",
-    ]
+        f"(seed {report.seed}), {report.pods_per_node:g} alive per node, {report.candidates_per_pod} "
+        f"candidates per pod, extender weight {report.extender_weight}, "
+        f"{report.simulated_seconds:.0f} simulated seconds"
+    )
+    lines = [heading, ""]
     for index, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "",
+    legend = (
         "refused = (kube-scheduler's filters + netsched's filter); over cap = most links above their "
-        "link speed at once; utilisation over sampled link states; x-zone = peer traffic between zones.",
-        f"{sum(r.events for r in report.policies)} events in {report.seconds:.1f} s, peak RSS {report.peak_rss_mib:.0f} MiB",
-    ]
+        "link speed at once; utilisation over sampled link states; x-zone = peer traffic between zones."
+    )
+    events = sum(r.events for r in report.policies)
+    lines += ["", legend, f"{events} events in {report.seconds:.1f} s, peak RSS {report.peak_rss_mib:.0f} MiB"]
     return "\n".join(lines)
 
 

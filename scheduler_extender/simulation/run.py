@@ -29,7 +29,13 @@ from scheduler_extender.simulation.arrivals import Arrival, draw_arrivals
 from scheduler_extender.simulation.kube import KubeScheduler, feasible_nodes_to_find
 from scheduler_extender.simulation.links import HISTOGRAM_EDGES, LinkLoad
 from scheduler_extender.simulation.peers import PeerIndex
-from scheduler_extender.simulation.policies import BandwidthBlind, Placed, Policy, Refused, WithNetsched
+from scheduler_extender.simulation.policies import (
+    BandwidthBlind,
+    Placed,
+    Policy,
+    Refused,
+    WithNetsched,
+)
 from scheduler_extender.simulation.policy_names import PolicyName
 from scheduler_extender.simulation.workload import Workload
 from topology.graph import Topology
@@ -173,7 +179,7 @@ class PolicyRun:
         if name is PolicyName.BLIND:
             self.policy = BandwidthBlind(self.kube, topology, self.links)
         else:
-            clock = lambda: EPOCH + timedelta(seconds=self.now)  # noqa: E731
+            clock = lambda: EPOCH + timedelta(seconds=self.now)
             self.policy = WithNetsched(name, self.kube, snapshot, self.links, clock, config.extender_weight)
         self.departures: list[tuple[float, int, Placed]] = []
         self.sample_times = _sample_times(arrivals, workload.mean_lifetime)

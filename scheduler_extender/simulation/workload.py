@@ -60,7 +60,7 @@ class Distribution(_Strict):
     def parse(cls, value: Any) -> float:
         """One scalar in this unit, as a float."""
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"{value!r} is not a {cls.unit}")
+            raise ValueError(f"{value!r} is not a {cls.unit}")  # noqa: TRY004 (pydantic reports ValueError)
         return float(value)
 
     @model_validator(mode="before")

@@ -8,7 +8,12 @@ import pytest
 from scheduler_extender.simulation.arrivals import draw_arrivals
 from scheduler_extender.simulation.policies import WithNetsched
 from scheduler_extender.simulation.policy_names import PolicyName
-from scheduler_extender.simulation.run import ClusterShape, PolicyRun, SimulationConfig, run_simulation
+from scheduler_extender.simulation.run import (
+    ClusterShape,
+    PolicyRun,
+    SimulationConfig,
+    run_simulation,
+)
 
 TIMING_FIELDS = {"schedule_ms_mean", "schedule_ms_p99", "seconds"}
 
@@ -18,9 +23,9 @@ def comparable(report) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def report(request):
-    from tests.simulation.conftest import HOT
+def report():
     from scheduler_extender.simulation.workload import Workload
+    from tests.simulation.conftest import HOT
 
     config = SimulationConfig(
         Workload.model_validate(HOT), nodes=24, pods=600, seed=7, shape=ClusterShape(zones=2, nodes_per_switch=4)

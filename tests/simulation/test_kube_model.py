@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from scheduler_extender.demo.sample_cluster import sample_cluster
-from scheduler_extender.simulation.kube import KubeScheduler, feasible_nodes_to_find, node_tree_order
+from scheduler_extender.simulation.kube import (
+    KubeScheduler,
+    feasible_nodes_to_find,
+    node_tree_order,
+)
 from scheduler_extender.simulation.peers import PeerIndex
 from topology.graph import Topology
 

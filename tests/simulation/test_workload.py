@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 import yaml
 
+from bandwidth_accounting.requirements import parse_requirements
 from scheduler_extender.simulation.arrivals import PEER_GROUP_LABEL, arrival_rate, draw_arrivals
 from scheduler_extender.simulation.workload import (
     Bandwidth,
@@ -15,7 +17,6 @@ from scheduler_extender.simulation.workload import (
     bundled_workloads,
     load_workload,
 )
-from bandwidth_accounting.requirements import parse_requirements
 from tests.simulation.conftest import HOT
 
 
@@ -81,7 +82,7 @@ def test_distributions_sample_within_their_bounds() -> None:
 def test_arrivals_carry_valid_annotations_and_peer_groups(hot_workload: Workload) -> None:
     arrivals = draw_arrivals(hot_workload, nodes=10, pods=400, seed=5)
     assert [a.index for a in arrivals] == list(range(400))
-    assert all(b.time > a.time for a, b in zip(arrivals, arrivals[1:]))
+    assert all(b.time > a.time for a, b in itertools.pairwise(arrivals))
     # Little's law sets the rate: 10 nodes × 8 pods per node over the mean lifetime
     assert arrival_rate(hot_workload, 10) == pytest.approx(80 / hot_workload.mean_lifetime)
     groups: dict[str, int] = {}

@@ -98,7 +98,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any], where: str = "") ->
         properties = schema.get("properties") or {}
         if properties:
             result["properties"] = {
-                name: structural(sub, defs, f"{where}.{name}".lstrip(".")) for name, sub in properties.items()
+                name: structural(sub, defs, f"{where}.{name}".lstrip("."))
+                for name, sub in properties.items()
             }
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
@@ -115,9 +116,14 @@ def structural_extras(schema: dict[str, Any]) -> dict[str, Any]:
 def _string_union(branches: list[dict[str, Any]], where: str) -> dict[str, Any]:
     """``IPv4Address | IPv6Address`` and the like: one string matching either pattern."""
     formats = [b.get("format") for b in branches]
-    if any(b.get("type") != "string" for b in branches) or not all(f in FORMAT_PATTERNS for f in formats):
+    if any(b.get("type") != "string" for b in branches) or not all(
+        f in FORMAT_PATTERNS for f in formats
+    ):
         raise SchemaError(f"{where}: cannot express the union {branches}")
-    return {"type": "string", "pattern": "^(?:" + "|".join(FORMAT_PATTERNS[f] for f in formats) + ")$"}
+    return {
+        "type": "string",
+        "pattern": "^(?:" + "|".join(FORMAT_PATTERNS[f] for f in formats) + ")$",
+    }
 
 
 def object_schema(model: type, description: str) -> dict[str, Any]:
@@ -135,29 +141,40 @@ def object_schema(model: type, description: str) -> dict[str, Any]:
             properties[name] = structural(source["properties"][name], defs, name)
             if name in source.get("required", []):
                 required.append(name)
-    schema: dict[str, Any] = {"type": "object", "description": description, "properties": properties}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+    }
     if required:
         schema["required"] = required
     return schema
 
 
 def network_schema() -> dict[str, Any]:
-    schema = object_schema(Network, "A network pods can attach to: a VLAN, a VXLAN segment or macvlan L2.")
+    schema = object_schema(
+        Network, "A network pods can attach to: a VLAN, a VXLAN segment or macvlan L2."
+    )
     schema["properties"]["spec"]["anyOf"] = [
-        {"properties": {"mode": {"enum": [mode.value]}},
-         **({"required": [SEGMENT_FIELD[mode]]} if mode in SEGMENT_FIELD else {})}
+        {
+            "properties": {"mode": {"enum": [mode.value]}},
+            **({"required": [SEGMENT_FIELD[mode]]} if mode in SEGMENT_FIELD else {}),
+        }
         for mode in NetworkMode
     ]
     return schema
 
 
 def node_network_schema() -> dict[str, Any]:
-    return object_schema(NodeNetwork, "One node's interfaces, speeds, VLANs and observed load, "
-                                      "written by netsched reporter.")
+    return object_schema(
+        NodeNetwork,
+        "One node's interfaces, speeds, VLANs and observed load, written by netsched reporter.",
+    )
 
 
-def definition(kind: str, plural: str, schema: dict[str, Any], *, status: bool,
-               columns: list[dict[str, str]]) -> dict[str, Any]:
+def definition(
+    kind: str, plural: str, schema: dict[str, Any], *, status: bool, columns: list[dict[str, str]]
+) -> dict[str, Any]:
     version: dict[str, Any] = {
         "name": VERSION,
         "served": True,
@@ -170,12 +187,20 @@ def definition(kind: str, plural: str, schema: dict[str, Any], *, status: bool,
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{API_GROUP}", "labels": {"app.kubernetes.io/part-of": "netsched"}},
+        "metadata": {
+            "name": f"{plural}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "netsched"},
+        },
         "spec": {
             "group": API_GROUP,
             "scope": "Cluster",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
-                      "categories": ["netsched"]},
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "categories": ["netsched"],
+            },
             "versions": [version],
         },
     }
@@ -183,17 +208,29 @@ def definition(kind: str, plural: str, schema: dict[str, Any], *, status: bool,
 
 def definitions() -> list[dict[str, Any]]:
     return [
-        definition("NodeNetwork", "nodenetworks", node_network_schema(), status=True, columns=[
-            {"name": "Zone", "type": "string", "jsonPath": ".status.zone"},
-            {"name": "Switch", "type": "string", "jsonPath": ".status.switch"},
-            {"name": "Heartbeat", "type": "date", "jsonPath": ".status.heartbeatTime"},
-        ]),
-        definition("Network", "networks", network_schema(), status=False, columns=[
-            {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
-            {"name": "VLAN", "type": "integer", "jsonPath": ".spec.vlan"},
-            {"name": "VNI", "type": "integer", "jsonPath": ".spec.vni"},
-            {"name": "Subnet", "type": "string", "jsonPath": ".spec.subnet"},
-        ]),
+        definition(
+            "NodeNetwork",
+            "nodenetworks",
+            node_network_schema(),
+            status=True,
+            columns=[
+                {"name": "Zone", "type": "string", "jsonPath": ".status.zone"},
+                {"name": "Switch", "type": "string", "jsonPath": ".status.switch"},
+                {"name": "Heartbeat", "type": "date", "jsonPath": ".status.heartbeatTime"},
+            ],
+        ),
+        definition(
+            "Network",
+            "networks",
+            network_schema(),
+            status=False,
+            columns=[
+                {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+                {"name": "VLAN", "type": "integer", "jsonPath": ".spec.vlan"},
+                {"name": "VNI", "type": "integer", "jsonPath": ".spec.vni"},
+                {"name": "Subnet", "type": "string", "jsonPath": ".spec.subnet"},
+            ],
+        ),
     ]
 
 
@@ -205,7 +242,9 @@ HEADER = (
 
 
 def render() -> str:
-    return HEADER + yaml.safe_dump_all(definitions(), sort_keys=False, width=100, explicit_start=True)
+    return HEADER + yaml.safe_dump_all(
+        definitions(), sort_keys=False, width=100, explicit_start=True
+    )
 
 
 def main() -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,10 +130,18 @@ class KubernetesClusterSource:
         custom = client.CustomObjectsApi(api)
         self._resources = [
             _Resource("nodes", Node, self._core.list_node, ()),
-            _Resource("nodenetworks", NodeNetwork, custom.list_cluster_custom_object,
-                      (API_GROUP, CRD_VERSION, "nodenetworks")),
-            _Resource("networks", Network, custom.list_cluster_custom_object,
-                      (API_GROUP, CRD_VERSION, "networks")),
+            _Resource(
+                "nodenetworks",
+                NodeNetwork,
+                custom.list_cluster_custom_object,
+                (API_GROUP, CRD_VERSION, "nodenetworks"),
+            ),
+            _Resource(
+                "networks",
+                Network,
+                custom.list_cluster_custom_object,
+                (API_GROUP, CRD_VERSION, "networks"),
+            ),
             _Resource("pods", Pod, self._core.list_pod_for_all_namespaces, ()),
         ]
         self._adapters = {r.model: TypeAdapter(r.model) for r in self._resources}
@@ -184,8 +191,12 @@ class KubernetesClusterSource:
         """
         listings = [self._list(resource) for resource in self._resources]
         snapshot = ClusterSnapshot()
-        parts = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks,
-                 Network: snapshot.networks, Pod: snapshot.pods}
+        parts = {
+            Node: snapshot.nodes,
+            NodeNetwork: snapshot.node_networks,
+            Network: snapshot.networks,
+            Pod: snapshot.pods,
+        }
         with self._apply_lock:
             for resource, listing in zip(self._resources, listings, strict=True):
                 parts[resource.model].extend(listing.objects.values())
@@ -197,8 +208,10 @@ class KubernetesClusterSource:
         for resource in self._resources:
             if resource.watcher is not None:
                 resource.watcher.stop()  # restart from the new snapshot's version
-        log.info("synced from the API: %s", ", ".join(
-            f"{len(r.known)} {r.name}" for r in self._resources))
+        log.info(
+            "synced from the API: %s",
+            ", ".join(f"{len(r.known)} {r.name}" for r in self._resources),
+        )
 
     def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
         """Merge-patch the annotation with the pod's uid and resourceVersion as preconditions."""
@@ -224,22 +237,40 @@ class KubernetesClusterSource:
         body = {
             "apiVersion": "v1",
             "kind": "Binding",
-            "metadata": {"name": pod.metadata.name, "namespace": namespace, "uid": pod.metadata.uid},
+            "metadata": {
+                "name": pod.metadata.name,
+                "namespace": namespace,
+                "uid": pod.metadata.uid,
+            },
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         # The server answers a Status, which the client cannot read as a V1Binding:
         # the raw response is all we need.
-        _read(self._write(pod, "binding", self._core.create_namespaced_pod_binding,
-                          pod.metadata.name, namespace, body))
+        _read(
+            self._write(
+                pod,
+                "binding",
+                self._core.create_namespaced_pod_binding,
+                pod.metadata.name,
+                namespace,
+                body,
+            )
+        )
 
     # -- writes --------------------------------------------------------------------------
 
-    def _write(self, pod: Pod, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _write(
+        self, pod: Pod, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """One bind write; every failure is a ``BindConflict`` naming the cause, so the
         scheduler rolls the reservation back and kube-scheduler retries the pod."""
         try:
-            return call(*args, _preload_content=False,
-                        _request_timeout=self.settings.request_timeout, **kwargs)
+            return call(
+                *args,
+                _preload_content=False,
+                _request_timeout=self.settings.request_timeout,
+                **kwargs,
+            )
         except ApiException as error:
             if error.status == 404:
                 raise BindConflict(f"pod {pod.key} no longer exists") from None
@@ -264,8 +295,10 @@ class KubernetesClusterSource:
                 kwargs["_continue"] = token
             try:
                 response = resource.list_call(
-                    *resource.args, _preload_content=False,
-                    _request_timeout=self.settings.request_timeout, **kwargs,
+                    *resource.args,
+                    _preload_content=False,
+                    _request_timeout=self.settings.request_timeout,
+                    **kwargs,
                 )
                 page = orjson.loads(_read(response))
             except ApiException as error:
@@ -273,7 +306,9 @@ class KubernetesClusterSource:
                     token = None  # the continuation expired: list again from the start
                     objects.clear()
                     continue
-                raise SourceError(f"listing {resource.name}: {error.status} {_message(error)}") from None
+                raise SourceError(
+                    f"listing {resource.name}: {error.status} {_message(error)}"
+                ) from None
             except (HTTPError, OSError, ValueError) as error:
                 raise SourceError(f"listing {resource.name}: {error}") from None
             for raw in page.get("items") or []:

@@ -131,12 +131,21 @@ class LeaderElector:
                         self._leading = True
                         self._term += 1
                         self.transitions += 1
-                        log.info("%s leads (lease %s/%s); rebuilding from the API",
-                                 self.settings.identity, self.settings.namespace, self.settings.name)
-                        threading.Thread(target=self._prepare_term, args=(self._term,),
-                                         name="leader-prepare", daemon=True).start()
+                        log.info(
+                            "%s leads (lease %s/%s); rebuilding from the API",
+                            self.settings.identity,
+                            self.settings.namespace,
+                            self.settings.name,
+                        )
+                        threading.Thread(
+                            target=self._prepare_term,
+                            args=(self._term,),
+                            name="leader-prepare",
+                            daemon=True,
+                        ).start()
                 elif self._leading and (
-                    self._holder_is_other() or self._clock() - self._renewed_at >= self.settings.renew_deadline
+                    self._holder_is_other()
+                    or self._clock() - self._renewed_at >= self.settings.renew_deadline
                 ):
                     log.warning("%s lost the lease", self.settings.identity)
                     self._step_down_locked()
@@ -152,7 +161,9 @@ class LeaderElector:
             try:
                 self._prepare()
             except Exception as error:  # noqa: BLE001 - any failure: try again while leading
-                log.warning("rebuilding as the new leader failed (%s); retrying in %.1fs", error, delay)
+                log.warning(
+                    "rebuilding as the new leader failed (%s); retrying in %.1fs", error, delay
+                )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.settings.retry_period)
                 continue
@@ -177,7 +188,9 @@ class LeaderElector:
     def _try_acquire_or_renew(self) -> bool:
         settings, now = self.settings, datetime.now(UTC)
         try:
-            lease = self._call(self._leases.read_namespaced_lease, settings.name, settings.namespace)
+            lease = self._call(
+                self._leases.read_namespaced_lease, settings.name, settings.namespace
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -205,7 +218,9 @@ class LeaderElector:
             self._leases.replace_namespaced_lease, settings.name, settings.namespace, lease
         )
 
-    def _spec(self, now: datetime, acquired: datetime | str | None, transitions: int) -> dict[str, Any]:
+    def _spec(
+        self, now: datetime, acquired: datetime | str | None, transitions: int
+    ) -> dict[str, Any]:
         return {
             "holderIdentity": self.settings.identity,
             "leaseDurationSeconds": math.ceil(self.settings.lease_duration),
@@ -229,13 +244,21 @@ class LeaderElector:
         """Leave the Lease free (no holder, 1 s duration), if it is still ours."""
         settings = self.settings
         try:
-            lease = self._call(self._leases.read_namespaced_lease, settings.name, settings.namespace)
+            lease = self._call(
+                self._leases.read_namespaced_lease, settings.name, settings.namespace
+            )
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != settings.identity:
                 return
-            lease["spec"] = {**spec, "holderIdentity": None, "leaseDurationSeconds": 1,
-                             "renewTime": _micro_time(datetime.now(UTC))}
-            self._call(self._leases.replace_namespaced_lease, settings.name, settings.namespace, lease)
+            lease["spec"] = {
+                **spec,
+                "holderIdentity": None,
+                "leaseDurationSeconds": 1,
+                "renewTime": _micro_time(datetime.now(UTC)),
+            }
+            self._call(
+                self._leases.replace_namespaced_lease, settings.name, settings.namespace, lease
+            )
             log.info("%s released the lease", settings.identity)
         except (ApiException, HTTPError, OSError) as error:
             log.warning("releasing the lease failed: %s", _describe(error))

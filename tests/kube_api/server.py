@@ -504,7 +504,9 @@ class FakeKubeAPI:
     def _bind(self, where: ResourcePath, body: Any) -> dict[str, Any]:
         """``POST pods/<name>/binding``: set ``spec.nodeName`` once, as the real server does."""
         _require_object(body)
-        pod_path = ResourcePath(where.group, where.version, where.namespace, "pods", where.name, None)
+        pod_path = ResourcePath(
+            where.group, where.version, where.namespace, "pods", where.name, None
+        )
         pod = self._stored(pod_path)
         metadata = body.get("metadata") or {}
         target = (body.get("target") or {}).get("name")
@@ -539,7 +541,13 @@ class FakeKubeAPI:
         updated["metadata"]["resourceVersion"] = str(self._revision)
         self._objects[pod_path.collection][where.name or ""] = updated
         self._record(pod_path, "MODIFIED", updated)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
 
     def _stored(self, where: ResourcePath) -> dict[str, Any]:
         obj = self._objects.get(where.collection, {}).get(where.name or "")

@@ -23,40 +23,61 @@ NODES = "/api/v1/nodes"
 NODE_NETWORKS = "/apis/netsched.io/v1alpha1/nodenetworks"
 NETWORKS = "/apis/netsched.io/v1alpha1/networks"
 
-FAST = SourceSettings(watch_timeout=5, request_timeout=5, page_size=50,
-                      backoff_initial=0.05, backoff_max=0.5)
+FAST = SourceSettings(
+    watch_timeout=5, request_timeout=5, page_size=50, backoff_initial=0.05, backoff_max=0.5
+)
 """Short watches and backoff, so that faults heal within a test's patience."""
 
 
 def node_object(name: str, zone: str = "z1") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {ZONE_LABEL: zone}}}
-
-
-STORAGE_NETWORK = {"apiVersion": API_VERSION, "kind": "Network", "metadata": {"name": "storage"},
-                   "spec": {"mode": "vlan", "vlan": 100, "role": "storage", "subnet": "10.20.0.0/16"}}
-"""Carried by every test node's eth1 (25G trunk with VLAN 100)."""
-
-
-def node_network_object(name: str, speed_mbps: int = 10_000, zone: str = "z1",
-                        heartbeat: datetime | None = None) -> dict[str, Any]:
-    beat = (heartbeat or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        "apiVersion": API_VERSION, "kind": "NodeNetwork", "metadata": {"name": name},
-        "status": {"zone": zone, "heartbeatTime": beat, "interfaces": [
-            {"name": "eth0", "role": "pod", "speedMbps": speed_mbps, "operState": "up"},
-            {"name": "eth1", "role": "storage", "speedMbps": 25_000, "vlans": [100]},
-        ]},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {ZONE_LABEL: zone}},
     }
 
 
-def pod_object(name: str, egress: str | None = "300M", namespace: str = "default") -> dict[str, Any]:
+STORAGE_NETWORK = {
+    "apiVersion": API_VERSION,
+    "kind": "Network",
+    "metadata": {"name": "storage"},
+    "spec": {"mode": "vlan", "vlan": 100, "role": "storage", "subnet": "10.20.0.0/16"},
+}
+"""Carried by every test node's eth1 (25G trunk with VLAN 100)."""
+
+
+def node_network_object(
+    name: str, speed_mbps: int = 10_000, zone: str = "z1", heartbeat: datetime | None = None
+) -> dict[str, Any]:
+    beat = (heartbeat or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "NodeNetwork",
+        "metadata": {"name": name},
+        "status": {
+            "zone": zone,
+            "heartbeatTime": beat,
+            "interfaces": [
+                {"name": "eth0", "role": "pod", "speedMbps": speed_mbps, "operState": "up"},
+                {"name": "eth1", "role": "storage", "speedMbps": 25_000, "vlans": [100]},
+            ],
+        },
+    }
+
+
+def pod_object(
+    name: str, egress: str | None = "300M", namespace: str = "default"
+) -> dict[str, Any]:
     annotations = {"kubernetes.io/egress-bandwidth": egress} if egress else {}
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}],
-                 "schedulerName": "netsched-scheduler", "priority": 0},
+        "spec": {
+            "containers": [{"name": "app", "image": "registry.example/app:1"}],
+            "schedulerName": "netsched-scheduler",
+            "priority": 0,
+        },
         "status": {"phase": "Pending"},
     }
 
@@ -70,14 +91,20 @@ def seed_nodes(api: FakeKubeAPI, count: int, speed_mbps: int = 10_000) -> list[s
     return names
 
 
-def seed_pods(api: FakeKubeAPI, count: int, egress: str = "300M", prefix: str = "pod") -> list[dict]:
+def seed_pods(
+    api: FakeKubeAPI, count: int, egress: str = "300M", prefix: str = "pod"
+) -> list[dict]:
     return [api.seed(PODS, pod_object(f"{prefix}-{i:03d}", egress)) for i in range(count)]
 
 
 def bind_body(pod: dict[str, Any], node: str) -> dict[str, str]:
     metadata = pod["metadata"]
-    return {"PodName": metadata["name"], "PodNamespace": metadata["namespace"],
-            "PodUID": metadata["uid"], "Node": node}
+    return {
+        "PodName": metadata["name"],
+        "PodNamespace": metadata["namespace"],
+        "PodUID": metadata["uid"],
+        "Node": node,
+    }
 
 
 @dataclass
@@ -102,7 +129,9 @@ def serve(sources) -> Iterator[Callable[..., Served]]:
         source = sources()
         extender = Extender.build(source)
         source.start(extender.state)
-        server = BackgroundServer(create_app(extender, start_source=False), options or ServeOptions(port=0))
+        server = BackgroundServer(
+            create_app(extender, start_source=False), options or ServeOptions(port=0)
+        )
         server.__enter__()
         started.append(Served(extender, source, server.url, server))
         return started[-1]
@@ -125,7 +154,9 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
 
 def ledger_of(extender: Extender) -> dict[str, tuple[str, str]]:
     """Every holding as uid → (node, reservation JSON): comparable reservation for reservation."""
-    return {h.uid: (h.node, h.reservation.model_dump_json()) for h in extender.state.ledger.holdings()}
+    return {
+        h.uid: (h.node, h.reservation.model_dump_json()) for h in extender.state.ledger.holdings()
+    }
 
 
 @pytest.fixture

@@ -40,7 +40,9 @@ def test_bind_patches_the_reservation_then_creates_the_binding(kube_api, serve):
     assert reservation["interfaces"]["eth0"] == {"ingress": 0, "egress": 2_000_000_000}
     writes = [r for r in kube_api.requests if r.method in ("PATCH", "POST")]
     assert [(r.method, r.path.split("?")[0]) for r in writes] == [
-        ("PATCH", f"{PODS}/web"), ("POST", f"{PODS}/web/binding")]
+        ("PATCH", f"{PODS}/web"),
+        ("POST", f"{PODS}/web/binding"),
+    ]
     patch, binding = writes
     assert patch.content_type == "application/merge-patch+json"
     assert patch.body["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
@@ -48,7 +50,9 @@ def test_bind_patches_the_reservation_then_creates_the_binding(kube_api, serve):
     assert binding.body["target"] == {"apiVersion": "v1", "kind": "Node", "name": "node-01"}
     assert binding.body["metadata"]["uid"] == pod["metadata"]["uid"]
     # the watch brings the bound pod back: the ledger holds it once
-    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]).spec.node_name, what="bound pod")
+    wait_until(
+        lambda: served.extender.state.pod(pod["metadata"]["uid"]).spec.node_name, what="bound pod"
+    )
     assert served.extender.state.ledger.reserved("node-01", "eth0") == (0, 2_000_000_000)
 
 
@@ -60,22 +64,32 @@ def test_stale_resource_version_is_an_error_and_rolls_back(kube_api, serve):
     wait_until(lambda: served.extender.state.pod(uid), what="the pod")
     # The extender stops hearing about pods while someone else changes this one.
     kube_api.fault = lambda method, path: (
-        ApiError(500, "InternalError", "watch cache unavailable") if "watch=true" in path else None)
+        ApiError(500, "InternalError", "watch cache unavailable") if "watch=true" in path else None
+    )
     kube_api.drop_watches()
-    kube_api.handle("PATCH", f"{PODS}/stale", "application/merge-patch+json",
-                    {"metadata": {"labels": {"team": "a"}}})
+    kube_api.handle(
+        "PATCH",
+        f"{PODS}/stale",
+        "application/merge-patch+json",
+        {"metadata": {"labels": {"team": "a"}}},
+    )
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
     assert answer["Error"].startswith("recording the reservation failed: pod default/stale:")
     assert "the object has been modified" in answer["Error"]
     assert served.extender.state.ledger.holding(uid) is None
     assert served.extender.state.ledger.reserved("node-00", "eth0") == (0, 0)
     stored = kube_api.get(f"{PODS}/stale")
-    assert "nodeName" not in stored["spec"] and ann.RESERVATION not in stored["metadata"]["annotations"]
+    assert (
+        "nodeName" not in stored["spec"]
+        and ann.RESERVATION not in stored["metadata"]["annotations"]
+    )
     assert not [r for r in kube_api.requests if r.path.endswith("/binding")]
     # kube-scheduler retries once the extender has caught up: now it binds.
     kube_api.fault = None
-    wait_until(lambda: served.extender.state.pod(uid).metadata.labels.get("team") == "a",
-               what="the changed pod")
+    wait_until(
+        lambda: served.extender.state.pod(uid).metadata.labels.get("team") == "a",
+        what="the changed pod",
+    )
     assert post(served.url, "bind", bind_body(pod, "node-00")) == {"Error": ""}
     assert kube_api.get(f"{PODS}/stale")["spec"]["nodeName"] == "node-00"
 
@@ -87,11 +101,15 @@ def test_failed_binding_rolls_back_and_says_why(kube_api, serve):
     uid = pod["metadata"]["uid"]
     wait_until(lambda: served.extender.state.pod(uid), what="the pod")
     kube_api.fault = lambda method, path: (
-        ApiError(500, "InternalError", "etcdserver: leader changed") if path.endswith("/binding") else None)
+        ApiError(500, "InternalError", "etcdserver: leader changed")
+        if path.endswith("/binding")
+        else None
+    )
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
     assert answer["Error"] == (
         "binding failed: binding for default/unlucky: API server answered 500 Internal Server Error: "
-        "etcdserver: leader changed")
+        "etcdserver: leader changed"
+    )
     assert served.extender.state.ledger.holdings() == []
 
 
@@ -105,8 +123,10 @@ def test_unreachable_api_during_bind_is_an_error(kube_api, serve):
         answer = post(served.url, "bind", bind_body(pod, "node-00"))
     finally:
         kube_api.resume()
-    assert answer["Error"].startswith("recording the reservation failed: recording the reservation "
-                                      "for default/offline: API server unreachable")
+    assert answer["Error"].startswith(
+        "recording the reservation failed: recording the reservation "
+        "for default/offline: API server unreachable"
+    )
     assert served.extender.state.ledger.holdings() == []
 
 
@@ -126,8 +146,12 @@ def test_a_deleted_pod_cannot_be_bound(kube_api, serve):
 def test_stale_heartbeat_refuses_pods_that_need_bandwidth(kube_api, serve):
     seed_nodes(kube_api, 2)
     old = datetime.now(UTC) - timedelta(minutes=5)
-    kube_api.handle("PATCH", f"{NODE_NETWORKS}/node-01/status", "application/merge-patch+json",
-                    node_network_object("node-01", heartbeat=old))
+    kube_api.handle(
+        "PATCH",
+        f"{NODE_NETWORKS}/node-01/status",
+        "application/merge-patch+json",
+        node_network_object("node-01", heartbeat=old),
+    )
     needs = kube_api.seed(PODS, pod_object("needs", egress="1G"))
     plain = kube_api.seed(PODS, pod_object("plain", egress=None))
     served = serve()

@@ -53,7 +53,8 @@ def samples(name: str) -> list[dict[str, Any]]:
 
 def test_the_committed_file_is_what_the_models_generate():
     assert (DEPLOY / "crds.yaml").read_text() == crds.render(), (
-        "deploy/crds.yaml is stale: run python -m scheduler_extender.crds > deploy/crds.yaml")
+        "deploy/crds.yaml is stale: run python -m scheduler_extender.crds > deploy/crds.yaml"
+    )
 
 
 def test_the_schemas_are_structural():
@@ -92,8 +93,12 @@ def test_the_sample_node_network_is_accepted():
     NodeNetwork.model_validate(sample)
 
 
-VLAN = {"apiVersion": "netsched.io/v1alpha1", "kind": "Network", "metadata": {"name": "n"},
-        "spec": {"mode": "vlan", "vlan": 100, "subnet": "10.20.0.0/16", "gateway": "10.20.0.1"}}
+VLAN = {
+    "apiVersion": "netsched.io/v1alpha1",
+    "kind": "Network",
+    "metadata": {"name": "n"},
+    "spec": {"mode": "vlan", "vlan": 100, "subnet": "10.20.0.0/16", "gateway": "10.20.0.1"},
+}
 
 
 def network(**spec: Any) -> dict[str, Any]:
@@ -186,7 +191,9 @@ BAD_NODE_NETWORKS = {
 }
 
 
-@pytest.mark.parametrize(("obj", "complaint"), BAD_NODE_NETWORKS.values(), ids=BAD_NODE_NETWORKS.keys())
+@pytest.mark.parametrize(
+    ("obj", "complaint"), BAD_NODE_NETWORKS.values(), ids=BAD_NODE_NETWORKS.keys()
+)
 def test_bad_node_networks_are_rejected_by_schema_and_model_alike(obj, complaint):
     found = verdict("NodeNetwork", obj)
     assert found is not None and complaint in found, found

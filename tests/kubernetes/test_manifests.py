@@ -42,7 +42,9 @@ def find(kind: str, name: str, path: Path | None = None) -> dict[str, Any]:
 
 
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+    return next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name
+    )
 
 
 def scheduler_config(configmap: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +61,11 @@ def test_every_manifest_parses_into_named_objects(path):
             assert doc.get("metadata", {}).get("name"), doc
 
 
-@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.json")) + sorted(DEPLOY.rglob("*.conflist")),
-                         ids=lambda p: str(p.relative_to(DEPLOY)))
+@pytest.mark.parametrize(
+    "path",
+    sorted(DEPLOY.rglob("*.json")) + sorted(DEPLOY.rglob("*.conflist")),
+    ids=lambda p: str(p.relative_to(DEPLOY)),
+)
 def test_json_files_parse(path):
     assert json.loads(path.read_text())
 
@@ -72,20 +77,29 @@ def test_kustomizations_name_files_and_objects_that_exist():
         for resource in config.get("resources", []):
             target = (kustomization.parent / resource).resolve()
             assert target.exists(), f"{kustomization}: {resource} is missing"
-            files = [target] if target.is_file() else [
-                (target / r).resolve() for r in documents(target / "kustomization.yaml")[0]["resources"]]
+            files = (
+                [target]
+                if target.is_file()
+                else [
+                    (target / r).resolve()
+                    for r in documents(target / "kustomization.yaml")[0]["resources"]
+                ]
+            )
             for file in files:
                 base_objects |= {(d["kind"], d["metadata"]["name"]) for d in documents(file)}
         for patch in config.get("patches", []):
             for doc in documents(kustomization.parent / patch["path"]):
-                assert (doc["kind"], doc["metadata"]["name"]) in base_objects, f"{patch} patches nothing"
+                assert (doc["kind"], doc["metadata"]["name"]) in base_objects, (
+                    f"{patch} patches nothing"
+                )
 
 
 def test_extender_commands_are_ones_the_cli_accepts():
     parser = build_parser()
     base = container(find("Deployment", "netsched-extender"), "extender")["command"]
-    https = container(find("Deployment", "netsched-extender", DEPLOY / "tls" / "extender-https.yaml"),
-                      "extender")["command"]
+    https = container(
+        find("Deployment", "netsched-extender", DEPLOY / "tls" / "extender-https.yaml"), "extender"
+    )["command"]
     for command in (base, https):
         assert command[0] == "netsched"
         args = parser.parse_args(command[1:])
@@ -133,23 +147,29 @@ def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs(
 
 def test_the_https_configuration_differs_only_where_tls_needs_it():
     plain = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
-    https = scheduler_config(find("ConfigMap", "netsched-scheduler-config",
-                                  DEPLOY / "tls" / "scheduler-https.yaml"))
+    https = scheduler_config(
+        find("ConfigMap", "netsched-scheduler-config", DEPLOY / "tls" / "scheduler-https.yaml")
+    )
     (a,), (b,) = plain["extenders"], https["extenders"]
     assert b["enableHTTPS"] is True and a["enableHTTPS"] is False
     assert b["urlPrefix"] == a["urlPrefix"].replace("http://", "https://")
     ca_file = b["tlsConfig"]["caFile"]
-    rest = lambda e: {k: v for k, v in e.items() if k not in ("urlPrefix", "enableHTTPS", "tlsConfig")}  # noqa: E731
+    rest = lambda e: {
+        k: v for k, v in e.items() if k not in ("urlPrefix", "enableHTTPS", "tlsConfig")
+    }
     assert rest(a) == rest(b)
-    assert {k: v for k, v in plain.items() if k != "extenders"} == \
-        {k: v for k, v in https.items() if k != "extenders"}
+    assert {k: v for k, v in plain.items() if k != "extenders"} == {
+        k: v for k, v in https.items() if k != "extenders"
+    }
     patch = find("Deployment", "netsched-scheduler", DEPLOY / "tls" / "scheduler-https.yaml")
     (mount,) = container(patch, "kube-scheduler")["volumeMounts"]
     assert ca_file.startswith(mount["mountPath"] + "/")
 
 
 def test_the_lease_names_agree():
-    args = build_parser().parse_args(container(find("Deployment", "netsched-extender"), "extender")["command"][1:])
+    args = build_parser().parse_args(
+        container(find("Deployment", "netsched-extender"), "extender")["command"][1:]
+    )
     role = find("Role", "netsched-extender-lease")
     assert role["metadata"]["namespace"] == args.lease_namespace
     names = {n for rule in role["rules"] for n in rule.get("resourceNames", [])}
@@ -163,7 +183,9 @@ def test_the_dockerfile_copies_what_exists():
     copies = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE)
     sources = [s for line in copies for s in line.split()]
     assert sources and all((ROOT / s).exists() for s in sources), sources
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]
     for package in packages["include"]:
         assert f"COPY {package.rstrip('*')}/" in dockerfile, package
 
@@ -182,9 +204,13 @@ def rbac_verb(method: str, path: str) -> tuple[str, str, str, str | None, str | 
     return where.group, resource, verb, where.namespace, where.name
 
 
-def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None) -> bool:
+def allowed(
+    rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None
+) -> bool:
     return any(
-        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        group in rule["apiGroups"]
+        and resource in rule["resources"]
+        and verb in rule["verbs"]
         and (not rule.get("resourceNames") or name in rule["resourceNames"])
         for rule in rules
     )
@@ -194,29 +220,48 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
     seed_nodes(kube_api, 1)
     pods = seed_pods(kube_api, 2)
     served = serve()
-    elector = LeaderElector(client_for(), LeaseSettings(identity="r1", lease_duration=2,
-                                                        renew_deadline=1.5, retry_period=0.2),
-                            prepare=served.source.resync)
+    elector = LeaderElector(
+        client_for(),
+        LeaseSettings(identity="r1", lease_duration=2, renew_deadline=1.5, retry_period=0.2),
+        prepare=served.source.resync,
+    )
     elector.start()
     try:
         wait_until(elector.is_leader, what="leadership")
         wait_until(lambda: len(served.extender.state.pods()) == 2, what="pods")
         time.sleep(0.5)  # renewals too
-        assert httpx.post(f"{served.url}/bind", json=bind_body(pods[0], "node-00")).json() == {"Error": ""}
+        assert httpx.post(f"{served.url}/bind", json=bind_body(pods[0], "node-00")).json() == {
+            "Error": ""
+        }
     finally:
         elector.stop(release=True)
-    setup = {("POST", "/api/v1/nodes"), ("POST", PODS), ("POST", "/apis/netsched.io/v1alpha1/nodenetworks")}
-    made = {rbac_verb(r.method, r.path) for r in kube_api.requests
-            if (r.method, r.path.split("?")[0]) not in setup}
+    setup = {
+        ("POST", "/api/v1/nodes"),
+        ("POST", PODS),
+        ("POST", "/apis/netsched.io/v1alpha1/nodenetworks"),
+    }
+    made = {
+        rbac_verb(r.method, r.path)
+        for r in kube_api.requests
+        if (r.method, r.path.split("?")[0]) not in setup
+    }
 
     cluster = find("ClusterRole", "netsched-extender")["rules"]
     lease = find("Role", "netsched-extender-lease")
     used = set()
     for group, resource, verb, namespace, name in made:
-        rules = lease["rules"] if namespace == lease["metadata"]["namespace"] and resource == "leases" else cluster
+        rules = (
+            lease["rules"]
+            if namespace == lease["metadata"]["namespace"] and resource == "leases"
+            else cluster
+        )
         assert allowed(rules, group, resource, verb, name), (group, resource, verb, name)
         used.add((group, resource, verb))
-    granted = {(g, r, v) for rule in cluster + lease["rules"]
-               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    granted = {
+        (g, r, v)
+        for rule in cluster + lease["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
     assert granted == used, f"granted but never used: {granted - used}"
-

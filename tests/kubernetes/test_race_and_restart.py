@@ -30,12 +30,16 @@ def bind_all(url: str, jobs: list[tuple[dict, str]], clients: int = 8) -> list[s
 
     def run(share: list[tuple[int, dict, str]]) -> list[tuple[int, str]]:
         with httpx.Client(base_url=url, timeout=30) as client:
-            return [(i, client.post("/bind", json=bind_body(pod, node)).json()["Error"])
-                    for i, pod, node in share]
+            return [
+                (i, client.post("/bind", json=bind_body(pod, node)).json()["Error"])
+                for i, pod, node in share
+            ]
 
     indexed = [(i, pod, node) for i, (pod, node) in enumerate(jobs)]
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        results = [r for part in pool.map(run, [indexed[k::clients] for k in range(clients)]) for r in part]
+        results = [
+            r for part in pool.map(run, [indexed[k::clients] for k in range(clients)]) for r in part
+        ]
     return [error for _, error in sorted(results)]
 
 
@@ -68,11 +72,16 @@ def test_eight_clients_binding_500_pods_into_room_for_300(kube_api, serve):
         obj = bound[pod["metadata"]["uid"]]
         assert obj["spec"]["nodeName"] == node
         assert json.loads(obj["metadata"]["annotations"][ann.RESERVATION])["node"] == node
-    assert not any(ann.RESERVATION in o["metadata"]["annotations"]
-                   for uid, o in stored.items() if uid not in bound)
+    assert not any(
+        ann.RESERVATION in o["metadata"]["annotations"]
+        for uid, o in stored.items()
+        if uid not in bound
+    )
     # and once the watch has caught up, the ledger still holds exactly those 300
-    wait_until(lambda: sum(1 for p in served.extender.state.pods() if p.spec.node_name) == 300,
-               what="the watch to deliver every binding")
+    wait_until(
+        lambda: sum(1 for p in served.extender.state.pods() if p.spec.node_name) == 300,
+        what="the watch to deliver every binding",
+    )
     assert {h.uid for h in ledger.holdings()} == set(bound)
 
 
@@ -84,7 +93,8 @@ def test_a_restarted_extender_rebuilds_the_same_ledger(kube_api, serve):
         pod = pod_object(f"app-{i:03d}", egress=f"{100 + i}M")
         if i % 2:  # half also attach to the storage VLAN and get an address from its subnet
             pod["metadata"]["annotations"][ann.NETWORKS] = json.dumps(
-                [{"name": "storage", "ingress": "50M", "egress": "20M"}])
+                [{"name": "storage", "ingress": "50M", "egress": "20M"}]
+            )
         pods.append(kube_api.seed(PODS, pod))
     first = serve()
     wait_until(lambda: len(first.extender.state.pods()) == 200, what="200 pods")
@@ -102,12 +112,21 @@ def test_a_restarted_extender_rebuilds_the_same_ledger(kube_api, serve):
     assert ledger_of(second.extender) == before
     for node in nodes:
         for interface in ("eth0", "eth1"):
-            assert second.extender.state.ledger.reserved(node, interface) == \
-                first.extender.state.ledger.reserved(node, interface)
+            assert second.extender.state.ledger.reserved(
+                node, interface
+            ) == first.extender.state.ledger.reserved(node, interface)
     # and the new one goes on from there: the next pod gets a fresh address
-    extra = kube_api.seed(PODS, {**pod_object("late", egress="1M"), "metadata": {
-        "name": "late", "namespace": "default",
-        "annotations": {ann.NETWORKS: json.dumps([{"name": "storage"}])}}})
+    extra = kube_api.seed(
+        PODS,
+        {
+            **pod_object("late", egress="1M"),
+            "metadata": {
+                "name": "late",
+                "namespace": "default",
+                "annotations": {ann.NETWORKS: json.dumps([{"name": "storage"}])},
+            },
+        },
+    )
     wait_until(lambda: second.extender.state.pod(extra["metadata"]["uid"]), what="the late pod")
     assert httpx.post(f"{second.url}/bind", json=bind_body(extra, nodes[0])).json() == {"Error": ""}
     late = json.loads(kube_api.get(f"{PODS}/late")["metadata"]["annotations"][ann.RESERVATION])

@@ -23,8 +23,14 @@ from topology.models import Pod
 
 
 def reservation_json(node: str, egress: int = 300_000_000) -> str:
-    return json.dumps({"node": node, "primary": {"egress": egress}, "primaryParent": "eth0",
-                       "interfaces": {"eth0": {"ingress": 0, "egress": egress}}})
+    return json.dumps(
+        {
+            "node": node,
+            "primary": {"egress": egress},
+            "primaryParent": "eth0",
+            "interfaces": {"eth0": {"ingress": 0, "egress": egress}},
+        }
+    )
 
 
 def bound_pod(name: str, node: str, phase: str = "Running") -> dict:
@@ -35,8 +41,12 @@ def bound_pod(name: str, node: str, phase: str = "Running") -> dict:
     return pod
 
 
-STORAGE = {"apiVersion": "netsched.io/v1alpha1", "kind": "Network", "metadata": {"name": "storage"},
-           "spec": {"mode": "vlan", "vlan": 100, "subnet": "10.20.0.0/16"}}
+STORAGE = {
+    "apiVersion": "netsched.io/v1alpha1",
+    "kind": "Network",
+    "metadata": {"name": "storage"},
+    "spec": {"mode": "vlan", "vlan": 100, "subnet": "10.20.0.0/16"},
+}
 
 
 def truth(api: FakeKubeAPI) -> dict[str, object]:
@@ -45,8 +55,10 @@ def truth(api: FakeKubeAPI) -> dict[str, object]:
         "nodes": sorted(o["metadata"]["name"] for o in api.list_objects(NODES)),
         "node_networks": sorted(o["metadata"]["name"] for o in api.list_objects(NODE_NETWORKS)),
         "networks": sorted(o["metadata"]["name"] for o in api.list_objects(NETWORKS)),
-        "pods": sorted((o["metadata"]["uid"], o["metadata"]["resourceVersion"])
-                       for o in api.list_objects("/api/v1/pods")),
+        "pods": sorted(
+            (o["metadata"]["uid"], o["metadata"]["resourceVersion"])
+            for o in api.list_objects("/api/v1/pods")
+        ),
     }
 
 
@@ -102,8 +114,12 @@ def test_events_move_the_topology_and_the_ledger(kube_api, sources):
     for name, node in (("a", "node-00"), ("b", "node-01")):
         kube_api.seed(PODS, bound_pod(name, node))
     wait_until(lambda: len(state.ledger.holdings()) == 2, what="two holdings")
-    kube_api.handle("PATCH", f"{PODS}/a/status", "application/merge-patch+json",
-                    {"status": {"phase": "Succeeded"}})
+    kube_api.handle(
+        "PATCH",
+        f"{PODS}/a/status",
+        "application/merge-patch+json",
+        {"status": {"phase": "Succeeded"}},
+    )
     wait_until(lambda: state.ledger.reserved("node-00", "eth0") == (0, 0), what="a's release")
     kube_api.delete(f"{PODS}/b")
     wait_until(lambda: state.ledger.holdings() == [], what="b's release")
@@ -118,8 +134,10 @@ def test_bookmarks_move_the_resume_point_without_changes(kube_api, sources):
     source.start(state)
     kube_api.seed("/api/v1/namespaces/other/configmaps", {"metadata": {"name": "unrelated"}})
     revision = str(kube_api.revision)
-    wait_until(lambda: set(source.resource_versions().values()) == {revision},
-               what="every watch bookmarked at the newest revision")
+    wait_until(
+        lambda: set(source.resource_versions().values()) == {revision},
+        what="every watch bookmarked at the newest revision",
+    )
 
 
 def test_410_gone_relists_and_converges(kube_api, sources):
@@ -134,8 +152,9 @@ def test_410_gone_relists_and_converges(kube_api, sources):
     kube_api.pause()
     kube_api.delete(f"{PODS}/a")
     kube_api.seed(PODS, bound_pod("d", "node-01"))
-    kube_api.handle("PATCH", f"{PODS}/b/status", "application/merge-patch+json",
-                    {"status": {"phase": "Failed"}})
+    kube_api.handle(
+        "PATCH", f"{PODS}/b/status", "application/merge-patch+json", {"status": {"phase": "Failed"}}
+    )
     kube_api.delete(f"{NODES}/node-01")
     kube_api.compact()
     kube_api.resume()
@@ -225,7 +244,8 @@ def test_objects_that_do_not_validate_are_ignored_not_fatal(kube_api, sources):
     kube_api.seed(NETWORKS, STORAGE)
     wait_until(lambda: "storage" in state._networks, what="the valid network")
     # a valid object that turns invalid is forgotten
-    kube_api.handle("PATCH", f"{NETWORKS}/storage", "application/merge-patch+json",
-                    {"spec": {"vlan": 0}})
+    kube_api.handle(
+        "PATCH", f"{NETWORKS}/storage", "application/merge-patch+json", {"spec": {"vlan": 0}}
+    )
     wait_until(lambda: "storage" not in state._networks, what="the invalid network forgotten")
     assert isinstance(state.pods(), list) and all(isinstance(p, Pod) for p in state.pods())

@@ -32,29 +32,65 @@ def pair(tmp_path_factory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("netsched test CA")).issuer_name(name("netsched test CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("netsched test CA"))
+        .issuer_name(name("netsched test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name("netsched-extender")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
-                x509.DNSName("netsched-extender.kube-system.svc")]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("netsched-extender"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                    x509.DNSName("netsched-extender.kube-system.svc"),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = folder / "ca.crt", folder / "tls.crt", folder / "tls.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return paths
 
 
@@ -71,7 +107,9 @@ def test_the_webhook_over_https_with_the_ca_kube_scheduler_is_given(kube_api, se
     with httpx.Client(base_url=served.url, verify=trusting(ca), timeout=10) as client:
         assert client.get("/readyz").text == "ok"
         # a body kube-scheduler v1.36 sent, for a pod netsched does not know
-        answer = client.post("/filter", json=load_fixture("kube-scheduler-v1.36/nodecache-filter.json"))
+        answer = client.post(
+            "/filter", json=load_fixture("kube-scheduler-v1.36/nodecache-filter.json")
+        )
         assert answer.status_code == 200 and "NodeNames" in answer.json()
         wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
         assert client.post("/bind", json=bind_body(pod, "node-00")).json() == {"Error": ""}
@@ -94,13 +132,35 @@ def test_netsched_serve_takes_the_pair_on_the_command_line(kube_api, kubeconfig,
     port = free_port()
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--kubernetes", "--kubeconfig",
-         str(kubeconfig), "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)],
-        cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "scheduler_extender.cli",
+            "serve",
+            "--kubernetes",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--port",
+            str(port),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def ready() -> bool:
             try:
-                return httpx.get(f"https://127.0.0.1:{port}/readyz", verify=trusting(ca), timeout=2).text == "ok"
+                return (
+                    httpx.get(
+                        f"https://127.0.0.1:{port}/readyz", verify=trusting(ca), timeout=2
+                    ).text
+                    == "ok"
+                )
             except httpx.HTTPError:
                 return False
 
@@ -111,22 +171,46 @@ def test_netsched_serve_takes_the_pair_on_the_command_line(kube_api, kubeconfig,
         process.wait(timeout=15)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
-    (["--leader-elect"], "--kubeconfig and --leader-elect need --kubernetes"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--leader-elect"], "--kubeconfig and --leader-elect need --kubernetes"),
+    ],
+)
 def test_serve_refuses_half_configurations(extra, message, tmp_path):
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text("")
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--cluster", str(cluster), *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "scheduler_extender.cli",
+            "serve",
+            "--cluster",
+            str(cluster),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0 and message in result.stderr
 
 
 def test_serve_wants_exactly_one_of_cluster_and_kubernetes(tmp_path):
-    for extra, message in (([], "one of the arguments --cluster --kubernetes is required"),
-                           (["--cluster", "x.yaml", "--kubernetes"], "not allowed with argument")):
-        result = subprocess.run([sys.executable, "-m", "scheduler_extender.cli", "serve", *extra],
-                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    for extra, message in (
+        ([], "one of the arguments --cluster --kubernetes is required"),
+        (["--cluster", "x.yaml", "--kubernetes"], "not allowed with argument"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "scheduler_extender.cli", "serve", *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 2 and message in result.stderr

@@ -124,8 +124,16 @@ class _Listing:
 class KubernetesClusterSource:
     """Implements ``ClusterSource`` against a Kubernetes API server."""
 
-    def __init__(self, api: client.ApiClient, settings: SourceSettings | None = None) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: SourceSettings | None = None,
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
         self.settings = settings or SourceSettings()
+        self.may_write = may_write
+        """Asked before each bind write (leader election's ``is_leader``): a replica that lost
+        the Lease while a bind was under way does not finish it."""
         self._core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
         self._resources = [
@@ -264,6 +272,8 @@ class KubernetesClusterSource:
     ) -> Any:
         """One bind write; every failure is a ``BindConflict`` naming the cause, so the
         scheduler rolls the reservation back and kube-scheduler retries the pod."""
+        if self.may_write is not None and not self.may_write():
+            raise BindConflict(f"{what} for {pod.key}: this replica is no longer the leader")
         try:
             return call(
                 *args,

@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def extender_from_args(args: argparse.Namespace, source):  # noqa: ANN001, ANN201 - avoids importing at parse time
+def extender_from_args(args: argparse.Namespace, source):
     from bandwidth_accounting.fit import FitSettings
     from scheduler_extender.app import Extender
     from scheduler_extender.scheduler import SchedulerSettings
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cluster_file(args: argparse.Namespace):  # noqa: ANN202
+def _cluster_file(args: argparse.Namespace):
     from scheduler_extender.file_source import ClusterFileError, FileClusterSource
 
     try:
@@ -109,8 +109,12 @@ def _cluster_file(args: argparse.Namespace):  # noqa: ANN202
         raise SystemExit(f"--cluster {args.cluster}: {error}") from None
 
 
-def _kubernetes(args: argparse.Namespace):  # noqa: ANN202
-    from scheduler_extender.kubernetes_source import KubernetesClusterSource, SourceError, api_client
+def _kubernetes(args: argparse.Namespace):
+    from scheduler_extender.kubernetes_source import (
+        KubernetesClusterSource,
+        SourceError,
+        api_client,
+    )
     from scheduler_extender.leader import LeaderElector, LeaseSettings
 
     try:
@@ -128,4 +132,6 @@ def _kubernetes(args: argparse.Namespace):  # noqa: ANN202
     problems = settings.problems()
     if problems:
         raise SystemExit("--leader-elect: " + "; ".join(problems))
-    return source, LeaderElector(api, settings, prepare=source.resync)
+    elector = LeaderElector(api, settings, prepare=source.resync)
+    source.may_write = elector.is_leader
+    return source, elector

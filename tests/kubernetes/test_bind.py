@@ -167,3 +167,20 @@ def test_stale_heartbeat_refuses_pods_that_need_bandwidth(kube_api, serve):
     assert post(served.url, "filter", {**body, "Pod": plain})["NodeNames"] == ["node-00", "node-01"]
     assert post(served.url, "bind", bind_body(plain, "node-01")) == {"Error": ""}
     assert kube_api.get(f"{PODS}/plain")["spec"]["nodeName"] == "node-01"
+
+
+def test_a_replica_that_lost_the_lease_mid_bind_does_not_write(kube_api, serve):
+    seed_nodes(kube_api, 1)
+    pod = kube_api.seed(PODS, pod_object("late", egress="1G"))
+    served = serve()
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    served.source.may_write = lambda: False  # the Lease went elsewhere after /bind was accepted
+    answer = post(served.url, "bind", bind_body(pod, "node-00"))
+    assert answer["Error"] == (
+        "recording the reservation failed: recording the reservation for default/late: "
+        "this replica is no longer the leader"
+    )
+    assert served.extender.state.ledger.holdings() == []
+    assert not [
+        r for r in kube_api.requests if r.method in ("PATCH", "POST") and "/pods/" in r.path
+    ]

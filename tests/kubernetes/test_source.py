@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
 
 from bandwidth_accounting import annotations as ann
 from scheduler_extender.kubernetes_source import KubernetesClusterSource
@@ -222,8 +225,6 @@ def test_start_waits_for_an_unreachable_api(kube_api, sources):
     kube_api.pause()
     state = ClusterState()
     source: KubernetesClusterSource = sources()
-    import threading
-
     starter = threading.Thread(target=source.start, args=(state,), daemon=True)
     starter.start()
     starter.join(0.5)
@@ -249,3 +250,73 @@ def test_objects_that_do_not_validate_are_ignored_not_fatal(kube_api, sources):
     )
     wait_until(lambda: "storage" not in state._networks, what="the invalid network forgotten")
     assert isinstance(state.pods(), list) and all(isinstance(p, Pod) for p in state.pods())
+
+
+def test_converges_after_a_storm_of_changes_and_faults(kube_api, sources):
+    """Changes keep coming while watches are cut, the API answers 500s and history is
+    compacted under open watches; once the storm passes the state equals the API's."""
+    rng = random.Random(7)
+    seed_nodes(kube_api, 3)
+    state = ClusterState()
+    source = sources()
+    source.start(state)
+    stop = threading.Event()
+
+    def writer() -> None:
+        alive: list[str] = []
+        for step in range(400):
+            if stop.is_set():
+                return
+            roll = rng.random()
+            if roll < 0.5 or not alive:
+                name = f"w{step}"
+                kube_api.seed(PODS, bound_pod(name, f"node-0{rng.randrange(3)}"))
+                alive.append(name)
+            elif roll < 0.75:
+                name = rng.choice(alive)
+                kube_api.handle(
+                    "PATCH",
+                    f"{PODS}/{name}/status",
+                    "application/merge-patch+json",
+                    {"status": {"phase": rng.choice(["Running", "Succeeded", "Failed"])}},
+                )
+            elif roll < 0.95:
+                name = alive.pop(rng.randrange(len(alive)))
+                kube_api.delete(f"{PODS}/{name}")
+            else:
+                kube_api.handle(
+                    "PATCH",
+                    f"{NODE_NETWORKS}/node-0{rng.randrange(3)}/status",
+                    "application/merge-patch+json",
+                    {"status": {"switch": f"tor-{step}"}},
+                )
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    faults = [kube_api.drop_watches, kube_api.expire_watches, kube_api.compact]
+    while thread.is_alive():
+        roll = rng.random()
+        if roll < 0.3:
+            kube_api.fault = lambda method, path: ApiError(500, "InternalError", "storm")
+            time.sleep(0.2)
+            kube_api.fault = None
+        else:
+            rng.choice(faults)()
+        time.sleep(0.1)
+    thread.join()
+    wait_until(
+        lambda: seen(state) == truth(kube_api), timeout=20, what="convergence after the storm"
+    )
+    bound = {
+        o["metadata"]["uid"]
+        for o in kube_api.list_objects("/api/v1/pods")
+        if o["status"]["phase"] == "Running"
+    }
+    assert {h.uid for h in state.ledger.holdings()} == bound
+    switches = {
+        o["metadata"]["name"]: o["status"].get("switch")
+        for o in kube_api.list_objects(NODE_NETWORKS)
+    }
+    assert {n: state.topology.node_networks[n].status.switch for n in switches} == switches
+    assert source.relists >= 1

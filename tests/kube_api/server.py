@@ -445,7 +445,7 @@ class FakeKubeAPI:
 
     def _list(self, where: ResourcePath, query: dict[str, str] | None = None) -> dict[str, Any]:
         query = query or {}
-        items = self._items(where)
+        items = self._items(where, copies=False)  # copied below, one page only
         revision = self._revision
         token = query.get("continue")
         if token:
@@ -468,21 +468,22 @@ class FakeKubeAPI:
         metadata: dict[str, Any] = {"resourceVersion": str(revision)}
         limit = int(query.get("limit") or 0)
         if 0 < limit < len(items):
+            remaining = len(items) - limit
             items = items[:limit]
             after = list(_sort_key(items[-1]))
             metadata["continue"] = base64.urlsafe_b64encode(
                 json.dumps({"rv": revision, "after": after}).encode()
             ).decode()
-            metadata["remainingItemCount"] = len(self._items(where)) - limit
+            metadata["remainingItemCount"] = remaining
         kind = (items[0].get("kind", "") if items else "") + "List"
         return {
             "apiVersion": _api_version(where),
             "kind": kind,
             "metadata": metadata,
-            "items": items,
+            "items": [copy.deepcopy(o) for o in items],
         }
 
-    def _items(self, where: ResourcePath) -> list[dict[str, Any]]:
+    def _items(self, where: ResourcePath, copies: bool = True) -> list[dict[str, Any]]:
         """Objects of a collection, sorted by namespace and name; a namespaced resource
         listed without a namespace spans them all."""
         if where.namespace is not None:
@@ -494,7 +495,8 @@ class FakeKubeAPI:
                 if _same_resource(ResourcePath.parse(collection), where)
                 for obj in objects.values()
             ]
-        return [copy.deepcopy(o) for o in sorted(found, key=_sort_key)]
+        ordered = sorted(found, key=_sort_key)
+        return [copy.deepcopy(o) for o in ordered] if copies else ordered
 
     def _record(self, where: ResourcePath, type_: str, obj: dict[str, Any]) -> None:
         """Append a change to the history that watches stream, and wake them."""

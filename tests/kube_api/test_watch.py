@@ -182,9 +182,8 @@ def test_binding_sets_the_node_once_with_a_uid_precondition(kube_api, core):
     body["target"]["name"] = "n2"
     with pytest.raises(ApiException) as again:
         core.create_namespaced_pod_binding("p", "default", body, _preload_content=False)
-    assert (
-        again.value.status == 409
-        and 'already assigned to node \\"n1\\"' in str(again.value.body)
+    assert again.value.status == 409 and 'already assigned to node \\"n1\\"' in str(
+        again.value.body
     )
     with pytest.raises(ApiException) as missing:
         core.create_namespaced_pod_binding("ghost", "default", body, _preload_content=False)

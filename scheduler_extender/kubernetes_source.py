@@ -222,7 +222,14 @@ class KubernetesClusterSource:
         )
 
     def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
-        """Merge-patch the annotation with the pod's uid and resourceVersion as preconditions."""
+        """Merge-patch the annotation with the pod's uid and resourceVersion as preconditions.
+
+        A pod already bound keeps the reservation it was bound with: its record is not
+        overwritten (the Binding would fail anyway, and the pod would be left holding a
+        reservation for a node it is not on).
+        """
+        if pod.spec.node_name:
+            raise BindConflict(f"pod {pod.key} is already bound to {pod.spec.node_name}")
         metadata: dict[str, Any] = {"annotations": {annotations.RESERVATION: reservation_json}}
         if pod.metadata.resource_version:
             metadata["resourceVersion"] = pod.metadata.resource_version

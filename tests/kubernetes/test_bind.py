@@ -184,3 +184,22 @@ def test_a_replica_that_lost_the_lease_mid_bind_does_not_write(kube_api, serve):
     assert not [
         r for r in kube_api.requests if r.method in ("PATCH", "POST") and "/pods/" in r.path
     ]
+
+
+def test_a_bound_pod_keeps_its_recorded_reservation(kube_api, serve):
+    seed_nodes(kube_api, 2)
+    pod = kube_api.seed(PODS, pod_object("once", egress="1G"))
+    served = serve()
+    uid = pod["metadata"]["uid"]
+    wait_until(lambda: served.extender.state.pod(uid), what="the pod")
+    assert post(served.url, "bind", bind_body(pod, "node-00")) == {"Error": ""}
+    wait_until(lambda: served.extender.state.pod(uid).spec.node_name, what="the bound pod")
+    recorded = kube_api.get(f"{PODS}/once")["metadata"]["annotations"][ann.RESERVATION]
+    answer = post(served.url, "bind", bind_body(pod, "node-01"))
+    assert "pod default/once is already bound to node-00" in answer["Error"]
+    stored = kube_api.get(f"{PODS}/once")
+    assert stored["spec"]["nodeName"] == "node-00"
+    assert stored["metadata"]["annotations"][ann.RESERVATION] == recorded
+    ledger = served.extender.state.ledger
+    assert ledger.reserved("node-00", "eth0") == (0, 1_000_000_000)
+    assert ledger.reserved("node-01", "eth0") == (0, 0)

@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -71,24 +72,30 @@ def loaded_run(lab: Lab, server: str, shaped: str, direction: str, congestion: s
     return Lab.goodput(run), rtts[10:] or rtts  # the first second is ramp-up, as for iperf
 
 
-def chain_times(lab: Lab, node: Node, shaper: str, rounds: int) -> tuple[float, float]:
+def chain_times(lab: Lab, node: Node, shaper: str, rounds: int) -> dict[str, float]:
+    """p50 of ADD and DEL: wall time, and CPU time (user+sys) of the plugin processes."""
     runtime = node.runtime(shaper=shaper)
-    adds, dels = [], []
+    samples: dict[str, list[float]] = {"add": [], "del": [], "add_cpu": [], "del_cpu": []}
     config = {"bandwidth": {"ingressRate": 100 * MBIT, "egressRate": 100 * MBIT,
                             "ingressBurst": default_burst(100 * MBIT),
                             "egressBurst": default_burst(100 * MBIT)}}
+
+    def timed(verb: str, call) -> None:
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        call()
+        samples[verb].append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        samples[f"{verb}_cpu"].append(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
+
     for round_ in range(rounds):
         pod = lab.netns("pd")
         cid = f"t{round_}{shaper[:4]}"
-        start = time.perf_counter()
-        runtime.add(cid, lab.path(pod), runtime_config=config)
-        adds.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        runtime.delete(cid, lab.path(pod))
-        dels.append(time.perf_counter() - start)
+        timed("add", partial(runtime.add, cid, lab.path(pod), runtime_config=config))
+        timed("del", partial(runtime.delete, cid, lab.path(pod)))
         subprocess.run(["ip", "netns", "del", pod], check=False)
         lab.namespaces.remove(pod)
-    return statistics.median(adds) * 1000, statistics.median(dels) * 1000
+    return {key: statistics.median(values) * 1000 for key, values in samples.items()}
 
 
 def outcome(call) -> str:
@@ -138,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rates, shorter runs")
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--chain-only", action="store_true", help="only ADD/DEL times")
     args = parser.parse_args()
     rates = [10 * MBIT, 100 * MBIT, 1000 * MBIT] if args.quick else \
         [10 * MBIT, 50 * MBIT, 100 * MBIT, 1000 * MBIT, 5000 * MBIT]
@@ -147,6 +155,8 @@ def main() -> None:
     try:
         (node,) = switched_nodes(lab, 1)
         reference_gaps(lab, node)
+        if args.chain_only:
+            rates = []
         print("\n| rate | direction | plugin | achieved/reserved | wire ratio | ping p50/p90 "
               "cubic (ms) | wire ratio BBR | ping p50/p90 BBR (ms) | ping p50/p90 cubic, "
               "containerd burst (ms) |")
@@ -167,11 +177,13 @@ def main() -> None:
                           f"{bbr * WIRE / rate:.3f} | "
                           f"{pct(bbr_rtt, .5):.1f} / {pct(bbr_rtt, .9):.1f} | "
                           f"{pct(burst_rtt, .5):.1f} / {pct(burst_rtt, .9):.1f} |", flush=True)
-        print("\n| chain | ADD p50 (ms) | DEL p50 (ms) |")
-        print("|---|---|---|")
+        print("\n| chain | ADD p50 wall (ms) | ADD p50 CPU (ms) | DEL p50 wall (ms) | "
+              "DEL p50 CPU (ms) |")
+        print("|---|---|---|---|---|")
         for shaper in SHAPERS:
-            add, delete = chain_times(lab, node, shaper, rounds=15)
-            print(f"| bridge + host-local + {shaper} | {add:.0f} | {delete:.0f} |", flush=True)
+            t = chain_times(lab, node, shaper, rounds=15)
+            print(f"| bridge + host-local + {shaper} | {t['add']:.0f} | {t['add_cpu']:.0f} | "
+                  f"{t['del']:.0f} | {t['del_cpu']:.0f} |", flush=True)
     finally:
         lab.close()
 

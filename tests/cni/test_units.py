@@ -72,9 +72,11 @@ def test_bucket_is_bounded_by_the_queue_time() -> None:
     assert containerd.limit_bytes == 31_250  # 25 ms at 10 Mbit/s
     assert containerd.burst_bytes == 31_250 and containerd.burst_clamped
     default = plan_bucket(1_000_000_000, 0, 25, 1500)
-    assert default.burst_bytes == 1_250_000 and not default.burst_clamped  # 10 ms at 1 Gbit/s
-    small = plan_bucket(1_000_000_000, 2_000_000, 25, 1500)  # 2 ms asked: raised to 10 ms
-    assert small.burst_bytes == 1_250_000 and small.burst_clamped
+    assert default.burst_bytes == 3_125_000 and not default.burst_clamped  # 25 ms at 1 Gbit/s
+    small = plan_bucket(1_000_000_000, 2_000_000, 25, 1500)  # 2 ms asked: 25 ms given
+    assert small.burst_bytes == 3_125_000 and small.burst_clamped
+    tight = plan_bucket(1_000_000_000, 0, 5, 1500)
+    assert tight.limit_bytes == tight.burst_bytes == 625_000
     slow = plan_bucket(100_000, 0, 25, 1500)
     assert slow.limit_bytes == slow.burst_bytes == 2 * 1514  # never below two frames
     assert slow.describe()["queueMs"] == pytest.approx(242.24)

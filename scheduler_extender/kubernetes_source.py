@@ -351,8 +351,9 @@ class KubernetesClusterSource:
         while not self._stopping.is_set():
             with self._apply_lock:
                 since, epoch = resource.resource_version, resource.epoch
+            events = self._watch(resource, since)
             try:
-                for event in self._watch(resource, since):
+                for event in events:
                     with self._apply_lock:
                         if resource.epoch != epoch:
                             break  # a resync replaced our starting point
@@ -365,7 +366,10 @@ class KubernetesClusterSource:
                     continue
                 self._pause(backoff, f"{resource.name} watch: {error.status} {error.reason}")
             except (HTTPError, OSError, ValueError) as error:
-                self._pause(backoff, f"{resource.name} watch broke: {error}")
+                if resource.epoch == epoch:  # else: a resync cut it on purpose
+                    self._pause(backoff, f"{resource.name} watch broke: {error}")
+            finally:
+                events.close()  # hands the stream's connection back at once
 
     def _watch(self, resource: _Resource, since: str) -> Iterator[dict[str, Any]]:
         watcher = watch.Watch()

@@ -320,3 +320,23 @@ def test_converges_after_a_storm_of_changes_and_faults(kube_api, sources):
     }
     assert {n: state.topology.node_networks[n].status.switch for n in switches} == switches
     assert source.relists >= 1
+
+
+def test_resync_rebuilds_everything_and_the_watches_go_on_from_there(kube_api, sources):
+    seed_nodes(kube_api, 2)
+    kube_api.seed(PODS, bound_pod("a", "node-00"))
+    state = ClusterState()
+    source = sources()
+    source.start(state)
+    wait_until(lambda: kube_api.open_watches == 4, what="four watches")
+    watches_before = sum(1 for r in kube_api.requests if "watch=true" in r.path)
+    state.ledger.release(state.ledger.holdings()[0].uid)  # the ledger drifted somehow
+    source.resync()
+    assert [h.pod for h in state.ledger.holdings()] == ["default/a"]
+    wait_until(
+        lambda: sum(1 for r in kube_api.requests if "watch=true" in r.path) >= watches_before + 4,
+        what="every watch restarted from the new snapshot",
+    )
+    kube_api.seed(PODS, bound_pod("b", "node-01"))
+    wait_until(lambda: seen(state) == truth(kube_api), what="events after the resync")
+    assert {h.pod for h in state.ledger.holdings()} == {"default/a", "default/b"}

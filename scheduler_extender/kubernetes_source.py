@@ -17,6 +17,7 @@ stale event over the newer snapshot.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -51,8 +52,6 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     urllib3's own retries are off (the source backs off itself), and the pool is sized
     for four watches plus concurrent binds.
     """
-    import os
-
     configuration = client.Configuration()
     try:
         if kubeconfig:

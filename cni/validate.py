@@ -49,6 +49,9 @@ def validate_attachments(attachments: Sequence[AttachmentReservation], primary_i
                 raise invalid_config(f"{field}.port", att.port, "must be a UDP port in 1-65535")
             if att.group is not None and not att.group.is_multicast:
                 raise invalid_config(f"{field}.group", str(att.group), "is not a multicast address")
+            if att.group is not None and att.group.version != 4:
+                raise invalid_config(f"{field}.group", str(att.group),
+                                     "is IPv6; VXLAN segments use an IPv4 underlay group")
         _validate_mac(f"{field}.mac", att.mac)
         if att.ip is not None:
             _validate_cidr(f"{field}.ip", att.ip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import threading
 from datetime import timedelta
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"netsched extender on {options.scheme}://{args.host}:{args.port}", flush=True)
     # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
     threading.Thread(target=follow, name="cluster-source", daemon=True).start()
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it
+    # found; this one turns it into a normal exit, so the Lease is handed back below.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn_server(create_app(extender, start_source=False), options).run()
     finally:
@@ -98,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
             elector.stop(release=True)
         source.stop()
     return 0
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _cluster_file(args: argparse.Namespace):

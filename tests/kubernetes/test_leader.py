@@ -218,3 +218,21 @@ def test_failover_between_two_replicas(kube_api, kubeconfig, tmp_path):
             replica.close()
         for replica in replicas:
             print(replica.log.read_text()[-3000:])
+
+
+def test_a_replica_stopped_with_sigterm_hands_the_lease_back(kube_api, kubeconfig, tmp_path):
+    """A rolling update stops pods with SIGTERM: the leader releases the Lease on its way out."""
+    seed_nodes(kube_api, 1)
+    replica = Replica("replica-1", kubeconfig, tmp_path)
+    try:
+        wait_until(replica.ready, timeout=30, what="the replica to lead")
+        assert holder(kube_api) == "replica-1"
+        replica.process.send_signal(signal.SIGTERM)
+        assert replica.process.wait(timeout=15) == 0
+        lease = kube_api.get(LEASE)
+        assert (
+            not lease["spec"].get("holderIdentity") and lease["spec"]["leaseDurationSeconds"] == 1
+        )
+    finally:
+        replica.close()
+        print(replica.log.read_text()[-3000:])

@@ -145,6 +145,25 @@ class Lab:
             server.kill()
             server.wait()
 
+    def goodput_ratios(self, server_ns: str, server_ip: str, client_ns: str, rate: int, *,
+                       reverse: bool, low: float, high: float = 1.02) -> list[float]:
+        """Goodput/rate of one run, and of a second run only if the first fell below ``low``.
+
+        A shaper can never make a sender faster, but this machine can make it slower: a
+        sender descheduled for longer than the 25 ms bucket loses rate for reasons that
+        are not the shaper's (seen under heavy load from other processes, and while the
+        kernel tears down the previous test's namespaces). So a run below ``low`` gets
+        one more try; every run must stay at or below ``high``.
+        """
+        ratios = []
+        for _ in range(2):
+            run = self.iperf(server_ns, server_ip, client_ns, reverse=reverse)
+            ratios.append(self.goodput(run) / rate)
+            assert ratios[-1] <= high, f"goodput ratios {ratios} above {high}"
+            if ratios[-1] >= low:
+                break
+        return ratios
+
     @staticmethod
     def goodput(iperf: dict[str, Any]) -> float:
         """Bits/s the receiver got (the reservation's promise is about delivery)."""

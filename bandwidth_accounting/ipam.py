@@ -8,33 +8,41 @@ keep in sync, and a restart cannot hand out an address twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
-from topology.models import IPAddress, NetworkSpec
+from topology.models import NetworkSpec
 
 
 class AddressPoolExhausted(Exception):
     pass
 
 
-def pool(spec: NetworkSpec) -> Iterator[IPAddress]:
-    """Addresses the network hands out, in order: its range, else its subnet's hosts."""
-    if spec.subnet is None:
-        return iter(())
-    if spec.range_start is None and spec.range_end is None:
-        return iter(spec.subnet.hosts())
-    start = int(spec.range_start or spec.subnet.network_address + 1)
-    end = int(spec.range_end or spec.subnet.broadcast_address - 1)
-    address_type = type(spec.subnet.network_address)
-    return (address_type(n) for n in range(start, end + 1))
+def pool(spec: NetworkSpec) -> range:
+    """Addresses the network hands out, as integers in order: its range, else its subnet's hosts."""
+    subnet = spec.subnet
+    if subnet is None:
+        return range(0)
+    first, last = int(subnet.network_address), int(subnet.broadcast_address)
+    if subnet.num_addresses > 2 and subnet.version == 4:
+        first, last = first + 1, last - 1  # IPv4 network and broadcast addresses
+    elif subnet.num_addresses > 1 and subnet.version == 6:
+        first += 1  # the subnet-router anycast address
+    start = int(spec.range_start) if spec.range_start is not None else first
+    end = int(spec.range_end) if spec.range_end is not None else last
+    return range(start, end + 1)
 
 
-def allocate_address(spec: NetworkSpec, in_use: set[str]) -> str:
-    """The first free address of the pool, as ``ip/prefix``; raise when none is left."""
+def allocate_address(spec: NetworkSpec, in_use: set[int]) -> str:
+    """The first free address of the pool, as ``ip/prefix``; raise when none is left.
+
+    Integers, not address objects: a busy network has thousands in use, and this runs
+    on every bind.
+    """
     assert spec.subnet is not None
-    for address in pool(spec):
-        if address != spec.gateway and str(address) not in in_use:
-            return f"{address}/{spec.subnet.prefixlen}"
+    taken = in_use if spec.gateway is None else in_use | {int(spec.gateway)}
+    address_type = type(spec.subnet.network_address)
+    for candidate in pool(spec):
+        if candidate not in taken:
+            return f"{address_type(candidate)}/{spec.subnet.prefixlen}"
     raise AddressPoolExhausted(f"no free address left in {spec.subnet}")
 
 

@@ -86,7 +86,8 @@ class Ledger:
         self._usable_rows = np.zeros((0, 2), dtype=np.int64)
         self._reserved_rows = np.zeros((0, 2), dtype=np.int64)
         self._holdings: dict[str, Holding] = {}
-        self._addresses: dict[str, dict[str, str]] = defaultdict(dict)  # network → ip → uid
+        self._by_node: dict[str, dict[str, Holding]] = defaultdict(dict)  # node → uid → holding
+        self._addresses: dict[str, dict[int, str]] = defaultdict(dict)  # network → address → uid
         self._version = 0
 
     # -- reading ---------------------------------------------------------------------
@@ -136,13 +137,14 @@ class Ledger:
 
     def holdings_on(self, node: str) -> list[Holding]:
         with self._lock:
-            return [h for h in self._holdings.values() if h.node == node]
+            return list(self._by_node.get(node, {}).values())
 
     def address_holder(self, network: str, address: str) -> str | None:
         """UID of the pod holding ``address`` on ``network``, if any."""
-        return self._addresses.get(network, {}).get(address)
+        return self._addresses.get(network, {}).get(int(ipaddress.ip_address(address)))
 
-    def addresses_in_use(self, network: str) -> set[str]:
+    def addresses_in_use(self, network: str) -> set[int]:
+        """Addresses held on ``network``, as integers (what allocation compares)."""
         return set(self._addresses.get(network, {}))
 
     def node_view(self, node: str, excluding: Iterable[str] = ()) -> Ledger:
@@ -151,8 +153,8 @@ class Ledger:
         view = Ledger()
         with self._lock:
             view._usable = {key: usable for key, usable in self._usable.items() if key[0] == node}
-            for holding in self._holdings.values():
-                if holding.node == node and holding.uid not in excluded:
+            for holding in self._by_node.get(node, {}).values():
+                if holding.uid not in excluded:
                     view._add(holding)
         return view
 
@@ -240,6 +242,7 @@ class Ledger:
             self._reserved.clear()
             self._reserved_rows[:] = 0
             self._holdings.clear()
+            self._by_node.clear()
             self._addresses.clear()
             for holding in holdings:
                 self.record(holding)
@@ -256,8 +259,8 @@ class Ledger:
         for attachment in reservation.attachments:
             if attachment.ip is None:
                 continue
-            address = str(ipaddress.ip_interface(attachment.ip).ip)
-            holder = self._addresses.get(attachment.network, {}).get(address)
+            address = ipaddress.ip_interface(attachment.ip).ip
+            holder = self._addresses.get(attachment.network, {}).get(int(address))
             if holder is not None and holder != uid:
                 conflicts.append(f"{attachment.network}: address {address} is already taken")
         return conflicts
@@ -278,9 +281,10 @@ class Ledger:
             self._mirror((node, interface), reserved)
         for attachment in holding.reservation.attachments:
             if attachment.ip is not None:
-                address = str(ipaddress.ip_interface(attachment.ip).ip)
+                address = int(ipaddress.ip_interface(attachment.ip).ip)
                 self._addresses[attachment.network][address] = holding.uid
         self._holdings[holding.uid] = holding
+        self._by_node[holding.node][holding.uid] = holding
         self._version += 1
 
     def _remove(self, holding: Holding) -> None:
@@ -296,8 +300,12 @@ class Ledger:
                 del self._reserved[(node, interface)]
         for attachment in holding.reservation.attachments:
             if attachment.ip is not None:
-                address = str(ipaddress.ip_interface(attachment.ip).ip)
+                address = int(ipaddress.ip_interface(attachment.ip).ip)
                 if self._addresses[attachment.network].get(address) == holding.uid:
                     del self._addresses[attachment.network][address]
         del self._holdings[holding.uid]
+        on_node = self._by_node[holding.node]
+        del on_node[holding.uid]
+        if not on_node:
+            del self._by_node[holding.node]
         self._version += 1

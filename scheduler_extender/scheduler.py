@@ -329,14 +329,11 @@ class Scheduler:
         if selector is None:
             return []
         own_uid = _uid(pod)
-        namespace = pod.metadata.namespace or "default"
         return [
             rows.position[other.spec.node_name]
-            for other in self.state.pods()
+            for other in self.state.placed_pods(pod.metadata.namespace or "default")
             if other.spec.node_name in rows.position
-            and not other.is_terminal
             and _uid(other) != own_uid
-            and (other.metadata.namespace or "default") == namespace
             and selector.matches(other.metadata.labels)
         ]
 

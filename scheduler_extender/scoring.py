@@ -8,6 +8,7 @@ cluster at once. Filtering lives elsewhere: only nodes found to fit are scored.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,12 +45,16 @@ def bandwidth_scores(headroom: np.ndarray, placement: Placement) -> np.ndarray:
 def peer_scores(candidates: np.ndarray, peers: Sequence[int], rows: NodeRows) -> np.ndarray:
     """Prefer nodes few hops from the pod's peers: same node > switch > zone > elsewhere.
 
-    ``candidates`` and ``peers`` are topology rows; unknown candidates (-1) get NaN.
+    ``candidates`` and ``peers`` are topology rows (a row once per peer pod); unknown
+    candidates (-1) get NaN. Work grows with the distinct nodes peers run on, not pods.
     """
     if not peers:
         return np.full(len(candidates), np.nan)
     at = np.where(candidates >= 0, candidates, 0)
-    mean_hops = sum(rows.hops_to(peer)[at] for peer in peers) / len(peers)
+    total_hops = np.zeros(len(candidates))
+    for peer, count in Counter(peers).items():
+        total_hops += count * rows.hops_between(at, peer)
+    mean_hops = total_hops / len(peers)
     return np.where(candidates >= 0, MAX_SCORE * (1.0 - mean_hops / MAX_HOPS), np.nan)
 
 

@@ -78,6 +78,8 @@ class ClusterState:
         self._node_networks: dict[str, NodeNetwork] = {}
         self._networks: dict[str, Network] = {}
         self._pods: dict[str, Pod] = {}
+        self._placed: dict[str, dict[str, Pod]] = {}
+        """namespace → uid → bound, running pods: what peer selectors are matched against."""
         self._topology: Topology | None = None
         self._slot_map: SlotMap | None = None
         self.generation = 0
@@ -91,7 +93,10 @@ class ClusterState:
             self._nodes = {n.name: n for n in snapshot.nodes}
             self._node_networks = {n.metadata.name: n for n in snapshot.node_networks}
             self._networks = {n.name: n for n in snapshot.networks}
-            self._pods = {p.metadata.uid or p.key: p for p in snapshot.pods}
+            self._pods = {}
+            self._placed = {}
+            for pod in snapshot.pods:
+                self._index_pod(pod)
             self._invalidate_topology()
             warnings = self.ledger.rebuild(
                 holding
@@ -122,6 +127,7 @@ class ClusterState:
             if isinstance(obj, Pod):
                 uid = obj.metadata.uid or obj.key
                 self._pods.pop(uid, None)
+                self._placed.get(obj.metadata.namespace or "default", {}).pop(uid, None)
                 self.ledger.release(uid)
                 return
             if isinstance(obj, Node):
@@ -160,14 +166,28 @@ class ClusterState:
         with self._lock:
             return list(self._pods.values())
 
+    def placed_pods(self, namespace: str) -> list[Pod]:
+        """Bound, running pods of ``namespace``."""
+        with self._lock:
+            return list(self._placed.get(namespace, {}).values())
+
     def node_names(self) -> list[str]:
         return list(self.topology.nodes)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _upsert_pod(self, pod: Pod) -> None:
+    def _index_pod(self, pod: Pod) -> None:
         uid = pod.metadata.uid or pod.key
         self._pods[uid] = pod
+        placed = self._placed.setdefault(pod.metadata.namespace or "default", {})
+        if holds_reservation(pod):
+            placed[uid] = pod
+        else:
+            placed.pop(uid, None)
+
+    def _upsert_pod(self, pod: Pod) -> None:
+        uid = pod.metadata.uid or pod.key
+        self._index_pod(pod)
         holding = self._holding_of(pod)
         if holding is None:
             # A pending pod may carry a reservation mid-bind; only a finished one frees it.

@@ -1,6 +1,7 @@
 import itertools
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from scheduler_extender.demo.sample_cluster import sample_cluster
@@ -109,3 +110,10 @@ def test_segment_devices_and_links_that_are_not_up_carry_nothing_untagged():
     assert [i.name for i in topology.interfaces_carrying("n", "flat")] == ["eth1"]
     assert [i.name for i in topology.interfaces_carrying("n", "overlay")] == ["eth1"]
     assert [i.name for i in topology.interfaces_carrying("n", "seven")] == ["eth1"]
+
+
+def test_row_hops_equal_the_tree_hops(topology):
+    rows = topology.rows
+    everyone = np.arange(len(rows.names))
+    for row, name in enumerate(rows.names):
+        assert rows.hops_between(everyone, row).tolist() == [topology.hops(other, name) for other in rows.names]

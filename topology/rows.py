@@ -8,7 +8,7 @@ in a few vectorised operations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -40,10 +40,6 @@ class NodeRows:
     region: np.ndarray
     zone: np.ndarray
     switch: np.ndarray
-    node: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.node = np.arange(len(self.names), dtype=np.int64)
 
     @classmethod
     def build(
@@ -76,11 +72,11 @@ class NodeRows:
         """Row of each name; -1 for names the topology does not know."""
         return np.fromiter(map(self.position.get, names, repeat(-1)), dtype=np.int64, count=len(names))
 
-    def hops_to(self, row: int) -> np.ndarray:
-        """Hops from every node to the node at ``row`` (as ``Location.hops_to``)."""
+    def hops_between(self, rows: np.ndarray, row: int) -> np.ndarray:
+        """Hops from the nodes at ``rows`` to the node at ``row`` (as ``Location.hops_to``)."""
         return np.where(
-            self.node == row, 0,
-            np.where(self.switch == self.switch[row], 2,
-                     np.where(self.zone == self.zone[row], 4,
-                              np.where(self.region == self.region[row], 6, 8))),
+            rows == row, 0,
+            np.where(self.switch[rows] == self.switch[row], 2,
+                     np.where(self.zone[rows] == self.zone[row], 4,
+                              np.where(self.region[rows] == self.region[row], 6, 8))),
         )

@@ -1,4 +1,4 @@
-"""The CNI verbs: ADD, DEL, CHECK, STATUS, GC and VERSION over the shared helpers.
+"""The CNI verbs ADD, DEL, CHECK, STATUS and GC over the shared helpers (VERSION: :mod:`cni.versions`).
 
 Each verb is a small function from the validated environment and NetConf to a result
 (or None); :mod:`cni.main` turns that into stdout and an exit code.
@@ -17,8 +17,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from cni import podlinks, segments, shaping
 from cni.config import (
-    SPEC_VERSION,
-    SUPPORTED_VERSIONS,
     Environment,
     NetConf,
     Result,
@@ -29,6 +27,7 @@ from cni.errors import CNIError, ErrorCode
 from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import validate_attachments, validate_network_name
+from cni.versions import SUPPORTED_VERSIONS
 
 if TYPE_CHECKING:  # imported only when a pod has attachments (start-up time)
     from pyroute2.iproute.linux import IPRoute
@@ -345,8 +344,3 @@ def cmd_status(conf: NetConf) -> None:
                        str(exc)) from exc
     if conf.kubeconfig and not os.access(conf.kubeconfig, os.R_OK):
         raise CNIError(ErrorCode.NOT_AVAILABLE, f"kubeconfig: {conf.kubeconfig!r} is not readable")
-
-
-def cmd_version(requested: str | None) -> dict[str, Any]:
-    version = requested if requested in SUPPORTED_VERSIONS else SPEC_VERSION
-    return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}

@@ -16,9 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cni.errors import CNIError, ErrorCode, invalid_config
+from cni.versions import SUPPORTED_VERSIONS
 
-SPEC_VERSION = "1.1.0"
-SUPPORTED_VERSIONS = ("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
 DEFAULT_MAX_QUEUE_MS = 25.0
 

@@ -69,10 +69,7 @@ def topology_view(state: ClusterState) -> TopologyView:
     for name in sorted(topology.nodes.keys() | topology.node_networks.keys()):
         location = topology.location(name)
         report = topology.node_networks.get(name)
-        carried: dict[str, list[str]] = {}
-        for network in topology.networks:
-            for interface in topology.interfaces_carrying(name, network):
-                carried.setdefault(interface.name, []).append(network)
+        carried = topology.networks_by_interface(name)
         interfaces = [
             InterfaceView(
                 name=iface.name,

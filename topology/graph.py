@@ -214,6 +214,14 @@ class Topology:
         """Interfaces of ``node`` that carry ``network`` (empty if it is unreachable there)."""
         return self._carriers.get(node, {}).get(network, [])
 
+    def networks_by_interface(self, node: str) -> dict[str, list[str]]:
+        """Interface name → the networks it carries on ``node`` (interfaces carrying none left out)."""
+        carried: dict[str, list[str]] = {}
+        for network, interfaces in self._carriers.get(node, {}).items():
+            for interface in interfaces:
+                carried.setdefault(interface.name, []).append(network)
+        return carried
+
     def nodes_reaching(self, network: str) -> set[str]:
         return {node for node, carriers in self._carriers.items() if carriers.get(network)}
 

@@ -156,10 +156,7 @@ def dashboard_view(
     switches: dict[tuple[str, str], SwitchGroup] = {}
     for name in sorted(topology.nodes.keys() | topology.node_networks.keys(), key=_natural):
         location = topology.location(name)
-        carried: dict[str, list[str]] = {}
-        for network in topology.networks:
-            for interface in topology.interfaces_carrying(name, network):
-                carried.setdefault(interface.name, []).append(network)
+        carried = topology.networks_by_interface(name)
         interfaces = [
             InterfaceLoad(
                 name=iface.name,

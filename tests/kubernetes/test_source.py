@@ -294,15 +294,19 @@ def test_converges_after_a_storm_of_changes_and_faults(kube_api, sources):
 
     thread = threading.Thread(target=writer)
     thread.start()
-    faults = [kube_api.drop_watches, kube_api.expire_watches, kube_api.compact]
-    while thread.is_alive():
-        roll = rng.random()
-        if roll < 0.3:
-            kube_api.fault = lambda method, path: ApiError(500, "InternalError", "storm")
-            time.sleep(0.2)
-            kube_api.fault = None
-        else:
-            rng.choice(faults)()
+
+    def answer_500s() -> None:
+        kube_api.fault = lambda method, path: ApiError(500, "InternalError", "storm")
+        time.sleep(0.2)
+        kube_api.fault = None
+
+    # Every kind of fault strikes, in turn, for as long as the writer runs (and at least
+    # twice each, however fast the writer is): the schedule is not left to chance.
+    faults = [answer_500s, kube_api.drop_watches, kube_api.expire_watches, kube_api.compact]
+    struck = 0
+    while thread.is_alive() or struck < 2 * len(faults):
+        faults[struck % len(faults)]()
+        struck += 1
         time.sleep(0.1)
     thread.join()
     wait_until(

@@ -8,7 +8,8 @@ reference ``bridge`` + ``host-local`` by the tests' runtime (tests/cni/runner.py
   1514-byte frame as tc counts it), so 1.000 means the shaper delivers exactly the rate
 - ping RTT under saturating load (median and p90 of 10 pings/s through the shaped queue),
   with cubic and with BBR, and with containerd's burst (2^32-1 bits)
-- ADD and DEL time of the whole chain (p50), runner included
+- ADD and DEL time of the whole chain (p50), runner included, netsched-cni run both
+  in-process and as the thin client of its node daemon
 
 Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick]``.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.cni.lab import Lab, ipv4_of
-from tests.cni.runner import PluginError, Runtime, lab_conflist
+from tests.cni.runner import Daemon, PluginError, Runtime, lab_conflist, running_daemon
 from tests.cni.topologies import MBIT, Node, switched_nodes
 
 SHAPERS = ("bandwidth", "netsched-cni")
@@ -72,21 +73,27 @@ def loaded_run(lab: Lab, server: str, shaped: str, direction: str, congestion: s
     return Lab.goodput(run), rtts[10:] or rtts  # the first second is ramp-up, as for iperf
 
 
-def chain_times(lab: Lab, node: Node, shaper: str, rounds: int) -> dict[str, float]:
-    """p50 of ADD and DEL: wall time, and CPU time (user+sys) of the plugin processes."""
-    runtime = node.runtime(shaper=shaper)
+def chain_times(lab: Lab, node: Node, shaper: str, rounds: int,
+                daemon: Daemon | None = None) -> dict[str, float]:
+    """p50 of ADD and DEL: wall time, and CPU time (user+sys) of the plugin processes
+    (and of the node daemon, when netsched-cni forwards to one)."""
+    runtime = node.runtime(shaper=shaper,
+                           extra={"socket": str(daemon.socket_path)} if daemon else None)
+
+    def cpu_used() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return children.ru_utime + children.ru_stime + (daemon.cpu_seconds() if daemon else 0)
     samples: dict[str, list[float]] = {"add": [], "del": [], "add_cpu": [], "del_cpu": []}
     config = {"bandwidth": {"ingressRate": 100 * MBIT, "egressRate": 100 * MBIT,
                             "ingressBurst": default_burst(100 * MBIT),
                             "egressBurst": default_burst(100 * MBIT)}}
 
     def timed(verb: str, call) -> None:
-        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = cpu_used()
         start = time.perf_counter()
         call()
         samples[verb].append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        samples[f"{verb}_cpu"].append(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
+        samples[f"{verb}_cpu"].append(cpu_used() - cpu)
 
     for round_ in range(rounds):
         pod = lab.netns("pd")
@@ -180,10 +187,13 @@ def main() -> None:
         print("\n| chain | ADD p50 wall (ms) | ADD p50 CPU (ms) | DEL p50 wall (ms) | "
               "DEL p50 CPU (ms) |")
         print("|---|---|---|---|---|")
-        for shaper in SHAPERS:
-            t = chain_times(lab, node, shaper, rounds=15)
-            print(f"| bridge + host-local + {shaper} | {t['add']:.0f} | {t['add_cpu']:.0f} | "
-                  f"{t['del']:.0f} | {t['del_cpu']:.0f} |", flush=True)
+        with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
+            chains = [("bandwidth", None), ("netsched-cni", None), ("netsched-cni", daemon)]
+            for shaper, through in chains:
+                t = chain_times(lab, node, shaper, rounds=15, daemon=through)
+                name = f"{shaper} (node daemon)" if through else shaper
+                print(f"| bridge + host-local + {name} | {t['add']:.0f} | {t['add_cpu']:.0f} | "
+                      f"{t['del']:.0f} | {t['del_cpu']:.0f} |", flush=True)
     finally:
         lab.close()
 

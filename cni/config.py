@@ -106,6 +106,11 @@ class NetConf(SpecModel):
         description="Attachments for runtimes without the extender, in the reservation's "
         "AttachmentReservation shape (validated by parse_attachments, only when present).",
     )
+    socket: str | None = Field(
+        default=None,
+        description="Unix socket of the node's netsched-cni daemon: when set, the executable "
+        "forwards each invocation there instead of doing the work itself (cni.daemon).",
+    )
     state_dir: str = Field(default=DEFAULT_STATE_DIR, alias="stateDir")
     max_queue_ms: float = Field(default=DEFAULT_MAX_QUEUE_MS, alias="maxQueueMs", gt=0, le=1000)
     valid_attachments: list[Attachment] | None = Field(

@@ -1,8 +1,10 @@
 """``netsched-cni``: the executable a container runtime calls.
 
 Reads the command from ``CNI_COMMAND`` and the config from stdin, prints the result (or
-the spec's error JSON) on stdout and exits non-zero on error. Imports stay minimal
-here: every ADD pays for them.
+the spec's error JSON) on stdout and exits non-zero on error. When the config names a
+``socket``, the node daemon does the work (``cni.client``); otherwise this process does.
+``netsched-cni daemon`` and ``netsched-cni install`` are the node DaemonSet's two
+commands. Imports stay minimal here: every ADD pays for them.
 """
 
 from __future__ import annotations
@@ -11,30 +13,41 @@ import gc
 import json
 import os
 import sys
-import traceback
+from typing import TYPE_CHECKING
 
+from cni.client import DEFAULT_SOCKET, forward
 from cni.errors import CNIError, ErrorCode
 from cni.fastimport import skip_package_inits
 from cni.versions import SPEC_VERSION, version_report
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def _requested_version(raw: bytes) -> str | None:
+
+def _top_level_string(raw: bytes, key: str) -> str | None:
+    """``key`` of the config document when it is a string; the full parse comes later."""
     try:
-        value = json.loads(raw or b"{}").get("cniVersion")
+        value = json.loads(raw or b"{}").get(key)
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
 
 
-def run(environ: dict[str, str] | os._Environ, stdin: bytes) -> tuple[int, str]:
-    """One invocation: (exit code, stdout). Separate from ``main`` so tests can call it."""
-    version = _requested_version(stdin) or SPEC_VERSION
+def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, str]:
+    """One invocation in this process: (exit code, stdout). The daemon calls it too."""
+    requested = _top_level_string(stdin, "cniVersion")
+    version = requested or SPEC_VERSION
     try:
         command = environ.get("CNI_COMMAND", "")
         if command == "VERSION":
-            return 0, json.dumps(version_report(_requested_version(stdin)))
-        from cni import commands
-        from cni.config import Environment, parse_netconf
+            return 0, json.dumps(version_report(requested))
+        try:
+            from cni import commands
+            from cni.config import Environment, parse_netconf
+        except ModuleNotFoundError as exc:  # the host's thin client, called without a socket
+            raise CNIError(ErrorCode.INVALID_CONFIG,
+                           "socket: not set, and this netsched-cni only forwards to the daemon",
+                           str(exc)) from exc
 
         env = Environment.from_environ(environ)
         conf = parse_netconf(stdin)
@@ -56,17 +69,59 @@ def run(environ: dict[str, str] | os._Environ, stdin: bytes) -> tuple[int, str]:
     except CNIError as exc:
         return 1, exc.to_json(version)
     except Exception as exc:  # noqa: BLE001 - never a traceback instead of the spec's JSON
+        import traceback  # only on this path: every ADD pays for top-level imports
+
         traceback.print_exc(file=sys.stderr)
         error = CNIError(ErrorCode.IO_FAILURE, f"internal error: {type(exc).__name__}: {exc}")
         return 1, error.to_json(version)
 
 
+def invoke(environ: Mapping[str, str], stdin: bytes) -> tuple[int, str]:
+    """One plugin invocation: through the daemon when the config names its socket."""
+    socket_path = _top_level_string(stdin, "socket")
+    if socket_path is None or environ.get("CNI_COMMAND") == "VERSION":
+        # One short-lived run: the cyclic collector would only rescan the import-time
+        # objects of pydantic and pyroute2 (~10 ms an ADD); the process exit frees them.
+        gc.disable()
+        skip_package_inits()
+        return run(environ, stdin)
+    try:
+        return forward(socket_path, environ, stdin)
+    except CNIError as exc:
+        return 1, exc.to_json(_top_level_string(stdin, "cniVersion") or SPEC_VERSION)
+
+
+def daemon(argv: list[str]) -> int:
+    """``netsched-cni daemon``: serve invocations on the node's socket until SIGTERM."""
+    import argparse
+    import logging
+
+    from cni.daemon import serve
+
+    parser = argparse.ArgumentParser(prog="netsched-cni daemon",
+                                     description="Run CNI invocations for the thin client.")
+    parser.add_argument("--socket", default=DEFAULT_SOCKET,
+                        help=f"Unix socket to listen on (default {DEFAULT_SOCKET})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from cni import commands, config  # noqa: F401 - import once, before the first ADD
+
+    try:
+        serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True))
+    except CNIError as exc:
+        print(f"netsched-cni daemon: {exc.msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
-    # One short-lived run: the cyclic collector would only rescan the import-time objects
-    # of pydantic and pyroute2 (~10 ms an ADD); the process exit frees everything.
-    gc.disable()
-    skip_package_inits()
-    code, output = run(os.environ, sys.stdin.buffer.read())
+    if sys.argv[1:2] == ["daemon"]:
+        return daemon(sys.argv[2:])
+    if sys.argv[1:2] == ["install"]:
+        from cni.install import main as install
+
+        return install(sys.argv[2:])
+    code, output = invoke(os.environ, sys.stdin.buffer.read())
     if output:
         sys.stdout.write(output + "\n")
     return code

@@ -14,7 +14,10 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +174,41 @@ def lab_conflist(bridge: str, subnet: str, workdir: Path, *, version: str = "1.0
         conflist["plugins"] = [main, {"type": "bandwidth", "capabilities": {"bandwidth": True}}]
         return conflist
     ours.pop("kubeconfig")
+    ours.pop("socket", None)  # in-process unless a test starts a daemon (test_daemon.py)
     ours["stateDir"] = str(workdir / "netsched")
     ours.update(extra or {})
     return conflist
+
+
+class Daemon:
+    """``netsched-cni daemon`` inside a node namespace, as the CNI DaemonSet runs it."""
+
+    def __init__(self, node_netns: str, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self.process = subprocess.Popen(
+            [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_enter(node_netns),
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.strip() == f"ready {socket_path}", (line, self.process.stderr.read())
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=10)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the daemon has used so far (its work is not a child's)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def running_daemon(node_netns: str, socket_path: Path) -> Iterator[Daemon]:
+    daemon = Daemon(node_netns, socket_path)
+    try:
+        yield daemon
+    finally:
+        if daemon.process.poll() is None:
+            daemon.stop()

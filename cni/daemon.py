@@ -1,0 +1,135 @@
+"""``netsched-cni daemon``: the node daemon that runs invocations for the thin client.
+
+It runs the very same ``cni.main.run`` as the executable, with pydantic and pyroute2
+imported once (see ``cni.client`` for why, and for the wire format). Requests are read
+concurrently (a client that connects and stalls holds up nobody) and run one at a time,
+like separate plugin processes taking the state directory's lock. The socket is created
+mode 0600 in a 0700 directory: only root on the node may call it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import stat
+import threading
+from typing import TYPE_CHECKING
+
+from cni.client import MAX_MESSAGE_BYTES
+from cni.errors import CNIError, ErrorCode
+from cni.versions import SPEC_VERSION
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    Invoke = Callable[[Mapping[str, str], bytes], tuple[int, str]]
+
+log = logging.getLogger("netsched.cni.daemon")
+
+READ_TIMEOUT_S = 10.0
+
+
+def parse_request(raw: bytes) -> tuple[dict[str, str], bytes]:
+    """(CNI_* environment, config) of one request; a malformed one is a DECODE_FAILURE."""
+    try:
+        body = json.loads(raw)
+        env, config = body["env"], body["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CNIError(ErrorCode.DECODE_FAILURE, "daemon request is not {env, config} JSON",
+                       repr(raw[:200])) from exc
+    if not isinstance(config, str) or not isinstance(env, dict) or not all(
+        isinstance(k, str) and k.startswith("CNI_") and isinstance(v, str) for k, v in env.items()
+    ):
+        raise CNIError(ErrorCode.DECODE_FAILURE,
+                       "daemon request: env must map CNI_* names to strings, config be a string")
+    return env, config.encode()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str, invoke: Invoke) -> None:
+        self.invoke = invoke
+        self.one_at_a_time = threading.Lock()
+        super().__init__(path, _Handler)
+
+    def answer(self, raw: bytes) -> tuple[int, str]:
+        try:
+            env, config = parse_request(raw)
+        except CNIError as error:
+            return 1, error.to_json(SPEC_VERSION)
+        with self.one_at_a_time:
+            return self.invoke(env, config)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = READ_TIMEOUT_S
+    server: _Server
+
+    def handle(self) -> None:
+        try:
+            raw = self.rfile.read(MAX_MESSAGE_BYTES + 1)
+        except OSError as exc:  # stalled or vanished client: nothing to answer
+            log.warning("dropped a request: %s", exc)
+            return
+        if len(raw) > MAX_MESSAGE_BYTES:
+            error = CNIError(ErrorCode.DECODE_FAILURE,
+                             f"daemon request larger than {MAX_MESSAGE_BYTES} bytes")
+            code, output = 1, error.to_json(SPEC_VERSION)
+        else:
+            code, output = self.server.answer(raw)
+        try:
+            self.wfile.write(json.dumps({"exitCode": code, "stdout": output}).encode())
+        except OSError as exc:  # the client gave up; the work is done and recorded
+            log.warning("client left before the answer: %s", exc)
+
+
+def _prepare_socket_path(path: str) -> None:
+    """Create the 0700 directory; remove a socket left by a daemon that died."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise CNIError(ErrorCode.INVALID_CONFIG, f"socket: {path!r} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody listens: stale
+            return
+    raise CNIError(ErrorCode.INVALID_CONFIG, f"socket: a daemon already listens at {path!r}")
+
+
+def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None) -> None:
+    """Answer requests on ``path`` until SIGTERM or SIGINT; the socket is removed after."""
+    _prepare_socket_path(path)
+    umask = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+    try:
+        server = _Server(path, invoke)
+    finally:
+        os.umask(umask)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        log.info("serving on %s", path)
+        if ready is not None:
+            ready()
+        server.serve_forever()
+    finally:
+        server.server_close()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,164 @@
+"""The node daemon and its thin client, on a real kernel.
+
+With ``socket`` in the config the executable only forwards; the daemon, running in the
+node's namespace as the CNI DaemonSet would, does the work. Results, errors and clean-up
+must be exactly those of the in-process plugin, whatever clients do to the socket.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cni.lab import Lab, ipv4_of, link_names, qdiscs
+from tests.cni.runner import Daemon, PluginError, netsched_cni_binary, running_daemon
+from tests.cni.test_lifecycle import RATES, assert_nothing_of_ours
+from tests.cni.topologies import MBIT, Node, attachment, lone_node, switched_nodes
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def daemon(lab: Lab) -> Iterator[tuple[Node, Daemon]]:
+    node = switched_nodes(lab)[0]
+    with running_daemon(node.netns, lab.workdir / node.netns / "run" / "cni.sock") as running:
+        yield node, running
+    assert running.process.returncode == 0, running.process.stderr.read()
+    assert not running.socket_path.exists(), "the daemon removes its socket on SIGTERM"
+
+
+def ask(socket_path: Path, payload: bytes) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(str(socket_path))
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        return json.loads(b"".join(iter(lambda: conn.recv(65536), b"")))
+
+
+def test_add_check_del_through_the_daemon_match_in_process(lab: Lab, daemon) -> None:
+    node, running = daemon
+
+    def net1(index: int) -> dict:
+        return attachment(node, mode="vxlan", vni=760, ip=f"10.76.0.{index}/24",
+                          mac=f"02:00:00:00:76:0{index}", ingress=30 * MBIT, egress=20 * MBIT)
+
+    local = node.runtime(extra={"attachments": [net1(4)]})
+    remote = node.runtime(extra={"attachments": [net1(5)], "socket": str(running.socket_path)})
+    local_pod, local_cid, in_process = node.pod(local, runtime_config=RATES)
+    pod, cid, through_daemon = node.pod(remote, runtime_config=RATES)
+
+    def shape(result: dict) -> list:
+        """Interfaces in order: the pod's by name, the node's (random veth names) as such."""
+        return [(i["name"] if "sandbox" in i else "node side", "sandbox" in i)
+                for i in result["interfaces"]]
+
+    assert shape(through_daemon) == shape(in_process)
+    index = shape(through_daemon).index(("net1", True))
+    assert through_daemon["interfaces"][index]["mac"] == "02:00:00:00:76:05"
+    assert ipv4_of(pod, "net1") == "10.76.0.5"
+    assert {q["kind"] for q in qdiscs(pod, "eth0")} >= {"tbf", "ingress"}
+    assert "net1" in link_names(pod)
+    remote.check(cid, lab.path(pod))
+    remote.delete(cid, lab.path(pod))
+    local.delete(local_cid, lab.path(local_pod))
+    for gone in (pod, local_pod):
+        assert_nothing_of_ours(node, gone, eth0_expected=False)
+
+
+def test_errors_are_the_plugins_own_and_the_daemon_keeps_serving(lab: Lab, daemon) -> None:
+    node, running = daemon
+    bad = {**attachment(node, mode="vxlan", vni=770, ip="10.77.0.5/24", mac="02:00:00:00:77:05"),
+           "vni": 0}
+    errors = []
+    for attempt, extra in enumerate(({}, {"socket": str(running.socket_path)})):
+        runtime = node.runtime(extra={"attachments": [bad], **extra})
+        pod = lab.netns("pd")
+        with pytest.raises(PluginError) as failure:
+            runtime.add(f"ctr-bad{attempt}", lab.path(pod), runtime_config=RATES)
+        errors.append(failure.value.error)
+        assert_nothing_of_ours(node, pod, eth0_expected=True)
+    assert errors[0] == errors[1]
+    assert errors[1]["code"] == 7 and errors[1]["msg"].startswith("attachments[0].vni: 0")
+
+    fine = node.runtime(extra={"socket": str(running.socket_path)})
+    pod, cid, _ = node.pod(fine, runtime_config=RATES)
+    fine.delete(cid, lab.path(pod))
+
+
+def test_no_daemon_means_try_again_later_and_nothing_done(lab: Lab) -> None:
+    node = lone_node(lab)
+    missing = lab.workdir / "no-daemon.sock"
+    runtime = node.runtime(extra={"socket": str(missing)})
+    pod = lab.netns("pd")
+    with pytest.raises(PluginError) as failure:
+        runtime.add("ctr-nodaemon", lab.path(pod), runtime_config=RATES)
+    assert failure.value.code == 11, failure.value.error
+    assert str(missing) in failure.value.error["msg"]
+    assert_nothing_of_ours(node, pod, eth0_expected=True)
+
+
+def test_concurrent_adds_and_dels(lab: Lab, daemon) -> None:
+    node, running = daemon
+    runtime = node.runtime(extra={"socket": str(running.socket_path)})
+    pods = [lab.netns("pd") for _ in range(6)]
+    failures: list[BaseException] = []
+
+    def each(action) -> None:
+        def one(index: int) -> None:
+            try:
+                action(index)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(pods))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures
+
+    each(lambda i: runtime.add(f"ctr-par{i}", lab.path(pods[i]), runtime_config=RATES))
+    for pod in pods:
+        assert {q["kind"] for q in qdiscs(pod, "eth0")} >= {"tbf", "ingress"}
+    each(lambda i: runtime.delete(f"ctr-par{i}", lab.path(pods[i])))
+    for pod in pods:
+        assert_nothing_of_ours(node, pod, eth0_expected=False)
+
+
+def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon) -> None:
+    node, running = daemon
+    path = running.socket_path
+    garbage = ask(path, b"not json")
+    assert garbage["exitCode"] == 1 and json.loads(garbage["stdout"])["code"] == 6
+    smuggled = ask(path, json.dumps({"env": {"PATH": "/tmp"}, "config": "{}"}).encode())
+    assert json.loads(smuggled["stdout"])["code"] == 6, "only CNI_* variables are taken"
+    # A client that connects and says nothing does not hold up the next ADD.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stalled:
+        stalled.connect(str(path))
+        runtime = node.runtime(extra={"socket": str(path)})
+        pod, cid, _ = node.pod(runtime, runtime_config=RATES)
+        runtime.delete(cid, lab.path(pod))
+    assert running.process.poll() is None
+
+
+def test_stale_socket_is_replaced_and_a_live_one_is_refused(lab: Lab) -> None:
+    node = lone_node(lab)
+    path = lab.workdir / "run" / "cni.sock"
+    first = Daemon(node.netns, path)
+    first.stop(signal.SIGKILL)
+    assert path.exists(), "a killed daemon leaves its socket"
+    with running_daemon(node.netns, path) as second:
+        assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+        assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
+        refused = subprocess.run([str(netsched_cni_binary()), "daemon", "--socket", str(path)],
+                                 capture_output=True, text=True, timeout=30, check=False)
+        assert refused.returncode == 1
+        assert f"a daemon already listens at '{path}'" in refused.stderr
+        assert second.process.poll() is None

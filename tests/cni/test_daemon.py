@@ -105,9 +105,17 @@ def test_no_daemon_means_try_again_later_and_nothing_done(lab: Lab) -> None:
     assert_nothing_of_ours(node, pod, eth0_expected=True)
 
 
-def test_concurrent_adds_and_dels(lab: Lab, daemon) -> None:
+def open_fds(process: subprocess.Popen) -> int:
+    return len(list(Path(f"/proc/{process.pid}/fd").iterdir()))
+
+
+def test_concurrent_adds_and_dels_leak_nothing(lab: Lab, daemon) -> None:
     node, running = daemon
     runtime = node.runtime(extra={"socket": str(running.socket_path)})
+    warm = node.runtime(extra={"socket": str(running.socket_path)})
+    pod, cid, _ = node.pod(warm, runtime_config=RATES)  # first use opens what stays open
+    warm.delete(cid, lab.path(pod))
+    fds_before = open_fds(running.process)
     pods = [lab.netns("pd") for _ in range(6)]
     failures: list[BaseException] = []
 
@@ -130,6 +138,7 @@ def test_concurrent_adds_and_dels(lab: Lab, daemon) -> None:
     each(lambda i: runtime.delete(f"ctr-par{i}", lab.path(pods[i])))
     for pod in pods:
         assert_nothing_of_ours(node, pod, eth0_expected=False)
+    assert open_fds(running.process) == fds_before, "the daemon keeps no socket or namespace fd"
 
 
 def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon) -> None:

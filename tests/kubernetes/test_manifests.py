@@ -265,3 +265,105 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         for v in rule["verbs"]
     }
     assert granted == used, f"granted but never used: {granted - used}"
+
+
+# -- the CNI DaemonSet: installer, daemon and host paths agree ------------------------------
+
+
+CNI_DAEMONSET = DEPLOY / "cni" / "daemonset.yaml"
+
+
+def pod_volumes(daemonset: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in daemonset["spec"]["template"]["spec"]["volumes"]}
+
+
+def host_path_at(daemonset: dict[str, Any], container_spec: dict[str, Any], path: str) -> str:
+    """The host path that ``path`` inside the container is, through its hostPath mounts."""
+    volumes = pod_volumes(daemonset)
+    for mount in container_spec.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/")
+        if path == prefix or path.startswith(prefix + "/"):
+            host = volumes[mount["name"]]["hostPath"]["path"].rstrip("/")
+            return host + path[len(prefix):]
+    raise AssertionError(f"{container_spec['name']} does not mount {path}")
+
+
+def test_cni_rbac_grants_only_get_on_pods():
+    (rule,) = find("ClusterRole", "netsched-cni")["rules"]
+    assert rule == {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}
+    binding = find("ClusterRoleBinding", "netsched-cni")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netsched-cni"
+    }
+    account = find("ServiceAccount", "netsched-cni")
+    assert binding["subjects"] == [{
+        "kind": "ServiceAccount", "name": "netsched-cni",
+        "namespace": account["metadata"]["namespace"],
+    }]
+    daemonset = find("DaemonSet", "netsched-cni")
+    assert daemonset["metadata"]["namespace"] == account["metadata"]["namespace"]
+    assert daemonset["spec"]["template"]["spec"]["serviceAccountName"] == "netsched-cni"
+
+
+def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
+    from cni import install
+
+    daemonset = find("DaemonSet", "netsched-cni", CNI_DAEMONSET)
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["priorityClassName"] == "system-node-critical"
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert daemonset["spec"]["selector"]["matchLabels"].items() <= (
+        daemonset["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (init,) = pod["initContainers"]
+    (daemon,) = pod["containers"]
+    reporter = find("DaemonSet", "netsched-reporter")["spec"]["template"]["spec"]["containers"][0]
+    assert init["image"] == daemon["image"] == reporter["image"]
+
+    assert init["command"][:2] == ["netsched-cni", "install"]
+    args = install.build_parser().parse_args(init["command"][2:] + init.get("args", []))
+    assert not args.uninstall and args.timeout is None
+    # install writes into the host's CNI dirs, as runtimes read them
+    assert host_path_at(daemonset, init, str(args.bin_dir)) == "/opt/cni/bin"
+    assert host_path_at(daemonset, init, str(args.conf_dir)) == "/etc/cni/net.d"
+    kubeconfig_file = args.kubeconfig_file or args.conf_dir / Path(args.kubeconfig_path).name
+    assert host_path_at(daemonset, init, str(kubeconfig_file)) == args.kubeconfig_path
+    assert init["securityContext"]["runAsUser"] == 0  # the image itself runs as 65534
+
+    # the daemon finds, at the paths the plugin entry names, what is there on the host
+    assert daemon["command"] == ["netsched-cni", "daemon", "--socket", args.socket]
+    assert daemon["securityContext"]["privileged"] is True
+    for path in (args.kubeconfig_path, args.socket, args.state_dir):
+        assert host_path_at(daemonset, daemon, path) == path
+    mounts = {m["mountPath"]: m for m in daemon["volumeMounts"]}
+    assert mounts["/etc/cni/net.d"].get("readOnly") is True
+    assert mounts["/var/run/netns"]["mountPropagation"] == "HostToContainer"
+    assert host_path_at(daemonset, daemon, "/var/run/netns") == "/var/run/netns"
+    assert not {"cni-bin"} & {m["name"] for m in daemon["volumeMounts"]}
+    volumes = pod_volumes(daemonset)
+    for name in ("socket-dir", "state"):
+        assert volumes[name]["hostPath"]["type"] == "DirectoryOrCreate"
+
+
+def test_the_example_conflist_carries_the_entry_install_writes():
+    from cni import install
+
+    conflist = json.loads((DEPLOY / "cni" / "10-netsched.conflist").read_text())
+    _main, ours = conflist["plugins"]
+    assert ours == install.plugin_entry()
+    assert install.read_network(DEPLOY / "cni" / "10-netsched.conflist") == conflist
+
+
+def test_cni_rbac_allows_exactly_what_the_plugin_asks_the_api(kube_api: FakeKubeAPI, kubeconfig):
+    from cni.kube import fetch_reservation
+
+    (pod,) = seed_pods(kube_api, 1)
+    fetch_reservation(str(kubeconfig), pod["metadata"]["namespace"], pod["metadata"]["name"])
+    made = {rbac_verb(r.method, r.path) for r in kube_api.requests}
+    assert made, "the plugin made no API request"
+    rules = find("ClusterRole", "netsched-cni")["rules"]
+    for group, resource, verb, _namespace, name in made:
+        assert allowed(rules, group, resource, verb, name), (group, resource, verb, name)
+    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+               for v in rule["verbs"]}
+    assert granted == {(g, r, v) for g, r, v, _, _ in made}

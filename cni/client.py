@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import TYPE_CHECKING
 
 from cni.errors import CNIError, ErrorCode
 
+# typing's own import costs every ADD ~4 ms; type checkers read this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

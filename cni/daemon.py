@@ -4,7 +4,7 @@ It runs the very same ``cni.main.run`` as the executable, with pydantic and pyro
 imported once (see ``cni.client`` for why, and for the wire format). Requests are read
 concurrently (a client that connects and stalls holds up nobody) and run one at a time,
 like separate plugin processes taking the state directory's lock. The socket is created
-mode 0600 in a 0700 directory: only root on the node may call it.
+mode 0600 (and its directory 0700 when the daemon makes it): only root may call it.
 """
 
 from __future__ import annotations

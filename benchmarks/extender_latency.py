@@ -38,7 +38,7 @@ from scheduler_extender.wire import (
 )
 from topology.models import Pod
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "extender"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "extender"
 
 
 def kube_scheduler_candidates(nodes: int) -> int:

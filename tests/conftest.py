@@ -16,8 +16,8 @@ from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from topology.models import ObjectMeta, Pod, PodSpec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures" / "extender"
+# Request bodies a real kube-scheduler sent, and the same shape with netsched annotations.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extender"
 
 
 def load_fixture(name: str) -> dict:

@@ -1,4 +1,7 @@
-"""Names of the annotations that make up netsched's public contract (see DESIGN.md)."""
+"""Names of the annotations that make up netsched's public contract.
+
+What each means for a pod: docs/scheduling.md, "What a pod asks for".
+"""
 
 INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
 EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"

@@ -1,5 +1,5 @@
 """Replay request bodies a real kube-scheduler sent, over a real socket, and check the replies
-against the extender/v1 wire facts in DESIGN.md."""
+against the extender/v1 wire facts (docs/scheduling.md, "The four verbs")."""
 
 from __future__ import annotations
 

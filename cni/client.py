@@ -53,6 +53,8 @@ def forward(socket_path: str, environ: Mapping[str, str], config: bytes) -> tupl
             conn.sendall(request)
             conn.shutdown(socket.SHUT_WR)
             reply = _read_to_end(conn, MAX_MESSAGE_BYTES)
+        if not reply:  # the daemon went away (stopped, restarted) before answering
+            raise ConnectionAbortedError("closed without an answer")
     except OSError as exc:
         raise CNIError(ErrorCode.TRY_AGAIN_LATER,
                        f"socket: no netsched-cni daemon answers at {socket_path!r}",

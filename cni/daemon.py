@@ -55,6 +55,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def __init__(self, path: str, invoke: Invoke) -> None:
         self.invoke = invoke
         self.one_at_a_time = threading.Lock()
+        self.stopping = False
         super().__init__(path, _Handler)
 
     def answer(self, raw: bytes) -> tuple[int, str]:
@@ -63,7 +64,15 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         except CNIError as error:
             return 1, error.to_json(SPEC_VERSION)
         with self.one_at_a_time:
+            if self.stopping:  # never start work the process exit would cut in half
+                error = CNIError(ErrorCode.TRY_AGAIN_LATER, "the netsched-cni daemon is stopping")
+                return 1, error.to_json(SPEC_VERSION)
             return self.invoke(env, config)
+
+    def finish_running(self) -> None:
+        """Wait for the invocation in progress; refuse those still waiting for their turn."""
+        with self.one_at_a_time:
+            self.stopping = True
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -128,6 +137,7 @@ def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None) ->
             ready()
         server.serve_forever()
     finally:
+        server.finish_running()
         server.server_close()
         try:
             os.unlink(path)

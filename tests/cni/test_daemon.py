@@ -11,12 +11,15 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cni.errors import CNIError
 from tests.cni.lab import Lab, ipv4_of, link_names, qdiscs
 from tests.cni.runner import Daemon, PluginError, netsched_cni_binary, running_daemon
 from tests.cni.test_lifecycle import RATES, assert_nothing_of_ours
@@ -171,3 +174,56 @@ def test_stale_socket_is_replaced_and_a_live_one_is_refused(lab: Lab) -> None:
         assert refused.returncode == 1
         assert f"a daemon already listens at '{path}'" in refused.stderr
         assert second.process.poll() is None
+
+
+SLOW_DAEMON = """
+import sys, time
+from pathlib import Path
+from cni.daemon import serve
+
+def slow(env, config):
+    time.sleep(2)  # well past the server's 0.5 s shutdown poll
+    with open(sys.argv[2], "a") as done:
+        done.write("x")
+    return 0, '{"cniVersion": "1.0.0"}'
+
+serve(sys.argv[1], slow, ready=lambda: print("ready", flush=True))
+"""
+
+
+def test_sigterm_finishes_the_running_invocation_and_starts_no_other(tmp_path: Path) -> None:
+    """Stopping never cuts an ADD in half: the one running completes and answers; one
+    still waiting either runs to the end too or is told to try again, never half done."""
+    from cni.client import forward
+
+    path, finished = tmp_path / "cni.sock", tmp_path / "finished"
+    daemon = subprocess.Popen([sys.executable, "-c", SLOW_DAEMON, str(path), str(finished)],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    assert daemon.stdout is not None and daemon.stdout.readline().strip() == "ready"
+    answers: dict[str, object] = {}
+
+    def call(name: str) -> None:
+        try:
+            answers[name] = forward(str(path), {"CNI_COMMAND": "ADD"}, b"{}")
+        except Exception as exc:  # noqa: BLE001 - inspected below
+            answers[name] = exc
+
+    running = threading.Thread(target=call, args=("running",))
+    running.start()
+    time.sleep(0.2)
+    waiting = threading.Thread(target=call, args=("waiting",))
+    waiting.start()
+    time.sleep(0.2)
+    daemon.send_signal(signal.SIGTERM)
+    running.join(10)
+    waiting.join(10)
+    assert daemon.wait(10) == 0
+    assert answers["running"] == (0, '{"cniVersion": "1.0.0"}')
+    outcome = answers["waiting"]
+    if outcome == (0, '{"cniVersion": "1.0.0"}'):
+        assert finished.read_text() == "xx"
+    else:
+        code = outcome.code if isinstance(outcome, CNIError) else json.loads(outcome[1])["code"]
+        assert code == 11, outcome
+        assert finished.read_text() == "x"
+    assert not path.exists()

@@ -17,6 +17,7 @@ import socket
 import socketserver
 import stat
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from cni.client import MAX_MESSAGE_BYTES
@@ -67,7 +68,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             if self.stopping:  # never start work the process exit would cut in half
                 error = CNIError(ErrorCode.TRY_AGAIN_LATER, "the netsched-cni daemon is stopping")
                 return 1, error.to_json(SPEC_VERSION)
-            return self.invoke(env, config)
+            started = time.perf_counter()
+            code, output = self.invoke(env, config)
+        log.info("%s %s %s: exit %d in %.1f ms", env.get("CNI_COMMAND", "?"),
+                 env.get("CNI_CONTAINERID", "-"), env.get("CNI_IFNAME", "-"), code,
+                 (time.perf_counter() - started) * 1000)
+        return code, output
 
     def finish_running(self) -> None:
         """Wait for the invocation in progress; refuse those still waiting for their turn."""

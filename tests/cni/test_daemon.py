@@ -8,6 +8,7 @@ must be exactly those of the in-process plugin, whatever clients do to the socke
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -33,8 +34,10 @@ def daemon(lab: Lab) -> Iterator[tuple[Node, Daemon]]:
     node = switched_nodes(lab)[0]
     with running_daemon(node.netns, lab.workdir / node.netns / "run" / "cni.sock") as running:
         yield node, running
-    assert running.process.returncode == 0, running.process.stderr.read()
+    log = running.process.stderr.read()
+    assert running.process.returncode == 0, log
     assert not running.socket_path.exists(), "the daemon removes its socket on SIGTERM"
+    assert re.search(r"ADD \S+ eth0: exit 0 in [\d.]+ ms", log), "every invocation is logged"
 
 
 def ask(socket_path: Path, payload: bytes) -> dict:
@@ -151,6 +154,8 @@ def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon) -> None:
     assert garbage["exitCode"] == 1 and json.loads(garbage["stdout"])["code"] == 6
     smuggled = ask(path, json.dumps({"env": {"PATH": "/tmp"}, "config": "{}"}).encode())
     assert json.loads(smuggled["stdout"])["code"] == 6, "only CNI_* variables are taken"
+    oversized = ask(path, b"x" * (4 * 1024 * 1024 + 10))
+    assert "larger than" in json.loads(oversized["stdout"])["msg"]
     # A client that connects and says nothing does not hold up the next ADD.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stalled:
         stalled.connect(str(path))

@@ -35,6 +35,7 @@ def link_message(
     parent: int | None = None,
     data: list[tuple[str, Any]] | None = None,
     mtu: int = 1500,
+    master: int | None = None,
 ) -> bytes:
     msg = ifinfmsg()
     msg["header"]["type"] = RTM_NEWLINK
@@ -48,6 +49,8 @@ def link_message(
     ]
     if parent is not None:
         attrs.append(("IFLA_LINK", parent))
+    if master is not None:
+        attrs.append(("IFLA_MASTER", master))
     if kind is not None:
         info: list[tuple[str, Any]] = [("IFLA_INFO_KIND", kind)]
         if data:

@@ -115,6 +115,12 @@ def daemon(argv: list[str]) -> int:
     return 0
 
 
+USAGE = """usage: netsched-cni                  a CNI plugin: CNI_* variables, config on stdin
+       netsched-cni daemon [--help]    the node daemon the plugin forwards to (config "socket")
+       netsched-cni install [--help]   put the plugin on a node (the CNI DaemonSet's init)
+"""
+
+
 def main() -> int:
     if sys.argv[1:2] == ["daemon"]:
         return daemon(sys.argv[2:])
@@ -122,6 +128,10 @@ def main() -> int:
         from cni.install import main as install
 
         return install(sys.argv[2:])
+    if sys.argv[1:]:  # a runtime passes no arguments; a person asking gets the usage
+        asked = sys.argv[1] in ("-h", "--help")
+        (sys.stdout if asked else sys.stderr).write(USAGE)
+        return 0 if asked else 2
     code, output = invoke(os.environ, sys.stdin.buffer.read())
     if output:
         sys.stdout.write(output + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -13,6 +14,7 @@ from cni.main import run
 from cni.segments import segment_name
 from cni.shaping import ifb_name, plan_bucket
 from cni.validate import validate_attachments, vxlan_group
+from tests.cni.runner import netsched_cni_binary
 
 BASE = {"cniVersion": "1.0.0", "name": "net", "type": "netsched-cni"}
 
@@ -130,3 +132,14 @@ def test_run_reports_errors_as_json() -> None:
                                "msg": "CNI_COMMAND: 'BOGUS' is not a CNI verb"}
     code, out = run({"CNI_COMMAND": "VERSION"}, b"")
     assert code == 0 and json.loads(out)["cniVersion"] == "1.1.0"
+
+
+@pytest.mark.parametrize(("argv", "code", "stream"), [(["--help"], 0, "stdout"),
+                                                       (["add"], 2, "stderr")])
+def test_a_person_gets_the_usage_without_the_plugin_waiting_on_stdin(
+        argv: list[str], code: int, stream: str) -> None:
+    with subprocess.Popen([str(netsched_cni_binary()), *argv], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as plugin:
+        assert plugin.wait(timeout=20) == code  # stdin stays open: it must not be read
+        output = getattr(plugin, stream).read()
+    assert "netsched-cni daemon" in output and "netsched-cni install" in output

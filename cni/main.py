@@ -105,7 +105,11 @@ def daemon(argv: list[str]) -> int:
                         help=f"Unix socket to listen on (default {DEFAULT_SOCKET})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from cni import commands, config  # noqa: F401 - import once, before the first ADD
+    # Import once, before the first ADD: the plugin, and the client kubeconfig mode uses.
+    import kubernetes.client
+    import kubernetes.config
+
+    from cni import commands, config  # noqa: F401
 
     try:
         serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True))

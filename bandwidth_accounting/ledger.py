@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandwidth_accounting.quantity import format_bandwidth
-from bandwidth_accounting.reservation import DIRECTIONS, Direction, Rates, Reservation
+from bandwidth_accounting.reservation import Direction, Reservation
 
 DEFAULT_HEADROOM = 0.10
 

@@ -66,7 +66,7 @@ class ServerTiming:
         self.app = app
         self.seconds: list[float] = []
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == "/bench/timings":
             body = orjson.dumps(self.seconds)
             await send({"type": "http.response.start", "status": 200,
@@ -121,7 +121,7 @@ def passthrough_app() -> FastAPI:
     return app
 
 
-def bench_cluster(nodes: int):  # noqa: ANN201
+def bench_cluster(nodes: int):
     """The sample cluster's shape at ``nodes`` nodes: 10 zones from 1,000 up, 20-200 nodes a switch."""
     from scheduler_extender.demo.sample_cluster import sample_cluster
 

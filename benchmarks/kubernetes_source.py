@@ -29,12 +29,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler_extender.app import Extender, create_app  # noqa: E402
-from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client  # noqa: E402
-from scheduler_extender.server import BackgroundServer, ServeOptions  # noqa: E402
-from scheduler_extender.state import ClusterState  # noqa: E402
-from tests.kube_api import FakeKubeAPI  # noqa: E402
-from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes  # noqa: E402
+from scheduler_extender.app import Extender, create_app
+from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
+from scheduler_extender.server import BackgroundServer, ServeOptions
+from scheduler_extender.state import ClusterState
+from tests.kube_api import FakeKubeAPI
+from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes
 
 
 def bound_pod(name: str, node: str) -> dict:

@@ -106,7 +106,7 @@ def daemon(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # Import once, before the first ADD: the plugin, and the client kubeconfig mode uses.
-    import kubernetes.client  # noqa: F401
+    import kubernetes.client
     import kubernetes.config  # noqa: F401
 
     from cni import commands, config  # noqa: F401

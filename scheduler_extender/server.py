@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import uvicorn
 from fastapi import FastAPI
@@ -55,7 +56,7 @@ class BackgroundServer:
             return self.options.port
         return self.server.servers[0].sockets[0].getsockname()[1]
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:

@@ -49,6 +49,7 @@ def extender(source: FileClusterSource) -> Extender:
 @pytest.fixture
 def served(extender: Extender) -> Iterator[httpx.Client]:
     """The extender behind uvicorn on a free loopback port; yields a client bound to it."""
-    with BackgroundServer(create_app(extender, start_source=False), ServeOptions(port=0)) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client
+    app = create_app(extender, start_source=False)
+    with BackgroundServer(app, ServeOptions(port=0)) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client

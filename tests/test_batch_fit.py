@@ -14,8 +14,15 @@ from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.scoring import headroom_left
 from topology.graph import Topology
 from topology.models import (
-    InterfaceRole, Network, NetworkInterface, NetworkMode, NetworkSpec, Node, NodeNetwork,
-    NodeNetworkStatus, ObjectMeta,
+    InterfaceRole,
+    Network,
+    NetworkInterface,
+    NetworkMode,
+    NetworkSpec,
+    Node,
+    NodeNetwork,
+    NodeNetworkStatus,
+    ObjectMeta,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -7,8 +7,15 @@ import pytest
 from scheduler_extender.demo.sample_cluster import sample_cluster
 from topology.graph import Topology
 from topology.models import (
-    InterfaceRole, Network, NetworkInterface, NetworkMode, NetworkSpec, Node, NodeNetwork,
-    NodeNetworkStatus, ObjectMeta,
+    InterfaceRole,
+    Network,
+    NetworkInterface,
+    NetworkMode,
+    NetworkSpec,
+    Node,
+    NodeNetwork,
+    NodeNetworkStatus,
+    ObjectMeta,
 )
 
 

@@ -16,7 +16,6 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
-from topology.rows import NodeRows
 from topology.models import (
     InterfaceRole,
     Network,
@@ -25,6 +24,7 @@ from topology.models import (
     Node,
     NodeNetwork,
 )
+from topology.rows import NodeRows
 
 UNKNOWN = "unknown"
 

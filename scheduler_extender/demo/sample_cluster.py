@@ -96,7 +96,7 @@ def _zone_suffix(index: int) -> str:
 
 
 def _interfaces(pod_speed: int, node_index: int) -> list[NetworkInterface]:
-    mac = lambda i: f"52:54:00:{node_index >> 8 & 0xff:02x}:{node_index & 0xff:02x}:{i:02x}"  # noqa: E731
+    mac = lambda i: f"52:54:00:{node_index >> 8 & 0xff:02x}:{node_index & 0xff:02x}:{i:02x}"
     return [
         NetworkInterface(
             name="eth0", kind="physical", role=InterfaceRole.POD, speed_mbps=pod_speed, mtu=1500,

@@ -121,7 +121,7 @@ class DemoTraffic:
                 interface.tx_bps = int(egress * self.rng.uniform(0.4, 1.0)) + self.rng.randint(0, 50_000_000)
             self.source.apply(updated)
 
-    def run(self, stop: threading.Event, interval: float, echo=print) -> None:  # noqa: ANN001
+    def run(self, stop: threading.Event, interval: float, echo=print) -> None:
         clock = 0.0
         while not stop.is_set():
             try:

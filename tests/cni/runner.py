@@ -47,6 +47,11 @@ class PluginError(Exception):
         return self.error.get("code")
 
 
+# Loaded here, not in the forked child: between fork and exec the child may only make
+# plain system calls (tests fork from several threads at once), never take the loader's lock.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _enter(netns: str | None):
     """preexec_fn: move the child into the node namespace before it execs the plugin."""
     if netns is None:
@@ -54,8 +59,7 @@ def _enter(netns: str | None):
 
     def enter() -> None:
         fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(fd, CLONE_NEWNET) != 0:
+        if _LIBC.setns(fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns")
         os.close(fd)
 
@@ -188,7 +192,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_enter(node_netns),
+            preexec_fn=_enter(node_netns),  # noqa: PLW1509 - only system calls, see _LIBC
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -27,9 +27,9 @@ def real_cluster() -> Iterator[tuple[httpx.Client, FileClusterSource]]:
             for name in ("bind-filter.json", "nodecache-filter.json", "nocache-filter.json")]
     source = FileClusterSource(ClusterSnapshot(nodes=nodes, pods=pods))
     extender = Extender.build(source)
-    with BackgroundServer(create_app(extender), ServeOptions(port=0)) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client, source
+    with BackgroundServer(create_app(extender), ServeOptions(port=0)) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client, source
 
 
 def test_node_cache_filter_answers_node_names(real_cluster):

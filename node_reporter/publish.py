@@ -81,26 +81,22 @@ class KubePublisher:
         if not self._exists:
             self._create(report)
         try:
-            self._call(
-                self._custom.patch_cluster_custom_object_status,
-                API_GROUP,
-                VERSION,
-                PLURAL,
-                self.node_name,
-                status,
-            )
+            self._patch_status(status)
         except _NotFound:
             # Deleted behind our back (an admin, or the Node's garbage collection).
             self._exists = False
             self._create(report)
-            self._call(
-                self._custom.patch_cluster_custom_object_status,
-                API_GROUP,
-                VERSION,
-                PLURAL,
-                self.node_name,
-                status,
-            )
+            self._patch_status(status)
+
+    def _patch_status(self, status: dict[str, Any]) -> None:
+        self._call(
+            self._custom.patch_cluster_custom_object_status,
+            API_GROUP,
+            VERSION,
+            PLURAL,
+            self.node_name,
+            status,
+        )
 
     def _create(self, report: NodeNetwork) -> None:
         metadata: dict[str, Any] = {"name": self.node_name}

@@ -63,6 +63,11 @@ class DecisionView(BaseModel):
     error: str
 
 
+def _rates(pair: tuple[int, int]) -> Rates:
+    ingress, egress = pair
+    return Rates(ingress=ingress, egress=egress)
+
+
 def topology_view(state: ClusterState) -> TopologyView:
     topology, ledger = state.topology, state.ledger
     nodes = []
@@ -78,9 +83,9 @@ def topology_view(state: ClusterState) -> TopologyView:
                 speed_mbps=iface.speed_mbps,
                 oper_state=iface.oper_state,
                 networks=carried.get(iface.name, []),
-                usable=Rates(ingress=ledger.usable(name, iface.name)[0], egress=ledger.usable(name, iface.name)[1]),
-                reserved=Rates(ingress=ledger.reserved(name, iface.name)[0], egress=ledger.reserved(name, iface.name)[1]),
-                observed=Rates(ingress=iface.rx_bps, egress=iface.tx_bps),
+                usable=_rates(ledger.usable(name, iface.name)),
+                reserved=_rates(ledger.reserved(name, iface.name)),
+                observed=_rates((iface.rx_bps, iface.tx_bps)),
             )
             for iface in topology.interfaces(name).values()
         ]

@@ -1,6 +1,6 @@
 """The two CustomResourceDefinitions, generated from the pydantic models.
 
-``python -m scheduler_extender.crds > deploy/crds.yaml`` writes them; a test checks the
+``python -m scheduler_extender.crds > deploy/base/crds.yaml`` writes them; a test checks the
 committed file equals the output, so the models stay the one source of each schema.
 
 Kubernetes wants *structural* OpenAPI v3 schemas: a ``type`` on every node, no
@@ -236,7 +236,7 @@ def definitions() -> list[dict[str, Any]]:
 
 HEADER = (
     "# netsched CustomResourceDefinitions, generated from topology/models.py by\n"
-    "#   python -m scheduler_extender.crds > deploy/crds.yaml\n"
+    "#   python -m scheduler_extender.crds > deploy/base/crds.yaml\n"
     "# Do not edit by hand: tests/kubernetes/test_crds.py checks this file equals the output.\n"
 )
 

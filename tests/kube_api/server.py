@@ -8,7 +8,8 @@ AlreadyExists and 409 Conflict on a stale ``resourceVersion``, JSON merge patch,
 merge patch (approximated as merge patch, and refused with 415 for custom resources, as
 the real server does), and the status subresource rule: writes to an object ignore its
 ``status``, writes to ``/status`` change nothing but ``status``. Errors are ``Status``
-objects. It does not do label selectors, field managers or admission.
+objects. It does not do label selectors, field managers or admission. Pods have the
+``eviction`` subresource with PodDisruptionBudgets (``eviction.py``).
 
 Watches (``?watch=true``) stream one JSON event per line in a chunked HTTP/1.1 body, as
 the real server does: ``ADDED``/``MODIFIED``/``DELETED`` from the given
@@ -35,13 +36,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.kube_api import eviction
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -309,6 +312,9 @@ class FakeKubeAPI:
             if where.subresource == "binding" and where.plural == "pods" and method == "POST":
                 with self._lock:
                     return 201, self._bind(where, body)
+            if where.subresource == "eviction" and where.plural == "pods" and method == "POST":
+                with self._lock:
+                    return 201, self._evict(where, body)
             if where.subresource not in (None, "status"):
                 raise ApiError(404, "NotFound", f"subresource {where.subresource!r} is not served")
             with self._lock:
@@ -551,15 +557,58 @@ class FakeKubeAPI:
             "code": 201,
         }
 
+    def _evict(self, where: ResourcePath, body: Any) -> dict[str, Any]:
+        """``POST pods/<name>/eviction``: budgets first, then a graceful deletion (eviction.py)."""
+        pod_path = ResourcePath(where.group, where.version, where.namespace, "pods", where.name, None)
+        now = datetime.now(UTC)
+        try:
+            options = eviction.validate(body, where.name or "")
+            pod = self._stored(pod_path)
+            if not eviction.ignores_budgets(pod):
+                self._use_budget(pod, now)
+        except eviction.EvictionRefused as refused:
+            raise ApiError(refused.code, refused.reason, refused.message, refused.details) from None
+        going = eviction.gracefully_deleted(pod, options, now)
+        if going is None:
+            self._dispatch("DELETE", pod_path, None, None)
+        elif going is not pod:
+            self._revision += 1
+            going["metadata"]["resourceVersion"] = str(self._revision)
+            self._objects[pod_path.collection][where.name or ""] = going
+            self._record(pod_path, "MODIFIED", going)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _use_budget(self, pod: dict[str, Any], now: datetime) -> None:
+        """The one PodDisruptionBudget covering ``pod`` lets it go (and is used up) or refuses."""
+        namespace = pod["metadata"].get("namespace")
+        budgets = ResourcePath.parse(eviction.PDB_COLLECTION.format(namespace=namespace))
+        covering = [
+            pdb for pdb in self._objects.get(budgets.collection, {}).values()
+            if eviction.selector_matches(
+                (pdb.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {}
+            )
+        ]
+        if len(covering) > 1:
+            raise eviction.EvictionRefused(
+                500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
+                "eviction subresource does not support.", {},
+            )
+        if covering:
+            (pdb,) = covering
+            status = eviction.check_budget(pdb, pod, now)
+            if status is not None:
+                self._write(
+                    replace(budgets, name=pdb["metadata"]["name"], subresource="status"),
+                    {**pdb, "status": status},
+                )
+
     def _stored(self, where: ResourcePath) -> dict[str, Any]:
         obj = self._objects.get(where.collection, {}).get(where.name or "")
         if obj is None:
-            raise ApiError(
-                404,
-                "NotFound",
-                f'{where.plural} "{where.name}" not found',
-                {"name": where.name, "group": where.group, "kind": where.plural},
-            )
+            details = {"name": where.name, "group": where.group, "kind": where.plural}
+            if not where.group:
+                del details["group"]  # the core group is "", which the real server omits
+            raise ApiError(404, "NotFound", f'{where.plural} "{where.name}" not found', details)
         return obj
 
     def _create(

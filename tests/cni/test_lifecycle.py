@@ -55,16 +55,20 @@ def test_del_after_add_leaves_nothing(lab: Lab) -> None:
 
 
 def test_del_is_idempotent(lab: Lab) -> None:
+    """CNI spec: DEL must succeed when what it would remove is already gone. Every DEL
+    below answers nothing (exit 0), and the pod and node hold nothing of ours after each."""
     node = lone_node(lab)
     runtime = node.runtime()
     pod, cid, _ = node.pod(runtime, runtime_config=RATES)
+    assert any(n.startswith("nsb") for n in link_names(pod)), "the ingress ifb to remove"
     conf = ours(runtime, "1.0.0")
-    runtime.invoke("netsched-cni", "DEL", conf, cid, lab.path(pod), "eth0")
-    runtime.invoke("netsched-cni", "DEL", conf, cid, lab.path(pod), "eth0")
-    runtime.invoke("netsched-cni", "DEL", conf, "never-added", lab.path(pod), "eth0")
+    for container in (cid, cid, "never-added"):
+        assert runtime.invoke("netsched-cni", "DEL", conf, container, lab.path(pod), "eth0") is None
+        assert_nothing_of_ours(node, pod, eth0_expected=True)
     sh("ip", "netns", "del", pod)
-    runtime.invoke("netsched-cni", "DEL", conf, cid, lab.path(pod), "eth0")
-    runtime.invoke("netsched-cni", "DEL", conf, cid, "", "eth0")
+    for netns in (lab.path(pod), ""):  # the namespace is gone; the runtime may not say which
+        assert runtime.invoke("netsched-cni", "DEL", conf, cid, netns, "eth0") is None
+    assert not list((Path(node.state_dir()) / "records").iterdir())
 
 
 def test_del_after_namespace_is_gone_releases_segment(lab: Lab) -> None:
@@ -146,6 +150,11 @@ def test_check_passes_on_a_healthy_pod(lab: Lab, limits: dict | None) -> None:
         node1, mode="vxlan", vni=760, ip="10.78.0.5/24", mac="02:00:00:00:78:05",
         ingress=10 * MBIT if limits else 0)]})
     pod, cid, _ = node1.pod(runtime, runtime_config=limits)
+    # CHECK answers a healthy pod with exit 0 and nothing else, so "nothing raised" is the
+    # claim; what makes it one is that there was something to check, asserted here.
+    kinds = {q["kind"] for q in qdiscs(pod, "eth0")}
+    assert ("tbf" in kinds) == bool(limits), kinds
+    assert "net1" in link_names(pod)
     runtime.check(cid, lab.path(pod))
 
 

@@ -65,9 +65,17 @@ def test_attachment_validation(fields: dict, message: str) -> None:
     assert failure.value.code == 7
 
 
-def test_valid_attachments_pass() -> None:
-    validate_attachments([att(), att(interface="net2", mode="macvlan", vni=None, ip=None),
-                          att(interface="net3", mode="vlan", vlan=4094)], "eth0", "x")
+@pytest.mark.parametrize("fields", [
+    {"mode": "vlan", "vlan": 1}, {"mode": "vlan", "vlan": 4094},
+    {"vni": 1}, {"vni": 16_777_215}, {"port": 1}, {"port": 65535}, {"group": "239.1.2.3"},
+    {"mtu": 68}, {"mtu": 65535}, {"ip": "10.0.0.255/23"}, {"ip": "10.0.0.1/31"},
+    {"mac": "02:00:00:00:00:00"}, {"mode": "macvlan", "vni": None, "ip": None},
+])
+def test_valid_attachments_pass(fields: dict) -> None:
+    """A validator accepts by raising nothing, so "nothing raised" is the claim here: each
+    case is one value at the edge of a range whose other side ``test_attachment_validation``
+    refuses (VLAN 1 and 4094, VNI 1 and 16,777,215, MTU 68, a /23 host ending in .255...)."""
+    assert validate_attachments([att(**fields)], "eth0", "x") is None
 
 
 def test_bucket_is_bounded_by_the_queue_time() -> None:

@@ -3,6 +3,7 @@ against the extender/v1 wire facts (docs/scheduling.md, "The four verbs")."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -12,7 +13,8 @@ from scheduler_extender.app import Extender, create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from tests.conftest import load_fixture
+from bandwidth_accounting import annotations as ann
+from tests.conftest import load_fixture, make_pod
 from topology.models import Node, Pod
 
 REAL = "kube-scheduler-v1.36/"
@@ -95,12 +97,23 @@ def test_annotated_fixtures_filter_on_the_sample_cluster(served):
     assert served.post("/filter", json=plain).json()["NodeNames"] == plain["NodeNames"]
 
 
-def test_annotated_prioritize_scores_within_zero_to_ten(served):
+def test_annotated_prioritize_scores_by_the_headroom_left(served, source):
+    """The pod asks 2G into the storage network (eth1 everywhere, 22.5G usable).
+
+    Spread scores 10 × the smallest share of usable capacity left after the pod, rounded:
+    on an empty node 1 − 2/22.5 → 9; on node-a-1, where 18G of eth1 is already held,
+    1 − 20/22.5 → 1. The other interfaces (eth0: 100M of 9G and more) leave more.
+    """
+    holder = source.apply(make_pod("holder", {ann.NETWORKS: json.dumps(
+        [{"name": "storage", "ingress": "18G"}])}))
+    assert served.post("/bind", json={"PodName": "holder", "PodNamespace": "default",
+                                      "PodUID": holder.metadata.uid, "Node": "node-a-1"}).json() == {"Error": ""}
     body = load_fixture("prioritize-nodenames.json")
     scores = served.post("/prioritize", json=body).json()
-    assert [s["Host"] for s in scores] == body["NodeNames"]
-    assert all(0 <= s["Score"] <= 10 for s in scores)
-    assert len({s["Score"] for s in scores}) >= 1
+    expected = {name: round(10 * (1 - 2 / 22.5)) for name in body["NodeNames"]}
+    expected["node-a-1"] = round(10 * (1 - 20 / 22.5))
+    assert scores == [{"Host": name, "Score": expected[name]} for name in body["NodeNames"]]
+    assert expected["node-a-1"] == 1 and expected["node-b-1"] == 9
 
 
 def test_annotated_bind_records_the_reservation_then_binds(served, source, extender):

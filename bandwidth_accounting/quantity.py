@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-MAX_BPS = 10**13
-"""10 Tbit/s: above every NIC made; a larger value is a typo, not a request."""
+from bandwidth_accounting.rates import MAX_RATE_BPS as MAX_BPS
+from bandwidth_accounting.rates import MIN_RATE_BPS
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -67,8 +67,8 @@ def parse_bandwidth(value: str | int) -> int:
             amount *= _SUFFIXES[match["suffix"] or ""]
     if amount <= 0:
         raise QuantityError(f"{value!r} must be a positive rate")
-    if amount < 1:
-        raise QuantityError(f"{value!r} is below 1 bit/s")
+    if amount < MIN_RATE_BPS:
+        raise QuantityError(f"{value!r} is below 1k (1 kbit/s), the least Kubernetes shapes")
     if amount > MAX_BPS:
         raise QuantityError(f"{value!r} exceeds the 10T (10 Tbit/s) limit")
     return int(amount.to_integral_value(rounding=ROUND_CEILING))

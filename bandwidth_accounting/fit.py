@@ -24,7 +24,7 @@ from bandwidth_accounting.reservation import (
     Reservation,
 )
 from topology.graph import Topology
-from topology.models import NetworkInterface, NetworkMode
+from topology.models import IPAddress, NetworkInterface, NetworkMode, NetworkSpec
 
 
 class Cause(StrEnum):
@@ -92,6 +92,16 @@ def pod_refusals(
                 )
             )
             continue
+        reserved = _reserved_address_role(attachment.ip.ip, network.spec)
+        if reserved is not None:
+            refusals.append(
+                Refusal(
+                    Cause.ADDRESS,
+                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip.ip)!r} is the "
+                    f"{reserved} address of network {attachment.network!r} ({subnet})",
+                )
+            )
+            continue
         holder = ledger.address_holder(attachment.network, str(attachment.ip.ip))
         if holder is not None and holder != pod_uid:
             refusals.append(
@@ -102,6 +112,24 @@ def pod_refusals(
                 )
             )
     return refusals
+
+
+def _reserved_address_role(address: IPAddress, spec: NetworkSpec) -> str | None:
+    """Which address no pod may take: the subnet's network, broadcast, or the gateway.
+
+    The same addresses ``ipam`` never hands out; the CNI plugin refuses them too.
+    """
+    if spec.gateway is not None and address == spec.gateway:
+        return "gateway"
+    subnet = spec.subnet
+    if subnet is None:
+        return None
+    # /31 and /32 (IPv4) and /128 (IPv6) have no network or broadcast address to keep free.
+    if address == subnet.network_address and subnet.num_addresses > (2 if subnet.version == 4 else 1):
+        return "network"
+    if subnet.version == 4 and address == subnet.broadcast_address and subnet.num_addresses > 2:
+        return "broadcast"
+    return None
 
 
 def plan_on_node(

@@ -3,7 +3,10 @@
 ``kubernetes.io/ingress-bandwidth: 100M`` is a resource.Quantity: a decimal number
 with an SI (``k``, ``M``, ``G``…), binary (``Ki``, ``Mi``…) or exponent (``1e9``)
 suffix. The CNI reference ``bandwidth`` plugin reads the same strings, so we parse
-exactly that grammar and nothing looser.
+exactly that grammar and nothing looser: ASCII digits only (Kubernetes refuses
+``１００M``), and a regular expression without nested or adjacent repetition, so a
+match or a refusal takes time linear in the string — which is itself capped at
+``MAX_QUANTITY_CHARACTERS``, since a pod author chooses it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
+from bandwidth_accounting.annotations import quoted
 from bandwidth_accounting.rates import MAX_RATE_BPS as MAX_BPS
 from bandwidth_accounting.rates import MIN_RATE_BPS
 
@@ -30,9 +34,13 @@ _SUFFIXES: dict[str, Decimal] = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
+MAX_QUANTITY_CHARACTERS = 64
+"""Longer than any quantity a person writes ("9999999999.999999999Ei" is 22)."""
+# Each repetition is followed by a character it cannot match, so the engine never
+# tries more than one way to split the digits: the match is linear in the input.
 _QUANTITY = re.compile(
-    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE])|[eE](?P<exponent>[+-]?\d{1,3}))?$"
+    r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE])|[eE](?P<exponent>[+-]?[0-9]{1,3}))?"
 )
 
 
@@ -47,30 +55,35 @@ def parse_bandwidth(value: str | int) -> int:
     1500000
     """
     if isinstance(value, bool):
-        raise QuantityError(f"{value!r} is not a quantity")
+        raise QuantityError(f"{quoted(value)} is not a quantity")
     if isinstance(value, int):
         amount = Decimal(value)
     else:
         text = str(value).strip()
-        match = _QUANTITY.match(text)
+        if len(text) > MAX_QUANTITY_CHARACTERS:
+            raise QuantityError(
+                f"{quoted(value)} is not a Kubernetes quantity: longer than "
+                f"{MAX_QUANTITY_CHARACTERS} characters"
+            )
+        match = _QUANTITY.fullmatch(text)
         if match is None:
             raise QuantityError(
-                f"{value!r} is not a Kubernetes quantity (examples: 100M, 1G, 1500k, 1Gi)"
+                f"{quoted(value)} is not a Kubernetes quantity (examples: 100M, 1G, 1500k, 1Gi)"
             )
         try:
             amount = Decimal(match["number"])
         except InvalidOperation as error:  # pragma: no cover - the regex admits only numbers
-            raise QuantityError(f"{value!r} is not a number") from error
+            raise QuantityError(f"{quoted(value)} is not a number") from error
         if match["exponent"] is not None:
             amount = amount.scaleb(int(match["exponent"]))
         else:
             amount *= _SUFFIXES[match["suffix"] or ""]
     if amount <= 0:
-        raise QuantityError(f"{value!r} must be a positive rate")
+        raise QuantityError(f"{quoted(value)} must be a positive rate")
     if amount < MIN_RATE_BPS:
-        raise QuantityError(f"{value!r} is below 1k (1 kbit/s), the least Kubernetes shapes")
+        raise QuantityError(f"{quoted(value)} is below 1k (1 kbit/s), the least Kubernetes shapes")
     if amount > MAX_BPS:
-        raise QuantityError(f"{value!r} exceeds the 10T (10 Tbit/s) limit")
+        raise QuantityError(f"{quoted(value)} exceeds the 10T (10 Tbit/s) limit")
     return int(amount.to_integral_value(rounding=ROUND_CEILING))
 
 

@@ -5,27 +5,38 @@ raises ``InvalidAnnotation`` naming the annotation and the offending value, whic
 the extender turns into the same refusal on every node. Nothing here knows the
 cluster; checks that need it (unknown network, IP outside the subnet) live in
 ``bandwidth_accounting.fit``.
+
+Pod authors choose these strings, so parsing costs time linear in them and every
+value is refused above its cap (``annotations.MAX_LENGTH``) before it is read; a
+refusal quotes only a short prefix of the value.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import orjson
+
 from bandwidth_accounting import annotations
+from bandwidth_accounting.annotations import quoted
 from bandwidth_accounting.quantity import QuantityError, parse_bandwidth
 from topology.models import IPAddress
 
 PRIMARY_INTERFACE = "eth0"
-_INTERFACE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_NETWORK_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+# Matched with fullmatch: a "$" anchor would also accept a trailing newline.
+_INTERFACE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_NETWORK_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+# Kubernetes' label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue):
+# an optional DNS subdomain prefix of at most 253 characters, then a name of at most 63.
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+LABEL_PREFIX_CHARACTERS = 253
+LABEL_NAME_CHARACTERS = 63
 _ATTACHMENT_KEYS = {"name", "interface", "ingress", "egress", "ip", "mac"}
 
 
@@ -36,7 +47,7 @@ class InvalidAnnotation(ValueError):
         self.annotation = annotation
         self.value = value
         self.reason = reason
-        super().__init__(f"annotation {annotation}={value!r}: {reason}")
+        super().__init__(f"annotation {annotation}={quoted(value)}: {reason}")
 
 
 class Placement(StrEnum):
@@ -109,15 +120,23 @@ def parse_requirements(pod_annotations: Mapping[str, str] | None) -> PodRequirem
     return PodRequirements(
         ingress_bps=_rate(pod_annotations, annotations.INGRESS_BANDWIDTH),
         egress_bps=_rate(pod_annotations, annotations.EGRESS_BANDWIDTH),
-        attachments=_attachments(pod_annotations.get(annotations.NETWORKS)),
-        placement=_placement(pod_annotations.get(annotations.PLACEMENT)),
-        peers=_selector(pod_annotations.get(annotations.PEERS)),
+        attachments=_attachments(_value(pod_annotations, annotations.NETWORKS)),
+        placement=_placement(_value(pod_annotations, annotations.PLACEMENT)),
+        peers=_selector(_value(pod_annotations, annotations.PEERS)),
         annotated=True,
     )
 
 
-def _rate(pod_annotations: Mapping[str, str], name: str) -> int:
+def _value(pod_annotations: Mapping[str, str], name: str) -> str | None:
+    """The annotation's value, refused before any parsing when it is over its cap."""
     value = pod_annotations.get(name)
+    if value is not None and (reason := annotations.oversized(name, value)) is not None:
+        raise InvalidAnnotation(name, value, reason)
+    return value
+
+
+def _rate(pod_annotations: Mapping[str, str], name: str) -> int:
+    value = _value(pod_annotations, name)
     if value is None:
         return 0
     try:
@@ -156,12 +175,37 @@ def _selector(value: str | None) -> LabelSelector | None:
         else:
             key, label, operator = term, "", "exists"
         key, label = key.strip(), label.strip()
-        if not _LABEL_KEY.match(key):
-            raise InvalidAnnotation(annotations.PEERS, value, f"{key!r} is not a label key")
-        if operator in ("=", "!=") and not (_LABEL_VALUE.match(label) and len(label) <= 63):
-            raise InvalidAnnotation(annotations.PEERS, value, f"{label!r} is not a label value")
+        problem = _label_key_problem(key)
+        if problem:
+            raise InvalidAnnotation(annotations.PEERS, value, f"{quoted(key)} is not a label key: {problem}")
+        if operator in ("=", "!=") and (problem := _label_value_problem(label)):
+            raise InvalidAnnotation(
+                annotations.PEERS, value, f"{quoted(label)} is not a label value: {problem}"
+            )
         terms.append(LabelRequirement(key, operator, label if operator in ("=", "!=") else None))
     return LabelSelector(tuple(terms))
+
+
+def _label_key_problem(key: str) -> str | None:
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        if not prefix or len(prefix) > LABEL_PREFIX_CHARACTERS:
+            return f"the prefix must be 1-{LABEL_PREFIX_CHARACTERS} characters"
+        if not _LABEL_PREFIX.fullmatch(prefix):
+            return "the prefix must be a lowercase DNS subdomain"
+    return _label_name_problem(name, "the name")
+
+
+def _label_value_problem(label: str) -> str | None:
+    return _label_name_problem(label, "it") if label else None
+
+
+def _label_name_problem(name: str, what: str) -> str | None:
+    if not name or len(name) > LABEL_NAME_CHARACTERS:
+        return f"{what} must be 1-{LABEL_NAME_CHARACTERS} characters"
+    if not _LABEL_NAME.fullmatch(name):
+        return f"{what} must be letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    return None
 
 
 def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
@@ -173,15 +217,22 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
         raise InvalidAnnotation(name, value, "must be a JSON list of objects, or a comma list of names")
     if text.startswith("["):
         try:
-            entries = json.loads(text)
-        except json.JSONDecodeError as error:
+            # orjson refuses nesting past 1024 levels with an error, where the
+            # standard library's parser would raise RecursionError.
+            entries = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
             raise InvalidAnnotation(name, value, f"not valid JSON ({error.msg})") from None
         if not isinstance(entries, list):
             raise InvalidAnnotation(name, value, "must be a JSON list")
     else:
         entries = [{"name": part.strip()} for part in text.split(",")]
+    if len(entries) > annotations.MAX_ATTACHMENTS:
+        raise InvalidAnnotation(
+            name, value, f"{len(entries)} networks; the limit is {annotations.MAX_ATTACHMENTS} per pod"
+        )
 
     result: list[AttachmentRequirement] = []
+    networks: set[str] = set()
     used_names = {PRIMARY_INTERFACE}
     explicit = {
         entry.get("interface") for entry in entries if isinstance(entry, dict)
@@ -189,20 +240,24 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
     next_index = 1
     for entry in entries:
         if not isinstance(entry, dict):
-            raise InvalidAnnotation(name, value, f"entry {entry!r} must be an object")
+            raise InvalidAnnotation(name, value, f"entry {quoted(entry)} must be an object")
         unknown = set(entry) - _ATTACHMENT_KEYS
         if unknown:
-            raise InvalidAnnotation(name, value, f"unknown key(s) {sorted(unknown)}")
+            raise InvalidAnnotation(name, value, f"unknown key(s) {quoted(sorted(unknown))}")
         network = entry.get("name")
-        if not isinstance(network, str) or not _NETWORK_NAME.match(network):
-            raise InvalidAnnotation(name, value, f"network name {network!r} is not valid")
+        if not isinstance(network, str) or not _NETWORK_NAME.fullmatch(network):
+            raise InvalidAnnotation(name, value, f"network name {quoted(network)} is not valid")
+        if network in networks:
+            # Two attachments to one network would get the same address and MAC.
+            raise InvalidAnnotation(name, value, f"network {network!r} is listed twice")
+        networks.add(network)
         interface = entry.get("interface")
         if interface is None:
             while f"net{next_index}" in explicit or f"net{next_index}" in used_names:
                 next_index += 1
             interface = f"net{next_index}"
-        if not isinstance(interface, str) or not _INTERFACE_NAME.match(interface):
-            raise InvalidAnnotation(name, value, f"interface name {interface!r} is not valid")
+        if not isinstance(interface, str) or not _INTERFACE_NAME.fullmatch(interface):
+            raise InvalidAnnotation(name, value, f"interface name {quoted(interface)} is not valid")
         if interface in used_names:
             raise InvalidAnnotation(name, value, f"duplicate interface name {interface!r}")
         used_names.add(interface)
@@ -241,14 +296,14 @@ def _attachment_ip(
             return ipaddress.ip_interface(ip)
     except ValueError:
         pass
-    raise InvalidAnnotation(annotations.NETWORKS, value, f"ip {ip!r} is not an IP address")
+    raise InvalidAnnotation(annotations.NETWORKS, value, f"ip {quoted(ip)} is not an IP address")
 
 
 def _attachment_mac(value: str, mac: object) -> str | None:
     if mac is None:
         return None
-    if not isinstance(mac, str) or not _MAC.match(mac):
-        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is not a MAC address")
+    if not isinstance(mac, str) or not _MAC.fullmatch(mac):
+        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {quoted(mac)} is not a MAC address")
     first = int(mac[:2], 16)
     if first & 1:
         raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is a multicast address")

@@ -174,6 +174,9 @@ class Scheduler:
         if not requirements.needs_resources and requirements.peers is None:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         topology = self.state.topology
+        if pod_refusals(requirements, topology, self.state.ledger, _uid(pod)):
+            # Filter refuses such a pod everywhere (an unknown network, say) with the reason.
+            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         rows = topology.rows
         candidates = rows.rows_of(names)
         opinions = [scoring.peer_scores(candidates, self._peer_rows(pod, requirements, rows), rows)]

@@ -13,10 +13,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_server_arguments(parser)
     parser.add_argument("--zones", type=int, default=3, help="zones in the sample cluster (default %(default)s)")
     parser.add_argument("--nodes-per-switch", type=int, default=2, help="(default %(default)s)")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between arriving pods (default %(default)s)")
+    parser.add_argument(
+        "--interval", type=_positive_seconds, default=1.0,
+        help="seconds between arriving pods, above 0 (default %(default)s)",
+    )
     parser.add_argument("--initial-pods", type=int, default=12, help="pods placed before serving (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1)
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    """A wait between pods; zero or less would spin a core at 100 % doing nothing useful."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive, finite number of seconds")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:

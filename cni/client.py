@@ -11,12 +11,20 @@ The wire format is one JSON request, ``{"env": {CNI_*: ...}, "config": "<stdin>"
 before a half-close, and one JSON reply, ``{"exitCode": n, "stdout": "..."}``. This module
 imports only the standard library, and little of it: every ADD pays for its imports, on
 a host's python3 that may be older than the daemon's.
+
+A DEL that gets no answer (no daemon, a killed one, one stopping) is handed off instead of
+failing: the request is written to ``pending-del/`` beside the socket and the plugin
+exits 0, so the runtime goes on to free the pod's address and namespace; the daemon runs
+every handed-off DEL when it starts, before it answers anything else. docs/cni.md,
+"The thin client's protocol", is the contract a client in another language follows.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import struct
 
 from cni.errors import CNIError, ErrorCode
 
@@ -30,13 +38,44 @@ DEFAULT_SOCKET = "/run/netsched/cni.sock"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # The runtime has its own deadline; this one only keeps a wedged daemon from hanging ADD.
 CLIENT_TIMEOUT_S = 120.0
+# A connect waits this long for a place in a full listen backlog (many pods at once).
+CONNECT_TIMEOUT_S = 10.0
+PENDING_DEL_DIR = "pending-del"
+
+
+def pending_dir(socket_path: str) -> str:
+    """Where DELs wait for the daemon: ``pending-del/`` in the socket's directory."""
+    return os.path.join(os.path.dirname(socket_path) or ".", PENDING_DEL_DIR)
+
+
+def hand_off(socket_path: str, request: bytes) -> str:
+    """Leave one DEL ``request`` for the daemon's next start; returns the file written.
+
+    Named by the request's SHA-256 (a runtime repeating a DEL writes the same file) and
+    written under a temporary name first, so the daemon never reads half a request.
+    """
+    import hashlib  # only here: every ADD pays for top-level imports
+
+    directory = pending_dir(socket_path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, hashlib.sha256(request).hexdigest() + ".json")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, request)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    return path
 
 
 def forward(socket_path: str, environ: Mapping[str, str], config: bytes) -> tuple[int, str]:
     """Have the daemon at ``socket_path`` run one invocation: (exit code, stdout).
 
     Raises :class:`CNIError` ``TRY_AGAIN_LATER`` when no daemon answers there (it may be
-    restarting: the runtime retries), ``IO_FAILURE`` when the answer is not one.
+    restarting: the runtime retries), ``IO_FAILURE`` when the answer is not one. A DEL
+    nobody answers is handed off (:func:`hand_off`) and succeeds.
     """
     try:
         text = config.decode("utf-8")
@@ -47,15 +86,14 @@ def forward(socket_path: str, environ: Mapping[str, str], config: bytes) -> tupl
         "config": text,
     }).encode()
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(CLIENT_TIMEOUT_S)
-            conn.connect(socket_path)
-            conn.sendall(request)
-            conn.shutdown(socket.SHUT_WR)
-            reply = _read_to_end(conn, MAX_MESSAGE_BYTES)
-        if not reply:  # the daemon went away (stopped, restarted) before answering
-            raise ConnectionAbortedError("closed without an answer")
+        reply = exchange(socket_path, request)
     except OSError as exc:
+        if environ.get("CNI_COMMAND") == "DEL":
+            try:
+                hand_off(socket_path, request)
+                return 0, ""
+            except OSError as spool_error:
+                exc = spool_error
         raise CNIError(ErrorCode.TRY_AGAIN_LATER,
                        f"socket: no netsched-cni daemon answers at {socket_path!r}",
                        f"{type(exc).__name__}: {exc}") from exc
@@ -66,6 +104,27 @@ def forward(socket_path: str, environ: Mapping[str, str], config: bytes) -> tupl
         raise CNIError(ErrorCode.IO_FAILURE,
                        f"socket: the daemon at {socket_path!r} sent no valid reply",
                        repr(reply[:200])) from exc
+
+
+def exchange(socket_path: str, request: bytes) -> bytes:
+    """Send ``request``, half-close, read the reply; OSError when no daemon answers.
+
+    The connect blocks (with ``SO_SNDTIMEO`` as its deadline): a non-blocking connect to a
+    Unix socket whose backlog is full fails at once with EAGAIN, which turned a burst of
+    pods into spurious "no daemon" errors.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        seconds = int(CONNECT_TIMEOUT_S)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", seconds, int((CONNECT_TIMEOUT_S - seconds) * 1e6)))
+        conn.connect(socket_path)
+        conn.settimeout(CLIENT_TIMEOUT_S)
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        reply = _read_to_end(conn, MAX_MESSAGE_BYTES)
+    if not reply:  # the daemon went away (stopped, restarted) before answering
+        raise ConnectionAbortedError("closed without an answer")
+    return reply
 
 
 def _read_to_end(conn: socket.socket, limit: int) -> bytes:

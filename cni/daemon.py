@@ -5,6 +5,12 @@ imported once (see ``cni.client`` for why, and for the wire format). Requests ar
 concurrently (a client that connects and stalls holds up nobody) and run one at a time,
 like separate plugin processes taking the state directory's lock. The socket is created
 mode 0600 (and its directory 0700 when the daemon makes it): only root may call it.
+
+DELs that found no daemon wait in ``pending-del/`` beside the socket (``cni.client.hand_off``).
+The daemon runs them once it listens and before it answers anyone (a client arriving
+meanwhile waits in the backlog), and again whenever one appears while it serves (a client
+that found no daemon an instant before it started); a stopping daemon hands off the DELs
+it can no longer run. So a DEL is never lost, and never overtaken by a later ADD.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cni.client import MAX_MESSAGE_BYTES
+from pathlib import Path
+
+from cni.client import MAX_MESSAGE_BYTES, hand_off, pending_dir
 from cni.errors import CNIError, ErrorCode
 from cni.versions import SPEC_VERSION
 
@@ -52,9 +60,13 @@ def parse_request(raw: bytes) -> tuple[dict[str, str], bytes]:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # Every pod of a node may start at once; the kernel caps this at net.core.somaxconn.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, path: str, invoke: Invoke) -> None:
         self.invoke = invoke
+        self.socket_path = path
+        self.pending = Path(pending_dir(path))
         self.one_at_a_time = threading.Lock()
         self.stopping = False
         super().__init__(path, _Handler)
@@ -66,6 +78,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return 1, error.to_json(SPEC_VERSION)
         with self.one_at_a_time:
             if self.stopping:  # never start work the process exit would cut in half
+                if env.get("CNI_COMMAND") == "DEL":
+                    hand_off(self.socket_path, raw)  # the next daemon runs it
+                    return 0, ""
                 error = CNIError(ErrorCode.TRY_AGAIN_LATER, "the netsched-cni daemon is stopping")
                 return 1, error.to_json(SPEC_VERSION)
             started = time.perf_counter()
@@ -74,6 +89,38 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                  env.get("CNI_CONTAINERID", "-"), env.get("CNI_IFNAME", "-"), code,
                  (time.perf_counter() - started) * 1000)
         return code, output
+
+    def run_pending(self) -> None:
+        """Run every handed-off DEL; one that fails is kept as ``*.failed`` and logged."""
+        try:
+            waiting = sorted(self.pending.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        except OSError:  # no directory yet, or a file taken meanwhile
+            return
+        for path in waiting:
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                command = parse_request(raw)[0].get("CNI_COMMAND")
+            except CNIError:
+                command = None
+            if command != "DEL":
+                log.warning("pending %s is not a DEL request: removed", path.name)
+                path.unlink(missing_ok=True)
+                continue
+            code, output = self.answer(raw)
+            if code == 0:
+                path.unlink(missing_ok=True)
+            else:
+                path.replace(path.with_suffix(".failed"))
+                log.error("pending DEL %s failed, kept as %s: %s", path.name,
+                          path.with_suffix(".failed").name, output)
+
+    def service_actions(self) -> None:
+        """Between requests (every poll interval): DELs handed off while the daemon started."""
+        if any(self.pending.glob("*.json")):
+            self.run_pending()
 
     def finish_running(self) -> None:
         """Wait for the invocation in progress; refuse those still waiting for their turn."""
@@ -138,6 +185,7 @@ def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None) ->
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        server.run_pending()
         log.info("serving on %s", path)
         if ready is not None:
             ready()

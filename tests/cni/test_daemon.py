@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cni.errors import CNIError
-from tests.cni.lab import Lab, ipv4_of, link_names, qdiscs
+from tests.cni.lab import Lab, ipv4_of, link_names, qdiscs, sh
 from tests.cni.runner import Daemon, PluginError, netsched_cni_binary, running_daemon
 from tests.cni.test_lifecycle import RATES, assert_nothing_of_ours
 from tests.cni.topologies import MBIT, Node, attachment, lone_node, switched_nodes
@@ -232,3 +232,77 @@ def test_sigterm_finishes_the_running_invocation_and_starts_no_other(tmp_path: P
         assert code == 11, outcome
         assert finished.read_text() == "x"
     assert not path.exists()
+
+
+def host_local_leases(node: Node, runtime) -> set[str]:
+    """Addresses host-local holds: one file per address in ``dataDir/<network>/``."""
+    directory = Path(runtime.conflist["plugins"][0]["ipam"]["dataDir"]) / runtime.conflist["name"]
+    if not directory.is_dir():
+        return set()
+    return {p.name for p in directory.iterdir() if p.name[0].isdigit()}
+
+
+def test_del_while_the_daemon_is_away_leaves_nothing_once_it_returns(lab: Lab) -> None:
+    """The CNI DaemonSet crashes (kill -9) and pods stop meanwhile. containerd runs DEL
+    through the chain in reverse — netsched-cni, then bridge with host-local — and removes
+    the namespace once DEL succeeded; a DEL that fails would stop it there, keeping the
+    address, veth and namespace. One pod's namespace outlives the restart, the other's
+    is removed before it. ADD meanwhile answers "try again" (code 11), and containerd
+    DELs the failed ADD as it does any failed ADD."""
+    node = switched_nodes(lab)[0]
+    path = lab.workdir / node.netns / "run" / "cni.sock"
+    first = Daemon(node.netns, path)
+
+    def runtime_for(vni: int, host: int):
+        return node.runtime(extra={"socket": str(path), "attachments": [attachment(
+            node, mode="vxlan", vni=vni, ip=f"10.{vni % 250}.0.{host}/24",
+            mac=f"02:00:00:00:{vni % 250:02x}:{host:02x}", ingress=30 * MBIT)]})
+
+    kept_runtime, gone_runtime = runtime_for(781, 5), runtime_for(782, 6)
+    kept, kept_cid, _ = node.pod(kept_runtime, runtime_config=RATES)
+    gone, gone_cid, _ = node.pod(gone_runtime, runtime_config=RATES)
+    assert host_local_leases(node, kept_runtime) and host_local_leases(node, gone_runtime)
+    first.stop(signal.SIGKILL)
+
+    late = lab.netns("pd")
+    with pytest.raises(PluginError) as refused:
+        kept_runtime.add("ctr-late", lab.path(late), runtime_config=RATES)
+    assert refused.value.code == 11, refused.value.error
+    assert "no netsched-cni daemon answers" in refused.value.error["msg"]
+    for runtime, cid, pod in ((kept_runtime, "ctr-late", late), (kept_runtime, kept_cid, kept),
+                              (gone_runtime, gone_cid, gone)):
+        runtime.delete(cid, lab.path(pod))  # exits 0 for netsched-cni and bridge alike
+    sh("ip", "netns", "del", gone)
+    assert not host_local_leases(node, kept_runtime) and not host_local_leases(node, gone_runtime)
+    pending = path.parent / "pending-del"
+    assert len(list(pending.glob("*.json"))) == 3
+    ifbs = [n for n in link_names(kept) if n.startswith("nsb")]
+    assert len(ifbs) == 2, "nothing ran the DEL yet: the ifbs of eth0 and net1 are still there"
+
+    with running_daemon(node.netns, path) as second:
+        assert_nothing_of_ours(node, kept, eth0_expected=False)
+        assert not {"nsx781", "nsx782"} & link_names(node.netns)
+        assert not list(pending.iterdir())
+    log = second.process.stderr.read()
+    assert len(re.findall(r"DEL \S+ eth0: exit 0", log)) == 3, log
+
+
+def test_a_del_handed_off_while_the_daemon_serves_runs_too(lab: Lab, daemon) -> None:
+    """A client that found no daemon an instant before it started leaves its DEL after
+    the start-up pass: the serving daemon picks it up within its poll interval."""
+    from cni.client import hand_off
+
+    node, running = daemon
+    runtime = node.runtime(extra={"socket": str(running.socket_path)})
+    pod, cid, _ = node.pod(runtime, runtime_config=RATES)
+    conf = runtime._plugin_conf(runtime.conflist["plugins"][-1], RATES, None)
+    request = json.dumps({"env": {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": cid,
+                                  "CNI_NETNS": lab.path(pod), "CNI_IFNAME": "eth0"},
+                          "config": json.dumps(conf)}).encode()
+    written = Path(hand_off(str(running.socket_path), request))
+    deadline = time.monotonic() + 10
+    while written.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not written.exists()
+    assert not {q["kind"] for q in qdiscs(pod, "eth0")} & {"tbf", "ingress"}
+    assert not [n for n in link_names(pod) if n.startswith("nsb")]

@@ -58,9 +58,10 @@ class Schedule:
         """Make ``who`` park at point ``at`` until ``release(who)``."""
         self._stops[(who, at)] = threading.Event()
 
-    def release(self, who: str) -> None:
-        for (name, _), event in self._stops.items():
-            if name == who:
+    def release(self, who: str, at: str | None = None) -> None:
+        """Let ``who`` go on from point ``at`` (else from every point it was stopped at)."""
+        for (name, point), event in self._stops.items():
+            if name == who and at in (None, point):
                 event.set()
 
     def start(self, who: str, call: Callable[..., Any], *args: Any) -> None:
@@ -84,6 +85,16 @@ class Schedule:
             name, event = self._events.get(timeout=HANG_S)
             if name == who:
                 return event
+
+    def reach(self, who: str, event: str = "paused") -> None:
+        """Wait for ``who`` to report ``event``, skipping its other events (a thread the
+        test does not drive may have to wait for a lock on its way)."""
+        while (seen := self.next_event(who)) != event:
+            assert seen != "done", f"{who} finished instead of reporting {event}"
+
+    def any_event(self) -> tuple[str, str]:
+        """The next (thread, event), for threads the test did not start and name itself."""
+        return self._events.get(timeout=HANG_S)
 
     def finish(self) -> None:
         """Release everybody and wait for every thread."""

@@ -4,7 +4,8 @@
 candidates per pod its per-node cost dominates the webhook's latency. ``batch_fit``
 decides the common case for all candidates in a few array operations: a node whose
 report is fresh, whose pod interface and network carriers are unambiguous (one
-interface each) and whose budgets hold the pod surely fits, with exactly the rules of
+interface each) and whose budgets hold the pod beside the load (reservations, or the
+observed traffic where higher) surely fits, with exactly the rules of
 ``plan_on_node``. Every other node (refused, or with several interfaces to choose
 from) is left to ``plan_on_node``, which gives the plan or the reasons.
 """
@@ -99,9 +100,13 @@ def batch_fit(
         charges.append((carrier[at], attachment.ingress_bps, attachment.egress_bps))
 
     usable, reserved = ledger.budget_rows()
+    observed, observed_at = ledger.observed_rows()
+    since = settings.observed_since(now)
     if usable is not slots.numbering:
         fits[:] = False  # capacities changed under us: let plan_on_node decide every node
     headroom = np.full(len(rows), np.inf)
+    # Observed load counts but is stale on a charged link: no bandwidth score (see FitSettings).
+    unknown_load = np.zeros(len(rows), dtype=bool)
     for slot, _, _ in charges:
         fits &= slot >= 0
     for slot, _, _ in charges:
@@ -111,11 +116,15 @@ def batch_fit(
         at_slot = np.where(slot >= 0, slot, 0)
         budget = usable[at_slot] if len(usable) else np.zeros((len(rows), 2), dtype=np.int64)
         held = reserved[at_slot] if len(reserved) else budget * 0
+        if since is not None and len(observed):
+            fresh = observed_at[at_slot] >= since  # NaN (never observed) is not fresh
+            held = np.maximum(held, np.where(fresh[:, None], observed[at_slot], 0))
+            unknown_load |= (slot >= 0) & ~fresh
         for direction, asked in ((0, asked_in), (1, asked_out)):
             left = budget[:, direction] - held[:, direction] - asked
             fits &= (asked == 0) | (left >= 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 share = np.where(budget[:, direction] > 0, left / budget[:, direction], np.inf)
             headroom = np.minimum(headroom, share)
-    headroom = np.where(np.isinf(headroom), np.nan, np.maximum(headroom, 0.0))
+    headroom = np.where(np.isinf(headroom) | unknown_load, np.nan, np.maximum(headroom, 0.0))
     return BatchFit(rows=rows, fits=fits, headroom=headroom)

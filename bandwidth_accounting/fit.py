@@ -59,10 +59,24 @@ class Plan:
     attachments: list[tuple[AttachmentRequirement, NetworkInterface]] = field(default_factory=list)
 
 
+DEFAULT_OBSERVED_MAX_AGE = timedelta(seconds=30)
+"""Three reporter intervals: one late report does not yet make a link's load unknown."""
+
+
 @dataclass(frozen=True, slots=True)
 class FitSettings:
     report_ttl: timedelta | None = timedelta(seconds=60)
     """A node whose NodeNetwork heartbeat is older fails pods that need bandwidth."""
+    observed_max_age: timedelta | None = DEFAULT_OBSERVED_MAX_AGE
+    """Observed load counts when observed at most this long ago (None: never, reservations
+    alone bound what is free). An older observation neither blocks a pod (the fit ignores
+    it) nor invites one (the node gets no bandwidth score)."""
+
+    def observed_since(self, now: datetime) -> float | None:
+        """Oldest observation time (seconds since the epoch) that still counts at ``now``."""
+        if self.observed_max_age is None:
+            return None
+        return (now - self.observed_max_age).timestamp()
 
 
 def pod_refusals(
@@ -167,18 +181,20 @@ def plan_on_node(
             plan.primary_parent = pod_interface.name
             plan.charges[pod_interface.name] = (requirements.ingress_bps, requirements.egress_bps)
 
+    since = settings.observed_since(now)
     for attachment in requirements.attachments:
         carriers = topology.interfaces_carrying(node, attachment.network)
         if not carriers:
             refusals.append(_unreachable(topology, node, attachment.network))
             continue
-        chosen = _roomiest(carriers, plan, ledger, node, attachment)
+        chosen = _roomiest(carriers, plan, ledger, node, attachment, since)
         plan.attachments.append((attachment, chosen))
         _charge(plan, chosen.name, attachment.ingress_bps, attachment.egress_bps)
 
-    for shortfall in ledger.shortfalls(node, plan.charges):
+    for shortfall in ledger.shortfalls(node, plan.charges, since):
+        # Evicting pods frees their reservations; traffic nobody reserved stays.
         held_lower = _held_by_lower_priority(ledger, node, shortfall.interface, shortfall.direction, priority)
-        curable = shortfall.asked_bps <= shortfall.usable_bps - shortfall.reserved_bps + held_lower
+        curable = shortfall.asked_bps <= shortfall.usable_bps - shortfall.load_bps + held_lower
         refusals.append(Refusal(Cause.BANDWIDTH, shortfall.message, resolvable=curable))
     return refusals or plan
 
@@ -248,13 +264,14 @@ def _roomiest(
     ledger: Ledger,
     node: str,
     attachment: AttachmentRequirement,
+    observed_since: float | None,
 ) -> NetworkInterface:
     """Of the interfaces carrying a network, the one with the most room left for this ask."""
     if len(carriers) == 1:
         return carriers[0]
 
     def room(interface: NetworkInterface) -> int:
-        free_in, free_out = ledger.free(node, interface.name)
+        free_in, free_out = ledger.free(node, interface.name, observed_since)
         planned_in, planned_out = plan.charges.get(interface.name, (0, 0))
         return min(
             free_in - planned_in - attachment.ingress_bps,
@@ -290,6 +307,7 @@ def _held_by_lower_priority(
 
 
 __all__ = [
+    "DEFAULT_OBSERVED_MAX_AGE",
     "Cause",
     "FitSettings",
     "Plan",

@@ -1,10 +1,16 @@
-"""The ledger: usable capacity and reservations per node, interface and direction.
+"""The ledger: usable capacity, reservations and observed load per node, interface and direction.
 
 The ledger is a cache of facts that live in the cluster (each bound pod's
-``netsched.io/reservation`` annotation), so it is rebuilt from them and never
-persisted. Its one hard promise: ``reserve`` never takes an interface past its
-usable capacity, whatever the interleaving of callers, because the check and the
-update happen under one lock.
+``netsched.io/reservation`` annotation, each node reporter's rates), so it is rebuilt
+from them and never persisted. Its one hard promise: ``reserve`` never takes an
+interface past its usable capacity, whatever the interleaving of callers, because the
+check and the update happen under one lock.
+
+Observed load is what the node reporter measured on a link. Traffic of pods holding a
+reservation is shaped to it, so what a link carries beyond its reservations is at
+least ``observed - reserved``: the *load* a new reservation must fit beside is
+``max(reserved, observed)``. Observations carry the time they were made; the fit check
+says from when on they count (stale ones count for nothing).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandwidth_accounting.quantity import format_bandwidth
-from bandwidth_accounting.reservation import Direction, Reservation
+from bandwidth_accounting.reservation import DIRECTIONS, Direction, Reservation
 
 DEFAULT_HEADROOM = 0.10
 
 InterfaceKey = tuple[str, str]
 """(node, interface)."""
 _NOTHING = (0, 0)
+NEVER = float("nan")
+"""Observation time of an interface nothing was observed on (compares False with any time)."""
 
 
 def usable_bps(speed_mbps: int, headroom: float) -> int:
@@ -57,11 +65,18 @@ class Shortfall:
     reserved_bps: int
     usable_bps: int
     asked_bps: int
+    observed_bps: int = 0
+    """Traffic observed beyond the reservations (when observations count): nobody reserved it."""
+
+    @property
+    def load_bps(self) -> int:
+        return self.reserved_bps + self.observed_bps
 
     @property
     def message(self) -> str:
+        observed = f", {format_bandwidth(self.observed_bps)} observed" if self.observed_bps else ""
         return (
-            f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved "
+            f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved{observed} "
             f"of {format_bandwidth(self.usable_bps)} usable, asks {format_bandwidth(self.asked_bps)}"
         )
 
@@ -85,6 +100,9 @@ class Ledger:
         self._slots: dict[InterfaceKey, int] = {}
         self._usable_rows = np.zeros((0, 2), dtype=np.int64)
         self._reserved_rows = np.zeros((0, 2), dtype=np.int64)
+        self._observed: dict[InterfaceKey, tuple[float, int, int]] = {}  # (time, ingress, egress)
+        self._observed_rows = np.zeros((0, 2), dtype=np.int64)
+        self._observed_at_rows = np.zeros(0, dtype=np.float64)
         self._holdings: dict[str, Holding] = {}
         self._by_node: dict[str, dict[str, Holding]] = defaultdict(dict)  # node → uid → holding
         self._addresses: dict[str, dict[int, str]] = defaultdict(dict)  # network → address → uid
@@ -110,12 +128,30 @@ class Ledger:
         reserved = self._reserved.get((node, interface))
         return (reserved[0], reserved[1]) if reserved else (0, 0)
 
-    def free(self, node: str, interface: str) -> tuple[int, int]:
-        usable = self._usable.get((node, interface), (0, 0))
-        reserved = self._reserved.get((node, interface))
-        if reserved is None:
-            return usable
-        return usable[0] - reserved[0], usable[1] - reserved[1]
+    def observed(self, node: str, interface: str, since: float | None) -> tuple[int, int]:
+        """Observed (ingress, egress) if observed at or after ``since`` (seconds since the
+        epoch; None: observations do not count), else (0, 0)."""
+        seen = self._observed.get((node, interface))
+        if since is None or seen is None or not seen[0] >= since:
+            return _NOTHING
+        return seen[1], seen[2]
+
+    def observed_at(self, node: str, interface: str) -> float:
+        """When the interface's load was last observed (NaN: never)."""
+        seen = self._observed.get((node, interface))
+        return seen[0] if seen else NEVER
+
+    def load(self, node: str, interface: str, since: float | None) -> tuple[int, int]:
+        """What a new reservation must fit beside: reservations, or the observed traffic
+        (counted from ``since``) where it is higher."""
+        reserved = self.reserved(node, interface)
+        observed = self.observed(node, interface, since)
+        return max(reserved[0], observed[0]), max(reserved[1], observed[1])
+
+    def free(self, node: str, interface: str, since: float | None = None) -> tuple[int, int]:
+        usable = self._usable.get((node, interface), _NOTHING)
+        load = self.load(node, interface, since)
+        return usable[0] - load[0], usable[1] - load[1]
 
     def slot(self, node: str, interface: str) -> int:
         """Row of the interface in ``budget_rows``; -1 when it has no capacity on record."""
@@ -124,6 +160,10 @@ class Ledger:
     def budget_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(usable, reserved) as int64 arrays of shape (slots, 2): ingress, egress per slot."""
         return self._usable_rows, self._reserved_rows
+
+    def observed_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(observed, observed at) per slot: int64 (slots, 2) and float64 seconds (NaN: never)."""
+        return self._observed_rows, self._observed_at_rows
 
     def interfaces(self) -> Iterable[InterfaceKey]:
         return self._usable.keys() | self._reserved.keys()
@@ -156,6 +196,15 @@ class Ledger:
             for holding in self._by_node.get(node, {}).values():
                 if holding.uid not in excluded:
                     view._add(holding)
+            # What the link carries beyond its reservations stays when pods leave.
+            for key, (at, ingress, egress) in self._observed.items():
+                if key[0] == node:
+                    before, after = self.reserved(*key), view.reserved(*key)
+                    view._observed[key] = (
+                        at,
+                        max(0, ingress - before[0]) + after[0],
+                        max(0, egress - before[1]) + after[1],
+                    )
         return view
 
     # -- capacity --------------------------------------------------------------------
@@ -167,29 +216,59 @@ class Ledger:
             self._slots = {key: row for row, key in enumerate(self._usable)}
             self._usable_rows = np.array(list(self._usable.values()), dtype=np.int64).reshape(-1, 2)
             self._reserved_rows = np.zeros_like(self._usable_rows)
+            self._observed_rows = np.zeros_like(self._usable_rows)
+            self._observed_at_rows = np.full(len(self._usable_rows), NEVER)
             for key, reserved in self._reserved.items():
                 row = self._slots.get(key)
                 if row is not None:
                     self._reserved_rows[row] = reserved
+            for key in self._observed:
+                self._mirror_observed(key)
             self._version += 1
+
+    # -- observed load ---------------------------------------------------------------
+
+    def set_observed(self, node: str, at: float, rates: Mapping[str, tuple[int, int]]) -> None:
+        """Replace the observed (ingress, egress) of ``node``'s interfaces, seen at ``at``.
+
+        Observations change with every report and do not bump ``version``: a plan made
+        a report earlier stays valid for the caches keyed on it, and bind checks again.
+        """
+        with self._lock:
+            for key in [key for key in self._observed if key[0] == node and key[1] not in rates]:
+                del self._observed[key]
+                self._mirror_observed(key)
+            for interface, (ingress, egress) in rates.items():
+                key = (node, interface)
+                self._observed[key] = (at, ingress, egress)
+                self._mirror_observed(key)
+
+    def forget_observed(self, node: str) -> None:
+        self.set_observed(node, NEVER, {})
 
     # -- reservations ----------------------------------------------------------------
 
-    def shortfalls(self, node: str, charges: Mapping[str, tuple[int, int]]) -> list[Shortfall]:
-        """Budgets on ``node`` that ``charges`` ((ingress, egress) per interface) would overrun.
+    def shortfalls(
+        self, node: str, charges: Mapping[str, tuple[int, int]], observed_since: float | None = None
+    ) -> list[Shortfall]:
+        """Budgets on ``node`` that ``charges`` ((ingress, egress) per interface) would overrun,
+        counting observed load seen at or after ``observed_since`` (None: reservations only).
 
         This runs once per candidate node per pod, so it reads the dicts directly.
         """
         result = []
         usable_of, reserved_of = self._usable, self._reserved
-        for interface, (asked_in, asked_out) in charges.items():
+        for interface, asked in charges.items():
             key = (node, interface)
             usable = usable_of.get(key, _NOTHING)
             reserved = reserved_of.get(key, _NOTHING)
-            if asked_in and reserved[0] + asked_in > usable[0]:
-                result.append(Shortfall(node, interface, "ingress", reserved[0], usable[0], asked_in))
-            if asked_out and reserved[1] + asked_out > usable[1]:
-                result.append(Shortfall(node, interface, "egress", reserved[1], usable[1], asked_out))
+            observed = self.observed(node, interface, observed_since)
+            for index, direction in enumerate(DIRECTIONS):
+                unreserved = max(0, observed[index] - reserved[index])
+                if asked[index] and reserved[index] + unreserved + asked[index] > usable[index]:
+                    result.append(
+                        Shortfall(node, interface, direction, reserved[index], usable[index], asked[index], unreserved)
+                    )
         return result
 
     def reserve(self, uid: str, pod: str, priority: int, reservation: Reservation) -> Holding:
@@ -264,6 +343,13 @@ class Ledger:
             if holder is not None and holder != uid:
                 conflicts.append(f"{attachment.network}: address {address} is already taken")
         return conflicts
+
+    def _mirror_observed(self, key: InterfaceKey) -> None:
+        row = self._slots.get(key)
+        if row is not None:
+            at, ingress, egress = self._observed.get(key, (NEVER, 0, 0))
+            self._observed_rows[row] = (ingress, egress)
+            self._observed_at_rows[row] = at
 
     def _mirror(self, key: InterfaceKey, reserved: list[int]) -> None:
         row = self._slots.get(key)

@@ -212,7 +212,7 @@ class Scheduler:
                 outcome = exact[name] = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
             if isinstance(outcome, Plan):
                 fits[index] = True
-                headroom[index] = scoring.headroom_left(outcome, ledger)
+                headroom[index] = scoring.headroom_left(outcome, ledger, fit.observed_since(now))
         return Evaluation(fits=fits, headroom=headroom, exact=exact)
 
     # -- bind --------------------------------------------------------------------------

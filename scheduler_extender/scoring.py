@@ -24,16 +24,21 @@ NEUTRAL_SCORE = 0
 MAX_HOPS = 8
 
 
-def headroom_left(plan: Plan, ledger: Ledger) -> float:
-    """The smallest share of usable capacity left on a plan's interfaces (NaN: none has any)."""
+def headroom_left(plan: Plan, ledger: Ledger, observed_since: float | None = None) -> float:
+    """The smallest share of usable capacity left on a plan's interfaces beside their load
+    (observed load counted from ``observed_since``). NaN: no interface has capacity, or
+    observed load counts and one of them was not observed since then (unknown load
+    must not attract pods)."""
     lowest = np.inf
     node = plan.node
     for interface, asked in plan.charges.items():
+        if observed_since is not None and not ledger.observed_at(node, interface) >= observed_since:
+            return np.nan
         usable = ledger.usable(node, interface)
-        reserved = ledger.reserved(node, interface)
+        load = ledger.load(node, interface, observed_since)
         for index in (0, 1):
             if usable[index] > 0:
-                lowest = min(lowest, (usable[index] - reserved[index] - asked[index]) / usable[index])
+                lowest = min(lowest, (usable[index] - load[index] - asked[index]) / usable[index])
     return np.nan if np.isinf(lowest) else max(0.0, lowest)
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pydantic import ValidationError
 
 from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
+from bandwidth_accounting.observed import DEFAULT_WINDOW, ObservedLoad
 from bandwidth_accounting.reservation import Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from topology.graph import Topology
@@ -31,6 +33,8 @@ HEADROOM_ANNOTATION = "netsched.io/headroom"
 @dataclass(frozen=True, slots=True)
 class CapacitySettings:
     headroom: float = DEFAULT_HEADROOM
+    observed_window: timedelta = DEFAULT_WINDOW
+    """A link's observed load is the highest rate reported within this window."""
 
 
 def node_headroom(node: Node | None, default: float) -> float:
@@ -73,6 +77,7 @@ class ClusterState:
     def __init__(self, capacity: CapacitySettings | None = None) -> None:
         self.capacity = capacity or CapacitySettings()
         self.ledger = Ledger()
+        self.observed = ObservedLoad(self.ledger, self.capacity.observed_window)
         self._lock = threading.RLock()
         self._nodes: dict[str, Node] = {}
         self._node_networks: dict[str, NodeNetwork] = {}
@@ -97,6 +102,10 @@ class ClusterState:
             self._placed = {}
             for pod in snapshot.pods:
                 self._index_pod(pod)
+            for node in self.observed.nodes() - set(self._node_networks):
+                self.observed.forget(node)
+            for report in snapshot.node_networks:
+                self.observed.record_report(report)
             self._invalidate_topology()
             warnings = self.ledger.rebuild(
                 holding
@@ -114,6 +123,7 @@ class ClusterState:
                 return
             if isinstance(obj, NodeNetwork):
                 self._node_networks[obj.metadata.name] = obj
+                self.observed.record_report(obj)
                 if self._topology is not None and self._topology.refresh_report(obj):
                     return  # a heartbeat: same structure, nothing to rebuild
             elif isinstance(obj, Node):
@@ -134,6 +144,7 @@ class ClusterState:
                 self._nodes.pop(obj.name, None)
             elif isinstance(obj, NodeNetwork):
                 self._node_networks.pop(obj.metadata.name, None)
+                self.observed.forget(obj.metadata.name)
             elif isinstance(obj, Network):
                 self._networks.pop(obj.name, None)
             self._invalidate_topology()

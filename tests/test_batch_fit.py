@@ -55,10 +55,19 @@ requirements = st.builds(
 )
 
 
+observations = st.dictionaries(
+    st.integers(0, 7),
+    st.tuples(st.sampled_from([0, 10, 29, 31, 300]),
+              st.dictionaries(st.sampled_from(["eth0", "eth1", "eth2", "eth3"]), st.tuples(rates, rates), max_size=3)),
+    max_size=8,
+)
+
+
 @settings(max_examples=400, deadline=None)
 @given(nodes=nodes, requirements=requirements,
-       held=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), rates, rates), max_size=8))
-def test_batch_agrees_with_plan_on_node(nodes, requirements, held):
+       held=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), rates, rates), max_size=8),
+       observed=observations, observed_max_age=st.sampled_from([None, timedelta(seconds=30)]))
+def test_batch_agrees_with_plan_on_node(nodes, requirements, held, observed, observed_max_age):
     reports, node_objects = [], []
     for index, (ifaces, zone, age, reported) in enumerate(nodes):
         name = f"n{index}"
@@ -73,16 +82,18 @@ def test_batch_agrees_with_plan_on_node(nodes, requirements, held):
                        for r in reports for i in r.status.interfaces})
     ledger.rebuild(Holding(f"h{k}", f"h{k}", 0, Reservation(node=f"n{n}", interfaces={f"eth{i}": Rates(ingress=a, egress=b)}))
                    for k, (n, i, a, b) in enumerate(held))
+    for node, (age, seen) in observed.items():
+        ledger.set_observed(f"n{node}", (NOW - timedelta(seconds=age)).timestamp(), seen)
     if not requirements.needs_resources:
         return
     names = [f"n{i}" for i in range(len(nodes))] + ["ghost"]
-    fit = FitSettings(report_ttl=timedelta(seconds=60))
+    fit = FitSettings(report_ttl=timedelta(seconds=60), observed_max_age=observed_max_age)
     batch = batch_fit(requirements, topology.rows.rows_of(names), topology, ledger, SlotMap(topology.rows, ledger), NOW, fit)
     for index, name in enumerate(names):
         exact = plan_on_node(requirements, name, topology, ledger, NOW, fit)
         if batch.fits[index]:
             assert isinstance(exact, Plan), (name, exact)
-            expected = headroom_left(exact, ledger)
+            expected = headroom_left(exact, ledger, fit.observed_since(NOW))
             assert (np.isnan(expected) and np.isnan(batch.headroom[index])) or np.isclose(expected, batch.headroom[index])
         elif isinstance(exact, Plan):
             # Only a choice between several carriers is left to plan_on_node.

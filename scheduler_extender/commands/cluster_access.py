@@ -45,6 +45,8 @@ class ClusterAccess(Protocol):
 
 
 def add_access_arguments(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    from scheduler_extender.commands.serve import add_placement_arguments
+
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--server",
@@ -55,18 +57,7 @@ def add_access_arguments(parser: argparse.ArgumentParser, formats: Sequence[str]
         "--cluster", metavar="FILE", help="a YAML file of Nodes, NodeNetworks, Networks and Pods"
     )
     parser.add_argument("--cacert", metavar="FILE", help="CA bundle to trust for an https --server")
-    parser.add_argument(
-        "--headroom",
-        type=float,
-        default=0.10,
-        help="with --cluster: share of each link kept free (default %(default)s)",
-    )
-    parser.add_argument(
-        "--report-ttl",
-        type=float,
-        default=60.0,
-        help="with --cluster: seconds after which a NodeNetwork report is stale (default %(default)s)",
-    )
+    add_placement_arguments(parser, note="with --cluster: ")
     parser.add_argument(
         "-o",
         "--output",

@@ -16,10 +16,27 @@ log = logging.getLogger(__name__)
 def add_server_arguments(parser: argparse.ArgumentParser, default_port: int = 8080) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=default_port, help="port (default %(default)s)")
-    parser.add_argument("--headroom", type=float, default=0.10, help="share of each link kept free (default %(default)s)")
+    add_placement_arguments(parser)
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The settings ``extender_from_args`` reads; ``note`` prefixes each help text."""
+    parser.add_argument(
+        "--headroom", type=float, default=0.10, help=f"{note}share of each link kept free (default %(default)s)"
+    )
     parser.add_argument(
         "--report-ttl", type=float, default=60.0,
-        help="seconds after which a node's NodeNetwork report is stale (default %(default)s)",
+        help=f"{note}seconds after which a node's NodeNetwork report is stale (default %(default)s)",
+    )
+    parser.add_argument(
+        "--observed-window", type=float, default=60.0, metavar="SECONDS",
+        help=f"{note}a link's observed load is the highest rate its reporter published within this "
+        "window (default %(default)s)",
+    )
+    parser.add_argument(
+        "--observed-max-age", type=float, default=30.0, metavar="SECONDS",
+        help=f"{note}observed load counts in placement while its report is at most this old; 0: never, "
+        "reservations alone bound what is free (default %(default)s)",
     )
 
 
@@ -62,8 +79,17 @@ def extender_from_args(args: argparse.Namespace, source):
         raise SystemExit(f"--headroom {args.headroom}: must be at least 0 and below 1")
     if args.report_ttl <= 0:
         raise SystemExit(f"--report-ttl {args.report_ttl}: must be positive")
-    state = ClusterState(CapacitySettings(headroom=args.headroom))
-    settings = SchedulerSettings(fit=FitSettings(report_ttl=timedelta(seconds=args.report_ttl)))
+    if args.observed_window < 0:
+        raise SystemExit(f"--observed-window {args.observed_window}: must not be negative")
+    if args.observed_max_age < 0:
+        raise SystemExit(f"--observed-max-age {args.observed_max_age}: must not be negative")
+    state = ClusterState(
+        CapacitySettings(headroom=args.headroom, observed_window=timedelta(seconds=args.observed_window))
+    )
+    max_age = timedelta(seconds=args.observed_max_age) if args.observed_max_age else None
+    settings = SchedulerSettings(
+        fit=FitSettings(report_ttl=timedelta(seconds=args.report_ttl), observed_max_age=max_age)
+    )
     return Extender.build(source, state, settings=settings)
 
 

@@ -16,15 +16,12 @@ from dataclasses import dataclass
 
 import orjson
 from fastapi import FastAPI, Response
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler_extender.cluster import ClusterSource
-from scheduler_extender.dashboard import admin_router
 from scheduler_extender.metrics import ExtenderMetrics
+from scheduler_extender.read_api import health_router, read_only_router
 from scheduler_extender.scheduler import BindError, Scheduler
 from scheduler_extender.state import ClusterState
-from scheduler_extender.views import DecisionView, TopologyView, decision_views, topology_view
 from scheduler_extender.wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
@@ -68,8 +65,12 @@ def json_response(body: bytes | str) -> Response:
     return Response(body, media_type="application/json")
 
 
-def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
-    """The ASGI app; with ``start_source`` the lifespan starts and stops the cluster source."""
+def create_app(extender: Extender, *, start_source: bool = True, read_only: bool = True) -> FastAPI:
+    """The ASGI app; with ``start_source`` the lifespan starts and stops the cluster source.
+
+    Without ``read_only`` it serves the webhook verbs and health only; the read-only
+    endpoints then go on their own listener (``read_api.create_read_only_app``).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -156,34 +157,7 @@ def create_app(extender: Extender, *, start_source: bool = True) -> FastAPI:
                 }
             )
 
-    @app.get("/healthz", response_class=PlainTextResponse, tags=["health"])
-    def healthz() -> str:
-        return "ok"
-
-    @app.get("/readyz", response_class=PlainTextResponse, tags=["health"])
-    def readyz(response: Response) -> str:
-        """Ready once the cluster state is loaded (and, with leader election, when leading)."""
-        if not extender.state.ready.is_set():
-            response.status_code = 503
-            return "cluster state not loaded"
-        if extender.is_ready is not None and not extender.is_ready():
-            response.status_code = 503
-            return "not the leader"
-        return "ok"
-
-    @app.get("/metrics", tags=["observability"])
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/api/v1/topology", response_model=TopologyView, tags=["api"])
-    def get_topology() -> TopologyView:
-        """Zones, switches, nodes and interfaces with capacity, reservations and observed load."""
-        return topology_view(extender.state)
-
-    @app.get("/api/v1/decisions", response_model=list[DecisionView], tags=["api"])
-    def get_decisions() -> list[DecisionView]:
-        """The most recent scheduling decisions, newest first, with each refused node's reason."""
-        return decision_views(list(scheduler.decisions))
-
-    app.include_router(admin_router(extender))
+    app.include_router(health_router(extender))
+    if read_only:
+        app.include_router(read_only_router(extender))
     return app

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("demo", "serve", "reporter", "topology", "explain", "reservations", "simulate")
+COMMANDS = ("demo", "serve", "certificates", "reporter", "topology", "explain", "reservations", "simulate")
 """Modules of ``scheduler_extender.commands``; each has ``add_parser(subparsers)`` and ``run(args)``."""
 
 

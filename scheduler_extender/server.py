@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,18 @@ class ServeOptions:
     port: int = 8080
     tls_cert: str | None = None
     tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """With it, the TLS handshake requires a client certificate issued by this CA (PEM):
+    what kube-scheduler's extender ``tlsConfig`` (certFile, keyFile, caFile) presents."""
     log_level: str = "warning"
+
+    def problems(self) -> list[str]:
+        problems = []
+        if bool(self.tls_cert) != bool(self.tls_key):
+            problems.append("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            problems.append("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+        return problems
 
     @property
     def scheme(self) -> str:
@@ -31,6 +43,8 @@ def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
         port=options.port,
         ssl_certfile=options.tls_cert,
         ssl_keyfile=options.tls_key,
+        ssl_ca_certs=options.tls_client_ca,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if options.tls_client_ca else ssl.CERT_NONE,
         log_level=options.log_level,
         access_log=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -52,6 +53,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--kubeconfig", metavar="FILE", help="with --kubernetes: kubeconfig to use")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--tls-client-ca", metavar="FILE",
+        help="mutual TLS: accept only callers presenting a certificate from this CA (PEM), "
+        "as kube-scheduler's extender tlsConfig certFile/keyFile does",
+    )
+    parser.add_argument(
+        "--read-only-port", type=int, metavar="PORT",
+        help="serve health, /metrics, the JSON API and the dashboard on this port (plain HTTP), "
+        "and only the webhook verbs and health on --port",
+    )
     election = parser.add_argument_group("leader election (with --kubernetes)")
     election.add_argument(
         "--leader-elect", action="store_true",
@@ -95,10 +106,16 @@ def extender_from_args(args: argparse.Namespace, source):
 
 def run(args: argparse.Namespace) -> int:
     from scheduler_extender.app import create_app
-    from scheduler_extender.server import ServeOptions, uvicorn_server
+    from scheduler_extender.read_api import create_read_only_app
+    from scheduler_extender.server import BackgroundServer, ServeOptions, uvicorn_server
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise SystemExit("--tls-cert and --tls-key go together")
+    options = ServeOptions(
+        args.host, args.port, args.tls_cert, args.tls_key, args.tls_client_ca, log_level="info"
+    )
+    if problems := options.problems():
+        raise SystemExit("; ".join(problems))
+    if args.read_only_port is not None and args.read_only_port == args.port:
+        raise SystemExit("--read-only-port must differ from --port")
     if not args.kubernetes and (args.kubeconfig or args.leader_elect):
         raise SystemExit("--kubeconfig and --leader-elect need --kubernetes")
     if args.kubernetes:
@@ -114,19 +131,25 @@ def run(args: argparse.Namespace) -> int:
         if elector is not None:
             elector.start()
 
-    options = ServeOptions(args.host, args.port, args.tls_cert, args.tls_key, log_level="info")
-    print(f"netsched extender on {options.scheme}://{args.host}:{args.port}", flush=True)
+    verbs = "mutual TLS" if args.tls_client_ca else options.scheme.upper()
+    print(f"netsched extender on {options.scheme}://{args.host}:{args.port} (verbs: {verbs})", flush=True)
     # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
     threading.Thread(target=follow, name="cluster-source", daemon=True).start()
     # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it
     # found; this one turns it into a normal exit, so the Lease is handed back below.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    try:
-        uvicorn_server(create_app(extender, start_source=False), options).run()
-    finally:
-        if elector is not None:
-            elector.stop(release=True)
-        source.stop()
+    separate = args.read_only_port is not None
+    with contextlib.ExitStack() as stack:
+        if separate:
+            read_only = ServeOptions(args.host, args.read_only_port, log_level="info")
+            stack.enter_context(BackgroundServer(create_read_only_app(extender), read_only))
+            print(f"netsched read-only API on http://{args.host}:{args.read_only_port}", flush=True)
+        try:
+            uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options).run()
+        finally:
+            if elector is not None:
+                elector.stop(release=True)
+            source.stop()
     return 0
 
 

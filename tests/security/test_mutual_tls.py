@@ -1,0 +1,230 @@
+"""Only kube-scheduler reaches the verbs: mutual TLS with the pairs ``netsched certificates`` makes.
+
+The pairs come from the command writing its Secrets into the in-test API server, and
+the caller dials the Service name as kube-scheduler does (``urlPrefix:
+https://netsched-extender.kube-system.svc:…``, ``tlsConfig`` certFile/keyFile/caFile):
+Go's TLS client checks the server name against the certificate and presents its
+client certificate when the server asks for one.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scheduler_extender.app import create_app
+from scheduler_extender.certificates import issue, new_ca
+from scheduler_extender.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
+from scheduler_extender.read_api import create_read_only_app
+from scheduler_extender.server import BackgroundServer, ServeOptions
+from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes, wait_until
+from tests.kubernetes.test_leader import ROOT, free_port
+
+SERVICE_NAME = "netsched-extender.kube-system.svc"
+SECRETS = "/api/v1/namespaces/kube-system/secrets"
+
+
+def netsched(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler_extender.cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def secret_files(kube_api, name: str, folder: Path) -> dict[str, Path]:
+    """A Secret the command wrote, as the files its volume mount would show."""
+    secret = kube_api.get(f"{SECRETS}/{name}")
+    assert secret is not None, f"Secret {name} was not written"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for key, content in secret["data"].items():
+        paths[key] = folder / key
+        paths[key].write_bytes(base64.b64decode(content))
+    return paths
+
+
+@pytest.fixture
+def secrets(kube_api, kubeconfig, tmp_path) -> dict[str, dict[str, Path]]:
+    result = netsched("certificates", "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 0, result.stderr
+    for name in (CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET):
+        assert f"created Secret kube-system/{name}" in result.stdout
+    return {name: secret_files(kube_api, name, tmp_path / name) for name in (EXTENDER_SECRET, SCHEDULER_SECRET)}
+
+
+def scheduler_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:
+    """What kube-scheduler's extender client builds from its tlsConfig."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def post(context: ssl.SSLContext, port: int, path: str, body: dict) -> tuple[int, dict]:
+    """POST over TLS to 127.0.0.1, naming the server by its Service DNS name."""
+    connection = http.client.HTTPSConnection(SERVICE_NAME, port, context=context, timeout=10)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sock = context.wrap_socket(raw, server_hostname=SERVICE_NAME)
+    try:
+        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def mutual_tls(secrets) -> ServeOptions:
+    server = secrets[EXTENDER_SECRET]
+    return ServeOptions(
+        port=0, tls_cert=str(server["tls.crt"]), tls_key=str(server["tls.key"]),
+        tls_client_ca=str(server["ca.crt"]),
+    )
+
+
+def test_kube_scheduler_with_its_client_pair_filters_and_binds(kube_api, serve, secrets):
+    seed_nodes(kube_api, 1)
+    pod = kube_api.seed(PODS, pod_object("trusted", egress="1G"))
+    served = serve(mutual_tls(secrets))
+    client = secrets[SCHEDULER_SECRET]
+    context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    port = served.server.port
+    status, answer = post(context, port, "/filter",
+                          {"Pod": pod, "Nodes": None, "NodeNames": ["node-00"]})
+    assert (status, answer["NodeNames"]) == (200, ["node-00"])
+    assert post(context, port, "/bind", bind_body(pod, "node-00")) == (200, {"Error": ""})
+    assert kube_api.get(f"{PODS}/trusted")["spec"]["nodeName"] == "node-00"
+
+
+@pytest.mark.parametrize("caller", ["no certificate", "another CA's client", "the server's own pair"])
+def test_callers_without_a_client_certificate_from_the_ca_cannot_bind(kube_api, serve, secrets, tmp_path, caller):
+    seed_nodes(kube_api, 1)
+    pod = kube_api.seed(PODS, pod_object("victim", egress="1G"))
+    served = serve(mutual_tls(secrets))
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    trusted_ca = secrets[SCHEDULER_SECRET]["ca.crt"]
+    if caller == "no certificate":
+        cert = key = None
+    elif caller == "another CA's client":
+        # A tenant's own CA, with a certificate that claims to be the scheduler.
+        forged = issue(new_ca("tenant CA", 1), "netsched-scheduler", days=1, client=True)
+        cert, key = tmp_path / "forged.crt", tmp_path / "forged.key"
+        cert.write_bytes(forged.cert)
+        key.write_bytes(forged.key)
+    else:
+        # Signed by the right CA, but for serving: its extended key usage is not clientAuth.
+        cert, key = secrets[EXTENDER_SECRET]["tls.crt"], secrets[EXTENDER_SECRET]["tls.key"]
+    context = scheduler_context(trusted_ca, cert, key)
+    # TLS 1.3 sends the server's refusal after the client's handshake has finished: it
+    # surfaces on the first read as an alert (certificate required / unknown CA).
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        post(context, served.server.port, "/bind", bind_body(pod, "node-00"))
+    assert kube_api.get(f"{PODS}/victim")["spec"].get("nodeName") is None
+    assert not [r for r in kube_api.requests if r.path.endswith("/binding")], "no Binding was attempted"
+
+
+def test_plain_http_to_the_verbs_listener_gets_nothing(kube_api, serve, secrets):
+    seed_nodes(kube_api, 1)
+    served = serve(mutual_tls(secrets))
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(f"http://127.0.0.1:{served.server.port}/bind", json={}, timeout=5)
+
+
+def test_the_read_only_listener_serves_what_changes_nothing_and_no_verb(kube_api, serve, secrets):
+    seed_nodes(kube_api, 1)
+    served = serve(mutual_tls(secrets))
+    with BackgroundServer(create_read_only_app(served.extender), ServeOptions(port=0)) as read_only, \
+            httpx.Client(base_url=read_only.url, timeout=10) as client:
+        assert client.get("/readyz").text == "ok"
+        assert "netsched_" in client.get("/metrics").text
+        assert [node["name"] for node in client.get("/api/v1/topology").json()["nodes"]] == ["node-00"]
+        assert client.get("/dashboard").status_code == 200
+        for verb in ("/filter", "/prioritize", "/bind", "/preempt"):
+            assert client.post(verb, json={}).status_code in (404, 405)
+        assert not {"/filter", "/prioritize", "/bind", "/preempt"} & set(client.get("/openapi.json").json()["paths"])
+
+
+def test_the_verbs_listener_serves_no_read_only_endpoint(kube_api, serve, secrets):
+    seed_nodes(kube_api, 1)
+    extender = serve(ServeOptions(port=0)).extender
+    client = secrets[SCHEDULER_SECRET]
+    context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+    verbs_only = create_app(extender, start_source=False, read_only=False)
+    with BackgroundServer(verbs_only, mutual_tls(secrets)) as server:
+        connection = http.client.HTTPSConnection(SERVICE_NAME, server.port, context=context, timeout=10)
+        connection.sock = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port)), server_hostname=SERVICE_NAME
+        )
+        for path, status in (("/healthz", 200), ("/metrics", 404), ("/api/v1/topology", 404), ("/dashboard", 404)):
+            connection.request("GET", path)
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == status, path
+        connection.close()
+
+
+def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfig, secrets, tmp_path):
+    seed_nodes(kube_api, 1)
+    server, client = secrets[EXTENDER_SECRET], secrets[SCHEDULER_SECRET]
+    port, read_only_port = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--kubernetes",
+         "--kubeconfig", str(kubeconfig), "--port", str(port), "--read-only-port", str(read_only_port),
+         "--tls-cert", str(server["tls.crt"]), "--tls-key", str(server["tls.key"]),
+         "--tls-client-ca", str(server["ca.crt"])],
+        cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{read_only_port}/readyz", timeout=2).text == "ok"
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=30, what="the read-only listener")
+        context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+        status, answer = post(context, port, "/filter", {"Pod": {"metadata": {"name": "p"}}, "NodeNames": ["node-00"]})
+        assert (status, answer["NodeNames"]) == (200, ["node-00"])
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            post(scheduler_context(client["ca.crt"], None, None), port, "/filter", {})
+        assert httpx.post(f"http://127.0.0.1:{read_only_port}/bind", json={}, timeout=5).status_code in (404, 405)
+        text = log.read_text()
+        assert f"netsched extender on https://127.0.0.1:{port} (verbs: mutual TLS)" in text
+        assert f"netsched read-only API on http://127.0.0.1:{read_only_port}" in text
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_rotation_issues_new_pairs_under_the_same_ca(kube_api, kubeconfig, secrets, tmp_path):
+    first = {name: kube_api.get(f"{SECRETS}/{name}")["data"] for name in (CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET)}
+    result = netsched("certificates", "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 0, result.stderr
+    assert "replaced Secret kube-system/netsched-scheduler-tls" in result.stdout
+    assert "rollout restart deployment/netsched-extender deployment/netsched-scheduler" in result.stdout
+    second = {name: kube_api.get(f"{SECRETS}/{name}")["data"] for name in first}
+    assert second[CA_SECRET] == first[CA_SECRET]
+    for name in (EXTENDER_SECRET, SCHEDULER_SECRET):
+        assert second[name]["tls.crt"] != first[name]["tls.crt"]
+        assert second[name]["ca.crt"] == first[CA_SECRET]["tls.crt"]
+    result = netsched("certificates", "--kubeconfig", str(kubeconfig), "--new-ca")
+    assert result.returncode == 0, result.stderr
+    assert kube_api.get(f"{SECRETS}/{CA_SECRET}")["data"]["tls.crt"] != first[CA_SECRET]["tls.crt"]
+
+
+def test_certificates_to_a_folder(tmp_path):
+    result = netsched("certificates", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in (CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET):
+        assert (tmp_path / name / "tls.crt").exists()
+        assert (tmp_path / name / "tls.key").stat().st_mode & 0o077 == 0, "keys are private"

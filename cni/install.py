@@ -3,12 +3,12 @@
 The init container of the ``netsched-cni`` DaemonSet runs this with the host's CNI
 directories mounted under ``/host``. It leaves three things on the node:
 
-- ``<bin dir>/netsched-cni``: a Python zipapp of the thin client only (``cni.main`` and
-  the stdlib-only modules it imports). The runtime execs it for every ADD/DEL/CHECK; it
-  forwards the call over ``socket`` to ``netsched-cni daemon``, which runs the plugin
-  warm. The host therefore needs a ``python3`` and nothing else: no pydantic, no
-  pyroute2. Hosts without any python3 (Flatcar, Talos, Container-Optimized OS) cannot
-  run it; that is a known limitation.
+- ``<bin dir>/netsched-cni``: the native thin client (``cni/thin_client``, a static Go
+  executable), copied from this image's ``<prefix>/libexec/netsched-cni/``. The runtime
+  execs it for every ADD/DEL/CHECK; it forwards the call over ``socket`` to
+  ``netsched-cni daemon``, which runs the plugin warm. The host needs nothing: no
+  python3, no libc, so immutable node OSes (Flatcar, Talos, Bottlerocket,
+  Container-Optimized OS) run it as they run the reference plugins.
 - netsched-cni's plugin entry at the end of the ``plugins`` of the config the runtime
   actually uses (the lexicographically first ``*.conf``/``*.conflist``/``*.json`` of the
   conf dir: containerd, CRI-O and kubelet choose so), i.e. chained after the cluster's
@@ -18,23 +18,18 @@ directories mounted under ``/host``. It leaves three things on the node:
 
 Every file is written under a temporary name in its own directory and renamed: a runtime
 never reads half a config nor execs half a binary, and the temporary names end in none
-of the extensions a runtime reads. The installer is standard library only, so that it
-runs wherever the thin client does.
+of the extensions a runtime reads. The installer itself is standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import io
 import json
 import os
 import stat
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 
@@ -42,18 +37,13 @@ from cni.client import DEFAULT_SOCKET
 from cni.versions import SUPPORTED_VERSIONS
 
 PLUGIN_TYPE = "netsched-cni"
-SHIM_NAME = "netsched-cni"
-# The shim carries cni.main and what it imports at module level, found by reading the
-# sources (see shim_modules): whatever the thin client comes to import is carried along,
-# and its lazy imports (the plugin's pydantic/pyroute2 code, daemon, install) are not.
-SHIM_ENTRY = "main.py"
-SHIM_INTERPRETER = "/usr/bin/env python3"
-SHIM_MAIN = (
-    b'"""netsched-cni thin client, written by `netsched-cni install`."""\n'
-    b"import sys\n\nfrom cni.main import main\n\nsys.exit(main())\n"
-)
-# A fixed timestamp makes the zipapp byte-identical across installs: a re-run is a no-op.
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+CLIENT_NAME = "netsched-cni"
+# Where the build puts the native client: `make cni-client` in the venv, the Dockerfile's
+# thin-client stage in the image (whose prefix is /usr/local).
+CLIENT_BUILD = Path(sys.prefix) / "libexec" / "netsched-cni" / CLIENT_NAME
+# The phrase the native client carries (cni/thin_client/main.go: identity): uninstall
+# removes only an executable that has it.
+CLIENT_MARKER = b"netsched-cni native thin client"
 
 # libcni's ConfFiles: the extensions a runtime reads in the conf dir.
 CONF_EXTENSIONS = (".conf", ".conflist", ".json")
@@ -129,99 +119,28 @@ def _json_bytes(document: Any) -> bytes:
     return (json.dumps(document, indent=2) + "\n").encode()
 
 
-# -- the shim --------------------------------------------------------------------------
+# -- the thin client -------------------------------------------------------------------
 
 
-def shim_modules() -> dict[str, bytes]:
-    """The thin client's modules (file name in ``cni`` -> source), read from this package.
-
-    ``cni/__init__.py``, ``cni/main.py`` and every ``cni`` module they import at module
-    level, transitively. Imports inside functions or under ``if TYPE_CHECKING:`` are not
-    followed: that is how main keeps the plugin's own code off the forwarding path. A
-    module-level import of anything outside the standard library is refused, since the
-    host's python3 has nothing else.
-    """
-    package = resources.files("cni")
-    found: dict[str, bytes] = {}
-    pending = ["__init__.py", SHIM_ENTRY]
-    while pending:
-        name = pending.pop()
-        if name in found:
-            continue
-        try:
-            source = package.joinpath(name).read_bytes()
-        except FileNotFoundError as exc:
-            raise InstallError(f"{package.joinpath(name)}: missing from the installed cni "
-                               "package; the shim cannot be built without it") from exc
-        found[name] = source
-        for module, maybe_name in _top_level_imports(source):
-            top, _, rest = module.partition(".")
-            if top == "cni" and rest:
-                submodule = rest.split(".")[0] + ".py"
-                if not maybe_name or package.joinpath(submodule).is_file():
-                    pending.append(submodule)
-            elif top != "cni" and top not in sys.stdlib_module_names:
-                raise InstallError(f"cni/{name} imports {module} at module level: the host's "
-                                   "python3 has only the standard library")
-    return found
-
-
-def _top_level_imports(source: bytes) -> list[tuple[str, bool]]:
-    """(module, maybe a name) for each import in a source's module body.
-
-    ``from cni import x`` gives ``("cni.x", True)``: x is a submodule or just a name.
-    """
-    imported: list[tuple[str, bool]] = []
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Import):
-            imported += [(alias.name, False) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            imported.append((node.module, False))
-            if node.module == "cni":
-                imported += [(f"cni.{alias.name}", True) for alias in node.names]
-    return imported
-
-
-def shim_bytes() -> bytes:
-    """The thin-client zipapp: a shebang, then a zip of :func:`shim_modules` and ``__main__``.
-
-    The modules come from this very package, so the shim always matches the daemon of
-    the same image. Stored uncompressed: each exec of the shim then needs no zlib.
-    """
-    buffer = io.BytesIO()
-    buffer.write(f"#!{SHIM_INTERPRETER}\n".encode())
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, source in sorted(shim_modules().items()):
-            archive.writestr(_zip_entry(f"cni/{name}"), source)
-        archive.writestr(_zip_entry("__main__.py"), SHIM_MAIN)
-    return buffer.getvalue()
-
-
-def _zip_entry(name: str) -> zipfile.ZipInfo:
-    entry = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-    entry.external_attr = 0o644 << 16
-    return entry
-
-
-def write_shim(bin_dir: Path) -> Path:
-    """Write ``bin_dir/netsched-cni`` (mode 0755) atomically; the path written."""
-    if not bin_dir.is_dir():
-        raise InstallError(f"CNI bin dir {str(bin_dir)!r} is not a directory")
-    target = bin_dir / SHIM_NAME
-    write_atomic(target, shim_bytes(), 0o755)
-    return target
-
-
-def is_our_shim(path: Path) -> bool:
-    """True for a file this installer wrote (a zipapp with our shebang and cni/main.py)."""
+def client_bytes(source: Path = CLIENT_BUILD) -> bytes:
+    """The native thin client this image was built with."""
     try:
-        with path.open("rb") as handle:
-            if handle.readline() != f"#!{SHIM_INTERPRETER}\n".encode():
-                return False
-        with zipfile.ZipFile(path) as archive:
-            return "cni/main.py" in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+        data = source.read_bytes()
+    except OSError as exc:
+        raise InstallError(f"--client: {str(source)!r}: {exc.strerror} (the image has it; "
+                           "from a checkout, build it with `make cni-client`)") from exc
+    if not data.startswith(b"\x7fELF") or CLIENT_MARKER not in data:
+        raise InstallError(f"--client: {str(source)!r} is not the native netsched-cni client")
+    return data
+
+
+def is_our_client(path: Path) -> bool:
+    """True for a native thin client, as this installer writes it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
         return False
+    return CLIENT_MARKER in data
 
 
 # -- the kubeconfig --------------------------------------------------------------------
@@ -491,30 +410,34 @@ def install(
     kubeconfig_file: Path,
     server: str,
     timeout: float | None = None,
+    client: Path = CLIENT_BUILD,
 ) -> Path:
-    """Shim, kubeconfig, then the chained entry; the conflist that now runs netsched-cni.
+    """Client, kubeconfig, then the chained entry; the conflist that now runs netsched-cni.
 
-    The primary config is checked before anything is written, and the entry comes last,
-    so a runtime never finds a netsched-cni entry whose executable is not there yet.
+    The primary config and the client are checked before anything is written, and the
+    entry comes last, so a runtime never finds a netsched-cni entry whose executable is
+    not there yet.
     """
     if not bin_dir.is_dir():
         raise InstallError(f"--bin-dir: {str(bin_dir)!r} is not a directory "
                            "(mount the host's CNI bin dir there)")
+    executable = client_bytes(client)
     read_network(wait_for_primary(conf_dir, timeout))
-    say(f"wrote {write_shim(bin_dir)}")
+    write_atomic(bin_dir / CLIENT_NAME, executable, 0o755)
+    say(f"wrote {bin_dir / CLIENT_NAME}")
     say(f"wrote {write_kubeconfig(kubeconfig_file, server)}")
     return chain_into_primary(conf_dir, plugin, timeout=0)
 
 
 def uninstall(bin_dir: Path, conf_dir: Path, kubeconfig_file: Path) -> None:
-    """Undo :func:`install`: the entry first (so no runtime calls a missing shim), then files."""
+    """Undo :func:`install`: the entry first (so no runtime calls a missing client), then files."""
     unchain(conf_dir)
-    shim = bin_dir / SHIM_NAME
-    if is_our_shim(shim):
-        shim.unlink()
-        say(f"removed {shim}")
-    elif shim.exists():
-        say(f"left {shim}: not a shim netsched-cni install wrote")
+    client = bin_dir / CLIENT_NAME
+    if is_our_client(client):
+        client.unlink()
+        say(f"removed {client}")
+    elif client.exists():
+        say(f"left {client}: not a thin client netsched-cni install wrote")
     if kubeconfig_file.exists():
         kubeconfig_file.unlink()
         say(f"removed {kubeconfig_file}")
@@ -554,7 +477,7 @@ def _number(check: Callable[[float], bool], rule: str) -> Callable[[str], float]
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="netsched-cni install",
-        description="Install netsched-cni on this node: the thin-client executable, the "
+        description="Install netsched-cni on this node: the native thin-client executable, the "
         "daemon's kubeconfig, and its entry chained last into the runtime's CNI config. "
         "The defaults suit the init container of deploy/cni/daemonset.yaml.",
     )
@@ -562,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the host's CNI bin dir, as mounted here (default %(default)s)")
     parser.add_argument("--conf-dir", type=Path, default=Path(DEFAULT_CONF_DIR),
                         help="the host's CNI conf dir, as mounted here (default %(default)s)")
+    parser.add_argument("--client", type=Path, default=CLIENT_BUILD,
+                        help="the native thin client to copy (default %(default)s)")
     parser.add_argument("--socket", type=_absolute, default=DEFAULT_SOCKET,
                         help="the daemon's Unix socket on the host (default %(default)s)")
     parser.add_argument("--state-dir", type=_absolute, default=DEFAULT_STATE_DIR,
@@ -597,7 +522,7 @@ def main(argv: Sequence[str]) -> int:
         plugin = plugin_entry(args.kubeconfig_path, args.state_dir, args.max_queue_ms,
                               args.socket)
         install(args.bin_dir, args.conf_dir, plugin, kubeconfig_file,
-                api_server_url(os.environ), args.timeout)
+                api_server_url(os.environ), args.timeout, args.client)
         return 0
     except InstallError as exc:
         say(f"error: {exc}")

@@ -4,7 +4,9 @@ ADD runs the plugins in order, each getting the previous one's result as ``prevR
 DEL runs them in reverse with the cached ADD result; CHECK in order with it; GC and
 STATUS call every plugin. ``runtimeConfig`` is injected only into plugins that declare
 the capability, and every plugin runs inside the "node" namespace, like a runtime on
-that node would run it.
+that node would run it. ``netsched-cni`` is the package's executable (Python: in-process,
+or the thin client of the node daemon when the config names a ``socket``) or, with
+``client="native"``, the native thin client (cni/thin_client) that nodes install.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cni.install import CLIENT_BUILD
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_CONFLIST = REPO / "deploy" / "cni" / "10-netsched.conflist"
 REFERENCE_PLUGINS = Path("/usr/lib/cni")
@@ -31,6 +35,18 @@ CLONE_NEWNET = 0x40000000
 def netsched_cni_binary() -> Path:
     found = shutil.which("netsched-cni") or str(REPO / ".venv" / "bin" / "netsched-cni")
     return Path(found)
+
+
+# The thin clients that forward to the node daemon: the package's Python executable and
+# the native one; tests of the daemon run once through each.
+THIN_CLIENTS = ("python", "native")
+
+
+def client_dir(client: str) -> Path:
+    """The directory whose ``netsched-cni`` is ``client`` (one of THIN_CLIENTS)."""
+    if client not in THIN_CLIENTS:
+        raise ValueError(f"client: {client!r} is not one of {THIN_CLIENTS}")
+    return CLIENT_BUILD.parent if client == "native" else netsched_cni_binary().parent
 
 
 class PluginError(Exception):
@@ -72,9 +88,12 @@ class Runtime:
 
     conflist: dict[str, Any]
     node_netns: str | None
-    plugin_dirs: list[Path] = field(default_factory=lambda: [REFERENCE_PLUGINS,
-                                                             netsched_cni_binary().parent])
+    client: str = "python"
     cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def plugin_dirs(self) -> list[Path]:
+        return [REFERENCE_PLUGINS, client_dir(self.client)]
 
     def _binary(self, plugin_type: str) -> Path:
         for directory in self.plugin_dirs:

@@ -2,7 +2,9 @@
 
 With ``socket`` in the config the executable only forwards; the daemon, running in the
 node's namespace as the CNI DaemonSet would, does the work. Results, errors and clean-up
-must be exactly those of the in-process plugin, whatever clients do to the socket.
+must be exactly those of the in-process plugin, whatever clients do to the socket. Every
+test that forwards runs twice (``thin_client``): through the package's Python executable
+and through the native client that nodes install.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def ask(socket_path: Path, payload: bytes) -> dict:
         return json.loads(b"".join(iter(lambda: conn.recv(65536), b"")))
 
 
-def test_add_check_del_through_the_daemon_match_in_process(lab: Lab, daemon) -> None:
+def test_add_check_del_through_the_daemon_match_in_process(lab: Lab, daemon,
+                                                           thin_client: str) -> None:
     node, running = daemon
 
     def net1(index: int) -> dict:
@@ -57,7 +60,8 @@ def test_add_check_del_through_the_daemon_match_in_process(lab: Lab, daemon) -> 
                           mac=f"02:00:00:00:76:0{index}", ingress=30 * MBIT, egress=20 * MBIT)
 
     local = node.runtime(extra={"attachments": [net1(4)]})
-    remote = node.runtime(extra={"attachments": [net1(5)], "socket": str(running.socket_path)})
+    remote = node.runtime(extra={"attachments": [net1(5)], "socket": str(running.socket_path)},
+                          client=thin_client)
     local_pod, local_cid, in_process = node.pod(local, runtime_config=RATES)
     pod, cid, through_daemon = node.pod(remote, runtime_config=RATES)
 
@@ -79,13 +83,15 @@ def test_add_check_del_through_the_daemon_match_in_process(lab: Lab, daemon) -> 
         assert_nothing_of_ours(node, gone, eth0_expected=False)
 
 
-def test_errors_are_the_plugins_own_and_the_daemon_keeps_serving(lab: Lab, daemon) -> None:
+def test_errors_are_the_plugins_own_and_the_daemon_keeps_serving(lab: Lab, daemon,
+                                                                 thin_client: str) -> None:
     node, running = daemon
     bad = {**attachment(node, mode="vxlan", vni=770, ip="10.77.0.5/24", mac="02:00:00:00:77:05"),
            "vni": 0}
     errors = []
-    for attempt, extra in enumerate(({}, {"socket": str(running.socket_path)})):
-        runtime = node.runtime(extra={"attachments": [bad], **extra})
+    ways = (({}, "python"), ({"socket": str(running.socket_path)}, thin_client))
+    for attempt, (extra, client) in enumerate(ways):
+        runtime = node.runtime(extra={"attachments": [bad], **extra}, client=client)
         pod = lab.netns("pd")
         with pytest.raises(PluginError) as failure:
             runtime.add(f"ctr-bad{attempt}", lab.path(pod), runtime_config=RATES)
@@ -94,15 +100,15 @@ def test_errors_are_the_plugins_own_and_the_daemon_keeps_serving(lab: Lab, daemo
     assert errors[0] == errors[1]
     assert errors[1]["code"] == 7 and errors[1]["msg"].startswith("attachments[0].vni: 0")
 
-    fine = node.runtime(extra={"socket": str(running.socket_path)})
+    fine = node.runtime(extra={"socket": str(running.socket_path)}, client=thin_client)
     pod, cid, _ = node.pod(fine, runtime_config=RATES)
     fine.delete(cid, lab.path(pod))
 
 
-def test_no_daemon_means_try_again_later_and_nothing_done(lab: Lab) -> None:
+def test_no_daemon_means_try_again_later_and_nothing_done(lab: Lab, thin_client: str) -> None:
     node = lone_node(lab)
     missing = lab.workdir / "no-daemon.sock"
-    runtime = node.runtime(extra={"socket": str(missing)})
+    runtime = node.runtime(extra={"socket": str(missing)}, client=thin_client)
     pod = lab.netns("pd")
     with pytest.raises(PluginError) as failure:
         runtime.add("ctr-nodaemon", lab.path(pod), runtime_config=RATES)
@@ -115,10 +121,10 @@ def open_fds(process: subprocess.Popen) -> int:
     return len(list(Path(f"/proc/{process.pid}/fd").iterdir()))
 
 
-def test_concurrent_adds_and_dels_leak_nothing(lab: Lab, daemon) -> None:
+def test_concurrent_adds_and_dels_leak_nothing(lab: Lab, daemon, thin_client: str) -> None:
     node, running = daemon
-    runtime = node.runtime(extra={"socket": str(running.socket_path)})
-    warm = node.runtime(extra={"socket": str(running.socket_path)})
+    runtime = node.runtime(extra={"socket": str(running.socket_path)}, client=thin_client)
+    warm = node.runtime(extra={"socket": str(running.socket_path)}, client=thin_client)
     pod, cid, _ = node.pod(warm, runtime_config=RATES)  # first use opens what stays open
     warm.delete(cid, lab.path(pod))
     fds_before = open_fds(running.process)
@@ -147,7 +153,7 @@ def test_concurrent_adds_and_dels_leak_nothing(lab: Lab, daemon) -> None:
     assert open_fds(running.process) == fds_before, "the daemon keeps no socket or namespace fd"
 
 
-def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon) -> None:
+def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon, thin_client: str) -> None:
     node, running = daemon
     path = running.socket_path
     garbage = ask(path, b"not json")
@@ -159,7 +165,7 @@ def test_malformed_stalled_and_oversized_requests(lab: Lab, daemon) -> None:
     # A client that connects and says nothing does not hold up the next ADD.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stalled:
         stalled.connect(str(path))
-        runtime = node.runtime(extra={"socket": str(path)})
+        runtime = node.runtime(extra={"socket": str(path)}, client=thin_client)
         pod, cid, _ = node.pod(runtime, runtime_config=RATES)
         runtime.delete(cid, lab.path(pod))
     assert running.process.poll() is None
@@ -242,7 +248,8 @@ def host_local_leases(node: Node, runtime) -> set[str]:
     return {p.name for p in directory.iterdir() if p.name[0].isdigit()}
 
 
-def test_del_while_the_daemon_is_away_leaves_nothing_once_it_returns(lab: Lab) -> None:
+def test_del_while_the_daemon_is_away_leaves_nothing_once_it_returns(lab: Lab,
+                                                                     thin_client: str) -> None:
     """The CNI DaemonSet crashes (kill -9) and pods stop meanwhile. containerd runs DEL
     through the chain in reverse — netsched-cni, then bridge with host-local — and removes
     the namespace once DEL succeeded; a DEL that fails would stop it there, keeping the
@@ -256,7 +263,8 @@ def test_del_while_the_daemon_is_away_leaves_nothing_once_it_returns(lab: Lab) -
     def runtime_for(vni: int, host: int):
         return node.runtime(extra={"socket": str(path), "attachments": [attachment(
             node, mode="vxlan", vni=vni, ip=f"10.{vni % 250}.0.{host}/24",
-            mac=f"02:00:00:00:{vni % 250:02x}:{host:02x}", ingress=30 * MBIT)]})
+            mac=f"02:00:00:00:{vni % 250:02x}:{host:02x}", ingress=30 * MBIT)]},
+            client=thin_client)
 
     kept_runtime, gone_runtime = runtime_for(781, 5), runtime_for(782, 6)
     kept, kept_cid, _ = node.pod(kept_runtime, runtime_config=RATES)

@@ -1,21 +1,21 @@
 """``netsched-cni install`` on plain directories: what it leaves in a node's CNI dirs.
 
 No kernel and no root needed: the conf dir and bin dir are temporary directories with
-real files, the shim is executed by a real interpreter, and the kubeconfig is loaded by
-the official kubernetes client.
+real files, the installed native client is executed with an empty environment (no
+interpreter to lean on), and the kubeconfig is loaded by the official kubernetes client.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
+import re
 import stat
+import struct
 import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ ENTRY = {
 
 
 @pytest.fixture
-def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Node:
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_client: Path) -> Node:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     return Node(tmp_path)
@@ -88,7 +88,7 @@ class Node:
         }
 
     @property
-    def shim(self) -> Path:
+    def client(self) -> Path:
         return self.bin_dir / "netsched-cni"
 
     @property
@@ -199,9 +199,9 @@ def test_uninstall_restores_the_original_document_and_is_idempotent(node: Node, 
 
 def test_uninstall_leaves_a_netsched_cni_executable_it_did_not_write(node: Node):
     node.write("10-flannel.conflist", FLANNEL)
-    node.shim.write_text("#!/bin/sh\nexec /usr/local/bin/netsched-cni \"$@\"\n")
+    node.client.write_text("#!/bin/sh\nexec /usr/local/bin/netsched-cni \"$@\"\n")
     assert node.run("--uninstall") == 0
-    assert node.shim.exists()
+    assert node.client.exists()
 
 
 # -- bad configs and flags: one line, exit 1, nothing written --------------------------
@@ -304,68 +304,63 @@ def test_gives_up_cleanly_after_the_timeout(node: Node, capsys):
     assert "Traceback" not in err and node.files() == {}
 
 
-# -- the shim --------------------------------------------------------------------------
+# -- the thin client -------------------------------------------------------------------
+
+PT_INTERP = 3  # the ELF program header naming a dynamic loader
 
 
-def test_the_shim_is_an_executable_zipapp_of_the_stdlib_only_thin_client(node: Node):
+def elf_interpreter_headers(executable: bytes) -> int:
+    """How many PT_INTERP program headers a 64-bit little-endian ELF file has."""
+    assert executable[:6] == b"\x7fELF\x02\x01", "a 64-bit little-endian ELF executable"
+    phoff, = struct.unpack_from("<Q", executable, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", executable, 0x36)
+    return sum(struct.unpack_from("<I", executable, phoff + i * phentsize)[0] == PT_INTERP
+               for i in range(phnum))
+
+
+def test_the_client_is_the_static_native_executable(node: Node, native_client: Path):
     node.write("10-flannel.conflist", FLANNEL)
     assert node.run() == 0
-    assert stat.S_IMODE(node.shim.stat().st_mode) == 0o755
-    assert node.shim.read_bytes().startswith(b"#!/usr/bin/env python3\n")
-    with zipfile.ZipFile(node.shim) as archive:
-        names = set(archive.namelist())
-    assert names == {"__main__.py"} | {
-        f"cni/{m}.py" for m in ("__init__", "main", "client", "errors", "versions", "fastimport")
-    }
-    assert install.shim_bytes() == node.shim.read_bytes()  # reproducible: re-runs are no-ops
-    # hosts run older interpreters than the image: no syntax newer than 3.7 (the docs' floor)
-    for name, source in install.shim_modules().items():
-        compile_for_37 = ast.parse(source, filename=name, feature_version=(3, 7))
-        assert compile_for_37 is not None
+    assert stat.S_IMODE(node.client.stat().st_mode) == 0o755
+    assert node.client.read_bytes() == native_client.read_bytes()
+    assert elf_interpreter_headers(node.client.read_bytes()) == 0, "no dynamic loader, no libc"
+    assert install.is_our_client(node.client)
 
 
-def _run_shim(argv: list[str], config: dict[str, Any], cwd: Path, **env: str) -> tuple[int, Any]:
-    done = subprocess.run(argv, input=json.dumps(config).encode(), capture_output=True,
+def _run_client(client: Path, config: dict[str, Any], cwd: Path, **env: str) -> tuple[int, Any]:
+    done = subprocess.run([str(client)], input=json.dumps(config).encode(), capture_output=True,
                           cwd=cwd, env=env, timeout=30, check=False)
     return done.returncode, json.loads(done.stdout)
 
 
-def test_the_shim_runs_on_a_bare_interpreter_without_site_packages(node: Node, tmp_path):
+def test_the_client_runs_with_nothing_from_the_host(node: Node, tmp_path):
+    """Exec'd with an empty environment but the CNI variables: no PATH, no python3."""
     node.write("10-flannel.conflist", FLANNEL)
     assert node.run() == 0
-    bare = [sys.executable, "-I", "-S", str(node.shim)]  # no site-packages, no repo on the path
-    code, out = _run_shim(bare, {"cniVersion": "0.4.0"}, tmp_path, CNI_COMMAND="VERSION")
+    code, out = _run_client(node.client, {"cniVersion": "0.4.0"}, tmp_path, CNI_COMMAND="VERSION")
     assert (code, out) == (0, version_report("0.4.0"))
 
-    # ADD goes to the daemon (here: none), which the shim reaches with the stdlib alone
     config = {"cniVersion": "1.0.0", "name": "cbr0", **ENTRY,
               "socket": str(tmp_path / "no-daemon.sock")}
-    code, out = _run_shim(bare, config, tmp_path, CNI_COMMAND="ADD", CNI_CONTAINERID="c1",
-                          CNI_IFNAME="eth0", CNI_NETNS="/var/run/netns/x")
+    code, out = _run_client(node.client, config, tmp_path, CNI_COMMAND="ADD",
+                            CNI_CONTAINERID="c1", CNI_IFNAME="eth0", CNI_NETNS="/var/run/netns/x")
     assert code == 1 and out["code"] == 11 and "no netsched-cni daemon answers" in out["msg"]
 
-    # exec'd as a runtime does: through its shebang, with whatever python3 is on PATH
-    code, out = _run_shim([str(node.shim)], {"cniVersion": "1.1.0"}, tmp_path,
-                          CNI_COMMAND="VERSION", PATH=str(Path(sys.executable).parent))
-    assert (code, out) == (0, version_report("1.1.0"))
 
-
-def test_the_shim_refuses_a_thin_client_that_imports_beyond_the_standard_library(monkeypatch):
-    assert install._top_level_imports(
-        b"import json\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pydantic\n"
-        b"def f():\n    import pyroute2\nfrom cni import errors, SOMETHING\nimport cni.client\n"
-    ) == [("json", False), ("typing", False), ("cni", False), ("cni.errors", True),
-          ("cni.SOMETHING", True), ("cni.client", False)]
-
-    real = install._top_level_imports
-
-    def pydantic_in_main(source: bytes) -> list[tuple[str, bool]]:
-        found = real(source)
-        return found + [("pydantic", False)] if b"def main(" in source else found
-
-    monkeypatch.setattr(install, "_top_level_imports", pydantic_in_main)
-    with pytest.raises(install.InstallError, match="cni/main.py imports pydantic at module level"):
-        install.shim_modules()
+def test_a_missing_or_foreign_client_is_named_and_nothing_is_written(node: Node, capsys,
+                                                                     tmp_path):
+    node.write("10-flannel.conflist", FLANNEL)
+    before = node.files()
+    missing = tmp_path / "no-such-client"
+    assert node.run("--client", str(missing)) == 1
+    err = capsys.readouterr().err
+    assert f"error: --client: '{missing}': No such file or directory" in err, err
+    foreign = tmp_path / "script"
+    foreign.write_text("#!/bin/sh\necho '{}'\n")
+    assert node.run("--client", str(foreign)) == 1
+    err = capsys.readouterr().err
+    assert f"--client: '{foreign}' is not the native netsched-cni client" in err, err
+    assert node.files() == before
 
 
 # -- the kubeconfig --------------------------------------------------------------------
@@ -434,3 +429,12 @@ def test_install_is_reachable_from_the_netsched_cni_executable(node: Node):
     )
     assert done.returncode == 0, done.stderr
     assert node.read("10-flannel.conflist")["plugins"][-1] == ENTRY
+
+
+def test_the_image_builds_the_client_where_install_looks():
+    """deploy/Dockerfile's cni-client stage, copied under the image's Python prefix."""
+    dockerfile = (Path(__file__).parents[2] / "deploy" / "Dockerfile").read_text()
+    built = re.search(r"^RUN /src/(cni/thin_client/build\.sh) (\S+)$", dockerfile, re.MULTILINE)
+    assert built, "the cni-client stage builds with the Makefile's script"
+    where = install.CLIENT_BUILD.relative_to(sys.prefix)
+    assert f"COPY --from=cni-client {built[2]} /usr/local/{where}\n" in dockerfile

@@ -24,10 +24,10 @@ class Node:
     pods: list[tuple[Runtime, str, str]] = field(default_factory=list)
 
     def runtime(self, *, version: str = "1.0.0", shaper: str = "netsched-cni",
-                extra: dict[str, Any] | None = None) -> Runtime:
+                extra: dict[str, Any] | None = None, client: str = "python") -> Runtime:
         conflist = lab_conflist(self.bridge, self.subnet, self.lab.workdir / self.netns,
                                 version=version, shaper=shaper, extra=extra)
-        return Runtime(conflist, self.netns)
+        return Runtime(conflist, self.netns, client)
 
     def pod(self, runtime: Runtime, *, runtime_config: dict[str, Any] | None = None,
             args: str = "") -> tuple[str, str, dict[str, Any]]:

@@ -1,0 +1,3 @@
+module netsched/cni/thin_client
+
+go 1.22

@@ -35,7 +35,8 @@ from tests.kubernetes.conftest import PODS, bind_body, seed_nodes, seed_pods, wa
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-TLS = DEPLOY / "tls"
+PLAIN = DEPLOY / "plain-http"
+"""The variant without TLS; the default (deploy/) speaks mutual TLS."""
 MANIFESTS = sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
 KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
 CLUSTER_SCOPED = {
@@ -175,32 +176,36 @@ def test_a_variant_that_lists_deploy_itself_is_refused(tmp_path):
     makes kustomize refuse the build, as `kubectl apply -k` did."""
     copy_root = tmp_path / "deploy"
     shutil.copytree(DEPLOY, copy_root)
-    config = documents(copy_root / "tls" / "kustomization.yaml")[0]
+    config = documents(copy_root / "plain-http" / "kustomization.yaml")[0]
     config["resources"] = ["../"]
-    (copy_root / "tls" / "kustomization.yaml").write_text(yaml.safe_dump(config))
-    result = kustomize(copy_root / "tls")
+    (copy_root / "plain-http" / "kustomization.yaml").write_text(yaml.safe_dump(config))
+    result = kustomize(copy_root / "plain-http")
     assert result.returncode != 0
     assert "cycle detected" in result.stderr and "contains visited root" in result.stderr
 
 
 def test_extender_commands_are_ones_the_cli_accepts():
     parser = build_parser()
-    base = container(find("Deployment", "netsched-extender"), "extender")["command"]
-    https = container(find("Deployment", "netsched-extender", TLS), "extender")["command"]
+    base = container(find("Deployment", "netsched-extender", PLAIN), "extender")["command"]
+    https = container(find("Deployment", "netsched-extender"), "extender")["command"]
     for command in (base, https):
         assert command[0] == "netsched"
         args = parser.parse_args(command[1:])
         assert args.kubernetes and args.leader_elect and args.host == "0.0.0.0"
     tls = parser.parse_args(https[1:])
-    assert (tls.tls_cert, tls.tls_key) == ("/etc/netsched/tls/tls.crt", "/etc/netsched/tls/tls.key")
+    assert (tls.tls_cert, tls.tls_key, tls.tls_client_ca) == (
+        "/etc/netsched/tls/tls.crt", "/etc/netsched/tls/tls.key", "/etc/netsched/tls/ca.crt"
+    )
+    for command in (base, https):
+        assert parser.parse_args(command[1:]).read_only_port == 9090
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"netsched", "netsched-cni"} <= set(scripts)
 
 
 def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs():
-    service = find("Service", "netsched-extender")
-    deployment = find("Deployment", "netsched-extender")
-    config = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
+    service = find("Service", "netsched-extender", PLAIN)
+    deployment = find("Deployment", "netsched-extender", PLAIN)
+    config = scheduler_config(find("ConfigMap", "netsched-scheduler-config", PLAIN))
     assert config["apiVersion"] == "kubescheduler.config.k8s.io/v1"
     assert config["kind"] == "KubeSchedulerConfiguration"
     (extender,) = config["extenders"]
@@ -217,7 +222,8 @@ def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs(
 
     # the verbs are the app's POST routes; the probes are its GET routes
     app = create_app(Extender.build(FileClusterSource(ClusterSnapshot())), start_source=False)
-    routes = {(m, r.path) for r in app.routes for m in getattr(r, "methods", ())}
+    # (from the OpenAPI document: FastAPI keeps included routers' routes out of app.routes)
+    routes = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
     for verb in ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb"):
         assert ("POST", f"/{extender[verb]}") in routes, verb
     extender_container = container(deployment, "extender")
@@ -233,14 +239,11 @@ def test_the_scheduler_configuration_reaches_the_extender_service_and_its_verbs(
 
 
 def test_the_https_configuration_differs_only_where_tls_needs_it():
-    plain = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
-    https = scheduler_config(
-        find("ConfigMap", "netsched-scheduler-config", TLS)
-    )
+    plain = scheduler_config(find("ConfigMap", "netsched-scheduler-config", PLAIN))
+    https = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
     (a,), (b,) = plain["extenders"], https["extenders"]
     assert b["enableHTTPS"] is True and a["enableHTTPS"] is False
     assert b["urlPrefix"] == a["urlPrefix"].replace("http://", "https://")
-    ca_file = b["tlsConfig"]["caFile"]
     rest = lambda e: {
         k: v for k, v in e.items() if k not in ("urlPrefix", "enableHTTPS", "tlsConfig")
     }
@@ -248,20 +251,30 @@ def test_the_https_configuration_differs_only_where_tls_needs_it():
     assert {k: v for k, v in plain.items() if k != "extenders"} == {
         k: v for k, v in https.items() if k != "extenders"
     }
-    scheduler = find("Deployment", "netsched-scheduler", TLS)
-    mount = max(  # the deepest mount holding the file is the one the container sees
-        (m for m in container(scheduler, "kube-scheduler")["volumeMounts"]
-         if ca_file.startswith(m["mountPath"] + "/")),
-        key=lambda m: len(m["mountPath"]),
-    )
-    volume = pod_volumes(scheduler)[mount["name"]]["secret"]
-    extender = find("Deployment", "netsched-extender", TLS)
-    assert volume["secretName"] == pod_volumes(extender)["tls"]["secret"]["secretName"]
-    assert {"key": "ca.crt", "path": ca_file.removeprefix(mount["mountPath"] + "/")} in (
-        volume["items"]
-    )
+    # kube-scheduler's tlsConfig files come from its client Secret, mounted where it reads them
+    scheduler = find("Deployment", "netsched-scheduler")
+    mounts = container(scheduler, "kube-scheduler")["volumeMounts"]
+    for field, key in (("certFile", "tls.crt"), ("keyFile", "tls.key"), ("caFile", "ca.crt")):
+        path = b["tlsConfig"][field]
+        mount = max(  # the deepest mount holding the file is the one the container sees
+            (m for m in mounts if path.startswith(m["mountPath"] + "/")), key=lambda m: len(m["mountPath"])
+        )
+        volume = pod_volumes(scheduler)[mount["name"]]["secret"]
+        assert volume["secretName"] == "netsched-scheduler-tls"
+        assert {"key": key, "path": path.removeprefix(mount["mountPath"] + "/")} in volume["items"]
+    # the extender's pair and client CA are the files its flags name
+    extender = find("Deployment", "netsched-extender")
+    args = build_parser().parse_args(container(extender, "extender")["command"][1:])
+    (mount,) = container(extender, "extender")["volumeMounts"]
+    volume = pod_volumes(extender)[mount["name"]]["secret"]
+    assert volume["secretName"] == "netsched-extender-tls"
+    for path in (args.tls_cert, args.tls_key, args.tls_client_ca):
+        assert path.removeprefix(mount["mountPath"] + "/") in {item["path"] for item in volume["items"]}
+    # probes present no client certificate: they go to the plain read-only listener
+    ports = {p["name"]: p["containerPort"] for p in container(extender, "extender")["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container(extender, "extender")[probe]["httpGet"]["scheme"] == "HTTPS"
+        get = container(extender, "extender")[probe]["httpGet"]
+        assert ports[get["port"]] == args.read_only_port and get.get("scheme", "HTTP") == "HTTP"
 
 
 def test_the_lease_names_agree():

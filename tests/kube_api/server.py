@@ -8,7 +8,9 @@ AlreadyExists and 409 Conflict on a stale ``resourceVersion``, JSON merge patch,
 merge patch (approximated as merge patch, and refused with 415 for custom resources, as
 the real server does), and the status subresource rule: writes to an object ignore its
 ``status``, writes to ``/status`` change nothing but ``status``. Errors are ``Status``
-objects. It does not do label selectors, field managers or admission. Pods have the
+objects. Lists and watches honour ``labelSelector`` and ``fieldSelector`` (``selectors.py``;
+a field the real server does not select on is a 400). It does not do field managers or
+admission. Pods have the
 ``eviction`` subresource with PodDisruptionBudgets (``eviction.py``).
 
 Watches (``?watch=true``) stream one JSON event per line in a chunked HTTP/1.1 body, as
@@ -19,7 +21,8 @@ stream ends cleanly after ``timeoutSeconds``. History can be compacted (``compac
 a watch from before that answers an ``ERROR`` event with a ``410 Expired`` Status, and
 a list ``continue`` token from before it is ``410 Gone``. Lists of namespaced resources
 without a namespace span all namespaces and honour ``limit``/``continue``. Pods have
-the ``binding`` subresource (UID precondition, 409 when already bound). Faults for
+the ``binding`` subresource (UID precondition; 409 for a pod being deleted, already bound
+or with scheduling gates; the PodScheduled condition set, not appended). Faults for
 tests: ``fault`` (a callable that may answer any request with an ``ApiError``),
 ``drop_watches()`` (streams cut mid-way, without their last chunk) and
 ``expire_watches()`` (history compacted, open streams told ``410``).
@@ -43,6 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.kube_api.selectors import Selection, SelectorRefused, selection
 
 from tests.kube_api import eviction
 
@@ -148,10 +153,35 @@ class WatchDropped(Exception):
 class _OpenWatch:
     cut: str | None = None  # "drop" or "expire"
     events: list[dict[str, Any]] = field(default_factory=list)
+    selection: Selection = field(default_factory=Selection)
+    known: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, name) of the selected objects the client has been told about."""
+
+    def through_selection(self, event: _Event) -> dict[str, Any] | None:
+        """The event as this watch sends it: as is, turned into ADDED or DELETED where the
+        object enters or leaves the selection, or None where it stays outside it."""
+        obj, key = event.object, _sort_key(event.object)
+        if not self.selection.requirements:
+            return {"type": event.type, "object": copy.deepcopy(obj)}
+        held = key in self.known
+        if event.type != "DELETED" and self.selection.matches(obj):
+            self.known.add(key)
+            return {"type": "MODIFIED" if held else "ADDED", "object": copy.deepcopy(obj)}
+        if not held:
+            return None
+        self.known.discard(key)
+        return {"type": "DELETED", "object": copy.deepcopy(obj)}
 
 
 def _same_resource(a: ResourcePath, b: ResourcePath) -> bool:
     return (a.group, a.version, a.plural) == (b.group, b.version, b.plural)
+
+
+def _selection(where: ResourcePath, query: dict[str, str]) -> Selection:
+    try:
+        return selection(where.plural, query)
+    except SelectorRefused as refused:
+        raise ApiError(400, "BadRequest", str(refused)) from None
 
 
 def _query(path: str) -> dict[str, str]:
@@ -339,12 +369,15 @@ class FakeKubeAPI:
         query = _query(path)
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
-        watch = _OpenWatch()
+        chosen = _selection(where, query)
+        watch = _OpenWatch(selection=chosen)
         with self._lock:
             wanted = query.get("resourceVersion", "")
             if wanted in ("", "0"):
                 # "Any" version: what exists now, as ADDED, then changes from here on.
-                watch.events = [{"type": "ADDED", "object": o} for o in self._items(where)]
+                selected = [o for o in self._items(where) if chosen.matches(o)]
+                watch.events = [{"type": "ADDED", "object": o} for o in selected]
+                watch.known = {_sort_key(o) for o in selected}
                 since = self._revision
             else:
                 try:
@@ -356,8 +389,29 @@ class FakeKubeAPI:
                 if since < self._compacted:
                     watch.events = [_expired(since, self._compacted)]
                     watch.cut = "ended"
+                watch.known = self._selected_at(where, chosen, since)
             self._watches.add(watch)
         return self._stream(where, watch, since, time.monotonic() + timeout, bookmarks)
+
+    def _selected_at(self, where: ResourcePath, chosen: Selection, since: int) -> set[tuple[str, str]]:
+        """(namespace, name) of the objects ``chosen`` selected at revision ``since``: what a
+        client watching from there holds, so that later changes are sent as the watch cache
+        sends them (leaving the selection: DELETED; entering it: ADDED)."""
+        if not chosen.requirements:
+            return set()
+        latest: dict[tuple[str, str], _Event] = {}
+        for event in self._history:
+            if event.revision > since:
+                break
+            if _same_resource(event.where, where) and where.namespace in (None, event.where.namespace):
+                latest[_sort_key(event.object)] = event
+        held = {key for key, event in latest.items()
+                if event.type != "DELETED" and chosen.matches(event.object)}
+        unchanged_since = (  # older than the history kept, and not changed after ``since``
+            o for o in self._items(where, copies=False)
+            if _sort_key(o) not in latest and int(o["metadata"]["resourceVersion"]) <= since
+        )
+        return held | {_sort_key(o) for o in unchanged_since if chosen.matches(o)}
 
     def _stream(
         self, where: ResourcePath, watch: _OpenWatch, since: int, deadline: float, bookmarks: bool
@@ -374,10 +428,11 @@ class FakeKubeAPI:
                             self._history, since, key=lambda event: event.revision
                         )
                         batch = [
-                            {"type": event.type, "object": copy.deepcopy(event.object)}
+                            seen
                             for event in self._history[start:]
                             if _same_resource(event.where, where)
                             and where.namespace in (None, event.where.namespace)
+                            and (seen := watch.through_selection(event)) is not None
                         ]
                         since = self._revision
                         if batch:
@@ -451,7 +506,8 @@ class FakeKubeAPI:
 
     def _list(self, where: ResourcePath, query: dict[str, str] | None = None) -> dict[str, Any]:
         query = query or {}
-        items = self._items(where, copies=False)  # copied below, one page only
+        chosen = _selection(where, query)
+        items = [o for o in self._items(where, copies=False) if chosen.matches(o)]  # copied below
         revision = self._revision
         token = query.get("continue")
         if token:
@@ -532,19 +588,26 @@ class FakeKubeAPI:
                     f"{key} in object meta: {pod['metadata'].get(key)}",
                     conflict,
                 )
-        bound = (pod.get("spec") or {}).get("nodeName")
-        if bound:
+        # BindingREST's checks, in its order (pkg/registry/core/pod/storage), each a 409
+        # Conflict on pods/binding: being deleted, already bound, still gated.
+        spec = pod.get("spec") or {}
+        refusal = None
+        if pod["metadata"].get("deletionTimestamp"):
+            refusal = f"pod {where.name} is being deleted, cannot be assigned to a host"
+        elif spec.get("nodeName"):
+            refusal = f'pod {where.name} is already assigned to node "{spec["nodeName"]}"'
+        elif spec.get("schedulingGates"):
+            refusal = f"pod {where.name} has non-empty .spec.schedulingGates"
+        if refusal is not None:
             raise ApiError(
                 409,
                 "Conflict",
-                f'Operation cannot be fulfilled on pods/binding "{where.name}": '
-                f'pod {where.name} is already assigned to node "{bound}"',
+                f'Operation cannot be fulfilled on pods/binding "{where.name}": {refusal}',
                 conflict,
             )
         updated = copy.deepcopy(pod)
         updated.setdefault("spec", {})["nodeName"] = target
-        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
-        conditions.append({"type": "PodScheduled", "status": "True"})
+        _set_pod_scheduled(updated.setdefault("status", {}))
         self._revision += 1
         updated["metadata"]["resourceVersion"] = str(self._revision)
         self._objects[pod_path.collection][where.name or ""] = updated
@@ -727,8 +790,25 @@ class FakeKubeAPI:
 
 
 def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, name): the order of lists, and an object's identity within a resource."""
     metadata = obj.get("metadata") or {}
     return metadata.get("namespace") or "", metadata.get("name") or ""
+
+
+def _set_pod_scheduled(status: dict[str, Any]) -> None:
+    """``podutil.UpdatePodCondition`` with PodScheduled=True: the condition is replaced, not
+    appended (one per type); its lastTransitionTime moves only when the status changes."""
+    conditions = status.setdefault("conditions", [])
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                 "lastTransitionTime": now}
+    for index, condition in enumerate(conditions):
+        if condition.get("type") == "PodScheduled":
+            if condition.get("status") == "True":
+                scheduled["lastTransitionTime"] = condition.get("lastTransitionTime")
+            conditions[index] = scheduled
+            return
+    conditions.append(scheduled)
 
 
 def _expired(since: int, compacted: int) -> dict[str, Any]:

@@ -8,20 +8,26 @@ reference ``bridge`` + ``host-local`` by the tests' runtime (tests/cni/runner.py
   1514-byte frame as tc counts it), so 1.000 means the shaper delivers exactly the rate
 - ping RTT under saturating load (median and p90 of 10 pings/s through the shaped queue),
   with cubic and with BBR, and with containerd's burst (2^32-1 bits)
-- ADD and DEL time of the whole chain (p50), runner included, netsched-cni run both
-  in-process and as the thin client of its node daemon
+- ADD and DEL time of the whole chain (p50, p90, CPU), runner included, interleaved
+  round by round: bridge + host-local alone (the baseline each overhead is taken
+  from), with the reference plugin, and with netsched-cni in-process and as the thin
+  client of its node daemon, Python's and the native one (``make cni-client``)
+- each thin client's own start-to-exit: VERSION (answered locally) and a DEL the warm
+  daemon answers at once (a container it never saw)
+- the node daemon's memory: RSS idle, then after each step of 1,000 ADD/DEL pairs
+  through the native client
 
-Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick]``.
+Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick] [--chain-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.cni.lab import Lab, ipv4_of
-from tests.cni.runner import Daemon, PluginError, Runtime, lab_conflist, running_daemon
+from cni.install import CLIENT_BUILD
+from tests.cni.runner import (REFERENCE_PLUGINS, THIN_CLIENTS, Daemon, PluginError, Runtime,
+                              client_dir, lab_conflist, running_daemon)
 from tests.cni.topologies import MBIT, Node, switched_nodes
 
 SHAPERS = ("bandwidth", "netsched-cni")
@@ -73,36 +81,131 @@ def loaded_run(lab: Lab, server: str, shaped: str, direction: str, congestion: s
     return Lab.goodput(run), rtts[10:] or rtts  # the first second is ramp-up, as for iperf
 
 
-def chain_times(lab: Lab, node: Node, shaper: str, rounds: int,
-                daemon: Daemon | None = None) -> dict[str, float]:
-    """p50 of ADD and DEL: wall time, and CPU time (user+sys) of the plugin processes
-    (and of the node daemon, when netsched-cni forwards to one)."""
-    runtime = node.runtime(shaper=shaper,
-                           extra={"socket": str(daemon.socket_path)} if daemon else None)
+CHAIN_CONFIG = {"bandwidth": {"ingressRate": 100 * MBIT, "egressRate": 100 * MBIT,
+                               "ingressBurst": default_burst(100 * MBIT),
+                               "egressBurst": default_burst(100 * MBIT)}}
 
+
+def chains(node: Node, daemon: Daemon) -> dict[str, Runtime]:
+    """The chains compared, by the name printed: the first is the baseline."""
+    socket_conf = {"socket": str(daemon.socket_path)}
+    reference = node.runtime(shaper="bandwidth")
+    return {
+        "bridge + host-local": Runtime({**reference.conflist,
+                                        "plugins": reference.conflist["plugins"][:1]},
+                                       node.netns),
+        "+ bandwidth (reference)": reference,
+        "+ netsched-cni in-process": node.runtime(),
+        "+ netsched-cni, daemon, Python client": node.runtime(extra=socket_conf),
+        "+ netsched-cni, daemon, native client": node.runtime(extra=socket_conf,
+                                                              client="native"),
+    }
+
+
+def chain_times(lab: Lab, runtimes: dict[str, Runtime], daemon: Daemon, rounds: int
+                ) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU milliseconds of each chain's ADD and DEL, one pod per chain a round.
+
+    The chains take turns within every round, so load from other work on the machine
+    falls on all of them alike. CPU is the plugin processes' user + system time plus the
+    node daemon's (its work is not a child's; it is idle while other chains run).
+    """
     def cpu_used() -> float:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return children.ru_utime + children.ru_stime + (daemon.cpu_seconds() if daemon else 0)
-    samples: dict[str, list[float]] = {"add": [], "del": [], "add_cpu": [], "del_cpu": []}
-    config = {"bandwidth": {"ingressRate": 100 * MBIT, "egressRate": 100 * MBIT,
-                            "ingressBurst": default_burst(100 * MBIT),
-                            "egressBurst": default_burst(100 * MBIT)}}
+        return children.ru_utime + children.ru_stime + daemon.cpu_seconds()
 
-    def timed(verb: str, call) -> None:
+    samples = {name: {"add": [], "del": [], "add_cpu": [], "del_cpu": []} for name in runtimes}
+
+    def timed(name: str, verb: str, call) -> None:
         cpu = cpu_used()
         start = time.perf_counter()
         call()
-        samples[verb].append(time.perf_counter() - start)
-        samples[f"{verb}_cpu"].append(cpu_used() - cpu)
+        samples[name][verb].append((time.perf_counter() - start) * 1000)
+        samples[name][f"{verb}_cpu"].append((cpu_used() - cpu) * 1000)
 
     for round_ in range(rounds):
+        for index, (name, runtime) in enumerate(runtimes.items()):
+            pod = lab.netns("pd")
+            cid = f"t{round_}c{index}"
+            timed(name, "add", partial(runtime.add, cid, lab.path(pod),
+                                       runtime_config=CHAIN_CONFIG))
+            timed(name, "del", partial(runtime.delete, cid, lab.path(pod)))
+            subprocess.run(["ip", "netns", "del", pod], check=False)
+            lab.namespaces.remove(pod)
+    return samples
+
+
+def print_chain_times(samples: dict[str, dict[str, list[float]]]) -> None:
+    baseline = samples[next(iter(samples))]["add"]
+    print("\n| chain | ADD p50 (ms) | ADD p90 (ms) | ADD p50 over bridge alone (ms) | "
+          "ADD p90 over bridge alone (ms) | ADD CPU p50 (ms) | DEL p50 (ms) | DEL CPU p50 (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, t in samples.items():
+        over50 = pct(t["add"], .5) - pct(baseline, .5)
+        over90 = pct(t["add"], .9) - pct(baseline, .9)
+        print(f"| {name} | {pct(t['add'], .5):.1f} | {pct(t['add'], .9):.1f} | {over50:+.1f} | "
+              f"{over90:+.1f} | {pct(t['add_cpu'], .5):.1f} | {pct(t['del'], .5):.1f} | "
+              f"{pct(t['del_cpu'], .5):.1f} |", flush=True)
+
+
+def client_start_to_exit(daemon: Daemon, state_dir: Path, rounds: int) -> None:
+    """Each thin client alone, spawned and waited for as a runtime does, taking turns.
+
+    VERSION is answered by the client without the daemon: pure start-up. DEL of a
+    container the daemon never saw goes the whole way (connect, request, the daemon's
+    lookup in its state dir, reply) with no netlink work at the far end. The reference
+    plugin's VERSION is a Go program's start-up; ``/bin/true`` is the floor: the spawn
+    and wait of this harness.
+    """
+    conf = {"cniVersion": "1.0.0", "name": "bench", "type": "netsched-cni",
+            "stateDir": str(state_dir), "socket": str(daemon.socket_path)}
+    stdin = json.dumps(conf).encode()
+    calls = {"VERSION": {"CNI_COMMAND": "VERSION"},
+             "DEL, warm daemon": {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "never-added",
+                                  "CNI_NETNS": "", "CNI_IFNAME": "eth0", "CNI_PATH": "/"}}
+    runs = [(client, verb, str(client_dir(client) / "netsched-cni"))
+            for client in THIN_CLIENTS for verb in calls]
+    runs += [("reference bandwidth (Go)", "VERSION", str(REFERENCE_PLUGINS / "bandwidth")),
+             ("floor: /bin/true", "-", "/bin/true")]  # the spawn and wait of this harness
+    samples: dict[tuple[str, str, str], list[float]] = {run: [] for run in runs}
+    for _ in range(rounds):
+        for (client, verb, program), times in samples.items():
+            start = time.perf_counter()
+            done = subprocess.run([program], input=stdin, env=calls.get(verb, {}),
+                                  capture_output=True, check=False)
+            times.append((time.perf_counter() - start) * 1000)
+            assert done.returncode == 0, (client, verb, done.stdout, done.stderr)
+    print("\n| thin client | call | start-to-exit p50 (ms) | p90 (ms) | min (ms) |")
+    print("|---|---|---|---|---|")
+    for (client, verb, _), times in samples.items():
+        print(f"| {client} | {verb} | {pct(times, .5):.2f} | {pct(times, .9):.2f} | "
+              f"{min(times):.2f} |", flush=True)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def daemon_memory(lab: Lab, node: Node, pairs: int) -> None:
+    """A fresh daemon's RSS idle, then after each step of ``pairs`` ADD/DEL pairs (the
+    whole chain through the native client, one pod namespace reused) and its fds."""
+    print("\n| ADD/DEL pairs done | daemon RSS (MiB) | open fds |")
+    print("|---|---|---|")
+    with running_daemon(node.netns, lab.workdir / "mem" / "cni.sock") as daemon:
+        runtime = node.runtime(extra={"socket": str(daemon.socket_path)}, client="native")
         pod = lab.netns("pd")
-        cid = f"t{round_}{shaper[:4]}"
-        timed("add", partial(runtime.add, cid, lab.path(pod), runtime_config=config))
-        timed("del", partial(runtime.delete, cid, lab.path(pod)))
-        subprocess.run(["ip", "netns", "del", pod], check=False)
-        lab.namespaces.remove(pod)
-    return {key: statistics.median(values) * 1000 for key, values in samples.items()}
+        pid = daemon.process.pid
+        checkpoints = sorted({0, 1, 10, 100, pairs // 2, pairs})
+        for done in range(pairs + 1):
+            if done in checkpoints:
+                fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+                print(f"| {done:,} | {rss_kib(pid) / 1024:.1f} | {fds} |", flush=True)
+            if done < pairs:
+                runtime.add(f"mem{done}", lab.path(pod), runtime_config=CHAIN_CONFIG)
+                runtime.delete(f"mem{done}", lab.path(pod))
 
 
 def outcome(call) -> str:
@@ -152,12 +255,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rates, shorter runs")
     parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--chain-only", action="store_true", help="only ADD/DEL times")
+    parser.add_argument("--chain-only", action="store_true",
+                        help="no enforcement runs: ADD/DEL times, clients, daemon memory")
+    parser.add_argument("--rounds", type=int, default=30, help="pods per chain (default 30)")
+    parser.add_argument("--pairs", type=int, default=1000,
+                        help="ADD/DEL pairs for the daemon's memory (default 1000, 0: skip)")
     args = parser.parse_args()
+    if not CLIENT_BUILD.is_file():
+        sys.exit(f"no native client at {CLIENT_BUILD}: run `make cni-client` first")
     rates = [10 * MBIT, 100 * MBIT, 1000 * MBIT] if args.quick else \
         [10 * MBIT, 50 * MBIT, 100 * MBIT, 1000 * MBIT, 5000 * MBIT]
     print(f"machine: nproc {os.cpu_count()}, kernel {platform.release()}, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     lab = Lab(Path(tempfile.mkdtemp(prefix="cni-bench-")))
     try:
         (node,) = switched_nodes(lab, 1)
@@ -184,16 +293,12 @@ def main() -> None:
                           f"{bbr * WIRE / rate:.3f} | "
                           f"{pct(bbr_rtt, .5):.1f} / {pct(bbr_rtt, .9):.1f} | "
                           f"{pct(burst_rtt, .5):.1f} / {pct(burst_rtt, .9):.1f} |", flush=True)
-        print("\n| chain | ADD p50 wall (ms) | ADD p50 CPU (ms) | DEL p50 wall (ms) | "
-              "DEL p50 CPU (ms) |")
-        print("|---|---|---|---|---|")
         with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
-            chains = [("bandwidth", None), ("netsched-cni", None), ("netsched-cni", daemon)]
-            for shaper, through in chains:
-                t = chain_times(lab, node, shaper, rounds=15, daemon=through)
-                name = f"{shaper} (node daemon)" if through else shaper
-                print(f"| bridge + host-local + {name} | {t['add']:.0f} | {t['add_cpu']:.0f} | "
-                      f"{t['del']:.0f} | {t['del_cpu']:.0f} |", flush=True)
+            print_chain_times(chain_times(lab, chains(node, daemon), daemon, args.rounds))
+            client_start_to_exit(daemon, lab.workdir / "client-state", args.rounds * 10)
+        if args.pairs:
+            daemon_memory(lab, node, args.pairs)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         lab.close()
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,15 +76,17 @@ class StandIn:
 
 
 @contextmanager
-def stand_in_daemon(path: Path, answer: Callable[[bytes, socket.socket], None]
-                    ) -> Iterator[StandIn]:
+def stand_in_daemon(path: Path, answer: Callable[[bytes, socket.socket], None],
+                    backlog: int = 16, busy_s: float = 0.0) -> Iterator[StandIn]:
+    """Serves one connection at a time; ``busy_s`` passes before the first accept."""
     served = StandIn(path, answer)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
-    listener.listen(16)
+    listener.listen(backlog)
     stop = threading.Event()
 
     def serve() -> None:
+        time.sleep(busy_s)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
@@ -180,6 +183,20 @@ def test_a_daemon_that_hangs_up_without_answering_is_try_again_later(tmp_path):
         answers = both(config(socket=str(path)), ENV)
     assert_same_error(answers, 11, f"socket: no netsched-cni daemon answers at '{path}'")
     assert "closed without an answer" in answers["native"].error["details"]
+
+
+@pytest.mark.parametrize("client", THIN_CLIENTS)
+def test_a_full_listen_backlog_makes_clients_wait_not_fail(tmp_path, client):
+    """Many pods at once on a busy daemon: connects beyond the backlog wait for a place
+    (a blocking connect, docs/cni.md step 3) instead of failing at once with EAGAIN."""
+    path = tmp_path / "d.sock"
+    argv = [str(client_dir(client) / "netsched-cni")]
+    with stand_in_daemon(path, sends(b'{"exitCode": 0, "stdout": "{}"}'), backlog=1,
+                         busy_s=1.0):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: call(argv, config(socket=str(path)), ENV),
+                                    range(8)))
+    assert [(d.code, d.stdout) for d in answers] == [(0, "{}\n")] * 8, answers
 
 
 @pytest.mark.parametrize("client", THIN_CLIENTS)

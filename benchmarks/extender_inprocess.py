@@ -1,0 +1,106 @@
+"""Filter and prioritize in-process: the batch fit check beside the per-node check it replaced.
+
+No HTTP: ``Scheduler.filter`` and ``Scheduler.prioritize`` called directly on the
+sample cluster's shape (as in ``extender_latency.py``), for the annotated fixture pod
+(100M in, 200M out on eth0, 2G in, 1G out on the storage network), every node a
+candidate, nothing placed yet. *per node* is what both verbs did before
+``bandwidth_accounting/batch.py``: ``plan_on_node`` for every candidate (and, for
+prioritize, the headroom of each plan); it is still the exact check bind uses, so the
+two columns run the same requirements against the same ledger in one run.
+
+    .venv/bin/python benchmarks/extender_inprocess.py [--sizes 500 5000] [--repeat 30]
+
+Prints one table and the machine; figures go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
+from bandwidth_accounting.requirements import parse_requirements
+from extender_latency import FIXTURES, bench_cluster
+from scheduler_extender import scoring
+from scheduler_extender.app import Extender
+from scheduler_extender.file_source import FileClusterSource
+from topology.models import Pod
+
+
+def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median, max) milliseconds of ``repeat`` calls after one warm-up call."""
+    call()
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds) * 1000, max(seconds) * 1000
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return (f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, load average {load}")
+
+
+def measure(nodes: int, repeat: int) -> list[tuple[str, float, float]]:
+    source = FileClusterSource(bench_cluster(nodes))
+    extender = Extender.build(source)
+    source.start(extender.state)
+    scheduler, state = extender.scheduler, extender.state
+    template = json.loads((FIXTURES / "filter-nodenames.json").read_text())["Pod"]
+    names = state.node_names()
+    counter = iter(range(10**9))
+
+    def fresh_pod() -> Pod:
+        """A new UID each call: no outcome cached from the call before."""
+        pod = Pod.model_validate(template)
+        pod.metadata.uid = f"bench-{next(counter)}"
+        return pod
+
+    requirements = parse_requirements(fresh_pod().metadata.annotations)
+    fit = FitSettings()
+
+    def per_node_filter() -> list[str]:
+        now, topology, ledger = datetime.now(UTC), state.topology, state.ledger
+        return [name for name in names
+                if isinstance(plan_on_node(requirements, name, topology, ledger, now, fit), Plan)]
+
+    def per_node_prioritize() -> list[float]:
+        now, topology, ledger = datetime.now(UTC), state.topology, state.ledger
+        plans = (plan_on_node(requirements, name, topology, ledger, now, fit) for name in names)
+        return [scoring.headroom_left(plan, ledger) for plan in plans if isinstance(plan, Plan)]
+
+    assert len(scheduler.filter(fresh_pod(), names).passed) == len(per_node_filter()) == len(names)
+    return [
+        ("filter", *timed(lambda: scheduler.filter(fresh_pod(), names), repeat)),
+        ("filter per node", *timed(per_node_filter, repeat)),
+        ("prioritize", *timed(lambda: scheduler.prioritize(fresh_pod(), names), repeat)),
+        ("prioritize per node", *timed(per_node_prioritize, repeat)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    print(f"{'nodes':>6} {'call':<20} {'median ms':>10} {'max ms':>8}")
+    for nodes in args.sizes:
+        for call, median, worst in measure(nodes, args.repeat):
+            print(f"{nodes:>6} {call:<20} {median:>10.2f} {worst:>8.2f}")
+    print(f"\nmachine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()

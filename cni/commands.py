@@ -24,9 +24,16 @@ from cni.config import (
     parse_attachments,
 )
 from cni.errors import CNIError, ErrorCode
-from cni.netns import NamespaceGone, host_netlink, netlink_in, open_netns
+from cni.netns import (
+    NamespaceGone,
+    NotANamespace,
+    host_netlink,
+    is_own_namespace,
+    netlink_in,
+    open_netns,
+)
 from cni.state import AttachedInterface, Record, StateDir
-from cni.validate import validate_attachments, validate_network_name
+from cni.validate import check_rate, validate_attachments, validate_network_name
 from cni.versions import SUPPORTED_VERSIONS
 
 if TYPE_CHECKING:  # imported only when a pod has attachments (start-up time)
@@ -103,6 +110,8 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
         primary = Limits(reservation.primary.ingress, runtime.ingress_burst if runtime else 0,
                          reservation.primary.egress, runtime.egress_burst if runtime else 0)
         attachments, source = reservation.attachments, "reservation.attachments"
+        for direction in ("ingress", "egress"):
+            check_rate(f"reservation.primary.{direction}", getattr(reservation.primary, direction))
     else:
         primary = Limits(runtime.ingress_rate, runtime.ingress_burst, runtime.egress_rate,
                          runtime.egress_burst) if runtime else Limits()
@@ -115,9 +124,24 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
 
 def pod_namespace(env: Environment) -> int:
     try:
-        return open_netns(env.netns)
+        netns_fd = open_netns(env.netns)
+    except NotANamespace as exc:
+        raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
+                       f"CNI_NETNS: {env.netns!r} is not a network namespace",
+                       "a file, a directory or an unmounted namespace's mount point") from exc
     except NamespaceGone as exc:
         raise CNIError(ErrorCode.UNKNOWN_CONTAINER, f"CNI_NETNS: {env.netns!r} does not exist") from exc
+    refuse_node_namespace(netns_fd, env.netns)
+    return netns_fd
+
+
+def refuse_node_namespace(netns_fd: int, path: str) -> None:
+    """A pod never shares the node's namespace: shaping it would shape the node's own links."""
+    if is_own_namespace(netns_fd):
+        os.close(netns_fd)
+        raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
+                       f"CNI_NETNS: {path!r} is the node's own network namespace",
+                       "netsched-cni shapes pod namespaces only (hostNetwork pods get no CNI call)")
 
 
 def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
@@ -231,9 +255,10 @@ def teardown(record: Record, state: StateDir, netns_path: str) -> None:
     """Undo one ADD from its record; whatever is already gone counts as removed."""
     try:
         netns_fd = open_netns(netns_path) if netns_path else None
-    except NamespaceGone:
+    except NamespaceGone:  # gone, or never one: nothing of ours can be in it
         netns_fd = None
     if netns_fd is not None:
+        refuse_node_namespace(netns_fd, netns_path)
         try:
             with netlink_in(netns_fd) as pod:
                 _remove_from_pod(pod, record)

@@ -8,12 +8,23 @@ whether they come from the pod's reservation annotation or straight from the con
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bandwidth_accounting.rates import rate_problem
 
 from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.versions import SUPPORTED_VERSIONS
@@ -22,13 +33,45 @@ DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
 DEFAULT_MAX_QUEUE_MS = 25.0
 
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-Bits = Annotated[int, Field(ge=0)]
+# A JSON integer as Go's uint64 takes it: no string, no fraction, no bool, not negative.
+Bits = Annotated[int, Field(ge=0, strict=True)]
+
+
+def go_fold(key: str) -> str:
+    """``key`` folded as Go's encoding/json compares keys (simple case folding, rune by rune).
+
+    So ``IngressRate``, ``INGRESSRATE`` and ``ingreſsRate`` all find ``ingressRate``, but
+    ``ingreßRate`` does not (ß has no one-letter upper case), as in Go.
+    """
+    return "".join(ch.upper().lower() if len(ch.upper()) == 1 else ch.lower() for ch in key)
+
+
+@functools.cache
+def _folded_keys(model: type[BaseModel]) -> tuple[frozenset[str], dict[str, str]]:
+    """(exact keys, folded key -> key) of ``model``'s fields as they appear on the wire."""
+    keys = [field.alias or name for name, field in model.model_fields.items()]
+    return frozenset(keys), {go_fold(key): key for key in keys}
 
 
 class SpecModel(BaseModel):
-    """Spec objects keep fields they do not know, so a chain never loses another plugin's data."""
+    """A spec object, read as the Go plugins and runtimes read it.
+
+    Keys match fields as Go's decoder matches struct fields: exactly, or else ignoring
+    case. containerd fills ``runtimeConfig`` from Go structs without json tags, so its
+    bandwidth arrives as ``IngressRate``; CRI-O and Multus write ``ingressRate``. Fields the
+    model does not know are kept, so a chain never loses another plugin's data.
+    """
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_as_go_matches_them(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        exact, folded = _folded_keys(cls)
+        return {key if key in exact else folded.get(go_fold(key), key): value
+                for key, value in data.items()}
 
 
 class ResultInterface(SpecModel):
@@ -71,12 +114,28 @@ class Result(SpecModel):
 
 
 class Bandwidth(SpecModel):
-    """The ``bandwidth`` capability, exactly as the reference plugin reads it (bits and bits/s)."""
+    """The ``bandwidth`` capability, as the reference plugin reads it (bits and bits/s).
+
+    Stricter than Go on one point: a key it does not know is refused, naming it, where the
+    reference plugin ignores it. A plugin declaring the capability that shaped nothing
+    because a runtime spelled a key differently would fail silently (it did, under
+    containerd, before keys were matched as Go matches them).
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     ingress_rate: Bits = Field(default=0, alias="ingressRate")
     ingress_burst: Bits = Field(default=0, alias="ingressBurst")
     egress_rate: Bits = Field(default=0, alias="egressRate")
     egress_burst: Bits = Field(default=0, alias="egressBurst")
+
+    @field_validator("ingress_rate", "egress_rate")
+    @classmethod
+    def _in_range(cls, bps: int) -> int:
+        problem = rate_problem(bps)
+        if problem is not None:
+            raise PydanticCustomError("rate_range", problem)
+        return bps
 
 
 class RuntimeConfig(SpecModel):
@@ -125,8 +184,11 @@ def parse_netconf(raw: bytes) -> NetConf:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(document)"
-        if first["type"].startswith("json"):
+        if first["type"].startswith("json"):  # nesting too deep included: the parser's limit
             raise CNIError(ErrorCode.DECODE_FAILURE, "config is not valid JSON", first["msg"]) from exc
+        if first["type"] == "extra_forbidden":
+            raise invalid_config(field, first.get("input"), "is not a key of this object "
+                                 "(keys are matched ignoring case, as Go does)") from exc
         raise invalid_config(field, first.get("input"), first["msg"]) from exc
     if conf.cni_version not in SUPPORTED_VERSIONS:
         raise CNIError(
@@ -148,7 +210,13 @@ def parse_attachments(raw: list[dict[str, Any]]) -> list[Any]:
     from bandwidth_accounting.reservation import AttachmentReservation
 
     parsed = []
+    exact, folded = _folded_keys(AttachmentReservation)
     for position, item in enumerate(raw):
+        unknown = [key for key in item if key not in exact and go_fold(key) not in folded]
+        if unknown:  # the shared model ignores them (API objects); a config must not
+            raise invalid_config(f"attachments[{position}].{unknown[0]}", item[unknown[0]],
+                                 "is not a key of an attachment")
+        item = {folded.get(go_fold(key), key): value for key, value in item.items()}
         try:
             parsed.append(AttachmentReservation.model_validate(item))
         except ValidationError as exc:
@@ -199,6 +267,17 @@ class Environment:
 
 
 def parse_cni_args(text: str) -> dict[str, str]:
-    """``CNI_ARGS`` is ``K=V;K=V``; pairs without ``=`` are ignored as libcni does."""
+    """``CNI_ARGS`` is ``K=V;K=V``; pairs without ``=`` are ignored as libcni does.
+
+    Keys are kept as sent; read them with :func:`cni_arg`.
+    """
     pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
     return {key: value for key, value in pairs}
+
+
+def cni_arg(args: dict[str, str], key: str) -> str:
+    """The value of ``key`` in ``CNI_ARGS``, the key matched exactly or else ignoring case."""
+    if key in args:
+        return args[key]
+    folded = go_fold(key)
+    return next((value for name, value in args.items() if go_fold(name) == folded), "")

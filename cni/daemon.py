@@ -47,7 +47,7 @@ def parse_request(raw: bytes) -> tuple[dict[str, str], bytes]:
     try:
         body = json.loads(raw)
         env, config = body["env"], body["config"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CNIError(ErrorCode.DECODE_FAILURE, "daemon request is not {env, config} JSON",
                        repr(raw[:200])) from exc
     if not isinstance(config, str) or not isinstance(env, dict) or not all(

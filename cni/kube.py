@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bandwidth_accounting.annotations import RESERVATION
 from bandwidth_accounting.reservation import Reservation
+from cni.config import cni_arg
 from cni.errors import CNIError, ErrorCode
 
 API_TIMEOUT_S = 5
@@ -19,7 +20,7 @@ API_TIMEOUT_S = 5
 
 def pod_identity(args: dict[str, str]) -> tuple[str, str]:
     """(namespace, name) from ``CNI_ARGS``, as kubelet/containerd pass them."""
-    namespace, name = args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", "")
+    namespace, name = cni_arg(args, "K8S_POD_NAMESPACE"), cni_arg(args, "K8S_POD_NAME")
     if not namespace or not name:
         raise CNIError(ErrorCode.INVALID_ENVIRONMENT,
                        "CNI_ARGS: K8S_POD_NAMESPACE and K8S_POD_NAME are needed with a kubeconfig",

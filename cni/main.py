@@ -29,7 +29,7 @@ def _top_level_string(raw: bytes, key: str) -> str | None:
     """``key`` of the config document when it is a string; the full parse comes later."""
     try:
         value = json.loads(raw or b"{}").get(key)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # the full parse reports it
         return None
     return value if isinstance(value, str) else None
 

@@ -10,6 +10,7 @@ create a namespace that is gone).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pyroute2.iproute.linux import IPRoute
 
 CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # ioctl on a namespace fd: its CLONE_NEW* type (linux/nsfs.h)
 
 
 class NamespaceGone(Exception):
@@ -30,12 +32,35 @@ def _setns(fd: int) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
+class NotANamespace(NamespaceGone):
+    """The path exists but is no network namespace: a file (an unmounted namespace's mount
+    point looks like this), a directory, another kind of namespace."""
+
+
 def open_netns(path: str) -> int:
-    """An fd of the namespace at ``path``; raises :class:`NamespaceGone` if it is not there."""
+    """An fd of the network namespace at ``path``.
+
+    Raises :class:`NamespaceGone` if nothing is there, :class:`NotANamespace` if what is
+    there is no network namespace.
+    """
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise NamespaceGone(path) from exc
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:  # ENOTTY: not a namespace file at all
+        kind = None
+    if kind != CLONE_NEWNET:
+        os.close(fd)
+        raise NotANamespace(path)
+    return fd
+
+
+def is_own_namespace(netns_fd: int) -> bool:
+    """True when ``netns_fd`` is the namespace this process runs in: the node's own."""
+    theirs, ours = os.fstat(netns_fd), os.stat("/proc/self/ns/net")
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
 
 
 @contextmanager

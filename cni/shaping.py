@@ -16,6 +16,12 @@ The bucket is bounded: the queue holds at most ``max_queue_ms`` of traffic at th
 reserved rate, and the burst never exceeds that either, whatever the runtime passes
 (containerd passes 2^32-1 bits, which the reference plugin turns into 512 MB of
 unshaped traffic and a queue of minutes).
+
+Rates go to the kernel as 64-bit (``TCA_TBF_RATE64``) and the burst in bytes
+(``TCA_TBF_BURST``), as ``tc`` itself sends them: pyroute2's tbf knows only the 32-bit
+fields, which stop at 34 Gbit/s and, below about 6 kbit/s, cap the bucket at the few
+hundred bytes 4.29 s of rate carry (smaller than a frame: nothing passes). So the tbf
+message is built here, with the attributes the kernel defines (include/uapi/linux/pkt_sched.h).
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ import hashlib
 from dataclasses import dataclass
 
 from pyroute2.iproute.linux import IPRoute
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_NEWQDISC
+from pyroute2.netlink.rtnl.tcmsg import sched_tbf, tcmsg
+from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
 from cni.errors import CNIError, ErrorCode
 
@@ -35,7 +45,36 @@ INGRESS_HANDLE = 0xFFFF0000  # the ingress qdisc's handle, parent of its filters
 TC_H_INGRESS = 0xFFFFFFF1
 TBF_HANDLE = 0x10000
 FRAME_OVERHEAD = 14  # Ethernet header: tc counts it, the MTU does not
-MAX_TBF_RATE_BYTES = 2**32 - 1  # tbf's 32-bit rate field, without TCA_TBF_RATE64
+U32_MAX = 2**32 - 1  # tbf's queue limit, burst and legacy rate fields are 32-bit
+
+
+class _TbfOptions(sched_tbf.options):
+    """tbf's options with the attributes pyroute2 leaves out (64-bit rate, burst in bytes)."""
+
+    # pyroute2 compiles a class's nla_map once and marks that on the class; a subclass
+    # would inherit the parent's mark and decode with the parent's table.
+    _nlmsg_base__compiled_nla = False
+
+    nla_map = (
+        ("TCA_TBF_UNSPEC", "none"),
+        ("TCA_TBF_PARMS", "tbf_parms"),
+        ("TCA_TBF_RTAB", "rtab"),
+        ("TCA_TBF_PTAB", "ptab"),
+        ("TCA_TBF_RATE64", "uint64"),
+        ("TCA_TBF_PRATE64", "uint64"),
+        ("TCA_TBF_BURST", "uint32"),
+        ("TCA_TBF_PBURST", "uint32"),
+        ("TCA_TBF_PAD", "hex"),
+    )
+
+
+class _TbfMessage(tcmsg):
+    """A qdisc message whose options are always read and written as :class:`_TbfOptions`."""
+
+    nla_map = tuple((name, "tbf_options" if name == "TCA_OPTIONS" else kind)
+                    for name, kind in tcmsg.nla_map)
+    tbf_options = _TbfOptions
+    _nlmsg_base__compiled_nla = False  # as in _TbfOptions
 
 
 @dataclass(frozen=True)
@@ -72,13 +111,12 @@ def plan_bucket(rate_bits: int, burst_bits: int, max_queue_ms: float, mtu: int) 
     the pod gets less than it reserved (measured on a loaded 2-core machine, as wire
     ratio: 0.90-0.97 at 5 Gbit/s with a 2 ms burst, 0.97 at 10 Mbit/s with 10 ms,
     0.99-1.00 with 25 ms). Both are at least two full frames, or tbf could not pass a
-    frame at all.
+    frame at all, and at most the kernel's 32-bit byte counts (from 1.37 Tbit/s on, the
+    queue holds less than ``max_queue_ms``). The rate is in the range of
+    :mod:`bandwidth_accounting.rates`, checked where it is read.
     """
-    if rate_bits // 8 > MAX_TBF_RATE_BYTES:
-        raise CNIError(ErrorCode.INVALID_CONFIG, f"rate {rate_bits} bits/s is above what tbf shapes",
-                       f"maximum {MAX_TBF_RATE_BYTES * 8} bits/s")
     frame = mtu + FRAME_OVERHEAD
-    limit = max(int(rate_bits / 8000 * max_queue_ms), 2 * frame)
+    limit = min(max(int(rate_bits / 8000 * max_queue_ms), 2 * frame), U32_MAX)
     burst = limit
     return TokenBucket(rate_bits, burst, limit, burst_bits,
                        bool(burst_bits) and burst != burst_bits // 8)
@@ -91,8 +129,20 @@ def ifb_name(container_id: str, ifname: str) -> str:
 
 
 def _tbf(ipr: IPRoute, index: int, bucket: TokenBucket) -> None:
-    ipr.tc("replace", "tbf", index, TBF_HANDLE, rate=bucket.rate_bytes,
-           burst=bucket.burst_bytes, limit=bucket.limit_bytes)
+    """Create or replace the tbf at the root of ``index``, as ``tc qdisc replace … tbf`` does."""
+    rate = bucket.rate_bytes
+    msg = _TbfMessage()
+    msg["index"] = index
+    msg["handle"] = TBF_HANDLE
+    msg["parent"] = TC_H_ROOT
+    parms = {"rate": min(rate, U32_MAX), "limit": bucket.limit_bytes, "mtu": 0,
+             "buffer": min(calc_xmittime(rate, bucket.burst_bytes), U32_MAX)}
+    msg["attrs"] = [("TCA_KIND", "tbf"), ("TCA_OPTIONS", {"attrs": [
+        ("TCA_TBF_PARMS", parms), ("TCA_TBF_RTAB", True),
+        ("TCA_TBF_RATE64", rate), ("TCA_TBF_BURST", bucket.burst_bytes)]})]
+    msg["header"]["type"] = RTM_NEWQDISC
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    ipr.nlm_request_batch([msg])
 
 
 def shape_egress(ipr: IPRoute, index: int, bucket: TokenBucket) -> None:
@@ -144,11 +194,18 @@ def unshape(ipr: IPRoute, ifname: str, ifb: str) -> None:
 
 
 def root_bucket(ipr: IPRoute, index: int) -> tuple[int, int] | None:
-    """(rate in bytes/s, limit in bytes) of the tbf at the root of ``index``, if there is one."""
+    """(rate in bytes/s, limit in bytes) of the tbf at the root of ``index``, if there is one.
+
+    The kernel sends the 64-bit rate only when it exceeds the 32-bit field, so the dump is
+    decoded again with the attributes pyroute2 does not know.
+    """
     for qdisc in ipr.get_qdiscs(index=index):
         if qdisc["parent"] == TC_H_ROOT and qdisc.get_attr("TCA_KIND") == "tbf":
-            parms = qdisc.get_attr("TCA_OPTIONS").get_attr("TCA_TBF_PARMS")
-            return parms["rate"], parms["limit"]
+            full = _TbfMessage(qdisc.data, offset=qdisc.offset)
+            full.decode()
+            options = full.get_attr("TCA_OPTIONS")
+            parms = options.get_attr("TCA_TBF_PARMS")
+            return options.get_attr("TCA_TBF_RATE64") or parms["rate"], parms["limit"]
     return None
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
     from bandwidth_accounting.reservation import AttachmentReservation
 
+from bandwidth_accounting.rates import rate_problem
 from cni.config import valid_ifname
 from cni.errors import invalid_config
 
@@ -25,6 +26,13 @@ _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 def validate_network_name(name: str) -> None:
     if not _NETWORK_NAME.match(name):
         raise invalid_config("name", name, "must be letters, digits, '_', '.' or '-'")
+
+
+def check_rate(field: str, bps: int) -> None:
+    """A rate the extender would have refused is refused here too (one shared range)."""
+    problem = rate_problem(bps)
+    if problem is not None:
+        raise invalid_config(field, bps, problem)
 
 
 def validate_attachments(attachments: Sequence[AttachmentReservation], primary_ifname: str,
@@ -57,6 +65,8 @@ def validate_attachments(attachments: Sequence[AttachmentReservation], primary_i
             _validate_cidr(f"{field}.ip", att.ip)
         if att.mtu is not None and not 68 <= att.mtu <= 65535:
             raise invalid_config(f"{field}.mtu", att.mtu, "must be in 68-65535")
+        check_rate(f"{field}.ingress", att.ingress)
+        check_rate(f"{field}.egress", att.egress)
 
 
 def _validate_mac(field: str, mac: str) -> None:

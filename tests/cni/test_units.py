@@ -91,8 +91,10 @@ def test_bucket_is_bounded_by_the_queue_time() -> None:
     slow = plan_bucket(100_000, 0, 25, 1500)
     assert slow.limit_bytes == slow.burst_bytes == 2 * 1514  # never below two frames
     assert slow.describe()["queueMs"] == pytest.approx(242.24)
-    with pytest.raises(CNIError):
-        plan_bucket(40_000_000_000, 0, 25, 1500)
+    fast = plan_bucket(40_000_000_000, 0, 25, 1500)  # past tbf's 32-bit rate: RATE64
+    assert fast.rate_bytes == 5_000_000_000 and fast.limit_bytes == 125_000_000
+    fastest = plan_bucket(10**13, 0, 25, 1500)  # 31 GB of queue: capped at the 32-bit limit
+    assert fastest.limit_bytes == fastest.burst_bytes == 2**32 - 1
 
 
 def test_names_are_deterministic_and_short() -> None:

@@ -9,7 +9,7 @@ Binding), because kube-scheduler tells an extender its choice only through ``/bi
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from bandwidth_accounting.requirements import (
 )
 from bandwidth_accounting.reservation import Reservation
 from scheduler_extender import scoring
+from scheduler_extender.bounded import BoundedLog, BoundedLRU, text_bytes
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.state import ClusterState
 from topology.graph import Topology
@@ -46,7 +47,10 @@ log = logging.getLogger(__name__)
 
 RECENT_PODS = 4096
 """Pods seen by filter, kept so that bind (which carries only names) can find them."""
+RECENT_PODS_BYTES = 64 * 2**20
 RECENT_DECISIONS = 200
+RECENT_DECISIONS_BYTES = 32 * 2**20
+"""Both caches are bounded in bytes too: a caller chooses how large each entry is."""
 CACHED_FILTERS = 32
 """Filter outcomes kept for the prioritize call that follows (same pod, same ledger version)."""
 
@@ -126,8 +130,12 @@ class Scheduler:
         self.source = source
         self.settings = settings or SchedulerSettings()
         self.clock = clock
-        self.decisions: deque[Decision] = deque(maxlen=RECENT_DECISIONS)
-        self._recent_pods: OrderedDict[str, Pod] = OrderedDict()
+        self.decisions: BoundedLog[Decision] = BoundedLog(
+            RECENT_DECISIONS, RECENT_DECISIONS_BYTES, lambda d: text_bytes(d.refused) + len(d.error)
+        )
+        self._recent_pods: BoundedLRU[str, Pod] = BoundedLRU(
+            RECENT_PODS, RECENT_PODS_BYTES, lambda p: text_bytes(p.metadata.annotations, p.metadata.labels)
+        )
         self._outcomes: OrderedDict[tuple, dict[str, Outcome]] = OrderedDict()
 
     # -- filter ------------------------------------------------------------------------
@@ -341,11 +349,7 @@ class Scheduler:
         ]
 
     def _remember(self, pod: Pod) -> None:
-        uid = _uid(pod)
-        self._recent_pods[uid] = pod
-        self._recent_pods.move_to_end(uid)
-        while len(self._recent_pods) > RECENT_PODS:
-            self._recent_pods.popitem(last=False)
+        self._recent_pods.put(_uid(pod), pod)
 
     def _decided(self, verb: str, pod: Pod, result: FilterResult) -> FilterResult:
         self.decisions.append(

@@ -105,7 +105,9 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
     if conf.kubeconfig:
         from cni.kube import fetch_reservation, pod_identity
 
-        reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args))
+        reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args),
+                                        conf.node_name or os.environ.get("NODE_NAME") or None,
+                                        conf.scheduler_names)
     if reservation is not None:
         primary = Limits(reservation.primary.ingress, runtime.ingress_burst if runtime else 0,
                          reservation.primary.egress, runtime.egress_burst if runtime else 0)

@@ -160,6 +160,15 @@ class NetConf(SpecModel):
     kubeconfig: str | None = Field(
         default=None, description="When set, rates and attachments come from the pod's reservation."
     )
+    node_name: str | None = Field(
+        default=None, alias="nodeName",
+        description="The node this plugin runs on, else the NODE_NAME environment variable "
+        "(the DaemonSet's downward API): a reservation for another node is refused.",
+    )
+    scheduler_names: list[str] = Field(
+        default_factory=lambda: ["netsched-scheduler"], alias="schedulerNames",
+        description="Schedulers whose pods' reservations are enforced.",
+    )
     attachments: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Attachments for runtimes without the extender, in the reservation's "

@@ -27,6 +27,7 @@ class ErrorCode(IntEnum):
     NETLINK_FAILURE = 100
     RESERVATION_UNAVAILABLE = 101
     CHECK_MISMATCH = 102
+    RESERVATION_REJECTED = 103
 
 
 class CNIError(Exception):

@@ -7,6 +7,7 @@ lazily, because importing it costs more than a whole ADD without it.
 from __future__ import annotations
 
 import json
+import logging
 
 from pydantic import ValidationError
 
@@ -16,6 +17,8 @@ from cni.config import cni_arg
 from cni.errors import CNIError, ErrorCode
 
 API_TIMEOUT_S = 5
+
+log = logging.getLogger("netsched.cni")
 
 
 def pod_identity(args: dict[str, str]) -> tuple[str, str]:
@@ -28,8 +31,12 @@ def pod_identity(args: dict[str, str]) -> tuple[str, str]:
     return namespace, name
 
 
-def fetch_reservation(kubeconfig: str, namespace: str, name: str) -> Reservation | None:
-    """The pod's reservation, or None when the pod has none (netsched did not place it)."""
+def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str | None,
+                      scheduler_names: list[str]) -> Reservation | None:
+    """The pod's reservation, or None when the pod has none (netsched did not place it).
+
+    A reservation is enforced only when it passes :func:`check_trust`.
+    """
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
@@ -53,10 +60,42 @@ def fetch_reservation(kubeconfig: str, namespace: str, name: str) -> Reservation
     if raw is None:
         return None
     try:
-        return Reservation.model_validate_json(raw)
+        reservation = Reservation.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise CNIError(ErrorCode.INVALID_CONFIG,
                        f"annotation {RESERVATION}: {field or '(value)'}: {first['msg']}",
                        f"value {first.get('input')!r}") from exc
+    check_trust(reservation, pod.get("spec") or {}, f"{namespace}/{name}", this_node,
+                scheduler_names)
+    return reservation
+
+
+def check_trust(reservation: Reservation, spec: dict, pod: str, this_node: str | None,
+                scheduler_names: list[str]) -> None:
+    """Refuse a reservation netsched cannot have made for this pod on this node.
+
+    Checks that hold without any admission control (docs/cni.md, "Which reservations are
+    enforced"): the pod names a netsched scheduler, and the reservation's node is the
+    pod's ``spec.nodeName`` and the node this plugin runs on. A refusal fails the ADD,
+    and is logged (the daemon's log, or the runtime's log of the plugin's stderr).
+    """
+    scheduler = spec.get("schedulerName")
+    node = spec.get("nodeName")
+    if scheduler not in scheduler_names:
+        why = (f"the pod's schedulerName {scheduler!r} is not a netsched scheduler "
+               f"({', '.join(scheduler_names)})")
+    elif reservation.node != node:
+        why = f"its node {reservation.node!r} is not the pod's spec.nodeName {node!r}"
+    elif this_node is None:
+        why = "this node's name is unknown (set nodeName in the config, or NODE_NAME)"
+    elif reservation.node != this_node:
+        why = f"its node {reservation.node!r} is not this node {this_node!r}"
+    else:
+        return
+    log.warning("rejected %s of pod %s: %s", RESERVATION, pod, why)
+    raise CNIError(ErrorCode.RESERVATION_REJECTED,
+                   f"annotation {RESERVATION} of pod {pod} rejected: {why}",
+                   "netsched-cni enforces only reservations netsched's scheduler made for "
+                   "this pod on this node")

@@ -62,7 +62,7 @@ def validate_attachments(attachments: Sequence[AttachmentReservation], primary_i
                                      "is IPv6; VXLAN segments use an IPv4 underlay group")
         _validate_mac(f"{field}.mac", att.mac)
         if att.ip is not None:
-            _validate_cidr(f"{field}.ip", att.ip)
+            _validate_cidr(f"{field}.ip", att.ip, att.gateway)
         if att.mtu is not None and not 68 <= att.mtu <= 65535:
             raise invalid_config(f"{field}.mtu", att.mtu, "must be in 68-65535")
         check_rate(f"{field}.ingress", att.ingress)
@@ -77,13 +77,26 @@ def _validate_mac(field: str, mac: str) -> None:
         raise invalid_config(field, mac, "must be a unicast, non-zero MAC address")
 
 
-def _validate_cidr(field: str, cidr: str) -> None:
+def _validate_cidr(field: str, cidr: str, gateway: object = None) -> None:
+    """A host address with its prefix, and one a host may hold on that subnet.
+
+    As Kubernetes and IPAM plugins refuse them: not the subnet's network address, nor
+    its IPv4 broadcast (both exist only below /31), nor the gateway's address.
+    """
     try:
         interface = ipaddress.ip_interface(cidr)
     except ValueError as exc:
         raise invalid_config(field, cidr, "is not an address with prefix like 10.20.0.15/24") from exc
-    if "/" not in cidr or interface.ip == interface.network.network_address and interface.network.prefixlen < interface.max_prefixlen - 1:
+    network = interface.network
+    if "/" not in cidr:
         raise invalid_config(field, cidr, "needs a host address with its prefix length")
+    if network.prefixlen < network.max_prefixlen - 1:
+        if interface.ip == network.network_address:
+            raise invalid_config(field, cidr, f"is the network address of {network}")
+        if network.version == 4 and interface.ip == network.broadcast_address:
+            raise invalid_config(field, cidr, f"is the broadcast address of {network}")
+    if gateway is not None and str(interface.ip) == str(gateway):
+        raise invalid_config(field, cidr, f"is the gateway's address {gateway}")
 
 
 def vxlan_group(vni: int) -> str:

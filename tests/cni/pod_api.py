@@ -20,8 +20,10 @@ from tests.cni.lab import inside
 _POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/?]+)$")
 
 
-def pod_json(namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
-    """A Pod as the API server returns it (defaults, status and all), with ``annotations``."""
+def pod_json(namespace: str, name: str, annotations: dict[str, str], *,
+             scheduler: str = "netsched-scheduler", node: str = "node-a-1") -> dict[str, Any]:
+    """A Pod as the API server returns it (defaults, status and all), with ``annotations``,
+    bound to ``node`` by ``scheduler``."""
     return {
         "kind": "Pod", "apiVersion": "v1",
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}",
@@ -31,8 +33,8 @@ def pod_json(namespace: str, name: str, annotations: dict[str, str]) -> dict[str
         "spec": {"containers": [{"name": "app", "image": "busybox", "resources": {},
                                  "terminationMessagePolicy": "File",
                                  "imagePullPolicy": "IfNotPresent"}],
-                 "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "nodeName": "node-a-1",
-                 "schedulerName": "default-scheduler", "priority": 0},
+                 "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "nodeName": node,
+                 "schedulerName": scheduler, "priority": 0},
         "status": {"phase": "Pending", "qosClass": "BestEffort"},
     }
 

@@ -206,11 +206,13 @@ def lab_conflist(bridge: str, subnet: str, workdir: Path, *, version: str = "1.0
 class Daemon:
     """``netsched-cni daemon`` inside a node namespace, as the CNI DaemonSet runs it."""
 
-    def __init__(self, node_netns: str, socket_path: Path) -> None:
+    def __init__(self, node_netns: str, socket_path: Path, node_name: str | None = None) -> None:
+        """``node_name``: the NODE_NAME the DaemonSet's downward API would set."""
         self.socket_path = socket_path
+        env = {**os.environ, "NODE_NAME": node_name} if node_name else None
         self.process = subprocess.Popen(
             [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             preexec_fn=_enter(node_netns),  # noqa: PLW1509 - only system calls, see _LIBC
         )
         assert self.process.stdout is not None
@@ -228,8 +230,9 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(node_netns: str, socket_path: Path) -> Iterator[Daemon]:
-    daemon = Daemon(node_netns, socket_path)
+def running_daemon(node_netns: str, socket_path: Path, node_name: str | None = None
+                   ) -> Iterator[Daemon]:
+    daemon = Daemon(node_netns, socket_path, node_name)
     try:
         yield daemon
     finally:

@@ -181,3 +181,25 @@ def test_del_of_another_container_leaves_this_ones_shaping(lab: Lab) -> None:
     assert {q["kind"] for q in qdiscs(pod, "eth0")} >= {"tbf", "ingress"}
     assert len([n for n in link_names(pod) if n.startswith("nsb")]) == 1
     runtime.check(cid, lab.path(pod))
+
+
+@pytest.mark.parametrize(("ip", "gateway", "says"), [
+    ("10.20.0.0/24", None, "is the network address of 10.20.0.0/24"),
+    ("10.20.0.255/24", None, "is the broadcast address of 10.20.0.0/24"),
+    ("10.20.1.255/23", None, "is the broadcast address of 10.20.0.0/23"),
+    ("10.20.0.1/24", "10.20.0.1", "is the gateway's address 10.20.0.1"),
+    ("fd00::/64", None, "is the network address of fd00::/64"),
+])
+def test_static_ips_kubernetes_would_refuse_are_refused(ip, gateway, says) -> None:
+    from bandwidth_accounting.reservation import AttachmentReservation
+    from cni.validate import validate_attachments
+
+    attachment = AttachmentReservation.model_validate({
+        "network": "s", "interface": "net1", "mode": "macvlan", "parent": "eth1",
+        "mac": "02:00:00:00:00:01", "ip": ip, "gateway": gateway})
+    with pytest.raises(CNIError) as failure:
+        validate_attachments([attachment], "eth0", "reservation.attachments")
+    assert failure.value.msg == f"reservation.attachments[0].ip: {ip!r} {says}"
+    # the neighbours of each refused address are hosts
+    for fine in ("10.20.0.2/24", "10.20.0.254/24", "10.20.0.255/23", "10.20.0.0/31"):
+        validate_attachments([attachment.model_copy(update={"ip": fine})], "eth0", "x")

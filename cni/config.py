@@ -31,6 +31,7 @@ from cni.versions import SUPPORTED_VERSIONS
 
 DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
 DEFAULT_MAX_QUEUE_MS = 25.0
+DEFAULT_SCHEDULER_NAMES = ("netsched-scheduler",)
 
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 # A JSON integer as Go's uint64 takes it: no string, no fraction, no bool, not negative.
@@ -166,7 +167,7 @@ class NetConf(SpecModel):
         "(the DaemonSet's downward API): a reservation for another node is refused.",
     )
     scheduler_names: list[str] = Field(
-        default_factory=lambda: ["netsched-scheduler"], alias="schedulerNames",
+        default_factory=lambda: list(DEFAULT_SCHEDULER_NAMES), alias="schedulerNames",
         description="Schedulers whose pods' reservations are enforced.",
     )
     attachments: list[dict[str, Any]] = Field(

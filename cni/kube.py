@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from bandwidth_accounting.annotations import RESERVATION
 from bandwidth_accounting.reservation import Reservation
-from cni.config import cni_arg
+from cni.config import DEFAULT_SCHEDULER_NAMES, cni_arg
 from cni.errors import CNIError, ErrorCode
 
 API_TIMEOUT_S = 5
@@ -31,8 +32,9 @@ def pod_identity(args: dict[str, str]) -> tuple[str, str]:
     return namespace, name
 
 
-def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str | None,
-                      scheduler_names: list[str]) -> Reservation | None:
+def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str | None = None,
+                      scheduler_names: Sequence[str] = DEFAULT_SCHEDULER_NAMES,
+                      ) -> Reservation | None:
     """The pod's reservation, or None when the pod has none (netsched did not place it).
 
     A reservation is enforced only when it passes :func:`check_trust`.
@@ -73,7 +75,7 @@ def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str
 
 
 def check_trust(reservation: Reservation, spec: dict, pod: str, this_node: str | None,
-                scheduler_names: list[str]) -> None:
+                scheduler_names: Sequence[str]) -> None:
     """Refuse a reservation netsched cannot have made for this pod on this node.
 
     Checks that hold without any admission control (docs/cni.md, "Which reservations are

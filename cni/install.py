@@ -13,8 +13,14 @@ directories mounted under ``/host``. It leaves three things on the node:
   actually uses (the lexicographically first ``*.conf``/``*.conflist``/``*.json`` of the
   conf dir: containerd, CRI-O and kubelet choose so), i.e. chained after the cluster's
   main plugin, whose result it extends.
-- a kubeconfig for the daemon, pointing at the daemon pod's own service-account token
-  and CA, which kubelet keeps fresh.
+- in reservation mode (``--mode reservation``, the default and the DaemonSet's), a
+  kubeconfig for the daemon, pointing at the daemon pod's own service-account token and
+  CA, which kubelet keeps fresh: rates and attachments come from the pod's
+  ``netsched.io/reservation``, one API read per ADD. In annotation mode (``--mode
+  annotation``) there is none: rates come from the runtime's ``bandwidth`` capability
+  (the pod's bandwidth annotations), no API access, no attachments (docs/cni.md, "Modes").
+
+Each line of its log says what it changed ("wrote …") or found already in place.
 
 Every file is written under a temporary name in its own directory and renamed: a runtime
 never reads half a config nor execs half a binary, and the temporary names end in none
@@ -165,7 +171,7 @@ def write_kubeconfig(
     server: str,
     ca_file: str = f"{SERVICE_ACCOUNT_DIR}/ca.crt",
     token_file: str = f"{SERVICE_ACCOUNT_DIR}/token",
-) -> Path:
+) -> bool:
     """Write the daemon's kubeconfig (mode 0600): ``server`` with the pod's own credentials.
 
     It names files rather than embedding a token: ``tokenFile`` is the daemon pod's
@@ -186,28 +192,36 @@ def write_kubeconfig(
         ],
         "current-context": "netsched-cni",
     }
-    write_atomic(path, _json_bytes(config), 0o600)
-    return path
+    return write_atomic(path, _json_bytes(config), 0o600)
 
 
 # -- the chained entry -----------------------------------------------------------------
 
 
 def plugin_entry(
-    kubeconfig: str = DEFAULT_KUBECONFIG_PATH,
+    kubeconfig: str | None = DEFAULT_KUBECONFIG_PATH,
     state_dir: str = DEFAULT_STATE_DIR,
     max_queue_ms: float = DEFAULT_MAX_QUEUE_MS,
     socket: str = DEFAULT_SOCKET,
+    scheduler_names: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """netsched-cni's element of ``plugins``; ``bandwidth`` so runtimes pass pod rates."""
-    return {
-        "type": PLUGIN_TYPE,
-        "capabilities": {"bandwidth": True},
-        "kubeconfig": kubeconfig,
+    """netsched-cni's element of ``plugins``; ``bandwidth`` so runtimes pass pod rates.
+
+    ``kubeconfig`` None is annotation mode. The entry carries no ``cniVersion``: a
+    runtime gives every plugin the conflist's, and the plugin answers in it (containerd
+    1.6 and 1.7 refuse a 1.1.0 result).
+    """
+    entry: dict[str, Any] = {"type": PLUGIN_TYPE, "capabilities": {"bandwidth": True}}
+    if kubeconfig is not None:
+        entry["kubeconfig"] = kubeconfig
+    entry.update({
         "stateDir": state_dir,
         "maxQueueMs": int(max_queue_ms) if float(max_queue_ms).is_integer() else max_queue_ms,
         "socket": socket,
-    }
+    })
+    if scheduler_names:
+        entry["schedulerNames"] = list(scheduler_names)
+    return entry
 
 
 def _extension(name: str) -> str:
@@ -403,29 +417,37 @@ def unchain(conf_dir: Path) -> list[Path]:
 # -- install / uninstall ---------------------------------------------------------------
 
 
+def report(path: Path, changed: bool) -> None:
+    say(f"wrote {path}" if changed else f"{path} already in place")
+
+
 def install(
     bin_dir: Path,
     conf_dir: Path,
     plugin: dict[str, Any],
     kubeconfig_file: Path,
-    server: str,
+    server: str | None,
     timeout: float | None = None,
     client: Path = CLIENT_BUILD,
 ) -> Path:
     """Client, kubeconfig, then the chained entry; the conflist that now runs netsched-cni.
 
-    The primary config and the client are checked before anything is written, and the
-    entry comes last, so a runtime never finds a netsched-cni entry whose executable is
-    not there yet.
+    ``server`` None is annotation mode: no kubeconfig, and one left by an earlier
+    reservation-mode install is removed. The primary config and the client are checked
+    before anything is written, and the entry comes last, so a runtime never finds a
+    netsched-cni entry whose executable is not there yet.
     """
     if not bin_dir.is_dir():
         raise InstallError(f"--bin-dir: {str(bin_dir)!r} is not a directory "
                            "(mount the host's CNI bin dir there)")
     executable = client_bytes(client)
     read_network(wait_for_primary(conf_dir, timeout))
-    write_atomic(bin_dir / CLIENT_NAME, executable, 0o755)
-    say(f"wrote {bin_dir / CLIENT_NAME}")
-    say(f"wrote {write_kubeconfig(kubeconfig_file, server)}")
+    report(bin_dir / CLIENT_NAME, write_atomic(bin_dir / CLIENT_NAME, executable, 0o755))
+    if server is not None:
+        report(kubeconfig_file, write_kubeconfig(kubeconfig_file, server))
+    elif kubeconfig_file.exists():
+        kubeconfig_file.unlink()
+        say(f"removed {kubeconfig_file} (annotation mode reads no reservations)")
     return chain_into_primary(conf_dir, plugin, timeout=0)
 
 
@@ -481,6 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
         "daemon's kubeconfig, and its entry chained last into the runtime's CNI config. "
         "The defaults suit the init container of deploy/cni/daemonset.yaml.",
     )
+    parser.add_argument("--mode", choices=("reservation", "annotation"), default="reservation",
+                        help="reservation: rates and attachments from the pod's "
+                        "netsched.io/reservation, read with a kubeconfig (default); "
+                        "annotation: rates from the runtime's bandwidth capability only, "
+                        "no API access")
+    parser.add_argument("--scheduler-name", action="append", dest="scheduler_names",
+                        default=[], metavar="NAME",
+                        help="a scheduler whose pods' reservations are enforced; repeat for "
+                        "several (default: netsched-scheduler)")
     parser.add_argument("--bin-dir", type=Path, default=Path(DEFAULT_BIN_DIR),
                         help="the host's CNI bin dir, as mounted here (default %(default)s)")
     parser.add_argument("--conf-dir", type=Path, default=Path(DEFAULT_CONF_DIR),
@@ -519,10 +550,14 @@ def main(argv: Sequence[str]) -> int:
         if args.uninstall:
             uninstall(args.bin_dir, args.conf_dir, kubeconfig_file)
             return 0
-        plugin = plugin_entry(args.kubeconfig_path, args.state_dir, args.max_queue_ms,
-                              args.socket)
+        reservations = args.mode == "reservation"
+        if args.scheduler_names and not reservations:
+            raise InstallError("--scheduler-name: only reservation mode reads reservations")
+        plugin = plugin_entry(args.kubeconfig_path if reservations else None, args.state_dir,
+                              args.max_queue_ms, args.socket, args.scheduler_names)
         install(args.bin_dir, args.conf_dir, plugin, kubeconfig_file,
-                api_server_url(os.environ), args.timeout, args.client)
+                api_server_url(os.environ) if reservations else None, args.timeout,
+                args.client)
         return 0
     except InstallError as exc:
         say(f"error: {exc}")

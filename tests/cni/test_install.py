@@ -438,3 +438,56 @@ def test_the_image_builds_the_client_where_install_looks():
     assert built, "the cni-client stage builds with the Makefile's script"
     where = install.CLIENT_BUILD.relative_to(sys.prefix)
     assert f"COPY --from=cni-client {built[2]} /usr/local/{where}\n" in dockerfile
+
+
+# -- modes, versions, and what a re-run reports -----------------------------------------
+
+
+def test_a_rerun_reports_what_it_found_in_place_and_changes_nothing(node: Node, capsys):
+    node.write("10-flannel.conflist", FLANNEL)
+    assert node.run() == 0
+    first = capsys.readouterr().err
+    assert f"wrote {node.client}" in first and f"wrote {node.kubeconfig}" in first
+    before = node.files()
+    assert node.run() == 0
+    again = capsys.readouterr().err
+    assert "wrote" not in again and "chained" not in again, again
+    assert f"{node.client} already in place" in again
+    assert f"{node.kubeconfig} already in place" in again
+    assert "already chains this netsched-cni entry" in again
+    assert node.files() == before
+
+
+def test_annotation_mode_installs_no_kubeconfig_and_the_plugin_takes_its_entry(node: Node, capsys):
+    from cni.config import parse_netconf
+
+    node.write("10-flannel.conflist", FLANNEL)
+    assert node.run() == 0 and node.kubeconfig.exists()  # reservation mode: the default
+    assert node.run("--mode", "annotation") == 0
+    entry = node.read("10-flannel.conflist")["plugins"][-1]
+    assert "kubeconfig" not in entry and entry == {k: v for k, v in ENTRY.items()
+                                                   if k != "kubeconfig"}
+    assert not node.kubeconfig.exists()
+    assert f"removed {node.kubeconfig}" in capsys.readouterr().err
+    conf = parse_netconf(json.dumps({"cniVersion": "0.3.1", "name": "cbr0", **entry}).encode())
+    assert conf.kubeconfig is None and conf.socket == ENTRY["socket"]
+
+
+def test_scheduler_names_go_into_the_entry_in_reservation_mode_only(node: Node, capsys):
+    node.write("10-flannel.conflist", FLANNEL)
+    assert node.run("--scheduler-name", "netsched-scheduler", "--scheduler-name", "gpu") == 0
+    assert node.read("10-flannel.conflist")["plugins"][-1]["schedulerNames"] == [
+        "netsched-scheduler", "gpu"]
+    assert node.run("--mode", "annotation", "--scheduler-name", "gpu") == 1
+    assert "--scheduler-name: only reservation mode" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_the_conflist_keeps_its_cni_version(node: Node, version: str):
+    """containerd 1.6 and 1.7 refuse a 1.1.0 result: the plugin answers in the version
+    the conflist names, so the installer must never change it."""
+    node.write("10-flannel.conflist", {**FLANNEL, "cniVersion": version})
+    assert node.run() == 0
+    written = node.read("10-flannel.conflist")
+    assert written["cniVersion"] == version
+    assert all("cniVersion" not in plugin for plugin in written["plugins"])

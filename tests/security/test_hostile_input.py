@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from bandwidth_accounting import annotations as ann
 from tests.conftest import make_pod
+from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes, wait_until
 
 KUBE_SCHEDULER_TIMEOUT = 5.0
 """kube-scheduler's default extender httpTimeout: an answer later than this fails the pod."""
@@ -128,3 +130,26 @@ def test_prioritize_for_an_unknown_network_scores_instead_of_failing(served, ext
     assert reply.json() == [{"Host": "node-a-1", "Score": 0}, {"Host": "node-b-1", "Score": 0}]
     assert "unknown network 'no-such-network'" in served.post("/filter", json=body).json()[
         "FailedAndUnresolvableNodes"]["node-a-1"]
+
+
+def test_a_hostile_pod_in_the_api_server_is_refused_and_never_bound(kube_api, serve):
+    """The same annotations arriving the way they do in a cluster: a pod created in the API
+    server (the in-test one), followed by the extender's watch, then filtered and bound."""
+    seed_nodes(kube_api, 2)
+    pod = pod_object("hostile", egress="1" * 40_000 + "x")
+    pod["metadata"]["annotations"][ann.NETWORKS] = "[" * 50_000
+    pod = kube_api.seed(PODS, pod)
+    served = serve()
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    with httpx.Client(base_url=served.url, timeout=KUBE_SCHEDULER_TIMEOUT) as client:
+        result = client.post("/filter", json={"Pod": pod, "Nodes": None, "NodeNames": ["node-00", "node-01"]})
+        assert result.status_code == 200
+        messages = set(result.json()["FailedAndUnresolvableNodes"].values())
+        (message,) = messages
+        assert message.startswith(f"annotation {ann.EGRESS_BANDWIDTH}=") and "the limit is 64" in message
+        error = client.post("/bind", json=bind_body(pod, "node-00")).json()["Error"]
+        assert ann.EGRESS_BANDWIDTH in error and len(error) < 400
+        assert client.get("/healthz").text == "ok"
+    assert kube_api.get(f"{PODS}/hostile")["spec"].get("nodeName") is None
+    assert not [r for r in kube_api.requests if r.path.endswith("/binding")]
+    assert served.extender.state.ledger.holdings() == []

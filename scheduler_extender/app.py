@@ -12,7 +12,8 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 from fastapi import FastAPI, Response
@@ -20,7 +21,7 @@ from fastapi import FastAPI, Response
 from scheduler_extender.cluster import ClusterSource
 from scheduler_extender.metrics import ExtenderMetrics
 from scheduler_extender.read_api import health_router, read_only_router
-from scheduler_extender.scheduler import BindError, Scheduler
+from scheduler_extender.scheduler import BindError, FilterResult, Scheduler
 from scheduler_extender.state import ClusterState
 from scheduler_extender.wire import (
     ExtenderArgs,
@@ -34,8 +35,14 @@ from scheduler_extender.wire import (
     MetaVictims,
     NodeList,
 )
+from topology.models import Pod
 
 log = logging.getLogger(__name__)
+
+
+class RefusalListener(Protocol):
+    def refused(self, pod: Pod, result: FilterResult) -> None:
+        """``result`` refused some nodes for ``pod``; called on the event loop: do no I/O."""
 
 
 @dataclass(slots=True)
@@ -48,6 +55,8 @@ class Extender:
     metrics: ExtenderMetrics
     is_ready: Callable[[], bool] | None = None
     """Extra readiness condition (e.g. holding the leader Lease)."""
+    refusal_listeners: list[RefusalListener] = field(default_factory=list)
+    """Told of every filter outcome that refused nodes (preemption, retries)."""
 
     @classmethod
     def build(cls, source: ClusterSource, state: ClusterState | None = None, **scheduler_args) -> Extender:
@@ -102,6 +111,9 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
         with metrics.request_seconds.labels("filter").time():
             outcome = scheduler.filter(args.Pod, args.node_names())
+            if outcome.refusals:
+                for listener in extender.refusal_listeners:
+                    listener.refused(args.Pod, outcome)
             for reasons in outcome.refusals.values():
                 for cause in {reason.cause for reason in reasons}:
                     metrics.filter_rejections.labels(cause.value).inc()

@@ -28,7 +28,7 @@ from bandwidth_accounting.fit import (
     reservation_for,
 )
 from bandwidth_accounting.ipam import AddressPoolExhausted
-from bandwidth_accounting.ledger import Holding, ReservationRefused
+from bandwidth_accounting.ledger import ReservationRefused
 from bandwidth_accounting.requirements import (
     InvalidAnnotation,
     PodRequirements,
@@ -38,6 +38,7 @@ from bandwidth_accounting.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.bounded import BoundedLog, BoundedLRU, text_bytes
 from scheduler_extender.cluster import BindConflict, ClusterSource
+from scheduler_extender.preemption import Room, select_victims
 from scheduler_extender.state import ClusterState
 from topology.graph import Topology
 from topology.models import Pod
@@ -301,9 +302,9 @@ class Scheduler:
     def preempt(self, pod: Pod, candidates: Mapping[str, list[str]]) -> dict[str, list[str]]:
         """For each candidate node, the victims (UIDs) that make the pod fit, or drop the node.
 
-        kube-scheduler proposes victims for its own resources; netsched keeps them and
-        adds lower-priority pods holding bandwidth there, lowest priority first, until
-        the pod's bandwidth fits too. A node where nothing suffices is left out.
+        kube-scheduler proposes victims for its own resources; netsched keeps them and adds
+        the lower-priority bandwidth holders kube-scheduler's own preemption would pick
+        (``preemption.select_victims``). A node where nothing suffices is left out.
         """
         try:
             requirements = parse_requirements(pod.metadata.annotations)
@@ -311,26 +312,22 @@ class Scheduler:
             return {}
         if not requirements.needs_resources:
             return {node: list(victims) for node, victims in candidates.items()}
-        topology, ledger, now = self.state.topology, self.state.ledger, self.clock()
-        if pod_refusals(requirements, topology, ledger, _uid(pod)):
+        if pod_refusals(requirements, self.state.topology, self.state.ledger, _uid(pod)):
             return {}
+        pods = {_uid(p): p for p in self.state.pods()}
         result = {}
         for node, proposed in candidates.items():
-            victims = list(proposed)
-            extra = sorted(
-                (h for h in ledger.holdings_on(node) if h.priority < pod.spec.priority and h.uid not in victims),
-                key=lambda h: (h.priority, -_total(h)),
+            extra = select_victims(
+                self.room(requirements, node), pod.spec.priority, pods, gone=proposed
             )
-            while True:
-                view = ledger.node_view(node, excluding=victims)
-                outcome = plan_on_node(requirements, node, topology, view, now, self.settings.fit)
-                if isinstance(outcome, Plan):
-                    result[node] = victims
-                    break
-                if not extra or any(r.cause is not Cause.BANDWIDTH for r in outcome):
-                    break
-                victims.append(extra.pop(0).uid)
+            if extra is not None:
+                result[node] = list(proposed) + [h.uid for h in extra]
         return result
+
+    def room(self, requirements: PodRequirements, node: str) -> Room:
+        """The pod's requirements against ``node`` as the cluster is now (for preemption)."""
+        state = self.state
+        return Room(requirements, node, state.topology, state.ledger, self.clock(), self.settings.fit)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -370,10 +367,6 @@ def _uid(pod: Pod) -> str:
 
 def _explain(reasons: list[Refusal]) -> str:
     return "; ".join(reason.message for reason in reasons)
-
-
-def _total(holding: Holding) -> int:
-    return sum(r.ingress + r.egress for r in holding.reservation.interfaces.values())
 
 
 __all__ = ["BindError", "Decision", "FilterResult", "Scheduler", "SchedulerSettings"]

@@ -49,6 +49,8 @@ class ObjectMeta(WireModel):
     resource_version: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    deletion_timestamp: datetime | None = None
+    """Set when the object is being deleted (a pod then still runs out its grace period)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -191,6 +193,8 @@ class Network(WireModel):
 class PodSpec(WireModel):
     node_name: str | None = None
     priority: int = 0
+    preemption_policy: str | None = None
+    """``Never``: the pod waits rather than having lower-priority pods evicted for it."""
 
 
 class PodStatus(WireModel):

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     extender = extender_from_args(args, source)
     if elector is not None:
         extender.is_ready = elector.is_leader
+    preemptor = _preemptor(args, extender, elector)
 
     def follow() -> None:
         source.start(extender.state)
@@ -147,10 +148,28 @@ def run(args: argparse.Namespace) -> int:
         try:
             uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options).run()
         finally:
+            if preemptor is not None:
+                preemptor.stop()
             if elector is not None:
                 elector.stop(release=True)
             source.stop()
     return 0
+
+
+def _preemptor(args: argparse.Namespace, extender, elector):
+    """With --kubernetes: evict for bandwidth kube-scheduler will not preempt for."""
+    if not args.kubernetes:
+        return None
+    from scheduler_extender.kubernetes_source import api_client
+    from scheduler_extender.preemption import Preemptor
+
+    preemptor = Preemptor(
+        api_client(args.kubeconfig), extender.scheduler,
+        may_write=elector.is_leader if elector is not None else None,
+    )
+    extender.refusal_listeners.append(preemptor)
+    preemptor.start()
+    return preemptor
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:

@@ -30,8 +30,16 @@ from scheduler_extender.cli import build_parser
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings
+from scheduler_extender.preemption import Preemptor
 from tests.kube_api import FakeKubeAPI, ResourcePath
-from tests.kubernetes.conftest import PODS, bind_body, seed_nodes, seed_pods, wait_until
+from tests.kubernetes.conftest import (
+    PODS,
+    bind_body,
+    pod_object,
+    seed_nodes,
+    seed_pods,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -344,6 +352,23 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         assert httpx.post(f"{served.url}/bind", json=bind_body(pods[0], "node-00")).json() == {
             "Error": ""
         }
+        # a pod of higher priority that only an eviction makes room for: netsched preempts
+        hog, vip = pod_object("hog", egress="8500M"), pod_object("vip", egress="1G")
+        vip["spec"]["priority"] = 1000
+        hog = kube_api.seed(PODS, hog)
+        vip = kube_api.seed(PODS, vip)
+        wait_until(lambda: len(served.extender.state.pods()) == 4, what="pods")
+        assert httpx.post(f"{served.url}/bind", json=bind_body(hog, "node-00")).json() == {
+            "Error": ""
+        }
+        wait_until(lambda: served.extender.state.ledger.holding(hog["metadata"]["uid"]), what="hog")
+        preemptor = Preemptor(client_for(), served.extender.scheduler, may_write=elector.is_leader)
+        served.extender.refusal_listeners.append(preemptor)
+        preemptor.start()
+        httpx.post(f"{served.url}/filter", json={"Pod": vip, "Nodes": None, "NodeNames": ["node-00"]})
+        wait_until(lambda: preemptor.records, what="the preemption")
+        preemptor.stop()
+        assert preemptor.records[0].evicted == ["default/hog"]
     finally:
         elector.stop(release=True)
     setup = {

@@ -92,10 +92,54 @@ def invoke(environ: Mapping[str, str], stdin: bytes) -> tuple[int, str]:
         return 1, exc.to_json(_top_level_string(stdin, "cniVersion") or SPEC_VERSION)
 
 
+# What warm_up feeds the models: the shape of a kubeconfig-mode ADD with a reservation.
+_WARM_CONFIG = json.dumps({
+    "cniVersion": "1.0.0", "name": "warm-up", "type": "netsched-cni", "kubeconfig": "/dev/null",
+    "runtimeConfig": {"bandwidth": {"IngressRate": 50_000_000, "EgressRate": 20_000_000}},
+    "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/x"}],
+                   "ips": [{"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 0}]},
+}).encode()
+_WARM_RESERVATION = json.dumps({
+    "node": "n", "primary": {"ingress": 1000, "egress": 1000}, "attachments": [{
+        "network": "s", "interface": "net1", "mode": "vxlan", "vni": 1, "parent": "eth1",
+        "ip": "10.0.0.3/24", "mac": "02:00:00:00:00:01", "ingress": 1000}]})
+
+
+def warm_up() -> None:
+    """Pay at start what the first ADD after a (re)start would: every import (the plugin,
+    the reservation and topology models, the kubernetes client), each model's first
+    validation, pyroute2's netlink tables for links and qdiscs, and the API client's
+    construction. Measured, a kubeconfig-mode first ADD cost 2.5-9.5 s against 60-120 ms
+    for the next ones on a loaded machine (docs/benchmarks.md)."""
+    import kubernetes.client
+    import kubernetes.config  # noqa: F401 - loaded by the first kubeconfig-mode ADD
+
+    from bandwidth_accounting.reservation import Reservation
+    from cni import commands, kube, shaping  # noqa: F401 - commands and kube: imports only
+    from cni.config import parse_netconf
+    from cni.netns import host_netlink
+    from cni.state import Record
+    from cni.validate import validate_attachments
+
+    conf = parse_netconf(_WARM_CONFIG)
+    reservation = Reservation.model_validate_json(_WARM_RESERVATION)
+    validate_attachments(reservation.attachments, "eth0", "reservation.attachments")
+    assert conf.prev_result is not None
+    conf.prev_result.model_copy(deep=True).render(conf.cni_version)
+    Record(network="w", container_id="w", ifname="eth0", netns="/x").model_dump_json()
+    shaping.plan_bucket(50_000_000, 0, conf.max_queue_ms, 1500).describe()
+    with host_netlink() as host:
+        for link in host.get_links():
+            shaping.root_bucket(host, link["index"])
+            shaping.has_ingress(host, link["index"])
+    kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(kubernetes.client.Configuration()))
+
+
 def daemon(argv: list[str]) -> int:
     """``netsched-cni daemon``: serve invocations on the node's socket until SIGTERM."""
     import argparse
     import logging
+    import time
 
     from cni.daemon import serve
 
@@ -105,12 +149,10 @@ def daemon(argv: list[str]) -> int:
                         help=f"Unix socket to listen on (default {DEFAULT_SOCKET})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # Import once, before the first ADD: the plugin, and the client kubeconfig mode uses.
-    import kubernetes.client
-    import kubernetes.config  # noqa: F401
-
-    from cni import commands, config  # noqa: F401
-
+    started = time.perf_counter()
+    warm_up()
+    logging.getLogger("netsched.cni.daemon").info(
+        "warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
     try:
         serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True))
     except CNIError as exc:

@@ -24,7 +24,8 @@ import pytest
 
 from cni.errors import CNIError
 from tests.cni.lab import Lab, ipv4_of, link_names, qdiscs, sh
-from tests.cni.runner import Daemon, PluginError, netsched_cni_binary, running_daemon
+from tests.cni.runner import (Daemon, PluginError, client_dir, netsched_cni_binary,
+                              running_daemon)
 from tests.cni.test_lifecycle import RATES, assert_nothing_of_ours
 from tests.cni.topologies import MBIT, Node, attachment, lone_node, switched_nodes
 
@@ -314,3 +315,30 @@ def test_a_del_handed_off_while_the_daemon_serves_runs_too(lab: Lab, daemon) -> 
     assert not written.exists()
     assert not {q["kind"] for q in qdiscs(pod, "eth0")} & {"tbf", "ingress"}
     assert not [n for n in link_names(pod) if n.startswith("nsb")]
+
+
+@pytest.mark.parametrize("calls", [40, 200])
+def test_simultaneous_thin_client_calls_all_get_the_daemons_answer(lab: Lab, thin_client: str,
+                                                                   calls: int) -> None:
+    """A node starting many pods at once: every thin-client process started together gets
+    the real daemon's answer, none a spurious "no daemon answers" (error 11). STATUS is
+    the verb: the daemon answers it, and unlike DEL no client can hand it off."""
+    node = lone_node(lab)
+    with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
+        config = json.dumps({"cniVersion": "1.1.0", "name": "burst", "type": "netsched-cni",
+                             "stateDir": str(lab.workdir / "state"),
+                             "socket": str(daemon.socket_path)}).encode()
+        stdin = lab.workdir / "status.json"
+        stdin.write_bytes(config)  # a file: each client reads it at once, none waits on us
+        argv = [str(client_dir(thin_client) / "netsched-cni")]
+        processes = []
+        for _ in range(calls):
+            with stdin.open("rb") as source:
+                processes.append(subprocess.Popen(argv, stdin=source, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.DEVNULL,
+                                                  env={"CNI_COMMAND": "STATUS"}))
+        outcomes = [(process.wait(120), process.stdout.read()) for process in processes]
+    failures = [o for o in outcomes if o != (0, b"")]
+    assert not failures, f"{len(failures)} of {calls} failed, e.g. {failures[0]}"
+    log = daemon.process.stderr.read()
+    assert len(re.findall(r"STATUS - -: exit 0", log)) == calls

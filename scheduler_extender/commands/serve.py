@@ -125,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
     extender = extender_from_args(args, source)
     if elector is not None:
         extender.is_ready = elector.is_leader
-    preemptor = _preemptor(args, extender, elector)
+    sink, helpers = _acting_on_refusals(args, extender, elector)
 
     def follow() -> None:
-        source.start(extender.state)
+        source.start(sink)
         if elector is not None:
             elector.start()
 
@@ -148,28 +148,31 @@ def run(args: argparse.Namespace) -> int:
         try:
             uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options).run()
         finally:
-            if preemptor is not None:
-                preemptor.stop()
+            for helper in helpers:
+                helper.stop()
             if elector is not None:
                 elector.stop(release=True)
             source.stop()
     return 0
 
 
-def _preemptor(args: argparse.Namespace, extender, elector):
-    """With --kubernetes: evict for bandwidth kube-scheduler will not preempt for."""
+def _acting_on_refusals(args: argparse.Namespace, extender, elector):
+    """With --kubernetes: preempt for bandwidth kube-scheduler will not preempt for, and send
+    refused pods back to kube-scheduler's queue when what refused them changes. Returns the
+    sink the source feeds and the helpers to stop."""
     if not args.kubernetes:
-        return None
+        return extender.state, []
     from scheduler_extender.kubernetes_source import api_client
     from scheduler_extender.preemption import Preemptor
+    from scheduler_extender.requeue import follow_with_retries
 
-    preemptor = Preemptor(
-        api_client(args.kubeconfig), extender.scheduler,
-        may_write=elector.is_leader if elector is not None else None,
-    )
-    extender.refusal_listeners.append(preemptor)
+    api = api_client(args.kubeconfig)
+    may_write = elector.is_leader if elector is not None else None
+    preemptor = Preemptor(api, extender.scheduler, may_write=may_write)
+    requeuer, sink = follow_with_retries(extender.state, api, may_write)
+    extender.refusal_listeners += [preemptor, requeuer]
     preemptor.start()
-    return preemptor
+    return sink, [preemptor, requeuer]
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:

@@ -16,8 +16,14 @@ reference ``bridge`` + ``host-local`` by the tests' runtime (tests/cni/runner.py
   daemon answers at once (a container it never saw)
 - the node daemon's memory: RSS idle, then after each step of 1,000 ADD/DEL pairs
   through the native client
+- the first ADD after the daemon starts beside the ADDs that follow it (kubeconfig mode,
+  a pod with a reservation, the API a small server on the node's loopback), over several
+  starts: the daemon's own time per ADD (its log) and the whole chain's
+- bursts: 40 and 200 thin-client processes started at once (STATUS, which the daemon
+  answers and no client can hand off), each client: how many got the daemon's answer
 
-Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick] [--chain-only]``.
+Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick] [--chain-only]
+[--startup-only]``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bandwidth_accounting.annotations import RESERVATION
+from bandwidth_accounting.reservation import Rates, Reservation
 from tests.cni.lab import Lab, ipv4_of
 from cni.install import CLIENT_BUILD
+from tests.cni.pod_api import PodAPI, pod_json
 from tests.cni.runner import (REFERENCE_PLUGINS, THIN_CLIENTS, Daemon, PluginError, Runtime,
                               client_dir, lab_conflist, running_daemon)
 from tests.cni.topologies import MBIT, Node, switched_nodes
@@ -208,6 +217,72 @@ def daemon_memory(lab: Lab, node: Node, pairs: int) -> None:
                 runtime.delete(f"mem{done}", lab.path(pod))
 
 
+def first_add_after_start(lab: Lab, node: Node, starts: int, following: int = 5) -> None:
+    """The daemon's time for the first ADD after each start and for the ``following`` ones."""
+    reservation = Reservation(node="bench-node", primary=Rates(ingress=50 * MBIT,
+                                                               egress=20 * MBIT))
+    daemon_ms: dict[str, list[float]] = {"first": [], "following": []}
+    chain_ms: dict[str, list[float]] = {"first": [], "following": []}
+    with PodAPI(netns=node.netns) as api:
+        kubeconfig = str(api.kubeconfig(lab.workdir / "bench.kubeconfig"))
+        for start in range(starts):
+            path = lab.workdir / f"start{start}" / "cni.sock"
+            with running_daemon(node.netns, path, node_name="bench-node") as daemon:
+                runtime = node.runtime(extra={"socket": str(path), "kubeconfig": kubeconfig})
+                for index in range(1 + following):
+                    name = f"s{start}p{index}"
+                    api.pods[("bench", name)] = pod_json(
+                        "bench", name, {RESERVATION: reservation.model_dump_json()},
+                        node="bench-node")
+                    pod = lab.netns("pd")
+                    began = time.perf_counter()
+                    runtime.add(name, lab.path(pod),
+                                args=f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={name}")
+                    chain_ms["following" if index else "first"].append(
+                        (time.perf_counter() - began) * 1000)
+                    runtime.delete(name, lab.path(pod))
+                    subprocess.run(["ip", "netns", "del", pod], check=False)
+                    lab.namespaces.remove(pod)
+            log = daemon.process.stderr.read()
+            times = [float(t) for t in re.findall(r"ADD \S+ eth0: exit 0 in ([\d.]+) ms", log)]
+            daemon_ms["first"].append(times[0])
+            daemon_ms["following"].extend(times[1:])
+    print("\n| kubeconfig-mode ADD | daemon's time p50 (ms) | max (ms) | whole chain p50 (ms) | "
+          "samples |")
+    print("|---|---|---|---|---|")
+    for which in ("first", "following"):
+        label = "first after start" if which == "first" else f"the {following} after it"
+        print(f"| {label} | {pct(daemon_ms[which], .5):.1f} | {max(daemon_ms[which]):.1f} | "
+              f"{pct(chain_ms[which], .5):.1f} | {len(daemon_ms[which])} |", flush=True)
+
+
+def bursts(lab: Lab, daemon: Daemon, sizes: tuple[int, ...] = (40, 200)) -> None:
+    """``size`` thin-client processes at once, each client; how many the daemon answered."""
+    stdin = lab.workdir / "burst.json"
+    stdin.write_text(json.dumps({"cniVersion": "1.1.0", "name": "burst", "type": "netsched-cni",
+                                 "stateDir": str(lab.workdir / "burst-state"),
+                                 "socket": str(daemon.socket_path)}))
+    print("\n| thin client | calls at once | answered by the daemon | error 11 | other errors | "
+          "wall, first start to last exit (ms) |")
+    print("|---|---|---|---|---|---|")
+    for client in THIN_CLIENTS:
+        for size in sizes:
+            began = time.perf_counter()
+            processes = []
+            for _ in range(size):
+                with stdin.open("rb") as source:
+                    processes.append(subprocess.Popen(
+                        [str(client_dir(client) / "netsched-cni")], stdin=source,
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                        env={"CNI_COMMAND": "STATUS"}))
+            answers = [(p.wait(120), p.stdout.read()) for p in processes]
+            wall = (time.perf_counter() - began) * 1000
+            ok = sum(1 for answer in answers if answer == (0, b""))
+            eleven = sum(1 for code, out in answers if code and b'"code": 11' in out)
+            print(f"| {client} | {size} | {ok} | {eleven} | {size - ok - eleven} | {wall:.0f} |",
+                  flush=True)
+
+
 def outcome(call) -> str:
     try:
         call()
@@ -258,6 +333,10 @@ def main() -> None:
     parser.add_argument("--chain-only", action="store_true",
                         help="no enforcement runs: ADD/DEL times, clients, daemon memory")
     parser.add_argument("--rounds", type=int, default=30, help="pods per chain (default 30)")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the bursts and the first ADD after the daemon starts")
+    parser.add_argument("--starts", type=int, default=5,
+                        help="daemon starts for the first-ADD measurement (default 5)")
     parser.add_argument("--pairs", type=int, default=1000,
                         help="ADD/DEL pairs for the daemon's memory (default 1000, 0: skip)")
     args = parser.parse_args()
@@ -270,6 +349,11 @@ def main() -> None:
     lab = Lab(Path(tempfile.mkdtemp(prefix="cni-bench-")))
     try:
         (node,) = switched_nodes(lab, 1)
+        if args.startup_only:
+            with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
+                bursts(lab, daemon)
+            first_add_after_start(lab, node, args.starts)
+            return
         reference_gaps(lab, node)
         if args.chain_only:
             rates = []
@@ -296,6 +380,8 @@ def main() -> None:
         with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
             print_chain_times(chain_times(lab, chains(node, daemon), daemon, args.rounds))
             client_start_to_exit(daemon, lab.workdir / "client-state", args.rounds * 10)
+            bursts(lab, daemon)
+        first_add_after_start(lab, node, args.starts)
         if args.pairs:
             daemon_memory(lab, node, args.pairs)
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")

@@ -49,6 +49,9 @@ class Holding:
     pod: str  # namespace/name, for people
     priority: int
     reservation: Reservation
+    foreign: bool = False
+    """Not netsched's reservation: a bound pod's bandwidth annotations, which the runtime shapes
+    whoever placed the pod (another scheduler, or a pod without a reservation to trust)."""
 
     @property
     def node(self) -> str:
@@ -67,6 +70,8 @@ class Shortfall:
     asked_bps: int
     observed_bps: int = 0
     """Traffic observed beyond the reservations (when observations count): nobody reserved it."""
+    foreign_bps: int = 0
+    """The part of ``reserved_bps`` that pods netsched did not place hold (their annotations)."""
 
     @property
     def load_bps(self) -> int:
@@ -75,9 +80,14 @@ class Shortfall:
     @property
     def message(self) -> str:
         observed = f", {format_bandwidth(self.observed_bps)} observed" if self.observed_bps else ""
+        foreign = ""
+        if self.foreign_bps:
+            # netsched never reserves past usable: only pods it did not place can over-commit
+            over = "; over-committed by them" if self.reserved_bps > self.usable_bps else ""
+            foreign = f" ({format_bandwidth(self.foreign_bps)} of it by pods of other schedulers{over})"
         return (
-            f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved{observed} "
-            f"of {format_bandwidth(self.usable_bps)} usable, asks {format_bandwidth(self.asked_bps)}"
+            f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved{foreign}"
+            f"{observed} of {format_bandwidth(self.usable_bps)} usable, asks {format_bandwidth(self.asked_bps)}"
         )
 
 
@@ -167,6 +177,15 @@ class Ledger:
 
     def interfaces(self) -> Iterable[InterfaceKey]:
         return self._usable.keys() | self._reserved.keys()
+
+    def foreign_reserved(self, node: str, interface: str) -> tuple[int, int]:
+        """(ingress, egress) of ``interface`` held by pods netsched did not place."""
+        with self._lock:
+            held = [
+                h.reservation.interfaces.get(interface)
+                for h in self._by_node.get(node, {}).values() if h.foreign
+            ]
+        return sum(r.ingress for r in held if r), sum(r.egress for r in held if r)
 
     def holding(self, uid: str) -> Holding | None:
         return self._holdings.get(uid)
@@ -266,8 +285,12 @@ class Ledger:
             for index, direction in enumerate(DIRECTIONS):
                 unreserved = max(0, observed[index] - reserved[index])
                 if asked[index] and reserved[index] + unreserved + asked[index] > usable[index]:
+                    foreign = self.foreign_reserved(node, interface)[index]
                     result.append(
-                        Shortfall(node, interface, direction, reserved[index], usable[index], asked[index], unreserved)
+                        Shortfall(
+                            node, interface, direction, reserved[index], usable[index], asked[index],
+                            unreserved, foreign,
+                        )
                     )
         return result
 

@@ -127,6 +127,16 @@ def parse_requirements(pod_annotations: Mapping[str, str] | None) -> PodRequirem
     )
 
 
+def primary_rates(pod_annotations: Mapping[str, str]) -> tuple[int, int]:
+    """(ingress, egress) bits/s of the pod's ``eth0`` from the two ``kubernetes.io/*-bandwidth``
+    annotations, which the runtime's bandwidth plugin shapes whoever placed the pod; raises
+    ``InvalidAnnotation``."""
+    return (
+        _rate(pod_annotations, annotations.INGRESS_BANDWIDTH),
+        _rate(pod_annotations, annotations.EGRESS_BANDWIDTH),
+    )
+
+
 def _value(pod_annotations: Mapping[str, str], name: str) -> str | None:
     """The annotation's value, refused before any parsing when it is over its cap."""
     value = pod_annotations.get(name)

@@ -19,7 +19,8 @@ from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
 from bandwidth_accounting.observed import DEFAULT_WINDOW, ObservedLoad
-from bandwidth_accounting.reservation import Reservation
+from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
+from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from topology.graph import Topology
 from topology.models import Network, Node, NodeNetwork, Pod
@@ -126,7 +127,10 @@ class ClusterState:
                 self.observed.record_report(obj)
                 if self._topology is not None and self._topology.refresh_report(obj):
                     return  # a heartbeat: same structure, nothing to rebuild
-            elif isinstance(obj, Node):
+                self._invalidate_topology()
+                self._recount_foreign(obj.metadata.name)
+                return
+            if isinstance(obj, Node):
                 self._nodes[obj.name] = obj
             elif isinstance(obj, Network):
                 self._networks[obj.name] = obj
@@ -212,8 +216,35 @@ class ClusterState:
             return None
         reservation = reservation_of(pod)
         if reservation is None or reservation.node != pod.spec.node_name:
-            return None
+            return self._foreign_holding(pod)
         return Holding(pod.metadata.uid or pod.key, pod.key, pod.spec.priority, reservation)
+
+    def _foreign_holding(self, pod: Pod) -> Holding | None:
+        """A bound pod without a reservation netsched counts still gets what its bandwidth
+        annotations ask, on its node's pod interface: the runtime shapes it to that, whoever
+        placed it. No attachments, no addresses: those only netsched's reservations make."""
+        try:
+            ingress, egress = primary_rates(pod.metadata.annotations)
+        except InvalidAnnotation as error:
+            log.warning("pod %s: not counting its bandwidth: %s", pod.key, error)
+            return None
+        node = pod.spec.node_name or ""
+        interface = self.topology.pod_interface(node)
+        if not (ingress or egress) or interface is None:
+            return None
+        rates = Rates(ingress=ingress, egress=egress)
+        reservation = Reservation(
+            node=node, primary=rates, primary_parent=interface.name, interfaces={interface.name: rates}
+        )
+        return Holding(pod.metadata.uid or pod.key, pod.key, pod.spec.priority, reservation, foreign=True)
+
+    def _recount_foreign(self, node: str) -> None:
+        """A node's interfaces changed: charge its foreign pods to its pod interface as it is now."""
+        for pod in self._pods.values():
+            if pod.spec.node_name == node:
+                holding = self._holding_of(pod)
+                if holding is not None and holding.foreign:
+                    self.ledger.record(holding)
 
     def _invalidate_topology(self) -> None:
         self._topology = None

@@ -45,6 +45,7 @@ class ReservationView(BaseModel):
     pod: str
     priority: int
     reservation: Reservation
+    foreign: bool = Field(default=False, description="Placed by another scheduler (or holding no reservation netsched trusts): its bandwidth annotations, which the runtime shapes; no attachments.")
 
 
 class TopologyView(BaseModel):
@@ -111,7 +112,9 @@ def reservation_views(state: ClusterState, node: str | None = None) -> list[Rese
     ledger = state.ledger
     holdings = ledger.holdings() if node is None else ledger.holdings_on(node)
     return [
-        ReservationView(uid=h.uid, pod=h.pod, priority=h.priority, reservation=h.reservation)
+        ReservationView(
+            uid=h.uid, pod=h.pod, priority=h.priority, reservation=h.reservation, foreign=h.foreign
+        )
         for h in sorted(holdings, key=lambda h: h.pod)
     ]
 

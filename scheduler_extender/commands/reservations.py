@@ -52,7 +52,7 @@ def render_table(held: list[ReservationView]) -> str:
                 f"{a.interface}:{a.network}" + (f"@{a.ip}" if a.ip else "")
                 for a in reservation.attachments
             )
-            or "-"
+            or ("(another scheduler's pod: its annotations)" if item.foreign else "-")
         )
         interfaces = sorted(reservation.interfaces.items()) or [("-", None)]
         for index, (name, rates) in enumerate(interfaces):

@@ -93,6 +93,7 @@ class PodReservation(BaseModel):
     priority: int
     interfaces: dict[str, Pair]
     attachments: list[AttachmentSummary]
+    foreign: bool = Field(description="Placed by another scheduler (or holding no reservation netsched trusts): its bandwidth annotations, which the runtime shapes; no attachments.")
 
 
 class RefusalGroup(BaseModel):
@@ -223,6 +224,7 @@ def dashboard_view(
                 )
                 for a in h.reservation.attachments
             ],
+            foreign=h.foreign,
         )
         for h in sorted(holdings, key=lambda h: h.pod)
     ]

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyroute2.iproute.linux import IPRoute
+
 CLONE_NEWNET = 0x40000000
+MOST_GOODPUT = 1.02
+"""The most goodput/rate an iperf3 run may show. Goodput is counted by the receiving
+iperf3 process, which a loaded machine deschedules: data read late counts in the wrong
+second (1.017 was seen at 10 Mbit/s ingress at load average 20 with the shaper exact,
+where the rate carries at most 1448/1514 = 0.956, TCP payload per 1514-byte frame). So
+the tight upper bound is the kernel's own, not this one: the rate read back with ``tc``
+and the tbf's byte counter (``Lab.shaper_excess``)."""
+SHAPER_SLACK = 1.002
+"""What a token bucket may send beyond rate × time + bucket: the kernel's rate tables."""
+SHAPER_WINDOW_S = 5.0
+"""Seconds between the two readings of a shaper's counter (the bucket is 0.5 % of it)."""
 
 
 def _setns(fd: int) -> None:
@@ -68,6 +82,19 @@ def link_names(netns: str) -> set[str]:
 
 def qdiscs(netns: str, dev: str) -> list[dict[str, Any]]:
     return json.loads(sh("tc", "-n", netns, "-j", "qdisc", "show", "dev", dev) or "[]")
+
+
+def tbf_rate(netns: str, dev: str) -> int | None:
+    """Bits/s of the tbf on ``dev`` as the kernel reports it (``tc``), None without one."""
+    for qdisc in qdiscs(netns, dev):
+        if qdisc["kind"] == "tbf":
+            return qdisc["options"]["rate"] * 8
+    return None
+
+
+def ifb_of(netns: str) -> str:
+    """The ifb that shapes a pod's ingress (netsched-cni names them ``nsb…``)."""
+    return next(name for name in link_names(netns) if name.startswith("nsb"))
 
 
 def ipv4_of(netns: str, dev: str) -> str:
@@ -146,23 +173,68 @@ class Lab:
             server.wait()
 
     def goodput_ratios(self, server_ns: str, server_ip: str, client_ns: str, rate: int, *,
-                       reverse: bool, low: float, high: float = 1.02) -> list[float]:
+                       reverse: bool, low: float, high: float = MOST_GOODPUT,
+                       shaper: tuple[str, str] | None = None) -> list[float]:
         """Goodput/rate of one run, and of a second run only if the first fell below ``low``.
 
         A shaper can never make a sender faster, but this machine can make it slower: a
         sender descheduled for longer than the 25 ms bucket loses rate for reasons that
         are not the shaper's (seen under heavy load from other processes, and while the
         kernel tears down the previous test's namespaces). So a run below ``low`` gets
-        one more try; every run must stay at or below ``high``.
+        one more try; every run must stay at or below ``high``. With ``shaper`` (the
+        namespace and device of the tbf doing the shaping) every run also checks what the
+        shaper passed, by its own counters (``shaper_excess``).
         """
         ratios = []
         for _ in range(2):
-            run = self.iperf(server_ns, server_ip, client_ns, reverse=reverse)
+            if shaper is None:
+                run = self.iperf(server_ns, server_ip, client_ns, reverse=reverse)
+            else:
+                run, excess = self.shaper_excess(*shaper, rate, lambda: self.iperf(
+                    server_ns, server_ip, client_ns, reverse=reverse, seconds=6))
+                assert excess <= SHAPER_SLACK, f"the shaper sent {excess:.4f} × its rate"
             ratios.append(self.goodput(run) / rate)
             assert ratios[-1] <= high, f"goodput ratios {ratios} above {high}"
             if ratios[-1] >= low:
                 break
         return ratios
+
+    @staticmethod
+    def shaper_excess(netns: str, dev: str, rate: int, load: Any) -> tuple[Any, float]:
+        """``load()``'s result, and how far the tbf on ``dev`` exceeded its promise meanwhile.
+
+        A token bucket sends at most rate × t plus the bucket (25 ms at the rate, as ``tc``
+        reports it). The kernel's byte counter is read twice during the load (after its
+        first second, and ``SHAPER_WINDOW_S`` later); t is the longest the two readings
+        can be apart (from before the first to after the second), so a descheduled test
+        only loosens the check, never fails it. Returns (bytes sent − bucket) / (rate × t):
+        at most 1 for an exact shaper; a shaper 1 % too generous shows 1.005 when the
+        load keeps it busy. (The tokens held could be bounded by one frame whenever packets
+        are queued, but a loaded machine runs tbf's timer late: 1.0021 was seen that way.)
+        """
+        result: list[Any] = []
+        worker = threading.Thread(target=lambda: result.append(load()), daemon=True)
+        with IPRoute(netns=netns) as ipr:
+            index = ipr.link_lookup(ifname=dev)[0]
+
+            def counters() -> dict[str, int]:
+                for qdisc in ipr.get_qdiscs(index=index):
+                    if qdisc.get_attr("TCA_KIND") == "tbf":
+                        return qdisc.get_attr("TCA_STATS")
+                raise AssertionError(f"no tbf on {dev} in {netns}")
+
+            worker.start()
+            time.sleep(1.0)  # iperf3's ramp-up; the bound holds over any window
+            before = time.monotonic()
+            first = counters()
+            time.sleep(SHAPER_WINDOW_S)
+            second = counters()
+            longest = time.monotonic() - before
+            worker.join(60)
+        assert result, "the load did not finish"
+        (tbf,) = [q for q in qdiscs(netns, dev) if q["kind"] == "tbf"]
+        bucket = tbf["options"]["burst"]
+        return result[0], (second["bytes"] - first["bytes"] - bucket) / (rate / 8 * longest)
 
     @staticmethod
     def goodput(iperf: dict[str, Any]) -> float:

@@ -14,7 +14,7 @@ import pytest
 
 from bandwidth_accounting.annotations import RESERVATION
 from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
-from tests.cni.lab import Lab, link_names, qdiscs
+from tests.cni.lab import Lab, ifb_of, link_names, qdiscs, tbf_rate
 from tests.cni.pod_api import PodAPI, pod_json
 from tests.cni.runner import PluginError, running_daemon
 from tests.cni.topologies import MBIT, Node, switched_nodes
@@ -29,17 +29,6 @@ def cluster(lab: Lab) -> Iterator[tuple[Node, PodAPI]]:
     node, _ = switched_nodes(lab)
     with PodAPI(netns=node.netns) as api:
         yield node, api
-
-
-def tbf_rate(netns: str, dev: str) -> int | None:
-    for qdisc in qdiscs(netns, dev):
-        if qdisc["kind"] == "tbf":
-            return qdisc["options"]["rate"] * 8
-    return None
-
-
-def ifb_of(netns: str) -> str:
-    return next(name for name in link_names(netns) if name.startswith("nsb"))
 
 
 def test_rates_and_attachments_come_from_the_annotation(lab: Lab,

@@ -2,6 +2,8 @@
 # Debian machine with Python 3.11+ and root; they install what they need first.
 VENV ?= .venv
 PYTHON ?= python3
+# Every part and the tests: the development virtualenv can run all of it.
+EXTRAS := node,extender,plot,test
 APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
 
 .PHONY: demo test bench venv system-packages cni-client clean
@@ -17,7 +19,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 # The native netsched-cni thin client (cni/thin_client, Go standard library only), built

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from scheduler_extender.extras import missing_extra_message
+
 COMMANDS = ("demo", "serve", "certificates", "reporter", "topology", "explain", "reservations", "simulate")
 """Modules of ``scheduler_extender.commands``; each has ``add_parser(subparsers)`` and ``run(args)``."""
 
@@ -37,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return args.run(args) or 0
+    try:
+        return args.run(args) or 0
+    except ModuleNotFoundError as error:
+        message = missing_extra_message(args.command, error)
+        if message is None:
+            raise
+        parser.exit(2, message + "\n")
 
 
 if __name__ == "__main__":

@@ -3,29 +3,3 @@
 Pure: no I/O. Everything else in netsched asks this package which interfaces of a
 node carry a network and how many hops separate two nodes.
 """
-
-from topology.graph import Topology
-from topology.models import (
-    InterfaceRole,
-    Network,
-    NetworkInterface,
-    NetworkMode,
-    NetworkSpec,
-    Node,
-    NodeNetwork,
-    NodeNetworkStatus,
-    ObjectMeta,
-)
-
-__all__ = [
-    "InterfaceRole",
-    "Network",
-    "NetworkInterface",
-    "NetworkMode",
-    "NetworkSpec",
-    "Node",
-    "NodeNetwork",
-    "NodeNetworkStatus",
-    "ObjectMeta",
-    "Topology",
-]

@@ -17,12 +17,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from scheduler_extender.views import ExplainView, ReservationView, TopologyView
 from topology.models import Pod
+
+if TYPE_CHECKING:  # the views load the scheduler (numpy): only when a command runs
+    from scheduler_extender.views import ExplainView, ReservationView, TopologyView
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "NETSCHED_SERVER"
@@ -88,20 +90,28 @@ class ApiAccess:
         )
 
     def topology(self) -> TopologyView:
+        from scheduler_extender.views import TopologyView
+
         return TopologyView.model_validate(self._call("GET", "/api/v1/topology"))
 
     def reservations(self, node: str | None = None) -> list[ReservationView]:
+        from scheduler_extender.views import ReservationView
+
         query = f"?{urllib.parse.urlencode({'node': node})}" if node else ""
         return TypeAdapter(list[ReservationView]).validate_python(
             self._call("GET", f"/api/v1/reservations{query}")
         )
 
     def explain(self, reference: str) -> ExplainView:
+        from scheduler_extender.views import ExplainView
+
         namespace, _, name = reference.rpartition("/")
         query = urllib.parse.urlencode({"namespace": namespace or "default", "name": name})
         return ExplainView.model_validate(self._call("GET", f"/api/v1/explain?{query}"))
 
     def explain_pod(self, pod: Pod) -> ExplainView:
+        from scheduler_extender.views import ExplainView
+
         return ExplainView.model_validate(
             self._call("POST", "/api/v1/explain", pod.model_dump(mode="json"))
         )

@@ -7,8 +7,10 @@ a decision), so it is what kube-scheduler would be told for this pod right now.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from scheduler_extender.views import ExplainView
+if TYPE_CHECKING:  # views load the scheduler (numpy); only annotations need them here
+    from scheduler_extender.views import ExplainView
 
 FORMATS = ("table", "json")
 

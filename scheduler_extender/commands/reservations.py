@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from bandwidth_accounting.quantity import format_bandwidth
-from scheduler_extender.views import ReservationView
+
+if TYPE_CHECKING:  # views load the scheduler (numpy); only annotations need them here
+    from scheduler_extender.views import ReservationView
 
 FORMATS = ("table", "json")
 

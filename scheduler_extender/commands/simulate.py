@@ -39,13 +39,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--nodes-per-switch", type=_positive, default=25, help="(default %(default)s)")
     parser.add_argument("--jobs", type=_positive, default=1, help="policies run in parallel processes (default %(default)s)")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    parser.add_argument("--plot", metavar="PNG", help="write the link utilisation plot to this file")
+    parser.add_argument("--plot", metavar="PNG", help="write the link utilisation plot to this PNG file (needs the plot extra, matplotlib)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from scheduler_extender.extras import require_module
+
+    if args.plot:
+        require_module("matplotlib")
     from scheduler_extender.simulation import report as reporting
     from scheduler_extender.simulation.run import ClusterShape, SimulationConfig, run_simulation
     from scheduler_extender.simulation.workload import WorkloadError, load_workload

@@ -1,0 +1,29 @@
+"""Run a netsched entry point as if some distributions were not installed.
+
+``python -m tests.packaging.absent numpy,fastapi scheduler_extender.cli serve ...`` makes
+every import of those top-level packages fail as a missing distribution does
+(``ModuleNotFoundError`` naming it), then runs the module as ``__main__``. It shows what
+an image built with fewer extras can run, without building one.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import runpy
+import sys
+
+
+class Absent(importlib.abc.MetaPathFinder):
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+if __name__ == "__main__":
+    absent, module, *arguments = sys.argv[1:]
+    sys.meta_path.insert(0, Absent(set(absent.split(","))))
+    sys.argv = [module, *arguments]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -1,0 +1,148 @@
+"""Each deployed part runs with only its own extras installed (``pyproject.toml``).
+
+The node image installs ``netsched[node]``, the extender image ``netsched[extender]``
+(``deploy/Dockerfile``). These tests run the parts' real commands with the other extras'
+distributions made unimportable (``tests/packaging/absent.py``), so an import that would
+drag numpy, networkx, FastAPI or matplotlib onto every node fails here first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXTENDER_ONLY = "fastapi,starlette,uvicorn,numpy,networkx,orjson,httpx"
+PLOT_ONLY = "matplotlib"
+NODE_ONLY = "pyroute2"
+
+
+def run_without(absent: str, module: str, *arguments: str, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.packaging.absent", absent, module, *arguments],
+        cwd=REPOSITORY, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
+@pytest.mark.kernel
+def test_reporter_once_runs_on_the_node_extras(tmp_path: Path) -> None:
+    """netlink discovery, the report and its JSON: pydantic, pyroute2, pyyaml only."""
+    process = run_without(
+        f"{EXTENDER_ONLY},{PLOT_ONLY}", "scheduler_extender.cli", "reporter", "--once",
+        "--node-name", "node-a", "--sample-seconds", "0.1",
+        env={"PATH": os.environ["PATH"]},
+    )
+    code, out, err = finish(process)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["metadata"]["name"] == "node-a"
+    assert report["kind"] == "NodeNetwork"
+
+
+def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
+    """The CNI DaemonSet's two containers: the installer, then the daemon with the plugin's
+    modules and the kubernetes client imported at start, answering over its socket."""
+    bin_dir, conf_dir = tmp_path / "bin", tmp_path / "net.d"
+    bin_dir.mkdir()
+    conf_dir.mkdir()
+    (conf_dir / "10-bridge.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge", "bridge": "cni0"}],
+    }))
+    code, _, err = finish(run_without(
+        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "install",
+        "--bin-dir", str(bin_dir), "--conf-dir", str(conf_dir), "--timeout", "5",
+        env={**os.environ, "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+    ))
+    assert code == 0, err
+    chained = json.loads((conf_dir / "10-bridge.conflist").read_text())
+    assert [p["type"] for p in chained["plugins"]] == ["bridge", "netsched-cni"]
+
+    socket_path = tmp_path / "run" / "cni.sock"
+    daemon = run_without(
+        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "daemon", "--socket", str(socket_path)
+    )
+    try:
+        assert daemon.stdout.readline() == f"ready {socket_path}\n"
+        from cni.client import forward
+
+        code, output = forward(str(socket_path), {"CNI_COMMAND": "VERSION"}, b'{"cniVersion": "1.0.0"}')
+        assert code == 0 and "1.0.0" in json.loads(output)["supportedVersions"]
+        daemon.send_signal(signal.SIGTERM)
+    finally:
+        code, _, err = finish(daemon)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_simulate_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
+    plot = tmp_path / "plot.png"
+    code, _, err = finish(run_without(
+        PLOT_ONLY, "scheduler_extender.cli", "simulate", "--nodes", "50", "--pods", "20",
+        "--plot", str(plot),
+    ))
+    assert code == 2
+    assert "pip install 'netsched[plot]'" in err and "Traceback" not in err, err
+    assert not plot.exists()
+
+
+def test_extender_commands_on_the_node_extras_name_the_extender_extra(tmp_path: Path) -> None:
+    code, _, err = finish(run_without(
+        EXTENDER_ONLY, "scheduler_extender.cli", "serve", "--cluster", str(tmp_path / "none.yaml"),
+    ))
+    assert code == 2
+    assert "pip install 'netsched[extender]'" in err and "Traceback" not in err, err
+
+
+def test_the_node_extras_are_disjoint_from_the_extenders() -> None:
+    """The modules made absent above are exactly what ``pyproject.toml`` puts in other extras."""
+    import tomllib
+
+    extras = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    def names(extra: str) -> set[str]:
+        return {r.split("[")[0].split(">")[0].split("=")[0].strip() for r in extras[extra]}
+
+    assert names("plot") == set(PLOT_ONLY.split(","))
+    assert names("node") == set(NODE_ONLY.split(","))
+    assert names("extender") <= set(EXTENDER_ONLY.split(","))
+
+
+def test_the_demo_runs_on_the_extender_extras() -> None:
+    """The extender image has no pyroute2 and no matplotlib: the whole extender stack
+    (webhook, scheduler, dashboard) serves the demo without them."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = run_without(
+        f"{NODE_ONLY},{PLOT_ONLY}", "scheduler_extender.cli", "demo", "--port", str(port)
+    )
+    try:
+        while "webhook" not in (line := demo.stdout.readline()):
+            assert line, demo.stderr.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/topology", timeout=10) as answer:
+            assert len(json.load(answer)["nodes"]) == 12
+        demo.send_signal(signal.SIGTERM)
+    finally:
+        code, _, err = finish(demo)
+    assert code == 0 and "Traceback" not in err, err

@@ -169,8 +169,27 @@ def _prepare_socket_path(path: str) -> None:
     raise CNIError(ErrorCode.INVALID_CONFIG, f"socket: a daemon already listens at {path!r}")
 
 
-def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None) -> None:
-    """Answer requests on ``path`` until SIGTERM or SIGINT; the socket is removed after."""
+def stop_on_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set from now on. The daemon calls this before its slow
+    imports: as PID 1 in a container a signal that finds no handler is dropped, and the
+    runtime would kill the daemon at the end of the grace period."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Answer requests on ``path`` until ``stop`` is set (by default: SIGTERM or SIGINT);
+    the socket is removed after. A stop that came before starts nothing."""
+    stop = stop or stop_on_signals()
+    if stop.is_set():
+        return
     _prepare_socket_path(path)
     umask = os.umask(0o177)  # the socket is born 0600: no window where others may connect
     try:
@@ -178,12 +197,12 @@ def serve(path: str, invoke: Invoke, ready: Callable[[], None] | None = None) ->
     finally:
         os.umask(umask)
 
-    def stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
+    def stop_when_asked() -> None:
+        stop.wait()
+        log.info("stopping")
+        server.shutdown()  # also when serve_forever has not begun: it then returns at once
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=stop_when_asked, name="stop", daemon=True).start()
     try:
         server.run_pending()
         log.info("serving on %s", path)

@@ -137,11 +137,12 @@ def warm_up() -> None:
 
 def daemon(argv: list[str]) -> int:
     """``netsched-cni daemon``: serve invocations on the node's socket until SIGTERM."""
+    from cni.daemon import serve, stop_on_signals
+
+    stop = stop_on_signals()  # first: the imports below take a second, see stop_on_signals
     import argparse
     import logging
     import time
-
-    from cni.daemon import serve
 
     parser = argparse.ArgumentParser(prog="netsched-cni daemon",
                                      description="Run CNI invocations for the thin client.")
@@ -154,7 +155,7 @@ def daemon(argv: list[str]) -> int:
     logging.getLogger("netsched.cni.daemon").info(
         "warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
     try:
-        serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True))
+        serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True), stop=stop)
     except CNIError as exc:
         print(f"netsched-cni daemon: {exc.msg}", file=sys.stderr)
         return 1

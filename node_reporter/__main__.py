@@ -1,7 +1,8 @@
-"""``python -m node_reporter``: the same as ``netsched reporter``."""
+"""``python -m node_reporter``: ``netsched reporter``, through the same command line (which
+turns SIGTERM and SIGINT into a clean stop before it imports anything heavy)."""
 
 import sys
 
-from node_reporter.main import main
+from scheduler_extender.cli import main
 
-sys.exit(main())
+sys.exit(main(["reporter", *sys.argv[1:]]))

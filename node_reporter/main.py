@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -43,7 +42,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """The reporter's flags; pass a subparser to mount them under another command."""
     parser = parser or argparse.ArgumentParser(
         prog="netsched reporter",
-        description=__doc__.split("\n")[0].strip("`: "),
+        description="Discover this node's interfaces and publish its NodeNetwork: every "
+        "--interval seconds, or once with --once.",
     )
     parser.add_argument(
         "--config", type=Path, help="YAML or JSON settings file (env NETSCHED_REPORTER_CONFIG)"
@@ -91,13 +91,16 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
     return load_config(args.config, os.environ if env is None else env, flags)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run(args)
+    return run(args, stop)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run with parsed flags; 0 on a clean stop, 1 on a runtime failure, 2 on bad settings."""
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Run with parsed flags until ``stop`` is set; 0 on a clean stop, 1 on a runtime
+    failure, 2 on bad settings. The caller turns SIGTERM and SIGINT into ``stop`` (``netsched``'s
+    command line does it before its first import, see ``scheduler_extender.cli``)."""
+    stop = stop or threading.Event()
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -117,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             print(report_json(report_once(config)))
             return 0
-        stop = threading.Event()
-        _stop_on_signals(stop)
         return run_daemon(config, stop)
     except NamespaceNotFound as error:
         print(f"netsched reporter: netns = {config.netns!r}: {error}", file=sys.stderr)
@@ -294,19 +295,3 @@ class ReporterLoop:
         self.backoff.reset()
         self._failing = False
         self._publish_at = None
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

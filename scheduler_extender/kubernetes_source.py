@@ -154,6 +154,7 @@ class KubernetesClusterSource:
         self._adapters = {r.model: TypeAdapter(r.model) for r in self._resources}
         self._apply_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._lifecycle_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._sink: ClusterSink | None = None
         self.relists = 0
@@ -163,9 +164,11 @@ class KubernetesClusterSource:
 
     def start(self, sink: ClusterSink) -> None:
         """List everything (retrying with backoff until it works or ``stop``), hand the
-        snapshot to ``sink``, then follow each resource in a watch thread."""
+        snapshot to ``sink``, then follow each resource in a watch thread.
+
+        ``stop`` is final, also when it comes first or during the retries: no watch thread
+        starts after it (the process may already be shutting down)."""
         self._sink = sink
-        self._stopping.clear()
         backoff = self._backoff()
         while not self._stopping.is_set():
             try:
@@ -175,15 +178,19 @@ class KubernetesClusterSource:
                 delay = backoff.delay()
                 log.warning("initial list failed (%s); retrying in %.1fs", error, delay)
                 self._stopping.wait(delay)
-        for resource in self._resources:
-            thread = threading.Thread(
-                target=self._follow, args=(resource,), name=f"watch-{resource.name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        with self._lifecycle_lock:
+            if self._stopping.is_set():
+                return
+            for resource in self._resources:
+                thread = threading.Thread(
+                    target=self._follow, args=(resource,), name=f"watch-{resource.name}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
-        self._stopping.set()
+        with self._lifecycle_lock:  # start's threads are all started, or none will be
+            self._stopping.set()
         for resource in self._resources:
             if resource.watcher is not None:
                 resource.watcher.stop()

@@ -61,8 +61,9 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        host, port = self.options.host, self.port
-        return f"{self.options.scheme}://{host}:{port}"
+        """Where to reach the server from this machine (loopback when it listens on all addresses)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(self.options.host, self.options.host)
+        return f"{self.options.scheme}://{host}:{self.port}"
 
     @property
     def port(self) -> int:

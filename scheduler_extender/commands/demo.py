@@ -10,6 +10,7 @@ from scheduler_extender.commands.serve import add_server_arguments
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("demo", help="run netsched on a bundled sample cluster, dashboard included")
+    parser.set_defaults(stops_on_signals=True)
     add_server_arguments(parser)
     parser.add_argument("--zones", type=int, default=3, help="zones in the sample cluster (default %(default)s)")
     parser.add_argument("--nodes-per-switch", type=int, default=2, help="(default %(default)s)")
@@ -34,6 +35,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    stopping: threading.Event = args.stopping
     from scheduler_extender.app import create_app
     from scheduler_extender.commands.serve import extender_from_args
     from scheduler_extender.demo.sample_cluster import sample_cluster
@@ -43,30 +45,35 @@ def run(args: argparse.Namespace) -> int:
 
     source = FileClusterSource(sample_cluster(zones=args.zones, nodes_per_switch=args.nodes_per_switch))
     extender = extender_from_args(args, source)
-    stop = threading.Event()
     with BackgroundServer(create_app(extender), ServeOptions(args.host, args.port)) as server:
         url = server.url
         traffic = DemoTraffic(source, extender.state, url, seed=args.seed)
-        for _ in range(args.initial_pods):
-            traffic.schedule_one(0.0)
-        nodes = len(extender.state.node_names())
-        print(
-            f"netsched demo: {nodes} nodes in {args.zones} zones, "
-            f"{len(extender.state.ledger.holdings())} pods holding reservations\n"
-            f"  dashboard   {url}/dashboard\n"
-            f"  topology    {url}/api/v1/topology\n"
-            f"  decisions   {url}/api/v1/decisions\n"
-            f"  metrics     {url}/metrics\n"
-            f"  API docs    {url}/docs\n"
-            f"  webhook     POST {url}/filter /prioritize /bind /preempt\n"
-            "Pods arrive every second and leave after 30-90 s; Ctrl-C stops.",
-            flush=True,
-        )
         try:
-            traffic.run(stop, args.interval, echo=lambda line: print(line, flush=True))
-        except KeyboardInterrupt:
-            pass
+            for _ in range(args.initial_pods):
+                if stopping.is_set():
+                    return 0
+                traffic.schedule_one(0.0)
+            nodes = len(extender.state.node_names())
+            print(
+                f"netsched demo: {nodes} nodes in {args.zones} zones, "
+                f"{len(extender.state.ledger.holdings())} pods holding reservations\n"
+                f"  dashboard   {url}/dashboard\n"
+                f"  topology    {url}/api/v1/topology\n"
+                f"  decisions   {url}/api/v1/decisions\n"
+                f"  metrics     {url}/metrics\n"
+                f"  API docs    {url}/docs\n"
+                f"  webhook     POST {url}/filter /prioritize /bind /preempt\n"
+                f"{_where(args.host)}\n"
+                "Pods arrive every second and leave after 30-90 s; Ctrl-C stops.",
+                flush=True,
+            )
+            traffic.run(stopping, args.interval, echo=lambda line: print(line, flush=True))
         finally:
-            stop.set()
             traffic.close()
     return 0
+
+
+def _where(host: str) -> str:
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return f"Listening on {host} only: in a container, add --host 0.0.0.0 to reach it from outside."
+    return f"Listening on {host}."

@@ -11,11 +11,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="discover this node's network and publish its NodeNetwork (see: netsched reporter --help)",
         add_help=False,
     )
-    parser.set_defaults(forwards_arguments=True)
+    parser.set_defaults(forwards_arguments=True, stops_on_signals=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from node_reporter.main import main as reporter_main
 
-    return reporter_main(args.forwarded)
+    return reporter_main(args.forwarded, stop=args.stopping)

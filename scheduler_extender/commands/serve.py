@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import socket
 import threading
 from datetime import timedelta
@@ -43,6 +42,7 @@ def add_placement_arguments(parser: argparse.ArgumentParser, note: str = "") -> 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="run the scheduler extender webhook")
+    parser.set_defaults(stops_on_signals=True)
     add_server_arguments(parser)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--cluster", metavar="FILE", help="YAML of Nodes, NodeNetworks, Networks and Pods")
@@ -105,6 +105,7 @@ def extender_from_args(args: argparse.Namespace, source):
 
 
 def run(args: argparse.Namespace) -> int:
+    stopping: threading.Event = args.stopping
     from scheduler_extender.app import create_app
     from scheduler_extender.read_api import create_read_only_app
     from scheduler_extender.server import BackgroundServer, ServeOptions, uvicorn_server
@@ -132,28 +133,38 @@ def run(args: argparse.Namespace) -> int:
         if elector is not None:
             elector.start()
 
-    verbs = "mutual TLS" if args.tls_client_ca else options.scheme.upper()
-    print(f"netsched extender on {options.scheme}://{args.host}:{args.port} (verbs: {verbs})", flush=True)
-    # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
-    threading.Thread(target=follow, name="cluster-source", daemon=True).start()
-    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it
-    # found; this one turns it into a normal exit, so the Lease is handed back below.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     separate = args.read_only_port is not None
-    with contextlib.ExitStack() as stack:
-        if separate:
-            read_only = ServeOptions(args.host, args.read_only_port, log_level="info")
-            stack.enter_context(BackgroundServer(create_read_only_app(extender), read_only))
-            print(f"netsched read-only API on http://{args.host}:{args.read_only_port}", flush=True)
-        try:
-            uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options).run()
-        finally:
-            for helper in helpers:
-                helper.stop()
-            if elector is not None:
-                elector.stop(release=True)
-            source.stop()
+    server = uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options)
+    # While uvicorn runs it takes SIGTERM and SIGINT itself, shuts down gracefully and then
+    # hands the signal back to the CLI's handler; a stop asked before it took them over
+    # reaches it through this thread. Either way ``run`` returns and the Lease is handed back.
+    threading.Thread(target=_exit_when, args=(stopping, server), name="stop", daemon=True).start()
+    try:
+        if stopping.is_set():
+            return 0
+        verbs = "mutual TLS" if args.tls_client_ca else options.scheme.upper()
+        print(f"netsched extender on {options.scheme}://{args.host}:{args.port} (verbs: {verbs})", flush=True)
+        # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
+        threading.Thread(target=follow, name="cluster-source", daemon=True).start()
+        with contextlib.ExitStack() as stack:
+            if separate:
+                read_only = ServeOptions(args.host, args.read_only_port, log_level="info")
+                stack.enter_context(BackgroundServer(create_read_only_app(extender), read_only))
+                print(f"netsched read-only API on http://{args.host}:{args.read_only_port}", flush=True)
+            server.run()
+    finally:
+        for helper in helpers:
+            helper.stop()
+        if elector is not None:
+            elector.stop(release=True)
+        source.stop()
+    log.info("stopped")
     return 0
+
+
+def _exit_when(stopping: threading.Event, server) -> None:
+    stopping.wait()
+    server.should_exit = True
 
 
 def _acting_on_refusals(args: argparse.Namespace, extender, elector):
@@ -173,10 +184,6 @@ def _acting_on_refusals(args: argparse.Namespace, extender, elector):
     extender.refusal_listeners += [preemptor, requeuer]
     preemptor.start()
     return sink, [preemptor, requeuer]
-
-
-def _exit_cleanly(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
 
 
 def _cluster_file(args: argparse.Namespace):

@@ -344,3 +344,25 @@ def test_resync_rebuilds_everything_and_the_watches_go_on_from_there(kube_api, s
     kube_api.seed(PODS, bound_pod("b", "node-01"))
     wait_until(lambda: seen(state) == truth(kube_api), what="events after the resync")
     assert {h.pod for h in state.ledger.holdings()} == {"default/a", "default/b"}
+
+
+def test_a_stop_during_start_is_final(kube_api, sources):
+    """A process stopped while it retries an unreachable API (a pod deleted during start-up)
+    starts no watch thread afterwards, whenever the stop comes."""
+    seed_nodes(kube_api, 1)
+    kube_api.pause()
+    source: KubernetesClusterSource = sources()
+    starter = threading.Thread(target=source.start, args=(ClusterState(),), daemon=True)
+    starter.start()
+    starter.join(0.5)
+    assert starter.is_alive()
+    source.stop()
+    kube_api.resume()  # the list in flight may now succeed: still no watch
+    starter.join(10)
+    assert not starter.is_alive()
+    assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]
+
+    early: KubernetesClusterSource = sources()
+    early.stop()
+    early.start(ClusterState())  # returns at once, follows nothing
+    assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]

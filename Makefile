@@ -6,7 +6,7 @@ PYTHON ?= python3
 EXTRAS := node,extender,plot,test
 APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
 
-.PHONY: demo test bench venv system-packages cni-client clean
+.PHONY: demo test bench venv system-packages cni-client images clean
 
 demo: venv
 	$(VENV)/bin/netsched demo
@@ -38,6 +38,16 @@ system-packages:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The node and extender images (deploy/Dockerfile); CONTAINER=podman works too, and
+# BASE=... builds on another base image than python:3.12-slim.
+CONTAINER ?= docker
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+images:
+	for part in node extender; do \
+		$(CONTAINER) build -f deploy/Dockerfile --target $$part $(if $(BASE),--build-arg BASE=$(BASE)) \
+			-t netsched-$$part:$(VERSION) . || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

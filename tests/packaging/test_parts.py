@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-EXTENDER_ONLY = "fastapi,starlette,uvicorn,numpy,networkx,orjson,httpx"
+EXTENDER_ONLY = "fastapi,starlette,uvicorn,numpy,networkx,orjson,httpx,cryptography"
 PLOT_ONLY = "matplotlib"
 NODE_ONLY = "pyroute2"
 

@@ -21,8 +21,6 @@ import sys
 import threading
 from types import FrameType
 
-from scheduler_extender.extras import missing_extra_message
-
 COMMANDS = ("demo", "serve", "certificates", "reporter", "topology", "explain", "reservations", "simulate")
 """Modules of ``scheduler_extender.commands``; each has ``add_parser(subparsers)`` and ``run(args)``."""
 
@@ -87,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except ModuleNotFoundError as error:
+        from scheduler_extender.extras import missing_extra_message  # reads package metadata
+
         message = missing_extra_message(args.command, error)
         if message is None:
             raise

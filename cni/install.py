@@ -45,7 +45,7 @@ from cni.versions import SUPPORTED_VERSIONS
 PLUGIN_TYPE = "netsched-cni"
 CLIENT_NAME = "netsched-cni"
 # Where the build puts the native client: `make cni-client` in the venv, the Dockerfile's
-# thin-client stage in the image (whose prefix is /usr/local).
+# thin-client stage in the image (whose prefix is the virtualenv /opt/netsched).
 CLIENT_BUILD = Path(sys.prefix) / "libexec" / "netsched-cni" / CLIENT_NAME
 # The phrase the native client carries (cni/thin_client/main.go: identity): uninstall
 # removes only an executable that has it.

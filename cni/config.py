@@ -25,7 +25,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bandwidth_accounting.rates import rate_problem
-
 from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.versions import SUPPORTED_VERSIONS
 

@@ -104,7 +104,8 @@ FORGED = Reservation(node="node-a-1", primary=Rates(ingress=40 * MBIT, egress=20
 
 @pytest.mark.parametrize(("pod", "reservation", "config", "why"), [
     ({"scheduler": "default-scheduler"}, FORGED, {"nodeName": "node-a-1"},
-     "the pod's schedulerName 'default-scheduler' is not a netsched scheduler (netsched-scheduler)"),
+     "the pod's schedulerName 'default-scheduler' is not a netsched scheduler "
+     "(netsched-scheduler)"),
     ({}, FORGED.model_copy(update={"node": "node-b-2"}), {"nodeName": "node-a-1"},
      "its node 'node-b-2' is not the pod's spec.nodeName 'node-a-1'"),
     ({"node": "node-b-2"}, FORGED.model_copy(update={"node": "node-b-2"}),
@@ -130,7 +131,8 @@ def test_a_reservation_netsched_did_not_make_here_is_rejected(
     with pytest.raises(PluginError) as failure:
         runtime.add("ctr-forged", lab.path(netns), args=POD_ARGS.format(name="forged"))
     assert failure.value.code == 103
-    assert failure.value.error["msg"] == f"annotation {RESERVATION} of pod shop/forged rejected: {why}"
+    assert failure.value.error["msg"] == (
+        f"annotation {RESERVATION} of pod shop/forged rejected: {why}")
     assert f"rejected {RESERVATION} of pod shop/forged: {why}" in failure.value.stderr
     assert not {q["kind"] for q in qdiscs(netns, "eth0")} & {"tbf", "ingress"}
     assert link_names(netns) == {"lo", "eth0"}

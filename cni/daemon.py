@@ -24,9 +24,8 @@ import socketserver
 import stat
 import threading
 import time
-from typing import TYPE_CHECKING
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cni.client import MAX_MESSAGE_BYTES, hand_off, pending_dir
 from cni.errors import CNIError, ErrorCode

@@ -1,4 +1,5 @@
 import ipaddress
+import re
 
 import pytest
 
@@ -47,3 +48,31 @@ def test_derived_macs_are_stable_unicast_and_local():
     assert mac == derived_mac("uid-1", "storage") != derived_mac("uid-2", "storage")
     first = int(mac[:2], 16)
     assert first & 0b10 and not first & 0b1
+
+
+def addresses(network: NetworkSpec) -> list[str]:
+    return [str(ipaddress.ip_address(a)) for a in pool(network)]
+
+
+def test_point_to_point_and_single_address_subnets_hand_out_every_address():
+    """RFC 3021: a /31 has no network or broadcast address; a /32 and a /128 are one host."""
+    assert addresses(spec(subnet="10.0.0.0/31")) == ["10.0.0.0", "10.0.0.1"]
+    assert addresses(spec(subnet="10.0.0.7/32")) == ["10.0.0.7"]
+    assert addresses(spec(subnet="fd00::7/128")) == ["fd00::7"]
+    assert addresses(spec(subnet="fd00::/127")) == ["fd00::1"]  # ::0 is the subnet-router anycast
+    assert addresses(spec(subnet="fd00::/126")) == ["fd00::1", "fd00::2", "fd00::3"]  # no broadcast
+
+
+def test_the_range_end_is_the_last_address_handed_out():
+    network = spec(subnet="10.0.0.0/24", rangeStart="10.0.0.10", rangeEnd="10.0.0.11")
+    assert addresses(network) == ["10.0.0.10", "10.0.0.11"]
+    with pytest.raises(AddressPoolExhausted):
+        allocate_address(network, used("10.0.0.10", "10.0.0.11"))
+
+
+def test_a_network_without_a_subnet_has_no_pool():
+    assert addresses(spec()) == []
+
+
+def test_derived_macs_are_six_octets():
+    assert re.fullmatch(r"02(:[0-9a-f]{2}){5}", derived_mac("uid-1", "storage"))

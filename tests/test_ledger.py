@@ -138,3 +138,25 @@ def test_recorded_facts_are_kept_even_past_a_shrunken_link():
     warnings = ledger.rebuild([Holding("a", "a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=150)}))])
     assert ledger.reserved("n", "eth0") == (150, 0)
     assert warnings and "exceeds usable" in warnings[0]
+
+
+def test_a_node_view_keeps_the_traffic_nobody_reserved_and_only_that_node_s():
+    """Preemption asks "what if these pods left?": their reservations go, what the link
+    carries beyond all reservations (unreserved traffic) stays."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("n", "eth1"): (1000, 1000), ("m", "eth0"): (1000, 1000)})
+    both = {"eth0": Rates(ingress=200, egress=100), "eth1": Rates(ingress=200, egress=100)}
+    ledger.reserve("a", "a", 0, Reservation(node="n", interfaces=both))
+    ledger.reserve("b", "b", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=300, egress=50)}))
+    # eth0: 200 in and 100 out beyond the 500 / 150 reserved; eth1: less than its reservation
+    ledger.set_observed("n", 100.0, {"eth0": (700, 250), "eth1": (150, 20)})
+    ledger.set_observed("m", 100.0, {"eth0": (900, 900)})
+
+    view = ledger.node_view("n", excluding=["a"])
+    assert view.reserved("n", "eth0") == (300, 50)
+    assert view.observed("n", "eth0", since=0.0) == (200 + 300, 100 + 50)
+    assert view.observed("n", "eth1", since=0.0) == (0, 0)
+    assert view.observed_at("n", "eth0") == 100.0
+    assert view.observed("m", "eth0", since=0.0) == (0, 0)
+    assert view.usable("m", "eth0") == (0, 0)
+    assert ledger.observed("n", "eth0", since=0.0) == (700, 250)  # the ledger itself is unchanged

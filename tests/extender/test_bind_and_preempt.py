@@ -10,6 +10,7 @@ import pytest
 
 from bandwidth_accounting import annotations as ann
 from bandwidth_accounting.fit import reservation_for
+from bandwidth_accounting.requirements import parse_requirements
 from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
 from tests.conftest import make_pod
@@ -239,3 +240,17 @@ def test_two_pods_planning_addresses_at_once_get_different_ones(extender, source
         annotated = json.loads(source.get(Pod, pod.key).metadata.annotations[ann.RESERVATION])
         assert annotated["attachments"][0]["ip"] in addresses
     assert b_did == "blocked"
+
+
+def test_a_bind_to_another_node_while_the_pod_is_being_bound_is_a_conflict(served, extender, source):
+    """A first bind has reserved on node-a-1 and not yet written the Binding; a second one
+    for node-a-2 must neither take a second reservation nor release the first's."""
+    pod = source.apply(make_pod("split", {ann.EGRESS_BANDWIDTH: "1G"}))
+    in_flight = extender.scheduler._reserve(pod, parse_requirements(pod.metadata.annotations), "node-a-1")
+    error = served.post("/bind", json=bind_body(pod, "node-a-2")).json()["Error"]
+    assert error == "default/split is being bound to node-a-1"
+    ledger = extender.state.ledger
+    assert ledger.holding(pod.metadata.uid).reservation == in_flight[0]
+    assert ledger.reserved("node-a-2", "eth0") == (0, 0)
+    assert extender.metrics.registry.get_sample_value("netsched_bind_conflicts_total") == 1
+    assert source.get(Pod, pod.key).spec.node_name is None

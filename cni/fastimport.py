@@ -1,10 +1,10 @@
 """Start-up trimming for the ``netsched-cni`` executable (and nothing else).
 
-Two package ``__init__`` modules cost more than a whole ADD: ``pyroute2``'s loads every
-subsystem (NDB, IPDB, conntrack, nftables, …) and ``topology``'s loads networkx and
-numpy for the graph, while the plugin needs only ``pyroute2.iproute`` and
-``topology.models``. Registering the bare packages first lets Python import just the
-submodules. Only the executable's ``main`` calls this, before any other import: in a
+``pyroute2``'s package ``__init__`` costs more than a whole ADD: it loads every
+subsystem (NDB, IPDB, conntrack, nftables, …), while the plugin needs only
+``pyroute2.iproute``. Registering the bare package first lets Python import just the
+submodules. (netsched's own packages need no such help: their ``__init__`` modules
+import nothing.) Only the executable's ``main`` calls this, before any other import: in a
 long-lived process (tests, the extender) the full packages must stay importable.
 """
 
@@ -14,7 +14,7 @@ import importlib.util
 import sys
 import types
 
-SKIPPED_INITS = ("pyroute2", "topology")
+SKIPPED_INITS = ("pyroute2",)
 
 
 def skip_package_inits(names: tuple[str, ...] = SKIPPED_INITS) -> None:

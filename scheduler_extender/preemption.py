@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from scheduler_extender.scheduler import FilterResult, Scheduler
 
 log = logging.getLogger(__name__)
+
+RECENT = 200
+"""Preemption attempts kept for people and tests."""
 
 NEVER = "Never"
 """``spec.preemptionPolicy`` of a pod that must not preempt others."""
@@ -266,7 +270,8 @@ class Preemptor:
         self._queued: set[str] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.records: list[PreemptionRecord] = []
+        self.records: deque[PreemptionRecord] = deque(maxlen=RECENT)
+        """The latest attempts, for logs and tests."""
 
     def refused(self, pod: Pod, result: FilterResult) -> None:
         """After filter: queue the pod when no node passed and some were refused only for

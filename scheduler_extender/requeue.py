@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,13 +42,16 @@ from bandwidth_accounting.fit import Cause
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from scheduler_extender.kubernetes_source import MERGE_PATCH, _message
 from scheduler_extender.state import HEADROOM_ANNOTATION, ClusterState
-from topology.graph import _structure
+from topology.graph import report_structure
 from topology.models import Network, Node, NodeNetwork, Pod
 
 if TYPE_CHECKING:
     from scheduler_extender.scheduler import FilterResult
 
 log = logging.getLogger(__name__)
+
+RECENT = 200
+"""Wakes kept for people and tests."""
 
 RETRY_ANNOTATION = "netsched.io/retry"
 """Set on a pending pod to make kube-scheduler try it again; the value says when and why."""
@@ -86,41 +90,62 @@ class Requeuer:
         self._timeout = request_timeout
         self._lock = threading.Lock()
         self._waiting: dict[str, Waiting] = {}
+        self._on_node: dict[str, set[str]] = {}  # node → uids refused there
         self._due: dict[str, str] = {}  # uid → why, gathered for the next batch
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.woken: list[tuple[str, str]] = []
-        """(pod, why) of every patch made, for logs and tests."""
+        self.woken: deque[tuple[str, str]] = deque(maxlen=RECENT)
+        """(pod, why) of the latest patches, for logs and tests."""
 
     # -- what filter refused -------------------------------------------------------------
 
     def refused(self, pod: Pod, result: FilterResult) -> None:
         uid = pod.metadata.uid or pod.key
         with self._lock:
+            self._drop(uid)
             if result.passed or pod.spec.node_name:
-                self._waiting.pop(uid, None)
                 return
-            self._waiting[uid] = Waiting(
+            waiting = Waiting(
                 pod.metadata.namespace or "default",
                 pod.metadata.name,
                 {node: frozenset(r.cause for r in reasons) for node, reasons in result.refusals.items()},
             )
+            self._waiting[uid] = waiting
+            for node in waiting.causes:
+                self._on_node.setdefault(node, set()).add(uid)
 
     def forget(self, uid: str) -> None:
         with self._lock:
-            self._waiting.pop(uid, None)
+            self._drop(uid)
             self._due.pop(uid, None)
+
+    def _drop(self, uid: str) -> Waiting | None:
+        waiting = self._waiting.pop(uid, None)
+        for node in waiting.causes if waiting is not None else ():
+            uids = self._on_node.get(node)
+            if uids is not None:
+                uids.discard(uid)
+                if not uids:
+                    del self._on_node[node]
+        return waiting
 
     # -- what changed ------------------------------------------------------------------
 
     def changed(self, why: str, causes: frozenset[Cause], node: str | None = None) -> None:
-        """Something that could cure ``causes`` on ``node`` (None: on every node) changed."""
+        """Something that could cure ``causes`` on ``node`` (None: on every node) changed.
+
+        Called under the source's lock for every event, heartbeats included: a node's change
+        looks only at the pods refused on that node."""
         with self._lock:
-            for uid, waiting in self._waiting.items():
-                nodes = waiting.causes if node is None else {node: waiting.causes.get(node, frozenset())}
-                if any(found & causes for found in nodes.values()):
-                    self._due.setdefault(uid, why)
+            if node is None:
+                for uid, waiting in self._waiting.items():
+                    if any(found & causes for found in waiting.causes.values()):
+                        self._due.setdefault(uid, why)
+            else:
+                for uid in self._on_node.get(node, ()):
+                    if self._waiting[uid].causes[node] & causes:
+                        self._due.setdefault(uid, why)
             if self._due:
                 self._wake.set()
 
@@ -147,8 +172,8 @@ class Requeuer:
             with self._lock:
                 self._wake.clear()
                 due, self._due = self._due, {}
-                batch = [(uid, self._waiting.pop(uid), why) for uid, why in due.items()
-                         if uid in self._waiting]
+                batch = [(uid, waiting, why) for uid, why in due.items()
+                         if (waiting := self._drop(uid)) is not None]
             if self._may_write is not None and not self._may_write():
                 continue
             for uid, waiting, why in batch:
@@ -228,7 +253,7 @@ class RequeueingSink:
         node = report.metadata.name
         old = self._reports.get(node)
         self._reports[node] = report
-        if old is None or _structure(old) != _structure(report):
+        if old is None or report_structure(old) != report_structure(report):
             self.requeuer.changed(f"NodeNetwork of {node} changed", SHAPE_CAUSES, node)
         elif old.status.heartbeat_time != report.status.heartbeat_time:
             self.requeuer.changed(f"NodeNetwork of {node} reported", REPORT_CAUSES, node)

@@ -76,7 +76,7 @@ def interface_carries(interface: NetworkInterface, network: Network) -> bool:
     return interface.role.serves(spec.role) and interface.oper_state in UP_STATES
 
 
-def _structure(report: NodeNetwork) -> dict:
+def report_structure(report: NodeNetwork) -> dict:
     """A report less what changes every interval (heartbeat, observed rates)."""
     return report.status.model_dump(
         exclude={"heartbeat_time": True, "interfaces": {"__all__": {"rx_bps", "tx_bps"}}}
@@ -181,7 +181,7 @@ class Topology:
         """
         name = report.metadata.name
         current = self.node_networks.get(name)
-        if current is None or _structure(current) != _structure(report):
+        if current is None or report_structure(current) != report_structure(report):
             return False
         self.node_networks[name] = report
         self._interfaces[name] = {iface.name: iface for iface in report.status.interfaces}

@@ -207,6 +207,6 @@ def test_a_heartbeat_wakes_no_pod_refused_for_something_else(kube_api, scene, cl
                             node_network_object("node-00"))
             time.sleep(0.2)
         time.sleep(1)
-        assert events.requeued(history) == [] and s.requeuer.woken == []
+        assert events.requeued(history) == [] and not s.requeuer.woken
     finally:
         events.stop()

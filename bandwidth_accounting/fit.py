@@ -38,6 +38,8 @@ class Cause(StrEnum):
     NO_POD_INTERFACE = "no_pod_interface"
     NETWORK_UNREACHABLE = "network_unreachable"
     BANDWIDTH = "bandwidth"
+    POLICY = "bandwidth_policy"
+    """The namespace's BandwidthPolicy: a per-pod maximum, a namespace total, or a bad policy."""
 
 
 @dataclass(frozen=True, slots=True)

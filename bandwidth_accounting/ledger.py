@@ -57,6 +57,10 @@ class Holding:
     def node(self) -> str:
         return self.reservation.node
 
+    @property
+    def namespace(self) -> str:
+        return self.pod.split("/", 1)[0]
+
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
@@ -116,6 +120,7 @@ class Ledger:
         self._holdings: dict[str, Holding] = {}
         self._by_node: dict[str, dict[str, Holding]] = defaultdict(dict)  # node → uid → holding
         self._addresses: dict[str, dict[int, str]] = defaultdict(dict)  # network → address → uid
+        self._by_namespace: dict[str, list[int]] = {}  # namespace → reserved (ingress, egress), all interfaces
         self._version = 0
 
     # -- reading ---------------------------------------------------------------------
@@ -197,6 +202,11 @@ class Ledger:
     def holdings_on(self, node: str) -> list[Holding]:
         with self._lock:
             return list(self._by_node.get(node, {}).values())
+
+    def namespace_reserved(self, namespace: str) -> tuple[int, int]:
+        """What the namespace's pods hold reserved, all their interfaces together."""
+        reserved = self._by_namespace.get(namespace)
+        return (reserved[0], reserved[1]) if reserved else _NOTHING
 
     def address_holder(self, network: str, address: str) -> str | None:
         """UID of the pod holding ``address`` on ``network``, if any."""
@@ -345,6 +355,7 @@ class Ledger:
             self._reserved_rows[:] = 0
             self._holdings.clear()
             self._by_node.clear()
+            self._by_namespace.clear()
             self._addresses.clear()
             for holding in holdings:
                 self.record(holding)
@@ -381,12 +392,15 @@ class Ledger:
 
     def _add(self, holding: Holding) -> None:
         node = holding.node
+        in_namespace = self._by_namespace.setdefault(holding.namespace, [0, 0])
         for interface, rates in holding.reservation.interfaces.items():
             if not (rates.ingress or rates.egress):
                 continue
             reserved = self._reserved.setdefault((node, interface), [0, 0])
             reserved[0] += rates.ingress
             reserved[1] += rates.egress
+            in_namespace[0] += rates.ingress
+            in_namespace[1] += rates.egress
             self._mirror((node, interface), reserved)
         for attachment in holding.reservation.attachments:
             if attachment.ip is not None:
@@ -398,12 +412,15 @@ class Ledger:
 
     def _remove(self, holding: Holding) -> None:
         node = holding.node
+        in_namespace = self._by_namespace.setdefault(holding.namespace, [0, 0])
         for interface, rates in holding.reservation.interfaces.items():
             if not (rates.ingress or rates.egress):
                 continue
             reserved = self._reserved[(node, interface)]
             reserved[0] -= rates.ingress
             reserved[1] -= rates.egress
+            in_namespace[0] -= rates.ingress
+            in_namespace[1] -= rates.egress
             self._mirror((node, interface), reserved)
             if reserved == [0, 0]:
                 del self._reserved[(node, interface)]
@@ -412,6 +429,8 @@ class Ledger:
                 address = int(ipaddress.ip_interface(attachment.ip).ip)
                 if self._addresses[attachment.network].get(address) == holding.uid:
                     del self._addresses[attachment.network][address]
+        if in_namespace == [0, 0]:
+            del self._by_namespace[holding.namespace]
         del self._holdings[holding.uid]
         on_node = self._by_node[holding.node]
         del on_node[holding.uid]

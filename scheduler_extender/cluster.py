@@ -1,6 +1,6 @@
 """Where the extender's picture of the cluster comes from, and where bindings go.
 
-A *cluster source* loads Nodes, NodeNetworks, Networks and Pods, streams their
+A *cluster source* loads Nodes, NodeNetworks, Networks, BandwidthPolicies and Pods, streams their
 changes into a *sink* (the extender's ``ClusterState``), and carries out the two
 writes a bind makes: the reservation annotation, then the Binding. The file source
 (demo, tests) and the Kubernetes source implement the same protocol, so the
@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from topology.models import Network, Node, NodeNetwork, Pod
+from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
-ClusterObject = Node | NodeNetwork | Network | Pod
+ClusterObject = Node | NodeNetwork | Network | BandwidthPolicy | Pod
 
 
 class BindConflict(RuntimeError):
@@ -27,12 +27,14 @@ class ClusterSnapshot:
     nodes: list[Node] = field(default_factory=list)
     node_networks: list[NodeNetwork] = field(default_factory=list)
     networks: list[Network] = field(default_factory=list)
+    bandwidth_policies: list[BandwidthPolicy] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
 
     def objects(self) -> Iterable[ClusterObject]:
         yield from self.nodes
         yield from self.node_networks
         yield from self.networks
+        yield from self.bandwidth_policies
         yield from self.pods
 
 
@@ -62,3 +64,6 @@ class ClusterSource(Protocol):
 
     def create_binding(self, pod: Pod, node: str) -> None:
         """Bind ``pod`` to ``node`` (the ``pods/binding`` subresource); raise ``BindConflict``."""
+
+    def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
+        """Set a BandwidthPolicy's status (best effort: the next sync tries again)."""

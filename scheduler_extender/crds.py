@@ -1,4 +1,4 @@
-"""The two CustomResourceDefinitions, generated from the pydantic models.
+"""The CustomResourceDefinitions, generated from the pydantic models.
 
 ``python -m scheduler_extender.crds > deploy/base/crds.yaml`` writes them; a test checks the
 committed file equals the output, so the models stay the one source of each schema.
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from topology.models import API_GROUP, Network, NetworkMode, NodeNetwork
+from topology.models import API_GROUP, BandwidthPolicy, Network, NetworkMode, NodeNetwork
 
 VERSION = "v1alpha1"
 
@@ -54,7 +54,8 @@ FORMAT_PATTERNS = {
 """pydantic's address formats as regular expressions (unanchored alternatives)."""
 KEPT_FORMATS = {"date-time"}
 """Formats the API server itself validates, kept as they are."""
-KEPT_KEYS = ("description", "enum", "minimum", "maximum", "minLength", "maxLength", "required")
+KEPT_KEYS = ("description", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "required")
+"""``pattern`` is kept as the model writes it: models use only what RE2 and ``re`` share."""
 
 SEGMENT_FIELD = {NetworkMode.VLAN: "vlan", NetworkMode.VXLAN: "vni"}
 """The field each mode requires (``NetworkSpec._segment_matches_mode``): the one rule across
@@ -172,8 +173,22 @@ def node_network_schema() -> dict[str, Any]:
     )
 
 
+def bandwidth_policy_schema() -> dict[str, Any]:
+    return object_schema(
+        BandwidthPolicy,
+        "A namespace's bandwidth defaults, per-pod maximum and totals; netsched writes used/hard.",
+    )
+
+
 def definition(
-    kind: str, plural: str, schema: dict[str, Any], *, status: bool, columns: list[dict[str, str]]
+    kind: str,
+    plural: str,
+    schema: dict[str, Any],
+    *,
+    status: bool,
+    columns: list[dict[str, Any]],
+    namespaced: bool = False,
+    short_names: list[str] | None = None,
 ) -> dict[str, Any]:
     version: dict[str, Any] = {
         "name": VERSION,
@@ -193,12 +208,13 @@ def definition(
         },
         "spec": {
             "group": API_GROUP,
-            "scope": "Cluster",
+            "scope": "Namespaced" if namespaced else "Cluster",
             "names": {
                 "kind": kind,
                 "listKind": f"{kind}List",
                 "plural": plural,
                 "singular": kind.lower(),
+                **({"shortNames": short_names} if short_names else {}),
                 "categories": ["netsched"],
             },
             "versions": [version],
@@ -229,6 +245,26 @@ def definitions() -> list[dict[str, Any]]:
                 {"name": "VLAN", "type": "integer", "jsonPath": ".spec.vlan"},
                 {"name": "VNI", "type": "integer", "jsonPath": ".spec.vni"},
                 {"name": "Subnet", "type": "string", "jsonPath": ".spec.subnet"},
+            ],
+        ),
+        definition(
+            "BandwidthPolicy",
+            "bandwidthpolicies",
+            bandwidth_policy_schema(),
+            status=True,
+            namespaced=True,
+            short_names=["bwp"],
+            # As `kubectl get resourcequota` shows usage: used and hard side by side.
+            columns=[
+                {"name": "Egress Used", "type": "string", "jsonPath": ".status.used.egress"},
+                {"name": "Egress Hard", "type": "string", "jsonPath": ".status.hard.egress"},
+                {"name": "Ingress Used", "type": "string", "jsonPath": ".status.used.ingress"},
+                {"name": "Ingress Hard", "type": "string", "jsonPath": ".status.hard.ingress"},
+                {"name": "Default Egress", "type": "string", "jsonPath": ".spec.default.egress"},
+                {"name": "Default Ingress", "type": "string", "jsonPath": ".spec.default.ingress"},
+                {"name": "Max Egress", "type": "string", "jsonPath": ".spec.max.egress", "priority": 1},
+                {"name": "Max Ingress", "type": "string", "jsonPath": ".spec.max.ingress", "priority": 1},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
             ],
         ),
     ]

@@ -17,9 +17,11 @@ from pydantic import TypeAdapter
 
 from bandwidth_accounting import annotations
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
-from topology.models import Network, Node, NodeNetwork, Pod
+from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
-_KINDS: dict[str, type] = {"Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "Pod": Pod}
+_KINDS: dict[str, type] = {
+    "Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "BandwidthPolicy": BandwidthPolicy, "Pod": Pod,
+}
 
 
 class ClusterFileError(ValueError):
@@ -29,7 +31,7 @@ class ClusterFileError(ValueError):
 def parse_objects(documents: list[Any]) -> ClusterSnapshot:
     """API objects (dicts) into a snapshot; ``List`` documents are flattened."""
     snapshot = ClusterSnapshot()
-    lists = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks, Pod: snapshot.pods}
+    lists = _lists(snapshot)
     pending = [doc for doc in documents if doc is not None]
     while pending:
         document = pending.pop(0)
@@ -96,6 +98,12 @@ class FileClusterSource:
             updated.status.phase = "Running"
             self._store(updated)
 
+    def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
+        with self._lock:
+            current = self._objects.get(_key(policy))
+            if isinstance(current, BandwidthPolicy):
+                self._store(current.model_copy(update={"status": status}))
+
     # -- changing the cluster ------------------------------------------------------------
 
     def apply(self, obj: ClusterObject) -> ClusterObject:
@@ -114,7 +122,7 @@ class FileClusterSource:
 
     def snapshot(self) -> ClusterSnapshot:
         snapshot = ClusterSnapshot()
-        lists = {Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks, Pod: snapshot.pods}
+        lists = _lists(snapshot)
         for obj in self._objects.values():
             lists[type(obj)].append(obj)
         return snapshot
@@ -140,6 +148,13 @@ class FileClusterSource:
         return stored
 
 
+def _lists(snapshot: ClusterSnapshot) -> dict[type, list]:
+    return {
+        Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks,
+        BandwidthPolicy: snapshot.bandwidth_policies, Pod: snapshot.pods,
+    }
+
+
 def _key(obj: ClusterObject) -> tuple[str, str]:
-    name = obj.key if isinstance(obj, Pod) else obj.metadata.name
+    name = obj.key if isinstance(obj, Pod | BandwidthPolicy) else obj.metadata.name
     return type(obj).__name__, name

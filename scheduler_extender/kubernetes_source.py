@@ -1,7 +1,7 @@
 """The cluster as the Kubernetes API holds it: list + watch, and the two bind writes.
 
 ``KubernetesClusterSource`` implements ``ClusterSource`` with the official client. It
-lists Nodes, Pods, ``NodeNetwork`` and ``Network`` objects (in pages), hands the
+lists Nodes, Pods, ``NodeNetwork``, ``Network`` and ``BandwidthPolicy`` objects (in pages), hands the
 snapshot to the sink, then follows each resource with a watch in its own thread,
 resuming from the last resourceVersion it saw (events and bookmarks), relisting when
 the server answers ``410 Gone`` and backing off while the API is unreachable or
@@ -34,7 +34,7 @@ from urllib3.exceptions import HTTPError
 
 from bandwidth_accounting import annotations
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
-from topology.models import API_GROUP, Network, Node, NodeNetwork, Pod
+from topology.models import API_GROUP, BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ class _Resource:
         metadata = raw.get("metadata") or {}
         if self.model is Pod:
             return metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}"
+        if metadata.get("namespace"):
+            return f"{metadata['namespace']}/{metadata.get('name', '')}"
         return metadata.get("name", "")
 
 
@@ -149,8 +151,15 @@ class KubernetesClusterSource:
                 custom.list_cluster_custom_object,
                 (API_GROUP, CRD_VERSION, "networks"),
             ),
+            _Resource(
+                "bandwidthpolicies",
+                BandwidthPolicy,
+                custom.list_cluster_custom_object,  # a namespaced kind, listed in every namespace
+                (API_GROUP, CRD_VERSION, "bandwidthpolicies"),
+            ),
             _Resource("pods", Pod, self._core.list_pod_for_all_namespaces, ()),
         ]
+        self._custom = custom
         self._adapters = {r.model: TypeAdapter(r.model) for r in self._resources}
         self._apply_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -209,6 +218,7 @@ class KubernetesClusterSource:
             Node: snapshot.nodes,
             NodeNetwork: snapshot.node_networks,
             Network: snapshot.networks,
+            BandwidthPolicy: snapshot.bandwidth_policies,
             Pod: snapshot.pods,
         }
         with self._apply_lock:
@@ -277,6 +287,21 @@ class KubernetesClusterSource:
                 body,
             )
         )
+
+    def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
+        """Merge-patch the policy's status subresource (the watch brings the result back)."""
+        if self.may_write is not None and not self.may_write():
+            return
+        try:
+            self._custom.patch_namespaced_custom_object_status(
+                API_GROUP, CRD_VERSION, policy.metadata.namespace or "default", "bandwidthpolicies",
+                policy.metadata.name, {"status": status.model_dump(mode="json")},
+                _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.settings.request_timeout,
+            ).release_conn()
+        except ApiException as error:
+            log.warning("status of BandwidthPolicy %s: API server answered %s %s", policy.key, error.status, error.reason)
+        except (HTTPError, OSError) as error:
+            log.warning("status of BandwidthPolicy %s: API server unreachable: %s", policy.key, error)
 
     # -- writes --------------------------------------------------------------------------
 

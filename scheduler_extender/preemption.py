@@ -44,7 +44,8 @@ from urllib3.exceptions import HTTPError
 
 from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger
-from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements, parse_requirements
+from bandwidth_accounting.policy import InvalidPolicy
+from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements
 from scheduler_extender.kubernetes_source import _message
 from topology.graph import Topology
 from topology.models import ObjectMeta, Pod, WireModel
@@ -318,8 +319,8 @@ class Preemptor:
         if pod is None or pod.spec.node_name or not may_preempt(pod):
             return None
         try:
-            requirements = parse_requirements(pod.metadata.annotations)
-        except InvalidAnnotation:
+            requirements, _ = self._scheduler.requirements_of(pod)  # with its namespace's defaults
+        except (InvalidAnnotation, InvalidPolicy):
             return None
         budgets = self._budgets(pods, shortage.nodes)
         plans = {}

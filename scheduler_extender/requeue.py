@@ -43,7 +43,7 @@ from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from scheduler_extender.kubernetes_source import MERGE_PATCH, _message
 from scheduler_extender.state import HEADROOM_ANNOTATION, ClusterState
 from topology.graph import report_structure
-from topology.models import Network, Node, NodeNetwork, Pod
+from topology.models import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 if TYPE_CHECKING:
     from scheduler_extender.scheduler import FilterResult
@@ -62,6 +62,8 @@ SHAPE_CAUSES = frozenset(
      Cause.BANDWIDTH}
 )
 ROOM_CAUSES = frozenset({Cause.BANDWIDTH, Cause.ADDRESS})
+POLICY_CAUSES = frozenset({Cause.POLICY})
+"""A namespace's BandwidthPolicy: changed, or its pods freed some of its total."""
 NETWORK_CAUSES = frozenset({Cause.NETWORK_UNREACHABLE, Cause.UNKNOWN_NETWORK, Cause.ADDRESS})
 
 
@@ -228,6 +230,8 @@ class RequeueingSink:
             self._headroom[obj.name] = headroom
         elif isinstance(obj, Network):
             self.requeuer.changed(f"network {obj.name} changed", NETWORK_CAUSES)
+        elif isinstance(obj, BandwidthPolicy):
+            self.requeuer.changed(f"BandwidthPolicy {obj.key} changed", POLICY_CAUSES)
 
     def delete(self, obj: ClusterObject) -> None:
         if isinstance(obj, Pod):
@@ -239,6 +243,8 @@ class RequeueingSink:
             self._reports.pop(obj.metadata.name, None)
         elif isinstance(obj, Network):
             self.requeuer.changed(f"network {obj.name} was deleted", NETWORK_CAUSES)
+        elif isinstance(obj, BandwidthPolicy):
+            self.requeuer.changed(f"BandwidthPolicy {obj.key} was deleted", POLICY_CAUSES)
 
     def _pod_changed(self, pod: Pod, apply: Callable[[], None]) -> None:
         uid = pod.metadata.uid or pod.key
@@ -248,6 +254,7 @@ class RequeueingSink:
             self.requeuer.forget(uid)
         if before is not None and self.state.ledger.holding(uid) != before:
             self.requeuer.changed(f"{before.pod} freed room on {before.node}", ROOM_CAUSES, before.node)
+            self.requeuer.changed(f"{before.pod} freed part of its namespace's total", POLICY_CAUSES)
 
     def _report(self, report: NodeNetwork) -> None:
         node = report.metadata.name

@@ -29,6 +29,7 @@ from bandwidth_accounting.fit import (
 )
 from bandwidth_accounting.ipam import AddressPoolExhausted
 from bandwidth_accounting.ledger import ReservationRefused
+from bandwidth_accounting.policy import InvalidPolicy, NamespacePolicy, policy_problems, with_defaults
 from bandwidth_accounting.requirements import (
     InvalidAnnotation,
     PodRequirements,
@@ -146,10 +147,10 @@ class Scheduler:
         names = list(node_names)
         result = FilterResult()
         try:
-            requirements = parse_requirements(pod.metadata.annotations)
-        except InvalidAnnotation as error:
-            refusal = [Refusal(Cause.INVALID_ANNOTATION, str(error))]
-            result.refusals = dict.fromkeys(names, refusal)
+            requirements, policies = self.requirements_of(pod)
+        except (InvalidAnnotation, InvalidPolicy) as error:
+            cause = Cause.INVALID_ANNOTATION if isinstance(error, InvalidAnnotation) else Cause.POLICY
+            result.refusals = dict.fromkeys(names, [Refusal(cause, str(error))])
             return self._decided("filter", pod, result)
         if not requirements.needs_resources:
             result.passed = names
@@ -158,6 +159,7 @@ class Scheduler:
         state = self.state
         uid = _uid(pod)
         everywhere = pod_refusals(requirements, state.topology, state.ledger, uid)
+        everywhere += self._policy_refusals(pod, requirements, policies)
         if everywhere:
             result.refusals = dict.fromkeys(names, everywhere)
             return self._decided("filter", pod, result)
@@ -177,8 +179,8 @@ class Scheduler:
         """Scores 0..10 per node; a pod netsched has no opinion about scores all nodes alike."""
         names = list(node_names)
         try:
-            requirements = parse_requirements(pod.metadata.annotations)
-        except InvalidAnnotation:
+            requirements, _ = self.requirements_of(pod)
+        except (InvalidAnnotation, InvalidPolicy):
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         if not requirements.needs_resources and requirements.peers is None:
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
@@ -250,12 +252,12 @@ class Scheduler:
                 return holding.reservation if holding is not None else None
             raise BindError(f"pod {pod.key} is already bound to {pod.spec.node_name}")
         try:
-            requirements = parse_requirements(pod.metadata.annotations)
-        except InvalidAnnotation as error:
+            requirements, policies = self.requirements_of(pod)
+        except (InvalidAnnotation, InvalidPolicy) as error:
             raise BindError(str(error)) from None
         reservation, reserved_now = None, False
         if requirements.needs_resources:
-            reservation, reserved_now = self._reserve(pod, requirements, node)
+            reservation, reserved_now = self._reserve(pod, requirements, policies, node)
             try:
                 pod = self.source.write_reservation(pod, reservation.model_dump_json(exclude_none=True))
             except BindConflict as error:
@@ -270,7 +272,9 @@ class Scheduler:
             raise BindError(f"binding failed: {error}", conflict=True) from None
         return reservation
 
-    def _reserve(self, pod: Pod, requirements: PodRequirements, node: str) -> tuple[Reservation, bool]:
+    def _reserve(
+        self, pod: Pod, requirements: PodRequirements, policies: list[NamespacePolicy], node: str
+    ) -> tuple[Reservation, bool]:
         """The pod's reservation on ``node`` and whether this call took it.
 
         A bind for the same pod and node already holding one (a concurrent retry) reuses
@@ -285,6 +289,7 @@ class Scheduler:
                     raise BindError(f"{pod.key} is being bound to {held.node}", conflict=True)
                 return held.reservation, False
             refusals = pod_refusals(requirements, topology, ledger, uid)
+            refusals += self._policy_refusals(pod, requirements, policies)
             outcome = refusals or plan_on_node(
                 requirements, node, topology, ledger, self.clock(), self.settings.fit, pod.spec.priority
             )
@@ -307,8 +312,8 @@ class Scheduler:
         (``preemption.select_victims``). A node where nothing suffices is left out.
         """
         try:
-            requirements = parse_requirements(pod.metadata.annotations)
-        except InvalidAnnotation:
+            requirements, _ = self.requirements_of(pod)
+        except (InvalidAnnotation, InvalidPolicy):
             return {}
         if not requirements.needs_resources:
             return {node: list(victims) for node, victims in candidates.items()}
@@ -330,6 +335,22 @@ class Scheduler:
         return Room(requirements, node, state.topology, state.ledger, self.clock(), self.settings.fit)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def requirements_of(self, pod: Pod) -> tuple[PodRequirements, list[NamespacePolicy]]:
+        """What the pod asks, with its namespace's defaults filled in, and the namespace's
+        policies; raises ``InvalidAnnotation`` or ``InvalidPolicy``."""
+        requirements = parse_requirements(pod.metadata.annotations)
+        policies = self.state.namespace_policies(pod.metadata.namespace or "default")
+        return with_defaults(requirements, policies), policies
+
+    def _policy_refusals(
+        self, pod: Pod, requirements: PodRequirements, policies: list[NamespacePolicy]
+    ) -> list[Refusal]:
+        """The namespace's maximum and totals: the same on every node, so refused everywhere."""
+        if not policies:
+            return []
+        used = self.state.ledger.namespace_reserved(pod.metadata.namespace or "default")
+        return [Refusal(Cause.POLICY, problem) for problem in policy_problems(requirements, policies, used)]
 
     def _peer_rows(self, pod: Pod, requirements: PodRequirements, rows: NodeRows) -> list[int]:
         """Topology rows of the nodes running the pod's peers (one entry per peer pod)."""

@@ -19,11 +19,12 @@ from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
 from bandwidth_accounting.observed import DEFAULT_WINDOW, ObservedLoad
+from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from topology.graph import Topology
-from topology.models import Network, Node, NodeNetwork, Pod
+from topology.models import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,15 @@ class ClusterState:
         self._nodes: dict[str, Node] = {}
         self._node_networks: dict[str, NodeNetwork] = {}
         self._networks: dict[str, Network] = {}
+        self._policies: dict[str, dict[str, BandwidthPolicy]] = {}
+        """namespace → name → BandwidthPolicy."""
         self._pods: dict[str, Pod] = {}
         self._placed: dict[str, dict[str, Pod]] = {}
         """namespace → uid → bound, running pods: what peer selectors are matched against."""
         self._topology: Topology | None = None
         self._slot_map: SlotMap | None = None
         self.generation = 0
-        """Bumped whenever the topology changes; callers key caches on it."""
+        """Bumped whenever the topology or a BandwidthPolicy changes; callers key caches on it."""
         self.ready = threading.Event()
 
     # -- ClusterSink -------------------------------------------------------------------
@@ -99,6 +102,9 @@ class ClusterState:
             self._nodes = {n.name: n for n in snapshot.nodes}
             self._node_networks = {n.metadata.name: n for n in snapshot.node_networks}
             self._networks = {n.name: n for n in snapshot.networks}
+            self._policies = {}
+            for policy in snapshot.bandwidth_policies:
+                self._policies.setdefault(policy.metadata.namespace or "default", {})[policy.metadata.name] = policy
             self._pods = {}
             self._placed = {}
             for pod in snapshot.pods:
@@ -122,6 +128,10 @@ class ClusterState:
             if isinstance(obj, Pod):
                 self._upsert_pod(obj)
                 return
+            if isinstance(obj, BandwidthPolicy):
+                self._policies.setdefault(obj.metadata.namespace or "default", {})[obj.metadata.name] = obj
+                self.generation += 1  # what pods of the namespace ask changes: cached plans go
+                return
             if isinstance(obj, NodeNetwork):
                 self._node_networks[obj.metadata.name] = obj
                 self.observed.record_report(obj)
@@ -143,6 +153,10 @@ class ClusterState:
                 self._pods.pop(uid, None)
                 self._placed.get(obj.metadata.namespace or "default", {}).pop(uid, None)
                 self.ledger.release(uid)
+                return
+            if isinstance(obj, BandwidthPolicy):
+                self._policies.get(obj.metadata.namespace or "default", {}).pop(obj.metadata.name, None)
+                self.generation += 1
                 return
             if isinstance(obj, Node):
                 self._nodes.pop(obj.name, None)
@@ -185,6 +199,16 @@ class ClusterState:
         """Bound, running pods of ``namespace``."""
         with self._lock:
             return list(self._placed.get(namespace, {}).values())
+
+    def bandwidth_policies(self, namespace: str | None = None) -> list[BandwidthPolicy]:
+        """The namespace's BandwidthPolicies by name (every namespace's without one)."""
+        with self._lock:
+            chosen = [self._policies.get(namespace, {})] if namespace is not None else self._policies.values()
+            return [by_name[name] for by_name in chosen for name in sorted(by_name)]
+
+    def namespace_policies(self, namespace: str) -> list[NamespacePolicy]:
+        """The namespace's policies, parsed; raises ``InvalidPolicy`` naming a bad value."""
+        return [NamespacePolicy.of(policy) for policy in self.bandwidth_policies(namespace)]
 
     def node_names(self) -> list[str]:
         return list(self.topology.nodes)

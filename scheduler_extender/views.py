@@ -10,7 +10,7 @@ from bandwidth_accounting import annotations
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.scheduler import Decision, Scheduler
 from scheduler_extender.state import ClusterState
-from topology.models import InterfaceRole, NetworkSpec, Pod
+from topology.models import BandwidthPolicySpec, InterfaceRole, NetworkSpec, Pod
 
 
 class InterfaceView(BaseModel):
@@ -48,10 +48,20 @@ class ReservationView(BaseModel):
     foreign: bool = Field(default=False, description="Placed by another scheduler (or holding no reservation netsched trusts): its bandwidth annotations, which the runtime shapes; no attachments.")
 
 
+class PolicyView(BaseModel):
+    """A BandwidthPolicy with what its namespace's pods hold now (live, not its written status)."""
+
+    namespace: str
+    name: str
+    spec: BandwidthPolicySpec
+    used: Rates = Field(description="Reserved by the namespace's pods, all interfaces, bits/s.")
+
+
 class TopologyView(BaseModel):
     nodes: list[NodeView]
     networks: list[NetworkView]
     reservations: list[ReservationView]
+    policies: list[PolicyView] = Field(default_factory=list)
 
 
 class DecisionView(BaseModel):
@@ -104,7 +114,20 @@ def topology_view(state: ClusterState) -> TopologyView:
         NetworkView(name=name, spec=network.spec, nodes=len(topology.nodes_reaching(name)))
         for name, network in sorted(topology.networks.items())
     ]
-    return TopologyView(nodes=nodes, networks=networks, reservations=reservation_views(state))
+    return TopologyView(
+        nodes=nodes, networks=networks, reservations=reservation_views(state), policies=policy_views(state)
+    )
+
+
+def policy_views(state: ClusterState, namespace: str | None = None) -> list[PolicyView]:
+    """BandwidthPolicies (all, or ``namespace``'s) by namespace and name."""
+    views = []
+    for policy in state.bandwidth_policies(namespace):
+        ns = policy.metadata.namespace or "default"
+        ingress, egress = state.ledger.namespace_reserved(ns)
+        views.append(PolicyView(namespace=ns, name=policy.metadata.name, spec=policy.spec,
+                                used=Rates(ingress=ingress, egress=egress)))
+    return sorted(views, key=lambda view: (view.namespace, view.name))
 
 
 def reservation_views(state: ClusterState, node: str | None = None) -> list[ReservationView]:
@@ -150,6 +173,9 @@ class ExplainView(BaseModel):
     pod: str
     bound_to: str | None = Field(description="Node the pod is bound to, if any; its own reservation counts.")
     annotations: dict[str, str] = Field(description="The pod's netsched annotations, as written.")
+    policies: list[PolicyView] = Field(
+        default_factory=list, description="Its namespace's BandwidthPolicies: defaults it gets, limits it meets."
+    )
     fits: int
     nodes: list[NodeVerdict] = Field(description="Nodes that fit first, best score first; then the rest.")
 
@@ -203,6 +229,7 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
         pod=pod.key,
         bound_to=pod.spec.node_name,
         annotations={k: v for k, v in pod.metadata.annotations.items() if k in annotations.INPUTS},
+        policies=policy_views(state, pod.metadata.namespace or "default"),
         fits=len(filtered.passed),
         nodes=verdicts,
     )

@@ -190,6 +190,57 @@ class Network(WireModel):
         return self.metadata.name
 
 
+BANDWIDTH_QUANTITY_PATTERN = r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[kMGTPE])?$"
+"""A non-negative Kubernetes quantity of bits/s (``0``, ``100M``, ``1.5G``, ``1Gi``); the API
+server checks it on admission, netsched again (with the range it accepts) when it reads one."""
+
+BandwidthQuantity = Annotated[str, Field(pattern=BANDWIDTH_QUANTITY_PATTERN, max_length=64)]
+
+
+class DirectionalBandwidth(WireModel):
+    """Bits per second in each direction, as Kubernetes quantities; an absent one sets nothing."""
+
+    ingress: BandwidthQuantity | None = None
+    egress: BandwidthQuantity | None = None
+
+
+class BandwidthPolicySpec(WireModel):
+    """What a namespace's pods get and may hold, in the spirit of LimitRange and ResourceQuota."""
+
+    default: DirectionalBandwidth | None = Field(
+        default=None,
+        description="Reserved (and so shaped by the CNI plugin) for a pod that asks nothing for "
+        "that direction of its primary interface.",
+    )
+    max: DirectionalBandwidth | None = Field(
+        default=None, description="The most one pod may reserve per direction, all its interfaces together."
+    )
+    hard: DirectionalBandwidth | None = Field(
+        default=None, description="The most the namespace's pods may hold reserved together, per direction."
+    )
+
+
+class BandwidthPolicyStatus(WireModel):
+    """Like ResourceQuota's: the enforced totals and what the namespace's pods hold now."""
+
+    hard: DirectionalBandwidth = Field(default_factory=DirectionalBandwidth)
+    used: DirectionalBandwidth = Field(default_factory=DirectionalBandwidth)
+
+
+class BandwidthPolicy(WireModel):
+    """``BandwidthPolicy`` (namespaced), written by the admin; netsched writes its status."""
+
+    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
+    kind: Literal["BandwidthPolicy"] = "BandwidthPolicy"
+    metadata: ObjectMeta
+    spec: BandwidthPolicySpec = Field(default_factory=BandwidthPolicySpec)
+    status: BandwidthPolicyStatus = Field(default_factory=BandwidthPolicyStatus)
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"
+
+
 class PodSpec(WireModel):
     node_name: str | None = None
     priority: int = 0
@@ -220,6 +271,10 @@ class Pod(WireModel):
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "BandwidthPolicy",
+    "BandwidthPolicySpec",
+    "BandwidthPolicyStatus",
+    "DirectionalBandwidth",
     "InterfaceRole",
     "Network",
     "NetworkInterface",

@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # views load the scheduler (numpy); only annotations need them here
-    from scheduler_extender.views import ExplainView
+    from scheduler_extender.views import ExplainView, PolicyView
 
 FORMATS = ("table", "json")
 
@@ -58,6 +58,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_policy(policy: PolicyView) -> str:
+    """One line: the default a pod asking nothing gets, the per-pod maximum, used of hard."""
+    from bandwidth_accounting.quantity import format_bandwidth
+
+    spec, parts = policy.spec, []
+    for label, pair in (("default", spec.default), ("max per pod", spec.max)):
+        if pair is not None and (pair.ingress or pair.egress):
+            parts.append(f"{label} in {pair.ingress or '-'} out {pair.egress or '-'}")
+    if spec.hard is not None:
+        for direction, hard, used in (("in", spec.hard.ingress, policy.used.ingress),
+                                      ("out", spec.hard.egress, policy.used.egress)):
+            if hard is not None:
+                parts.append(f"{direction} {format_bandwidth(used)} used of {hard} hard")
+    return "; ".join(parts) or "sets nothing"
+
+
 def render(view: ExplainView) -> str:
     from scheduler_extender.commands.cluster_access import table
 
@@ -67,8 +83,10 @@ def render(view: ExplainView) -> str:
     ]
     for name, value in sorted(view.annotations.items()):
         lines.append(f"  {name}: {value}")
-    if not view.annotations:
+    if not view.annotations and not any(p.spec.default for p in view.policies):
         lines.append("  no netsched annotations: fits every node with a neutral score")
+    for policy in view.policies:
+        lines.append(f"BandwidthPolicy {policy.namespace}/{policy.name}: {describe_policy(policy)}")
     lines.append(f"Fits {view.fits} of {len(view.nodes)} nodes.")
     lines.append("")
     rows = []

@@ -107,6 +107,7 @@ def extender_from_args(args: argparse.Namespace, source):
 def run(args: argparse.Namespace) -> int:
     stopping: threading.Event = args.stopping
     from scheduler_extender.app import create_app
+    from scheduler_extender.policy_status import PolicyStatusWriter
     from scheduler_extender.read_api import create_read_only_app
     from scheduler_extender.server import BackgroundServer, ServeOptions, uvicorn_server
 
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         source.start(sink)
         if elector is not None:
             elector.start()
+        PolicyStatusWriter(extender.state, source).run(stopping)  # BandwidthPolicy used/hard
 
     separate = args.read_only_port is not None
     server = uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options)

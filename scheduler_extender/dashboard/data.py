@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 
 from scheduler_extender.scheduler import Decision
 from scheduler_extender.state import ClusterState
+from scheduler_extender.views import PolicyView, policy_views
 from topology.models import InterfaceRole, NetworkMode
 
 RECENT_DECISIONS = 25
@@ -122,6 +123,7 @@ class DashboardView(BaseModel):
     zones: list[ZoneGroup]
     networks: list[NetworkSummary]
     reservations: list[PodReservation]
+    policies: list[PolicyView] = Field(description="BandwidthPolicies with what their namespaces hold now.")
     decisions: list[DecisionSummary] = Field(description="Newest first.")
 
 
@@ -235,6 +237,7 @@ def dashboard_view(
         zones=sorted(zones.values(), key=lambda z: z.name),
         networks=networks,
         reservations=reservations,
+        policies=policy_views(state),
         decisions=[_summary(d) for d in reversed(recent)],
     )
 

@@ -271,3 +271,31 @@ def test_server_from_the_environment(cluster):
     )
     assert result.returncode == 0, result.stderr
     assert [r["pod"] for r in json.loads(result.stdout)] == ["admin/db", "admin/fill", "admin/video"]
+
+
+def test_explain_shows_the_namespace_policy(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from topology.models import BandwidthPolicy, ObjectMeta, PodSpec
+
+    snapshot = sample_cluster(heartbeat=datetime.now(UTC) + timedelta(hours=1))  # fresh while the test runs
+    snapshot.bandwidth_policies.append(BandwidthPolicy.model_validate({
+        "metadata": {"name": "limits", "namespace": "team-a"},
+        "spec": {"default": {"egress": "100M"}, "max": {"egress": "1G"}, "hard": {"egress": "20G"}}}))
+    snapshot.pods.append(Pod(metadata=ObjectMeta(name="quiet", namespace="team-a", uid="u-quiet"), spec=PodSpec()))
+    path = tmp_path / "cluster.yaml"
+    write_cluster_file(snapshot, path)
+    text = netsched("explain", "team-a/quiet", "--cluster", str(path)).stdout
+    assert "BandwidthPolicy team-a/limits: default in - out 100M; max per pod in - out 1G; out 0 used of 20G hard" in text
+    assert "no netsched annotations" not in text  # the default gives it a reservation to place
+    explained = json.loads(netsched("explain", "team-a/quiet", "--cluster", str(path), "-o", "json").stdout)
+    assert explained["fits"] == 12
+    assert explained["policies"] == [{
+        "namespace": "team-a", "name": "limits",
+        "spec": {"default": {"ingress": None, "egress": "100M"}, "max": {"ingress": None, "egress": "1G"},
+                 "hard": {"ingress": None, "egress": "20G"}},
+        "used": {"ingress": 0, "egress": 0}}]
+    # The default makes it a bandwidth pod: scored by headroom (100M leaves ~all of every link),
+    # not the neutral 0 of a pod that asks nothing.
+    assert {v["score"] for v in explained["nodes"]} == {10}

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from scheduler_extender import crds
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
-from topology.models import Network, NodeNetwork
+from topology.models import BandwidthPolicy, Network, NodeNetwork
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -79,16 +79,33 @@ def test_the_schemas_are_structural():
             for name in branch.get("properties", {}):
                 assert name in node["properties"], f"{where}: anyOf names unknown {name}"
 
-    for kind in ("Network", "NodeNetwork"):
+    for kind in ("Network", "NodeNetwork", "BandwidthPolicy"):
         walk(openapi_schema(kind), kind)
-    assert committed()["NodeNetwork"]["spec"]["versions"][0]["subresources"] == {"status": {}}
-    assert all(d["spec"]["scope"] == "Cluster" for d in committed().values())
+    for kind in ("NodeNetwork", "BandwidthPolicy"):
+        assert committed()[kind]["spec"]["versions"][0]["subresources"] == {"status": {}}
+    assert {kind: d["spec"]["scope"] for kind, d in committed().items()} == {
+        "NodeNetwork": "Cluster", "Network": "Cluster", "BandwidthPolicy": "Namespaced"}
 
 
 @pytest.mark.parametrize("sample", samples("networks.yaml"), ids=lambda s: s["metadata"]["name"])
 def test_sample_networks_are_accepted_by_the_schema_and_the_model(sample):
     assert verdict("Network", sample) is None
     Network.model_validate(sample)
+
+
+def test_the_sample_bandwidth_policy_is_accepted_and_bad_quantities_are_not():
+    (sample,) = samples("bandwidthpolicy.yaml")
+    assert verdict("BandwidthPolicy", sample) is None
+    BandwidthPolicy.model_validate(sample)
+    for bad in ("-1G", "1 G", "10Gbps", "1e9"):
+        wrong = copy.deepcopy(sample)
+        wrong["spec"]["hard"]["egress"] = bad
+        assert "does not match" in (verdict("BandwidthPolicy", wrong) or ""), bad
+        with pytest.raises(ValidationError, match="spec.hard.egress"):
+            BandwidthPolicy.model_validate(wrong)
+    columns = {c["name"]: c["jsonPath"] for c in
+               committed()["BandwidthPolicy"]["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Egress Used"] == ".status.used.egress" and columns["Egress Hard"] == ".status.hard.egress"
 
 
 def test_the_sample_node_network_is_accepted():

@@ -31,6 +31,7 @@ from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings
 from scheduler_extender.preemption import Preemptor
+from scheduler_extender.policy_status import PolicyStatusWriter
 from tests.kube_api import FakeKubeAPI, ResourcePath
 from tests.kubernetes.conftest import (
     PODS,
@@ -338,6 +339,9 @@ def allowed(
 def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve, client_for):
     seed_nodes(kube_api, 1)
     pods = seed_pods(kube_api, 2)
+    kube_api.seed("/apis/netsched.io/v1alpha1/namespaces/default/bandwidthpolicies", {
+        "apiVersion": "netsched.io/v1alpha1", "kind": "BandwidthPolicy",
+        "metadata": {"name": "limits", "namespace": "default"}, "spec": {"hard": {"egress": "10G"}}})
     served = serve()
     elector = LeaderElector(
         client_for(),
@@ -352,6 +356,8 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         assert httpx.post(f"{served.url}/bind", json=bind_body(pods[0], "node-00")).json() == {
             "Error": ""
         }
+        wait_until(lambda: served.extender.state.ledger.namespace_reserved("default")[1], what="the bind")
+        assert PolicyStatusWriter(served.extender.state, served.source).sync() == 1
         # a pod of higher priority that only an eviction makes room for: netsched preempts
         hog, vip = pod_object("hog", egress="8500M"), pod_object("vip", egress="1G")
         vip["spec"]["priority"] = 1000

@@ -497,6 +497,19 @@
       h("span", null, n.mode), h("span", { class: "muted" }, `${n.nodes} nodes · ${n.zones.length ? n.zones.join(", ") : "all zones"}`))));
   }
 
+  function renderPolicies(data) {
+    const pair = (p) => p && (p.ingress || p.egress) ? `in ${p.ingress || "-"} out ${p.egress || "-"}` : null;
+    const usage = (p) => [["in", p.spec.hard && p.spec.hard.ingress, p.used.ingress], ["out", p.spec.hard && p.spec.hard.egress, p.used.egress]]
+      .filter(([, hard]) => hard).map(([dir, hard, used]) => `${dir} ${rate(used)} of ${hard}`).join(" · ");
+    document.getElementById("policies-count").textContent = data.policies.length || "";
+    document.getElementById("policies").replaceChildren(...(data.policies.length ? data.policies.map((p) => h("li", { dataset: { policy: `${p.namespace}/${p.name}` } },
+      h("b", null, `${p.namespace}/${p.name}`),
+      pair(p.spec.default) ? h("span", { class: "chip", title: "reserved for pods that ask nothing" }, `default ${pair(p.spec.default)}`) : null,
+      pair(p.spec.max) ? h("span", { title: "per pod, all interfaces" }, `max ${pair(p.spec.max)}`) : null,
+      h("span", { class: "muted", title: "reserved by the namespace's pods, of its hard total" }, usage(p) || "no total"))) :
+      [h("li", { class: "muted" }, "No BandwidthPolicy: pods that ask nothing reserve nothing.")]));
+  }
+
   function renderSummary(data) {
     let nodes = 0, stale = 0;
     const totals = { ingress: [0, 0], egress: [0, 0] };
@@ -544,6 +557,7 @@
     renderSummary(data);
     renderDetail(data);
     renderNetworks(data);
+    renderPolicies(data);
     applySearch(); // renders pods and decisions, filtered
     if (ui.firstRender) ui.firstRenderAt = performance.now(); // ms since navigation started
     ui.firstRender = false;

@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from scheduler_extender.simulation.policy_names import PolicyName
+    from scheduler_extender.simulation.policy_names import SHIPPED_EXTENDER_WEIGHT, PolicyName
 
     parser = subparsers.add_parser(
         "simulate",
@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--pods", type=_positive, default=10_000, help="pods arriving (default %(default)s)")
     parser.add_argument(
         "--workload", default="mixed",
-        help="workload YAML file, or a bundled one: storage-heavy, mixed, peer-chatty (default %(default)s)",
+        help="workload YAML file, or a bundled one: storage-heavy, mixed, peer-chatty, noisy-neighbours "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--pods-per-node", type=_positive_number, metavar="LOAD",
@@ -32,8 +33,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"which to run: {', '.join(p.value for p in PolicyName)} (default all)",
     )
     parser.add_argument(
-        "--extender-weight", type=_positive, default=1,
-        help="netsched's weight in kube-scheduler's extender config (default %(default)s)",
+        "--extender-weight", type=_positive, default=SHIPPED_EXTENDER_WEIGHT,
+        help="netsched's weight in kube-scheduler's extender config (default %(default)s, as deploy/ ships it)",
+    )
+    parser.add_argument(
+        "--observed-window", type=_non_negative, default=60.0, metavar="SECONDS",
+        help="the extender's --observed-window (default %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace-default", metavar="RATE",
+        help="give the pods' namespace a BandwidthPolicy whose default (both directions) is RATE, e.g. 1G; "
+        "pods that annotate nothing are then reserved and shaped to it under netsched",
+    )
+    parser.add_argument(
+        "--report-interval", type=_positive_number, default=10.0, metavar="SECONDS",
+        help="the node reporters' interval (default %(default)s)",
     )
     parser.add_argument("--zones", type=_positive, default=4, help="(default %(default)s)")
     parser.add_argument("--nodes-per-switch", type=_positive, default=25, help="(default %(default)s)")
@@ -67,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         pods=args.pods,
         seed=args.seed,
         extender_weight=args.extender_weight,
+        observed_window=args.observed_window,
+        report_interval=args.report_interval,
+        namespace_default=args.namespace_default,
         shape=ClusterShape(zones=args.zones, nodes_per_switch=args.nodes_per_switch),
     )
     result = run_simulation(config, list(dict.fromkeys(args.policies)), jobs=args.jobs)
@@ -88,6 +105,16 @@ def _positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
 
 

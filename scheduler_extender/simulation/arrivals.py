@@ -32,6 +32,16 @@ class Arrival:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     """netsched annotations as a pod author would write them (placement left to the policy)."""
+    ingress_bps: int = 0
+    egress_bps: int = 0
+    """What the pod sends on its primary interface, annotated or not."""
+
+    @property
+    def noisy(self) -> bool:
+        """Sends traffic on its primary interface that it did not annotate."""
+        return bool(self.ingress_bps or self.egress_bps) and not (
+            annotations.INGRESS_BANDWIDTH in self.annotations or annotations.EGRESS_BANDWIDTH in self.annotations
+        )
 
     @property
     def name(self) -> str:
@@ -58,7 +68,9 @@ def draw_arrivals(workload: Workload, nodes: int, pods: int, seed: int) -> list[
         now += rng.expovariate(rate)
         template = rng.choices(workload.templates, weights)[0]
         labels = {"app": template.name}
-        pod_annotations = _annotations(template, rng)
+        ingress, egress = (_kilobits(rate.sample(rng)) * 1000 if rate is not None else 0
+                           for rate in (template.ingress, template.egress))
+        pod_annotations = _annotations(template, rng, ingress, egress)
         if template.peer_group_size is not None:
             group = f"{template.name}-{group_counters[template.name] // template.peer_group_size}"
             group_counters[template.name] += 1
@@ -76,16 +88,20 @@ def draw_arrivals(workload: Workload, nodes: int, pods: int, seed: int) -> list[
                 lifetime=template.lifetime.sample(rng),
                 labels=labels,
                 annotations=pod_annotations,
+                ingress_bps=ingress,
+                egress_bps=egress,
             )
         )
     return result
 
 
-def _annotations(template: PodTemplate, rng: random.Random) -> dict[str, str]:
+def _annotations(template: PodTemplate, rng: random.Random, ingress: int, egress: int) -> dict[str, str]:
+    """The pod author's annotations: the primary rates (when annotated) and the networks."""
     result = {}
-    for name, rate in ((annotations.INGRESS_BANDWIDTH, template.ingress), (annotations.EGRESS_BANDWIDTH, template.egress)):
-        if rate is not None and (bps := _bps(rate.sample(rng))):
-            result[name] = bps
+    if template.annotated:
+        for name, rate in ((annotations.INGRESS_BANDWIDTH, ingress), (annotations.EGRESS_BANDWIDTH, egress)):
+            if bps := _bps(rate):
+                result[name] = bps
     if template.networks:
         entries = []
         for attachment in template.networks:
@@ -98,7 +114,11 @@ def _annotations(template: PodTemplate, rng: random.Random) -> dict[str, str]:
     return result
 
 
+def _kilobits(value: float) -> int:
+    return round(value / 1000)
+
+
 def _bps(value: float) -> str:
     """A rate as an annotation value, in whole kilobits per second ('' when it rounds to 0)."""
-    kilobits = round(value / 1000)
+    kilobits = _kilobits(value)
     return f"{kilobits}k" if kilobits > 0 else ""

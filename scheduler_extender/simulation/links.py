@@ -1,11 +1,18 @@
-"""Traffic on the cluster's links, as the placed pods send it.
+"""Traffic on the cluster's links, as the placed pods send it, and what the reporters see of it.
 
 A *link* is one direction (ingress or egress) of a host interface that pods' traffic
 uses: every node's pod interface and every interface carrying a network the workload
 attaches to. Its capacity is the interface's full link speed (not netsched's usable
 share), so "over capacity" means the link is physically oversubscribed. Each pod sends
-exactly its annotated rates (primary on the pod interface, each attachment on the
-interface carrying its network), for its whole lifetime, whoever placed it.
+its rates (primary on the pod interface, each attachment on the interface carrying its
+network) for its whole lifetime, whoever placed it; a direction with a reservation is
+shaped to it, as the CNI plugin does. Pods without annotations send too: all traffic
+counts.
+
+The links also count the bits they carried, so that a node reporter can be played as
+the real one works: every interval it publishes each interface's rate over that
+interval (byte counters read twice), which the extender then holds over its window.
+An *episode* is one stretch of time a link spends over capacity.
 """
 
 from __future__ import annotations
@@ -42,6 +49,18 @@ class LinkLoad:
         self.worst = 0.0
         self.histogram = np.zeros(len(HISTOGRAM_EDGES) - 1, dtype=np.int64)
         self.samples = 0
+        self.by_node: dict[str, list[tuple[str, int]]] = {}
+        """node → (interface, link) of the links it has."""
+        for (node, interface), link in self.index.items():
+            self.by_node.setdefault(node, []).append((interface, link))
+        self.now = 0.0
+        self.carried = np.zeros_like(self.traffic)
+        """Bits carried since the start, per link and direction (the reporters' byte counters × 8)."""
+        self.over_seconds = 0.0
+        """Link-seconds spent over capacity (÷ elapsed time: links over capacity at an average moment)."""
+        self._over_since: dict[tuple[int, int], tuple[float, bool]] = {}
+        self.episodes: list[tuple[float, bool]] = []
+        """(seconds over capacity, whether a noisy pod's arrival started it) of each ended episode."""
 
     @property
     def links(self) -> int:
@@ -57,7 +76,16 @@ class LinkLoad:
             result += [(link, d, rate) for d, rate in enumerate((ingress, egress)) if rate > 0]
         return result
 
-    def add(self, charges: list[Charge]) -> None:
+    def advance(self, now: float) -> None:
+        """Let the current traffic flow until ``now``."""
+        elapsed = now - self.now
+        if elapsed > 0:
+            self.carried += self.traffic * elapsed
+            self.over_seconds += self.over_now * elapsed
+            self.now = now
+
+    def add(self, charges: list[Charge], noisy: bool = False) -> None:
+        """A pod starts sending; ``noisy``: one without annotations (for the episode statistics)."""
         for link, direction, rate in charges:
             before = self.traffic[link, direction]
             after = before + rate
@@ -66,6 +94,7 @@ class LinkLoad:
             if before <= capacity < after:
                 self.over_now += 1
                 self.over_peak = max(self.over_peak, self.over_now)
+                self._over_since[(link, direction)] = (self.now, noisy)
             self.worst = max(self.worst, after / capacity)
 
     def remove(self, charges: list[Charge]) -> None:
@@ -75,6 +104,21 @@ class LinkLoad:
             self.traffic[link, direction] = after
             if after <= self.capacity[link] < before:
                 self.over_now -= 1
+                since, noisy = self._over_since.pop((link, direction))
+                self.episodes.append((self.now - since, noisy))
+
+    def open_episodes(self) -> list[tuple[float, bool]]:
+        """Episodes still going on now, as long as they have lasted so far."""
+        return [(self.now - since, noisy) for since, noisy in self._over_since.values()]
+
+    def reports(self, previous: np.ndarray, interval: float) -> dict[str, dict[str, tuple[int, int]]]:
+        """What every node's reporter publishes now: each interface's (ingress, egress) rate
+        over the last ``interval`` seconds, from the bits carried then (``previous``) and now."""
+        rates = ((self.carried - previous) / interval).astype(np.int64)
+        return {
+            node: {interface: (int(rates[link, 0]), int(rates[link, 1])) for interface, link in links}
+            for node, links in self.by_node.items()
+        }
 
     def sample(self) -> None:
         """Add every link's utilisation now to the distribution."""

@@ -3,14 +3,16 @@
 ``BandwidthBlind`` is kube-scheduler alone. ``WithNetsched`` is kube-scheduler with
 netsched as its extender: the pod is created in a ``FileClusterSource`` and goes
 through the very ``Scheduler.filter``, ``prioritize`` and ``bind`` the webhook calls,
-with the placement annotation set to the policy's ``spread`` or ``pack``.
+with the placement annotation set to the policy's ``spread`` or ``pack``. The node
+reporters' rates reach its ``ObservedLoad`` directly (what ``ClusterState`` does with
+each ``NodeNetwork`` it receives, without building 500 objects every ten seconds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -19,6 +21,7 @@ import numpy as np
 from bandwidth_accounting import annotations
 from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import PodRequirements
+from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.app import Extender
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
@@ -27,7 +30,7 @@ from scheduler_extender.simulation.arrivals import Arrival
 from scheduler_extender.simulation.kube import EXTENDER_SCORE_SCALE, KubeScheduler
 from scheduler_extender.simulation.links import Charge, LinkLoad
 from scheduler_extender.simulation.policy_names import PolicyName
-from scheduler_extender.state import ClusterState
+from scheduler_extender.state import CapacitySettings, ClusterState
 from topology.graph import Topology
 from topology.models import ObjectMeta, Pod, PodSpec
 
@@ -63,6 +66,18 @@ class Policy(Protocol):
 
     def release(self, placed: Placed) -> None: ...
 
+    def observe(self, at: datetime, reports: dict[str, dict[str, tuple[int, int]]]) -> None:
+        """Every node reporter published these rates (per node, per interface) at ``at``."""
+
+
+def primary_traffic(arrival: Arrival, reserved: Rates | None) -> tuple[int, int]:
+    """What the pod sends on its primary interface: its rates, shaped to the reservation in
+    each direction that has one (the CNI plugin's enforcement)."""
+    sent = (arrival.ingress_bps, arrival.egress_bps)
+    if reserved is None:
+        return sent
+    return tuple(min(rate, cap) if cap else rate for rate, cap in zip(sent, (reserved.ingress, reserved.egress), strict=True))  # type: ignore[return-value]
+
 
 class BandwidthBlind:
     """kube-scheduler's choice among its feasible nodes; the pod's traffic goes where it lands."""
@@ -80,7 +95,7 @@ class BandwidthBlind:
         rates = []
         pod_interface = self.topology.pod_interface(name)
         if pod_interface is not None:
-            rates.append((pod_interface.name, requirements.ingress_bps, requirements.egress_bps))
+            rates.append((pod_interface.name, *primary_traffic(arrival, None)))
         for attachment in requirements.attachments:
             carriers = self.topology.interfaces_carrying(name, attachment.network)
             rates.append((carriers[0].name, attachment.ingress_bps, attachment.egress_bps))
@@ -101,6 +116,9 @@ class BandwidthBlind:
     def release(self, placed: Placed) -> None:
         """Nothing beyond the simulator's own bookkeeping."""
 
+    def observe(self, at: datetime, reports: dict[str, dict[str, tuple[int, int]]]) -> None:
+        """kube-scheduler reads no rates."""
+
 
 class WithNetsched:
     """kube-scheduler with netsched as extender (filter, prioritize × weight × 10, bind)."""
@@ -113,14 +131,19 @@ class WithNetsched:
         links: LinkLoad,
         clock: Callable[[], datetime],
         extender_weight: int,
+        observed_window: timedelta,
     ) -> None:
         self.name = name
         self.placement = "pack" if name is PolicyName.PACK else "spread"
         self.kube, self.links, self.extender_weight = kube, links, extender_weight
         self.source = FileClusterSource(snapshot)
-        # Heartbeats do not age in the simulation: the simulated clock only orders events.
-        settings = SchedulerSettings(fit=FitSettings(report_ttl=None))
-        self.extender = Extender.build(self.source, ClusterState(), settings=settings, clock=clock)
+        # Heartbeats do not age in the simulation (the simulated clock only orders events);
+        # observed rates do, as reporters publish them.
+        fit = FitSettings(report_ttl=None)
+        if name is PolicyName.RESERVED_ONLY:
+            fit = FitSettings(report_ttl=None, observed_max_age=None)
+        state = ClusterState(CapacitySettings(observed_window=observed_window))
+        self.extender = Extender.build(self.source, state, settings=SchedulerSettings(fit=fit), clock=clock)
         self.source.start(self.extender.state)
         self.scheduler = self.extender.scheduler
         self.position = {node: index for index, node in enumerate(kube.names)}
@@ -157,13 +180,31 @@ class WithNetsched:
         except BindError:
             self.source.remove(pod)
             return Refused.BIND
+        return Placed(arrival, node, name, self.links.charges(name, self._traffic(arrival, name, reservation)), pod=pod)
+
+    def _traffic(self, arrival: Arrival, node: str, reservation: Reservation | None) -> list[tuple[str, int, int]]:
+        """(interface, ingress, egress) the pod sends: attachments as reserved, the primary
+        interface's traffic shaped where reserved and as it comes where not."""
         rates = []
+        primary = reservation.primary if reservation is not None else None
+        parent = reservation.primary_parent if reservation is not None else None
         if reservation is not None:
-            rates = [(iface, r.ingress, r.egress) for iface, r in reservation.interfaces.items()]
-        return Placed(arrival, node, name, self.links.charges(name, rates), pod=pod)
+            for iface, r in reservation.interfaces.items():
+                if iface == parent and primary is not None:
+                    r = Rates(ingress=r.ingress - primary.ingress, egress=r.egress - primary.egress)
+                rates.append((iface, r.ingress, r.egress))
+        pod_interface = parent or getattr(self.extender.state.topology.pod_interface(node), "name", None)
+        if pod_interface is not None:
+            rates.append((pod_interface, *primary_traffic(arrival, primary)))
+        return rates
 
     def release(self, placed: Placed) -> None:
         """The pod is deleted: the source tells the state, which releases its reservation."""
         assert placed.pod is not None
         self.source.remove(placed.pod)
+
+    def observe(self, at: datetime, reports: dict[str, dict[str, tuple[int, int]]]) -> None:
+        observed, seconds = self.extender.state.observed, at.timestamp()
+        for node, rates in reports.items():
+            observed.record(node, seconds, rates)
 

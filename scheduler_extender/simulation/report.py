@@ -13,6 +13,9 @@ COLUMNS = (
     ("placed", "placed"),
     ("refused", "refused"),
     ("over cap", "links over capacity (peak)"),
+    ("mean", "links over capacity at an average moment"),
+    ("episodes", "times a link went over capacity (started by a noisy pod's arrival)"),
+    ("lasting s", "seconds an episode lasted: median / p90"),
     ("worst", "worst link utilisation"),
     ("p50", "p50 link utilisation"),
     ("p99", "p99 link utilisation"),
@@ -34,6 +37,10 @@ def table(report: SimulationReport) -> str:
                 f"{result.refused} ({result.refused_by_kube}+{result.refused_by_netsched})"
                 if result.refused else "0",
                 str(result.links_over_capacity_peak),
+                f"{result.links_over_capacity_mean:.2f}",
+                f"{result.episodes} ({result.noisy_episodes})",
+                "-" if result.episode_seconds_median is None
+                else f"{result.episode_seconds_median:.0f} / {result.episode_seconds_p90:.0f}",
                 f"{result.worst_utilisation:.0%}",
                 f"{result.utilisation_p50:.0%}",
                 f"{result.utilisation_p99:.0%}",
@@ -47,8 +54,10 @@ def table(report: SimulationReport) -> str:
     heading = (
         f"workload {report.workload}: {report.nodes} nodes in {report.zones} zones, {report.pods} pods "
         f"(seed {report.seed}), {report.pods_per_node:g} alive per node, {report.candidates_per_pod} "
-        f"candidates per pod, extender weight {report.extender_weight}, "
-        f"{report.simulated_seconds:.0f} simulated seconds"
+        f"candidates per pod, extender weight {report.extender_weight}, reports every "
+        f"{report.report_interval:g} s held {report.observed_window:g} s, "
+        + (f"namespace default {report.namespace_default}, " if report.namespace_default else "")
+        + f"{report.simulated_seconds:.0f} simulated seconds"
     )
     lines = [heading, ""]
     for index, row in enumerate(rows):
@@ -57,7 +66,9 @@ def table(report: SimulationReport) -> str:
             lines.append("  ".join("-" * w for w in widths))
     legend = (
         "refused = (kube-scheduler's filters + netsched's filter); over cap = most links above their "
-        "link speed at once; utilisation over sampled link states; x-zone = peer traffic between zones."
+        "link speed at once, counting all traffic, and how many at an average moment; episodes = times "
+        "a link went over (those a noisy pod's arrival started) and how long they lasted; utilisation "
+        "over sampled link states; x-zone = peer traffic between zones."
     )
     events = sum(r.events for r in report.policies)
     lines += ["", legend, f"{events} events in {report.seconds:.1f} s, peak RSS {report.peak_rss_mib:.0f} MiB"]

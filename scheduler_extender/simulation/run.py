@@ -1,10 +1,12 @@
-"""The discrete-event loop: arrivals, departures and utilisation samples, one policy at a time.
+"""The discrete-event loop: arrivals, departures, reports and samples, one policy at a time.
 
 Each policy gets its own copy of the cluster and replays the same arrivals (see
 ``arrivals``). Events are handled in simulated-time order: departures free CPU,
 memory, traffic and (under netsched) the reservation; an arrival goes through
-kube-scheduler's filter, then the policy; samples record every link's utilisation.
-A refused pod is dropped (kube-scheduler would keep it pending and retry).
+kube-scheduler's filter, then the policy; every ``report_interval`` the node reporters
+publish each link's rate over the interval just ended (all reporters at once);
+samples record every link's utilisation. A refused pod is dropped (kube-scheduler
+would keep it pending and retry).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from pydantic import BaseModel
 
+from bandwidth_accounting.observed import DEFAULT_WINDOW
 from bandwidth_accounting.requirements import parse_requirements
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.demo.sample_cluster import sample_cluster
@@ -30,15 +33,17 @@ from scheduler_extender.simulation.kube import KubeScheduler, feasible_nodes_to_
 from scheduler_extender.simulation.links import HISTOGRAM_EDGES, LinkLoad
 from scheduler_extender.simulation.peers import PeerIndex
 from scheduler_extender.simulation.policies import (
+    NAMESPACE,
     BandwidthBlind,
     Placed,
     Policy,
     Refused,
     WithNetsched,
 )
-from scheduler_extender.simulation.policy_names import PolicyName
+from scheduler_extender.simulation.policy_names import SHIPPED_EXTENDER_WEIGHT, PolicyName
 from scheduler_extender.simulation.workload import Workload
 from topology.graph import Topology
+from topology.models import BandwidthPolicy
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ PROGRESS_STEPS = 10
 SAMPLES = 100
 """Utilisation samples per run, evenly spaced after the warm-up."""
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+REPORT_INTERVAL = 10.0
+"""The node reporter's default interval (``ReporterConfig.interval``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +75,22 @@ class SimulationConfig:
     nodes: int
     pods: int
     seed: int = 1
-    extender_weight: int = 1
+    extender_weight: int = SHIPPED_EXTENDER_WEIGHT
     shape: ClusterShape = ClusterShape()
+    observed_window: float = DEFAULT_WINDOW.total_seconds()
+    report_interval: float = REPORT_INTERVAL
+    namespace_default: str | None = None
+    """A BandwidthPolicy default (both directions) in the pods' namespace; None: no policy."""
 
     def cluster(self) -> ClusterSnapshot:
-        return sample_cluster(*self.shape.for_nodes(self.nodes), heartbeat=EPOCH)
+        snapshot = sample_cluster(*self.shape.for_nodes(self.nodes), heartbeat=EPOCH)
+        if self.namespace_default is not None:
+            rate = self.namespace_default
+            snapshot.bandwidth_policies.append(BandwidthPolicy.model_validate({
+                "metadata": {"name": "default-bandwidth", "namespace": NAMESPACE},
+                "spec": {"default": {"ingress": rate, "egress": rate}},
+            }))
+        return snapshot
 
 
 class PolicyResult(BaseModel):
@@ -86,6 +104,15 @@ class PolicyResult(BaseModel):
     links: int
     links_over_capacity_peak: int
     """Most links over their link speed at any one moment."""
+    links_over_capacity_mean: float
+    """Links over their link speed at an average moment after the warm-up."""
+    episodes: int
+    """Times a link went over capacity (an episode lasts until it is back under)."""
+    episode_seconds_median: float | None
+    episode_seconds_p90: float | None
+    noisy_episodes: int
+    """Episodes that a noisy pod's arrival started."""
+    noisy_episode_seconds_median: float | None
     worst_utilisation: float
     utilisation_p50: float
     utilisation_p99: float
@@ -110,6 +137,9 @@ class SimulationReport(BaseModel):
     pods_per_node: float
     seed: int
     extender_weight: int
+    observed_window: float
+    report_interval: float
+    namespace_default: str | None
     candidates_per_pod: int
     """Feasible nodes kube-scheduler sends the extender (percentageOfNodesToScore)."""
     simulated_seconds: float
@@ -140,6 +170,9 @@ def run_simulation(config: SimulationConfig, policies: list[PolicyName], jobs: i
         pods_per_node=config.workload.pods_per_node,
         seed=config.seed,
         extender_weight=config.extender_weight,
+        observed_window=config.observed_window,
+        report_interval=config.report_interval,
+        namespace_default=config.namespace_default,
         candidates_per_pod=feasible_nodes_to_find(nodes),
         simulated_seconds=arrivals[-1].time if arrivals else 0.0,
         histogram_edges=HISTOGRAM_EDGES.tolist(),
@@ -180,9 +213,16 @@ class PolicyRun:
             self.policy = BandwidthBlind(self.kube, topology, self.links)
         else:
             clock = lambda: EPOCH + timedelta(seconds=self.now)
-            self.policy = WithNetsched(name, self.kube, snapshot, self.links, clock, config.extender_weight)
+            self.policy = WithNetsched(
+                name, self.kube, snapshot, self.links, clock, config.extender_weight,
+                timedelta(seconds=config.observed_window),
+            )
         self.departures: list[tuple[float, int, Placed]] = []
         self.sample_times = _sample_times(arrivals, workload.mean_lifetime)
+        self.warmup = self.sample_times[0] if self.sample_times else 0.0
+        self.over_seconds_at_warmup = 0.0
+        self.next_report = config.report_interval
+        self.reported = self.links.carried.copy()
         self.counts = {reason: 0 for reason in Refused}
         self.placed = self.events = 0
         self.schedule_seconds = np.zeros(len(arrivals))
@@ -207,20 +247,38 @@ class PolicyRun:
         self._advance(np.inf)
 
     def _advance(self, until: float) -> None:
-        """Departures and samples due before ``until``, in time order."""
-        samples = self.sample_times
+        """Departures, reports and samples due before ``until``, in time order."""
+        samples, links = self.sample_times, self.links
         while True:
             next_departure = self.departures[0][0] if self.departures else np.inf
             next_sample = samples[0] if samples else np.inf
-            if min(next_departure, next_sample) > until or not (self.departures or samples):
-                break
-            if next_departure <= next_sample:
+            if not (self.departures or samples) or min(next_departure, next_sample, self.next_report) > until:
+                break  # reporters run as long as pods do
+            next_report = self.next_report
+            if next_departure <= min(next_sample, next_report):
                 self.now, _, placed = heapq.heappop(self.departures)
+                links.advance(self.now)
                 self._depart(placed)
+            elif next_report <= next_sample:
+                self.now = next_report
+                links.advance(self.now)
+                self._report()
             else:
                 self.now = samples.pop(0)
-                self.links.sample()
+                links.advance(self.now)
+                if self.now == self.warmup:
+                    self.over_seconds_at_warmup = links.over_seconds
+                links.sample()
         self.now = until
+        if np.isfinite(until):
+            links.advance(until)
+
+    def _report(self) -> None:
+        interval = self.config.report_interval
+        reports = self.links.reports(self.reported, interval)
+        self.reported = self.links.carried.copy()
+        self.policy.observe(EPOCH + timedelta(seconds=self.now), reports)
+        self.next_report += interval
 
     def _arrive(self, arrival: Arrival) -> None:
         requirements = parse_requirements(arrival.annotations)
@@ -233,7 +291,7 @@ class PolicyRun:
             return
         self.placed += 1
         self.kube.place(outcome.node, arrival.cpu, arrival.memory, arrival.template)
-        self.links.add(outcome.charges)
+        self.links.add(outcome.charges, noisy=arrival.noisy)
         self.peers.placed(outcome, requirements)
         heapq.heappush(self.departures, (arrival.time + arrival.lifetime, arrival.index, outcome))
 
@@ -248,6 +306,8 @@ class PolicyRun:
     def _result(self, seconds: float) -> PolicyResult:
         links, peers, times = self.links, self.peers, self.schedule_seconds * 1000
         refused = sum(self.counts.values())
+        # Episodes still going on at the last arrival count as long as they lasted until then.
+        episodes = links.episodes + links.open_episodes()
         return PolicyResult(
             policy=self.policy.name,
             arrived=len(self.arrivals),
@@ -258,6 +318,14 @@ class PolicyRun:
             bind_conflicts=self.counts[Refused.BIND],
             links=links.links,
             links_over_capacity_peak=links.over_peak,
+            links_over_capacity_mean=round(
+                (links.over_seconds - self.over_seconds_at_warmup) / max(links.now - self.warmup, 1e-9), 3
+            ),
+            episodes=len(episodes),
+            episode_seconds_median=_quantile([d for d, _ in episodes], 0.5),
+            episode_seconds_p90=_quantile([d for d, _ in episodes], 0.9),
+            noisy_episodes=sum(noisy for _, noisy in episodes),
+            noisy_episode_seconds_median=_quantile([d for d, noisy in episodes if noisy], 0.5),
             worst_utilisation=round(links.worst, 4),
             utilisation_p50=links.percentile(0.50),
             utilisation_p99=links.percentile(0.99),
@@ -271,6 +339,10 @@ class PolicyRun:
             seconds=round(seconds, 2),
             utilisation_histogram=links.histogram.tolist(),
         )
+
+
+def _quantile(values: list[float], share: float) -> float | None:
+    return round(float(np.quantile(values, share)), 1) if values else None
 
 
 def _sample_times(arrivals: list[Arrival], mean_lifetime: float) -> list[float]:

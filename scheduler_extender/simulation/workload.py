@@ -185,6 +185,12 @@ class PodTemplate(_Strict):
         description="Consecutive pods of this template form groups of this size that talk among themselves.",
     )
     lifetime: Seconds
+    annotated: bool = Field(
+        default=True,
+        description="False: a noisy neighbour. Its author writes no bandwidth annotations; the pod "
+        "sends its ingress and egress all the same, unreserved (and unshaped, unless a namespace "
+        "policy gives it a default).",
+    )
 
     @field_validator("peers")
     @classmethod
@@ -200,6 +206,8 @@ class PodTemplate(_Strict):
     def _one_peer_rule(self) -> PodTemplate:
         if self.peers is not None and self.peer_group_size is not None:
             raise ValueError("give peers or peer_group_size, not both")
+        if not self.annotated and self.networks:
+            raise ValueError("a pod without annotations (annotated: false) cannot attach networks")
         return self
 
 

@@ -21,7 +21,7 @@ from tests.simulation.conftest import HOT
 
 
 def test_bundled_workloads_load() -> None:
-    assert bundled_workloads() == ["mixed", "peer-chatty", "storage-heavy"]
+    assert bundled_workloads() == ["mixed", "noisy-neighbours", "peer-chatty", "storage-heavy"]
     for name in bundled_workloads():
         workload = load_workload(name)
         assert workload.name == name
@@ -55,6 +55,7 @@ def test_bad_workload_fields_are_named(tmp_path, change, expected) -> None:
         ({"peers": "app==="}, "netsched.io/peers"),
         ({"peers": "app=x", "peer_group_size": 3}, "not both"),
         ({"lifetime": None}, "lifetime"),
+        ({"annotated": False, "networks": [{"network": "storage"}]}, "cannot attach networks"),
     ],
 )
 def test_bad_template_values_are_named(template, expected) -> None:
@@ -64,7 +65,7 @@ def test_bad_template_values_are_named(template, expected) -> None:
 
 
 def test_missing_workload_lists_the_bundled_ones() -> None:
-    with pytest.raises(WorkloadError, match="bundled workloads: mixed, peer-chatty, storage-heavy"):
+    with pytest.raises(WorkloadError, match="bundled workloads: mixed, noisy-neighbours, peer-chatty, storage-heavy"):
         load_workload("no-such-workload")
 
 

@@ -25,7 +25,7 @@ from bandwidth_accounting.ledger import Ledger
 from topology.models import NodeNetwork
 
 DEFAULT_WINDOW = timedelta(seconds=60)
-"""Six reporter intervals; chosen from ``netsched simulate`` (docs/scheduling.md)."""
+"""Six reporter intervals; chosen with ``netsched simulate`` (docs/placement.md, noisy-neighbours)."""
 
 Rates = Mapping[str, tuple[int, int]]
 """(ingress, egress) bits/s per interface of one node."""

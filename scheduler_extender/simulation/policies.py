@@ -73,10 +73,13 @@ class Policy(Protocol):
 def primary_traffic(arrival: Arrival, reserved: Rates | None) -> tuple[int, int]:
     """What the pod sends on its primary interface: its rates, shaped to the reservation in
     each direction that has one (the CNI plugin's enforcement)."""
-    sent = (arrival.ingress_bps, arrival.egress_bps)
     if reserved is None:
-        return sent
-    return tuple(min(rate, cap) if cap else rate for rate, cap in zip(sent, (reserved.ingress, reserved.egress), strict=True))  # type: ignore[return-value]
+        return arrival.ingress_bps, arrival.egress_bps
+    return _shaped(arrival.ingress_bps, reserved.ingress), _shaped(arrival.egress_bps, reserved.egress)
+
+
+def _shaped(rate: int, reserved: int) -> int:
+    return min(rate, reserved) if reserved else rate
 
 
 class BandwidthBlind:
@@ -193,9 +196,11 @@ class WithNetsched:
                 if iface == parent and primary is not None:
                     r = Rates(ingress=r.ingress - primary.ingress, egress=r.egress - primary.egress)
                 rates.append((iface, r.ingress, r.egress))
-        pod_interface = parent or getattr(self.extender.state.topology.pod_interface(node), "name", None)
-        if pod_interface is not None:
-            rates.append((pod_interface, *primary_traffic(arrival, primary)))
+        if parent is None:
+            interface = self.extender.state.topology.pod_interface(node)
+            parent = interface.name if interface is not None else None
+        if parent is not None:
+            rates.append((parent, *primary_traffic(arrival, primary)))
         return rates
 
     def release(self, placed: Placed) -> None:

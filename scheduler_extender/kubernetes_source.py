@@ -50,7 +50,7 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """A client from ``kubeconfig``, else the pod's service account, else ``~/.kube/config``.
 
     urllib3's own retries are off (the source backs off itself), and the pool is sized
-    for four watches plus concurrent binds.
+    for five watches plus concurrent binds.
     """
     configuration = client.Configuration()
     try:

@@ -328,3 +328,24 @@ def test_stale_reports_and_a_lost_extender_are_shown():
         assert "offline" in live.text
         errors = console_errors(driver)  # only the refused connections themselves
         assert all("ERR_CONNECTION_REFUSED" in error for error in errors), errors
+
+
+def test_the_policies_tab_shows_a_namespace_default_and_its_usage():
+    from topology.models import BandwidthPolicy
+
+    with served_cluster() as cluster, KubeScheduler(cluster) as kube, chromium() as driver:
+        driver.get(f"{cluster.url}/dashboard")
+        wait_for(driver, "document.querySelectorAll('.node').length === 12")
+        open_tab(driver, "policies")
+        assert "No BandwidthPolicy" in driver.find_element("id", "policies").text
+        cluster.source.apply(BandwidthPolicy.model_validate({
+            "metadata": {"name": "limits", "namespace": "admin"},
+            "spec": {"default": {"egress": "100M"}, "hard": {"egress": "1G"}}}))
+        quiet = kube.schedule("quiet", {})  # asks nothing: the namespace default is reserved
+        assert quiet.node is not None and quiet.bind_error == ""
+        item = wait_for(driver, "document.querySelector(`#policies li[data-policy='admin/limits']`)")
+        wait_for(driver, "document.querySelector(`#policies li[data-policy='admin/limits']`).textContent"
+                         ".includes('out 100M of 1G')")
+        assert "default in - out 100M" in item.text
+        assert driver.find_element("id", "policies-count").text == "1"
+        assert console_errors(driver) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
@@ -257,7 +257,7 @@ class Scheduler:
             raise BindError(str(error)) from None
         reservation, reserved_now = None, False
         if requirements.needs_resources:
-            reservation, reserved_now = self._reserve(pod, requirements, policies, node)
+            reservation, reserved_now = self._reserve(pod, requirements, node, policies)
             try:
                 pod = self.source.write_reservation(pod, reservation.model_dump_json(exclude_none=True))
             except BindConflict as error:
@@ -273,7 +273,7 @@ class Scheduler:
         return reservation
 
     def _reserve(
-        self, pod: Pod, requirements: PodRequirements, policies: list[NamespacePolicy], node: str
+        self, pod: Pod, requirements: PodRequirements, node: str, policies: Sequence[NamespacePolicy] = ()
     ) -> tuple[Reservation, bool]:
         """The pod's reservation on ``node`` and whether this call took it.
 
@@ -344,7 +344,7 @@ class Scheduler:
         return with_defaults(requirements, policies), policies
 
     def _policy_refusals(
-        self, pod: Pod, requirements: PodRequirements, policies: list[NamespacePolicy]
+        self, pod: Pod, requirements: PodRequirements, policies: Sequence[NamespacePolicy]
     ) -> list[Refusal]:
         """The namespace's maximum and totals: the same on every node, so refused everywhere."""
         if not policies:

@@ -432,12 +432,13 @@ def test_install_is_reachable_from_the_netsched_cni_executable(node: Node):
 
 
 def test_the_image_builds_the_client_where_install_looks():
-    """deploy/Dockerfile's cni-client stage, copied under the image's Python prefix."""
+    """deploy/Dockerfile's cni-client stage, copied under the node image's Python prefix
+    (its virtualenv, /opt/netsched)."""
     dockerfile = (Path(__file__).parents[2] / "deploy" / "Dockerfile").read_text()
     built = re.search(r"^RUN /src/(cni/thin_client/build\.sh) (\S+)$", dockerfile, re.MULTILINE)
     assert built, "the cni-client stage builds with the Makefile's script"
     where = install.CLIENT_BUILD.relative_to(sys.prefix)
-    assert f"COPY --from=cni-client {built[2]} /usr/local/{where}\n" in dockerfile
+    assert f"COPY --from=cni-client {built[2]} /opt/netsched/{where}\n" in dockerfile
 
 
 # -- modes, versions, and what a re-run reports -----------------------------------------

@@ -7,5 +7,8 @@ set -eu
 output=$(realpath -m "$1")
 shift
 cd "$(dirname "$0")"
+if [ -z "${GOCACHE:-}${XDG_CACHE_HOME:-}${HOME:-}" ]; then
+    export GOCACHE=/tmp/netsched-go-build # go needs a build cache; no HOME says where
+fi
 CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
     go build -trimpath -buildvcs=false -ldflags="-s -w $*" -o "$output" .

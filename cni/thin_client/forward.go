@@ -36,10 +36,20 @@ type request struct {
 	Config string            `json:"config"`
 }
 
-// reply is what the daemon answers.
-type reply struct {
-	ExitCode *int    `json:"exitCode"`
-	Stdout   *string `json:"stdout"`
+// parseReply reads the daemon's {"exitCode": <integer>, "stdout": <string>}. Keys are
+// matched exactly, as the Python client matches them (Go's decoder into a struct would
+// take "ExitCode" too).
+func parseReply(raw []byte) (int, string, bool) {
+	var fields map[string]json.RawMessage
+	var code int
+	var stdout string
+	if json.Unmarshal(raw, &fields) != nil || fields["exitCode"] == nil || fields["stdout"] == nil ||
+		json.Unmarshal(fields["exitCode"], &code) != nil ||
+		json.Unmarshal(fields["stdout"], &stdout) != nil ||
+		string(fields["exitCode"]) == "null" || string(fields["stdout"]) == "null" {
+		return 0, "", false
+	}
+	return code, stdout, true
 }
 
 // topLevelString is the config document's key when it is a string. A config that is
@@ -82,8 +92,8 @@ func forward(socketPath string, environ []string, config []byte) (int, string, *
 		return 0, "", &cniError{codeTryAgainLater,
 			"socket: no netsched-cni daemon answers at " + pyRepr(socketPath), err.Error()}
 	}
-	var answer reply
-	if json.Unmarshal(raw, &answer) != nil || answer.ExitCode == nil || answer.Stdout == nil {
+	code, stdout, ok := parseReply(raw)
+	if !ok {
 		shown := raw
 		if len(shown) > 200 {
 			shown = shown[:200]
@@ -92,7 +102,7 @@ func forward(socketPath string, environ []string, config []byte) (int, string, *
 			"socket: the daemon at " + pyRepr(socketPath) + " sent no valid reply",
 			fmt.Sprintf("%q", shown)}
 	}
-	return *answer.ExitCode, *answer.Stdout, nil
+	return code, stdout, nil
 }
 
 // connect is a blocking connect with connectTimeout as its deadline (SO_SNDTIMEO), as

@@ -237,7 +237,9 @@ def test_a_del_that_cannot_be_handed_off_is_try_again_later(tmp_path):
                                    b'{"exitCode": "1", "stdout": "x"}',
                                    b'{"exitCode": 1.5, "stdout": "x"}',
                                    b'{"exitCode": true, "stdout": "x"}',
-                                   b'{"exitCode": 0, "stdout": 5}'])
+                                   b'{"exitCode": 0, "stdout": 5}',
+                                   b'{"ExitCode": 0, "Stdout": "x"}',
+                                   b'{"exitCode": 0, "stdout": null}'])
 def test_a_malformed_answer_is_an_io_failure(tmp_path, reply):
     path = tmp_path / "d.sock"
     with stand_in_daemon(path, sends(reply)):

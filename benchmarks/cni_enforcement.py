@@ -337,6 +337,8 @@ def main() -> None:
                         help="only the bursts and the first ADD after the daemon starts")
     parser.add_argument("--starts", type=int, default=5,
                         help="daemon starts for the first-ADD measurement (default 5)")
+    parser.add_argument("--client-rounds", type=int, default=100,
+                        help="runs of each thin client alone (default 100)")
     parser.add_argument("--pairs", type=int, default=1000,
                         help="ADD/DEL pairs for the daemon's memory (default 1000, 0: skip)")
     args = parser.parse_args()
@@ -379,7 +381,7 @@ def main() -> None:
                           f"{pct(burst_rtt, .5):.1f} / {pct(burst_rtt, .9):.1f} |", flush=True)
         with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
             print_chain_times(chain_times(lab, chains(node, daemon), daemon, args.rounds))
-            client_start_to_exit(daemon, lab.workdir / "client-state", args.rounds * 10)
+            client_start_to_exit(daemon, lab.workdir / "client-state", args.client_rounds)
             bursts(lab, daemon)
         first_add_after_start(lab, node, args.starts)
         if args.pairs:

@@ -203,7 +203,8 @@ def daemon_memory(lab: Lab, node: Node, pairs: int) -> None:
     whole chain through the native client, one pod namespace reused) and its fds."""
     print("\n| ADD/DEL pairs done | daemon RSS (MiB) | open fds |")
     print("|---|---|---|")
-    with running_daemon(node.netns, lab.workdir / "mem" / "cni.sock") as daemon:
+    with running_daemon(node.netns, lab.workdir / "mem" / "cni.sock",
+                        log=subprocess.DEVNULL) as daemon:
         runtime = node.runtime(extra={"socket": str(daemon.socket_path)}, client="native")
         pod = lab.netns("pd")
         pid = daemon.process.pid
@@ -352,7 +353,8 @@ def main() -> None:
     try:
         (node,) = switched_nodes(lab, 1)
         if args.startup_only:
-            with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
+            with running_daemon(node.netns, lab.workdir / "run" / "cni.sock",
+                                log=subprocess.DEVNULL) as daemon:
                 bursts(lab, daemon)
             first_add_after_start(lab, node, args.starts)
             return
@@ -379,7 +381,8 @@ def main() -> None:
                           f"{bbr * WIRE / rate:.3f} | "
                           f"{pct(bbr_rtt, .5):.1f} / {pct(bbr_rtt, .9):.1f} | "
                           f"{pct(burst_rtt, .5):.1f} / {pct(burst_rtt, .9):.1f} |", flush=True)
-        with running_daemon(node.netns, lab.workdir / "run" / "cni.sock") as daemon:
+        with running_daemon(node.netns, lab.workdir / "run" / "cni.sock",
+                            log=subprocess.DEVNULL) as daemon:
             print_chain_times(chain_times(lab, chains(node, daemon), daemon, args.rounds))
             client_start_to_exit(daemon, lab.workdir / "client-state", args.client_rounds)
             bursts(lab, daemon)

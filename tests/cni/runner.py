@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cni.install import CLIENT_BUILD
 
@@ -206,18 +206,23 @@ def lab_conflist(bridge: str, subnet: str, workdir: Path, *, version: str = "1.0
 class Daemon:
     """``netsched-cni daemon`` inside a node namespace, as the CNI DaemonSet runs it."""
 
-    def __init__(self, node_netns: str, socket_path: Path, node_name: str | None = None) -> None:
-        """``node_name``: the NODE_NAME the DaemonSet's downward API would set."""
+    def __init__(self, node_netns: str, socket_path: Path, node_name: str | None = None,
+                 log: int | IO[str] = subprocess.PIPE) -> None:
+        """``node_name``: the NODE_NAME the DaemonSet's downward API would set. ``log``:
+        where its log goes; a pipe (tests read it after stopping the daemon) holds a few
+        hundred invocations' lines before the daemon blocks writing, so long runs pass
+        a file or DEVNULL."""
         self.socket_path = socket_path
         env = {**os.environ, "NODE_NAME": node_name} if node_name else None
         self.process = subprocess.Popen(
             [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE, stderr=log, text=True, env=env,
             preexec_fn=_enter(node_netns),  # noqa: PLW1509 - only system calls, see _LIBC
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        assert line.strip() == f"ready {socket_path}", (line, self.process.stderr.read())
+        assert line.strip() == f"ready {socket_path}", (
+            line, self.process.stderr.read() if self.process.stderr else "")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.process.send_signal(sig)
@@ -230,9 +235,9 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(node_netns: str, socket_path: Path, node_name: str | None = None
-                   ) -> Iterator[Daemon]:
-    daemon = Daemon(node_netns, socket_path, node_name)
+def running_daemon(node_netns: str, socket_path: Path, node_name: str | None = None,
+                   log: int | IO[str] = subprocess.PIPE) -> Iterator[Daemon]:
+    daemon = Daemon(node_netns, socket_path, node_name, log)
     try:
         yield daemon
     finally:

@@ -4,9 +4,10 @@
 //
 // It does exactly what the Python thin client (cni/main.py, cni/client.py) does, as a
 // static executable: a node OS without python3 (Flatcar, Talos, Bottlerocket,
-// Container-Optimized OS) can run it, and it starts in about a millisecond instead of
-// a Python interpreter's tens. The wire format and every error are the Python client's;
-// docs/cni.md describes them, and tests/cni runs the kernel tests through both clients.
+// Container-Optimized OS) can run it, and it starts as the reference plugins do, where
+// the Python client pays for an interpreter. The wire format and every error are the
+// Python client's; docs/cni.md describes them, and tests/cni runs the kernel tests
+// through both clients.
 package main
 
 import (

@@ -136,11 +136,6 @@ def run(args: argparse.Namespace) -> int:
         PolicyStatusWriter(extender.state, source).run(stopping)  # BandwidthPolicy used/hard
 
     separate = args.read_only_port is not None
-    server = uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options)
-    # While uvicorn runs it takes SIGTERM and SIGINT itself, shuts down gracefully and then
-    # hands the signal back to the CLI's handler; a stop asked before it took them over
-    # reaches it through this thread. Either way ``run`` returns and the Lease is handed back.
-    threading.Thread(target=_exit_when, args=(stopping, server), name="stop", daemon=True).start()
     try:
         if stopping.is_set():
             return 0
@@ -148,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"netsched extender on {options.scheme}://{args.host}:{args.port} (verbs: {verbs})", flush=True)
         # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
         threading.Thread(target=follow, name="cluster-source", daemon=True).start()
+        server = uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options)
+        # While uvicorn runs it takes SIGTERM and SIGINT itself, shuts down gracefully and then
+        # hands the signal back to the CLI's handler; a stop asked before it took them over
+        # reaches it through this thread. Either way ``run`` returns and the Lease is handed back.
+        threading.Thread(target=_exit_when, args=(stopping, server), name="stop", daemon=True).start()
         with contextlib.ExitStack() as stack:
             if separate:
                 read_only = ServeOptions(args.host, args.read_only_port, log_level="info")

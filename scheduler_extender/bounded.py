@@ -1,19 +1,19 @@
 """Memory the extender keeps for later, bounded in bytes as well as in entries.
 
 An entry count alone does not bound memory when a caller chooses the size of each
-entry: 4,096 remembered pods with 1 MB of annotations each are 4 GB, four times the
-Deployment's memory limit. Each container here takes a ``size`` function that
-estimates an entry's bytes (the strings it holds, which are what a caller controls)
-and drops the oldest entries until both bounds hold.
+entry: 200 decisions that each quote a refusal for 5,000 nodes, or 4,096 remembered
+pods with 1 MB of annotations each (4 GB, four times the Deployment's memory limit;
+the extender no longer keeps pods from filter bodies at all). The log here takes a
+``size`` function that estimates an entry's bytes (the strings it holds, which are
+what a caller controls) and drops the oldest entries until both bounds hold.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-K = TypeVar("K")
 V = TypeVar("V")
 
 ENTRY_OVERHEAD = 256
@@ -23,33 +23,6 @@ ENTRY_OVERHEAD = 256
 def text_bytes(*mappings: Mapping[str, str]) -> int:
     """What the strings of ``mappings`` (labels, annotations, reasons per node) occupy, roughly."""
     return sum(len(key) + len(value) for mapping in mappings for key, value in mapping.items())
-
-
-class BoundedLRU(Generic[K, V]):
-    """A mapping that forgets its least recently stored entries beyond either bound."""
-
-    def __init__(self, max_entries: int, max_bytes: int, size: Callable[[V], int]) -> None:
-        self.max_entries, self.max_bytes, self._size = max_entries, max_bytes, size
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self.bytes = 0
-
-    def put(self, key: K, value: V) -> None:
-        size = self._size(value) + ENTRY_OVERHEAD
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        self._entries[key] = (value, size)
-        self.bytes += size
-        while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
-
-    def get(self, key: K) -> V | None:
-        found = self._entries.get(key)
-        return found[0] if found is not None else None
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class BoundedLog(Generic[V]):

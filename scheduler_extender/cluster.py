@@ -1,15 +1,15 @@
 """Where the extender's picture of the cluster comes from, and where bindings go.
 
 A *cluster source* loads Nodes, NodeNetworks, Networks, BandwidthPolicies and Pods, streams their
-changes into a *sink* (the extender's ``ClusterState``), and carries out the two
-writes a bind makes: the reservation annotation, then the Binding. The file source
+changes into a *sink* (the extender's ``ClusterState``), and carries out the one
+write a bind makes: a Binding that carries the reservation annotation. The file source
 (demo, tests) and the Kubernetes source implement the same protocol, so the
 scheduling code never knows which one it talks to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,7 +19,7 @@ ClusterObject = Node | NodeNetwork | Network | BandwidthPolicy | Pod
 
 
 class BindConflict(RuntimeError):
-    """The API refused a bind write (stale resourceVersion, pod gone, already bound)."""
+    """The API refused a bind (stale resourceVersion or UID, pod gone, already bound)."""
 
 
 @dataclass(slots=True)
@@ -58,12 +58,14 @@ class ClusterSource(Protocol):
     def stop(self) -> None:
         """Stop following changes; idempotent."""
 
-    def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
-        """Set the ``netsched.io/reservation`` annotation, conditional on the pod's
-        resourceVersion; return the updated pod or raise ``BindConflict``."""
+    def read_pod(self, namespace: str, name: str) -> Pod | None:
+        """The pod as the API holds it now (None: it does not exist); raise ``BindConflict``
+        when it cannot be read."""
 
-    def create_binding(self, pod: Pod, node: str) -> None:
-        """Bind ``pod`` to ``node`` (the ``pods/binding`` subresource); raise ``BindConflict``."""
+    def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
+        """Create ``pod``'s Binding to ``node`` carrying ``annotations``, with the pod's uid
+        and resourceVersion as preconditions: the API server sets ``spec.nodeName`` and
+        merges the annotations into the pod in one write. Raise ``BindConflict``."""
 
     def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
         """Set a BandwidthPolicy's status (best effort: the next sync tries again)."""

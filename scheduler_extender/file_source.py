@@ -1,21 +1,21 @@
 """A cluster held in memory, loaded from a YAML file of API objects.
 
 It serves ``netsched demo`` and the tests with the same semantics as the API
-server where they matter to binding: resourceVersion preconditions on the
-reservation write, and a pod can be bound once.
+server where they matter to binding: a Binding under uid and resourceVersion
+preconditions that carries the reservation, and a pod can be bound once.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import TypeAdapter
 
-from bandwidth_accounting import annotations
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
 from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
@@ -74,7 +74,13 @@ class FileClusterSource:
     def stop(self) -> None:
         self._sink = None
 
-    def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
+    def read_pod(self, namespace: str, name: str) -> Pod | None:
+        found = self._objects.get(("Pod", f"{namespace}/{name}"))
+        return found if isinstance(found, Pod) else None
+
+    def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
+        """The API server's Binding: uid and resourceVersion preconditions, bound once,
+        annotations merged in the same write."""
         with self._lock:
             current = self._current_pod(pod)
             if current.metadata.resource_version != pod.metadata.resource_version:
@@ -82,18 +88,12 @@ class FileClusterSource:
                     f"pod {pod.key} changed (resourceVersion {pod.metadata.resource_version} "
                     f"is now {current.metadata.resource_version})"
                 )
-            updated = current.model_copy(deep=True)
-            updated.metadata.annotations[annotations.RESERVATION] = reservation_json
-            return self._store(updated)
-
-    def create_binding(self, pod: Pod, node: str) -> None:
-        with self._lock:
-            current = self._current_pod(pod)
             if current.spec.node_name:
                 raise BindConflict(f"pod {pod.key} is already bound to {current.spec.node_name}")
             if ("Node", node) not in self._objects:
                 raise BindConflict(f"node {node} does not exist")
             updated = current.model_copy(deep=True)
+            updated.metadata.annotations.update(annotations)
             updated.spec.node_name = node
             updated.status.phase = "Running"
             self._store(updated)

@@ -1,4 +1,4 @@
-"""The cluster as the Kubernetes API holds it: list + watch, and the two bind writes.
+"""The cluster as the Kubernetes API holds it: list + watch, and the bind.
 
 ``KubernetesClusterSource`` implements ``ClusterSource`` with the official client. It
 lists Nodes, Pods, ``NodeNetwork``, ``Network`` and ``BandwidthPolicy`` objects (in pages), hands the
@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,16 @@ from kubernetes.config.config_exception import ConfigException
 from pydantic import TypeAdapter, ValidationError
 from urllib3.exceptions import HTTPError
 
-from bandwidth_accounting import annotations
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
-from topology.models import API_GROUP, BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
+from topology.models import (
+    API_GROUP,
+    BandwidthPolicy,
+    BandwidthPolicyStatus,
+    Network,
+    Node,
+    NodeNetwork,
+    Pod,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,56 +244,44 @@ class KubernetesClusterSource:
             ", ".join(f"{len(r.known)} {r.name}" for r in self._resources),
         )
 
-    def write_reservation(self, pod: Pod, reservation_json: str) -> Pod:
-        """Merge-patch the annotation with the pod's uid and resourceVersion as preconditions.
+    def read_pod(self, namespace: str, name: str) -> Pod | None:
+        """The pod as the API server holds it, for a bind the watch has not caught up with."""
+        try:
+            response = self._core.read_namespaced_pod(
+                name, namespace, _preload_content=False, _request_timeout=self.settings.request_timeout
+            )
+            return Pod.model_validate(orjson.loads(_read(response)))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise BindConflict(
+                f"reading pod {namespace}/{name}: API server answered {error.status} {error.reason}: "
+                f"{_message(error)}"
+            ) from None
+        except (HTTPError, OSError) as error:
+            raise BindConflict(f"reading pod {namespace}/{name}: API server unreachable: {error}") from None
+        except (ValueError, ValidationError) as error:
+            raise BindConflict(f"reading pod {namespace}/{name}: unreadable answer: {error}") from None
 
-        A pod already bound keeps the reservation it was bound with: its record is not
-        overwritten (the Binding would fail anyway, and the pod would be left holding a
-        reservation for a node it is not on).
-        """
-        if pod.spec.node_name:
-            raise BindConflict(f"pod {pod.key} is already bound to {pod.spec.node_name}")
-        metadata: dict[str, Any] = {"annotations": {annotations.RESERVATION: reservation_json}}
+    def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
+        """One ``pods/binding`` create: the API server sets ``spec.nodeName`` and merges the
+        Binding's annotations into the pod in the same write, under its uid and
+        resourceVersion preconditions (kube-apiserver's ``BindingREST``)."""
+        namespace = pod.metadata.namespace or "default"
+        metadata: dict[str, Any] = {"name": pod.metadata.name, "namespace": namespace, "uid": pod.metadata.uid}
         if pod.metadata.resource_version:
             metadata["resourceVersion"] = pod.metadata.resource_version
-        if pod.metadata.uid:
-            metadata["uid"] = pod.metadata.uid
-        response = self._write(
-            pod,
-            "recording the reservation",
-            self._core.patch_namespaced_pod,
-            pod.metadata.name,
-            pod.metadata.namespace or "default",
-            {"metadata": metadata},
-            _content_type=MERGE_PATCH,
-        )
-        return Pod.model_validate(orjson.loads(_read(response)))
-
-    def create_binding(self, pod: Pod, node: str) -> None:
-        """Create the pod's Binding, with its uid as precondition (as kube-scheduler does)."""
-        namespace = pod.metadata.namespace or "default"
+        if annotations:
+            metadata["annotations"] = dict(annotations)
         body = {
             "apiVersion": "v1",
             "kind": "Binding",
-            "metadata": {
-                "name": pod.metadata.name,
-                "namespace": namespace,
-                "uid": pod.metadata.uid,
-            },
+            "metadata": metadata,
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         # The server answers a Status, which the client cannot read as a V1Binding:
         # the raw response is all we need.
-        _read(
-            self._write(
-                pod,
-                "binding",
-                self._core.create_namespaced_pod_binding,
-                pod.metadata.name,
-                namespace,
-                body,
-            )
-        )
+        _read(self._write(pod, self._core.create_namespaced_pod_binding, pod.metadata.name, namespace, body))
 
     def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
         """Merge-patch the policy's status subresource (the watch brings the result back)."""
@@ -305,13 +300,11 @@ class KubernetesClusterSource:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _write(
-        self, pod: Pod, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        """One bind write; every failure is a ``BindConflict`` naming the cause, so the
-        scheduler rolls the reservation back and kube-scheduler retries the pod."""
+    def _write(self, pod: Pod, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The bind write; every failure is a ``BindConflict`` naming the cause, so the
+        scheduler releases the reservation and kube-scheduler retries the pod."""
         if self.may_write is not None and not self.may_write():
-            raise BindConflict(f"{what} for {pod.key}: this replica is no longer the leader")
+            raise BindConflict(f"binding {pod.key}: this replica is no longer the leader")
         try:
             return call(
                 *args,
@@ -325,11 +318,10 @@ class KubernetesClusterSource:
             if error.status == 409:
                 raise BindConflict(f"pod {pod.key}: {_message(error)}") from None
             raise BindConflict(
-                f"{what} for {pod.key}: API server answered {error.status} {error.reason}: "
-                f"{_message(error)}"
+                f"binding {pod.key}: API server answered {error.status} {error.reason}: {_message(error)}"
             ) from None
         except (HTTPError, OSError) as error:
-            raise BindConflict(f"{what} for {pod.key}: API server unreachable: {error}") from None
+            raise BindConflict(f"binding {pod.key}: API server unreachable: {error}") from None
 
     # -- reading -------------------------------------------------------------------------
 

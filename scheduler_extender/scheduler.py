@@ -2,8 +2,8 @@
 
 This module knows nothing of HTTP: the webhook, the CLI's ``explain`` and the
 simulator all drive these same methods. Filter is optimistic; bind is authoritative
-(check-and-reserve under the ledger lock, then the reservation annotation, then the
-Binding), because kube-scheduler tells an extender its choice only through ``/bind``.
+(check-and-reserve under the ledger lock, then one Binding that carries the
+reservation), because kube-scheduler tells an extender its choice only through ``/bind``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from itertools import compress
 
 import numpy as np
 
+from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import batch_fit
 from bandwidth_accounting.fit import (
     Cause,
@@ -29,7 +30,12 @@ from bandwidth_accounting.fit import (
 )
 from bandwidth_accounting.ipam import AddressPoolExhausted
 from bandwidth_accounting.ledger import ReservationRefused
-from bandwidth_accounting.policy import InvalidPolicy, NamespacePolicy, policy_problems, with_defaults
+from bandwidth_accounting.policy import (
+    InvalidPolicy,
+    NamespacePolicy,
+    policy_problems,
+    with_defaults,
+)
 from bandwidth_accounting.requirements import (
     InvalidAnnotation,
     PodRequirements,
@@ -37,22 +43,19 @@ from bandwidth_accounting.requirements import (
 )
 from bandwidth_accounting.reservation import Reservation
 from scheduler_extender import scoring
-from scheduler_extender.bounded import BoundedLog, BoundedLRU, text_bytes
+from scheduler_extender.bounded import BoundedLog, text_bytes
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.preemption import Room, select_victims
 from scheduler_extender.state import ClusterState
 from topology.graph import Topology
-from topology.models import Pod
+from topology.models import SCHEDULER_NAME, Pod
 from topology.rows import NodeRows
 
 log = logging.getLogger(__name__)
 
-RECENT_PODS = 4096
-"""Pods seen by filter, kept so that bind (which carries only names) can find them."""
-RECENT_PODS_BYTES = 64 * 2**20
 RECENT_DECISIONS = 200
 RECENT_DECISIONS_BYTES = 32 * 2**20
-"""Both caches are bounded in bytes too: a caller chooses how large each entry is."""
+"""The decisions log is bounded in bytes too: a caller chooses how large each entry is."""
 CACHED_FILTERS = 32
 """Filter outcomes kept for the prioritize call that follows (same pod, same ledger version)."""
 
@@ -118,6 +121,8 @@ class Evaluation:
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     fit: FitSettings = field(default_factory=FitSettings)
+    scheduler_names: frozenset[str] = frozenset({SCHEDULER_NAME})
+    """The kube-scheduler profiles that call this extender: bind refuses pods naming another."""
 
 
 class Scheduler:
@@ -135,15 +140,11 @@ class Scheduler:
         self.decisions: BoundedLog[Decision] = BoundedLog(
             RECENT_DECISIONS, RECENT_DECISIONS_BYTES, lambda d: text_bytes(d.refused) + len(d.error)
         )
-        self._recent_pods: BoundedLRU[str, Pod] = BoundedLRU(
-            RECENT_PODS, RECENT_PODS_BYTES, lambda p: text_bytes(p.metadata.annotations, p.metadata.labels)
-        )
         self._outcomes: OrderedDict[tuple, dict[str, Outcome]] = OrderedDict()
 
     # -- filter ------------------------------------------------------------------------
 
     def filter(self, pod: Pod, node_names: Iterable[str]) -> FilterResult:
-        self._remember(pod)
         names = list(node_names)
         result = FilterResult()
         try:
@@ -229,7 +230,8 @@ class Scheduler:
     # -- bind --------------------------------------------------------------------------
 
     def bind(self, namespace: str, name: str, uid: str, node: str) -> Reservation | None:
-        """Reserve, record, then bind; on any failure undo the reservation and raise BindError."""
+        """Reserve, then bind with the reservation in the Binding; on failure release the
+        reservation and raise BindError."""
         try:
             reservation = self._bind(namespace, name, uid, node)
         except BindError as error:
@@ -241,9 +243,7 @@ class Scheduler:
         return reservation
 
     def _bind(self, namespace: str, name: str, uid: str, node: str) -> Reservation | None:
-        pod = self.state.pod(uid) or self._recent_pods.get(uid)
-        if pod is None:
-            raise BindError(f"pod {namespace}/{name} (uid {uid}) is not known to netsched yet")
+        pod = self._pod_to_bind(namespace, name, uid)
         ledger = self.state.ledger
         if pod.spec.node_name:
             # kube-scheduler retries a bind whose reply it lost: answer it, never undo it.
@@ -255,22 +255,44 @@ class Scheduler:
             requirements, policies = self.requirements_of(pod)
         except (InvalidAnnotation, InvalidPolicy) as error:
             raise BindError(str(error)) from None
-        reservation, reserved_now = None, False
+        reservation, reserved_now, recorded = None, False, {}
         if requirements.needs_resources:
             reservation, reserved_now = self._reserve(pod, requirements, node, policies)
-            try:
-                pod = self.source.write_reservation(pod, reservation.model_dump_json(exclude_none=True))
-            except BindConflict as error:
-                if reserved_now:
-                    ledger.release(uid)
-                raise BindError(f"recording the reservation failed: {error}", conflict=True) from None
+            recorded = {annotations.RESERVATION: reservation.model_dump_json(exclude_none=True)}
         try:
-            self.source.create_binding(pod, node)
+            self.source.bind(pod, node, recorded)
         except BindConflict as error:
             if reserved_now:
                 ledger.release(uid)
             raise BindError(f"binding failed: {error}", conflict=True) from None
         return reservation
+
+    def _pod_to_bind(self, namespace: str, name: str, uid: str) -> Pod:
+        """The pod kube-scheduler asks to bind, as the API holds it, checked to be the one
+        it names (namespace, name and uid) and one a served scheduler placed.
+
+        The watch usually knows the pod already; when it lags, the API is asked. Nothing
+        from a filter body is trusted here: bind writes to the pod."""
+        key = f"{namespace}/{name}"
+        if not uid:
+            raise BindError(f"bind of {key}: PodUID is empty")
+        pod = self.state.pod(uid)
+        if pod is None or (pod.metadata.namespace or "default", pod.metadata.name) != (namespace, name):
+            try:
+                pod = self.source.read_pod(namespace, name)
+            except BindConflict as error:
+                raise BindError(str(error)) from None
+        if pod is None:
+            raise BindError(f"pod {key} does not exist")
+        if pod.metadata.uid != uid:
+            raise BindError(f"pod {key} has uid {pod.metadata.uid}, not PodUID {uid}")
+        if pod.spec.scheduler_name not in self.settings.scheduler_names:
+            served = ", ".join(sorted(self.settings.scheduler_names))
+            raise BindError(
+                f"pod {key} names schedulerName {pod.spec.scheduler_name}; this extender binds "
+                f"only pods of {served}"
+            )
+        return pod
 
     def _reserve(
         self, pod: Pod, requirements: PodRequirements, node: str, policies: Sequence[NamespacePolicy] = ()
@@ -365,9 +387,6 @@ class Scheduler:
             and _uid(other) != own_uid
             and selector.matches(other.metadata.labels)
         ]
-
-    def _remember(self, pod: Pod) -> None:
-        self._recent_pods.put(_uid(pod), pod)
 
     def _decided(self, verb: str, pod: Pod, result: FilterResult) -> FilterResult:
         self.decisions.append(

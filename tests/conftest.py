@@ -14,7 +14,7 @@ from scheduler_extender.app import Extender, create_app
 from scheduler_extender.demo.sample_cluster import sample_cluster
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from topology.models import ObjectMeta, Pod, PodSpec
+from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 # Request bodies a real kube-scheduler sent, and the same shape with netsched annotations.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extender"
@@ -29,7 +29,7 @@ def make_pod(name: str, annotations: dict[str, str] | None = None, *, priority: 
     return Pod(
         metadata=ObjectMeta(name=name, namespace=namespace, uid=f"uid-{namespace}-{name}",
                             annotations=annotations or {}, labels=labels or {}),
-        spec=PodSpec(priority=priority),
+        spec=PodSpec(priority=priority, scheduler_name=SCHEDULER_NAME),
     )
 
 

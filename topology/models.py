@@ -22,6 +22,8 @@ API_VERSION = "netsched.io/v1alpha1"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
 SWITCH_LABEL = "netsched.io/switch"
+SCHEDULER_NAME = "netsched-scheduler"
+"""The ``schedulerName`` of pods placed through netsched (the profile in ``deploy/scheduler.yaml``)."""
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -246,6 +248,8 @@ class PodSpec(WireModel):
     priority: int = 0
     preemption_policy: str | None = None
     """``Never``: the pod waits rather than having lower-priority pods evicted for it."""
+    scheduler_name: str = "default-scheduler"
+    """Kubernetes' default when a pod names none."""
 
 
 class PodStatus(WireModel):
@@ -271,6 +275,7 @@ class Pod(WireModel):
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "SCHEDULER_NAME",
     "BandwidthPolicy",
     "BandwidthPolicySpec",
     "BandwidthPolicyStatus",

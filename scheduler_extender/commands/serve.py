@@ -51,6 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="follow the cluster through the Kubernetes API (in-cluster config, or --kubeconfig)",
     )
     parser.add_argument("--kubeconfig", metavar="FILE", help="with --kubernetes: kubeconfig to use")
+    parser.add_argument(
+        "--scheduler-name", action="append", metavar="NAME",
+        help="a kube-scheduler profile that calls this extender; /bind refuses pods naming any other "
+        "(repeat for several; default netsched-scheduler)",
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     parser.add_argument(
@@ -98,9 +103,9 @@ def extender_from_args(args: argparse.Namespace, source):
         CapacitySettings(headroom=args.headroom, observed_window=timedelta(seconds=args.observed_window))
     )
     max_age = timedelta(seconds=args.observed_max_age) if args.observed_max_age else None
-    settings = SchedulerSettings(
-        fit=FitSettings(report_ttl=timedelta(seconds=args.report_ttl), observed_max_age=max_age)
-    )
+    fit = FitSettings(report_ttl=timedelta(seconds=args.report_ttl), observed_max_age=max_age)
+    names = getattr(args, "scheduler_name", None)
+    settings = SchedulerSettings(fit=fit, **({"scheduler_names": frozenset(names)} if names else {}))
     return Extender.build(source, state, settings=settings)
 
 

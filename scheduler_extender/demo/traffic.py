@@ -21,7 +21,7 @@ import httpx
 from bandwidth_accounting import annotations
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.state import ClusterState
-from topology.models import ObjectMeta, Pod, PodSpec
+from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 REPORT_EVERY_SECONDS = 5.0
 
@@ -76,7 +76,7 @@ class DemoTraffic:
                 name=f"{template.app}-{next(self._counter)}", namespace="demo", uid=str(uuid.uuid4()),
                 labels={"app": template.app}, annotations=dict(template.annotations),
             ),
-            spec=PodSpec(),
+            spec=PodSpec(scheduler_name=SCHEDULER_NAME),
         )
         pod = self.source.apply(pod)
         body = {"Pod": pod.model_dump(mode="json"), "Nodes": None, "NodeNames": self.state.node_names()}

@@ -32,7 +32,7 @@ from scheduler_extender.simulation.links import Charge, LinkLoad
 from scheduler_extender.simulation.policy_names import PolicyName
 from scheduler_extender.state import CapacitySettings, ClusterState
 from topology.graph import Topology
-from topology.models import ObjectMeta, Pod, PodSpec
+from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 NAMESPACE = "sim"
 
@@ -163,7 +163,7 @@ class WithNetsched:
                     name=arrival.name, namespace=NAMESPACE, uid=arrival.uid, labels=arrival.labels,
                     annotations={**arrival.annotations, annotations.PLACEMENT: self.placement},
                 ),
-                spec=PodSpec(),
+                spec=PodSpec(scheduler_name=SCHEDULER_NAME),
             )
         )
         names = [kube.names[index] for index in candidates.tolist()]

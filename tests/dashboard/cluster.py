@@ -20,7 +20,7 @@ from scheduler_extender.app import Extender, create_app
 from scheduler_extender.demo.sample_cluster import sample_cluster
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from topology.models import ObjectMeta, Pod, PodSpec
+from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 
 @dataclass
@@ -78,7 +78,7 @@ class KubeScheduler:
             metadata=ObjectMeta(
                 name=name, namespace=namespace, uid=str(uuid.uuid4()), annotations=annotations
             ),
-            spec=PodSpec(priority=priority),
+            spec=PodSpec(priority=priority, scheduler_name=SCHEDULER_NAME),
         )
         return self.cluster.source.apply(pod)
 

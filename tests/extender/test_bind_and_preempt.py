@@ -1,4 +1,4 @@
-"""Bind is authoritative: atomic check-and-reserve, then the annotation, then the Binding."""
+"""Bind is authoritative: atomic check-and-reserve, then one Binding carrying the reservation."""
 
 from __future__ import annotations
 
@@ -52,18 +52,21 @@ def test_bind_of_an_unknown_pod_is_an_error_not_a_crash(served):
     result = served.post("/bind", json={"PodName": "ghost", "PodNamespace": "default", "PodUID": "nope",
                                         "Node": "node-a-1"})
     assert result.status_code == 200
-    assert result.json() == {"Error": "pod default/ghost (uid nope) is not known to netsched yet"}
+    assert result.json() == {"Error": "pod default/ghost does not exist"}
 
 
-def test_failed_annotation_write_rolls_the_reservation_back(served, extender, source, monkeypatch):
+def test_a_refused_binding_releases_the_reservation(served, extender, source, monkeypatch):
     pod = source.apply(make_pod("unlucky", {ann.EGRESS_BANDWIDTH: "1G"}))
+    carried = []
 
-    def conflict(*_args):
+    def conflict(pod, node, annotations):
+        carried.append(dict(annotations))
         raise BindConflict("the object has been modified; please apply your changes to the latest version")
 
-    monkeypatch.setattr(source, "write_reservation", conflict)
+    monkeypatch.setattr(source, "bind", conflict)
     error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
-    assert error.startswith("recording the reservation failed: the object has been modified")
+    assert error.startswith("binding failed: the object has been modified")
+    assert json.loads(carried[0][ann.RESERVATION])["node"] == "node-a-1"
     assert extender.state.ledger.holding(pod.metadata.uid) is None
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
 

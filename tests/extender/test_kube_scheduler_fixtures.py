@@ -12,6 +12,7 @@ import pytest
 from scheduler_extender.app import Extender, create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.scheduler import SchedulerSettings
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from bandwidth_accounting import annotations as ann
 from tests.conftest import load_fixture, make_pod
@@ -28,7 +29,8 @@ def real_cluster() -> Iterator[tuple[httpx.Client, FileClusterSource]]:
     pods = [Pod.model_validate(load_fixture(REAL + name)["Pod"])
             for name in ("bind-filter.json", "nodecache-filter.json", "nocache-filter.json")]
     source = FileClusterSource(ClusterSnapshot(nodes=nodes, pods=pods))
-    extender = Extender.build(source)
+    # The capturing kube-scheduler called the extender from its default profile.
+    extender = Extender.build(source, settings=SchedulerSettings(scheduler_names=frozenset({"default-scheduler"})))
     with BackgroundServer(create_app(extender), ServeOptions(port=0)) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
         yield client, source

@@ -21,8 +21,9 @@ stream ends cleanly after ``timeoutSeconds``. History can be compacted (``compac
 a watch from before that answers an ``ERROR`` event with a ``410 Expired`` Status, and
 a list ``continue`` token from before it is ``410 Gone``. Lists of namespaced resources
 without a namespace span all namespaces and honour ``limit``/``continue``. Pods have
-the ``binding`` subresource (UID precondition; 409 for a pod being deleted, already bound
-or with scheduling gates; the PodScheduled condition set, not appended). Faults for
+the ``binding`` subresource (UID and resourceVersion preconditions; 409 for a pod being
+deleted, already bound or with scheduling gates; the Binding's annotations merged into the
+pod and the PodScheduled condition set, not appended, in the same write). Faults for
 tests: ``fault`` (a callable that may answer any request with an ``ApiError``),
 ``drop_watches()`` (streams cut mid-way, without their last chunk) and
 ``expire_watches()`` (history compacted, open streams told ``410``).
@@ -54,6 +55,8 @@ from tests.kube_api import eviction
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+TOPOLOGY_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
+"""Node labels the API server copies onto a pod when it is bound (PodTopologyLabels admission)."""
 
 
 class ApiError(Exception):
@@ -71,7 +74,8 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "details": self.details,
+            # StatusDetails' fields are ``omitempty``: the core group ("") is not sent.
+            "details": {key: value for key, value in self.details.items() if value != ""},
             "code": self.code,
         }
 
@@ -566,27 +570,36 @@ class FakeKubeAPI:
         self._changed.notify_all()
 
     def _bind(self, where: ResourcePath, body: Any) -> dict[str, Any]:
-        """``POST pods/<name>/binding``: set ``spec.nodeName`` once, as the real server does."""
+        """``POST pods/<name>/binding``, as kube-apiserver's ``BindingREST`` does it.
+
+        One write under the Binding's ``uid``/``resourceVersion`` preconditions: it sets
+        ``spec.nodeName`` once, merges the Binding's ``metadata.annotations`` into the
+        pod's, and copies the target node's ``topology.kubernetes.io/zone`` and
+        ``/region`` labels onto the pod (the PodTopologyLabels admission). A node that
+        does not exist is not an error (201), as on the real server.
+        """
         _require_object(body)
+        metadata = body.get("metadata") or {}
+        if metadata.get("name", where.name) != where.name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Binding object")
+        target = (body.get("target") or {}).get("name")
+        if not target:
+            raise ApiError(422, "Invalid", "Binding.target.name: Required value")
         pod_path = ResourcePath(
             where.group, where.version, where.namespace, "pods", where.name, None
         )
         pod = self._stored(pod_path)
-        metadata = body.get("metadata") or {}
-        target = (body.get("target") or {}).get("name")
-        if not target:
-            raise ApiError(422, "Invalid", "Binding.target.name: Required value")
-        conflict = {"name": where.name, "kind": "pods"}
-        for key in ("uid", "resourceVersion"):
-            wanted = metadata.get(key)
-            if wanted and wanted != pod["metadata"].get(key):
+        for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            wanted, actual = metadata.get(key), pod["metadata"].get(key)
+            if wanted and wanted != actual:
                 raise ApiError(
                     409,
                     "Conflict",
-                    f'Operation cannot be fulfilled on pods/binding "{where.name}": '
-                    f"Precondition failed: {key} in precondition: {wanted}, "
-                    f"{key} in object meta: {pod['metadata'].get(key)}",
-                    conflict,
+                    f'Operation cannot be fulfilled on pods "{where.name}": StorageError: invalid '
+                    f"object, Code: 4, Key: /registry/pods/{where.namespace}/{where.name}, "
+                    f"ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: {label} in "
+                    f"precondition: {wanted}, {label} in object meta: {actual}",
+                    {"name": where.name, "kind": "pods"},
                 )
         # BindingREST's checks, in its order (pkg/registry/core/pod/storage), each a 409
         # Conflict on pods/binding: being deleted, already bound, still gated.
@@ -603,10 +616,17 @@ class FakeKubeAPI:
                 409,
                 "Conflict",
                 f'Operation cannot be fulfilled on pods/binding "{where.name}": {refusal}',
-                conflict,
+                {"name": where.name, "kind": "pods/binding"},
             )
         updated = copy.deepcopy(pod)
         updated.setdefault("spec", {})["nodeName"] = target
+        merged = updated["metadata"]
+        merged["annotations"] = {**(merged.get("annotations") or {}), **(metadata.get("annotations") or {})}
+        node = self._objects.get("/api/v1/nodes", {}).get(target)
+        node_labels = ((node or {}).get("metadata") or {}).get("labels") or {}
+        topology = {key: node_labels[key] for key in TOPOLOGY_LABELS if key in node_labels}
+        if topology:
+            merged["labels"] = {**(merged.get("labels") or {}), **topology}
         _set_pod_scheduled(updated.setdefault("status", {}))
         self._revision += 1
         updated["metadata"]["resourceVersion"] = str(self._revision)

@@ -185,6 +185,10 @@ def test_binding_sets_the_node_once_with_a_uid_precondition(kube_api, core):
     assert again.value.status == 409 and 'already assigned to node \\"n1\\"' in str(
         again.value.body
     )
+    with pytest.raises(ApiException) as renamed:
+        core.create_namespaced_pod_binding("ghost", "default", body, _preload_content=False)
+    assert renamed.value.status == 400  # the Binding's name must be the URL's
+    body["metadata"]["name"] = "ghost"
     with pytest.raises(ApiException) as missing:
         core.create_namespaced_pod_binding("ghost", "default", body, _preload_content=False)
     assert missing.value.status == 404

@@ -1,5 +1,8 @@
-"""Bind through the Kubernetes source: reservation patch with preconditions, then the Binding;
-rollback and an ``Error`` on every failure; stale reports refuse pods that need bandwidth."""
+"""Bind through the Kubernetes source: one Binding that carries the reservation under the pod's
+uid and resourceVersion preconditions; only the pod kube-scheduler named, for a served scheduler;
+the reservation released and an ``Error`` on every failure; stale reports refuse pods that need
+bandwidth. The in-test API server merges a Binding's annotations as kube-apiserver does
+(tests/kube_api/test_binding.py replays the captured exchanges)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,11 @@ def post(url: str, verb: str, body: dict) -> dict:
     return httpx.post(f"{url}/{verb}", json=body, timeout=20).json()
 
 
-def test_bind_patches_the_reservation_then_creates_the_binding(kube_api, serve):
+def writes_to_pods(kube_api) -> list:
+    return [r for r in kube_api.requests if r.method in ("PATCH", "POST", "PUT") and "/pods" in r.path]
+
+
+def test_bind_is_one_binding_carrying_the_reservation(kube_api, serve):
     seed_nodes(kube_api, 2)
     pod = kube_api.seed(PODS, pod_object("web", egress="2G"))
     served = serve()
@@ -38,17 +45,14 @@ def test_bind_patches_the_reservation_then_creates_the_binding(kube_api, serve):
     reservation = json.loads(stored["metadata"]["annotations"][ann.RESERVATION])
     assert reservation["node"] == "node-01"
     assert reservation["interfaces"]["eth0"] == {"ingress": 0, "egress": 2_000_000_000}
-    writes = [r for r in kube_api.requests if r.method in ("PATCH", "POST")]
-    assert [(r.method, r.path.split("?")[0]) for r in writes] == [
-        ("PATCH", f"{PODS}/web"),
-        ("POST", f"{PODS}/web/binding"),
-    ]
-    patch, binding = writes
-    assert patch.content_type == "application/merge-patch+json"
-    assert patch.body["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
-    assert patch.body["metadata"]["uid"] == pod["metadata"]["uid"]
+    # one write: the pod went from unbound and unreserved to both in one revision
+    assert stored["metadata"]["resourceVersion"] == str(int(pod["metadata"]["resourceVersion"]) + 1)
+    (binding,) = writes_to_pods(kube_api)
+    assert (binding.method, binding.path.split("?")[0]) == ("POST", f"{PODS}/web/binding")
     assert binding.body["target"] == {"apiVersion": "v1", "kind": "Node", "name": "node-01"}
     assert binding.body["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert binding.body["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
+    assert json.loads(binding.body["metadata"]["annotations"][ann.RESERVATION]) == reservation
     # the watch brings the bound pod back: the ledger holds it once
     wait_until(
         lambda: served.extender.state.pod(pod["metadata"]["uid"]).spec.node_name, what="bound pod"
@@ -56,7 +60,19 @@ def test_bind_patches_the_reservation_then_creates_the_binding(kube_api, serve):
     assert served.extender.state.ledger.reserved("node-01", "eth0") == (0, 2_000_000_000)
 
 
-def test_stale_resource_version_is_an_error_and_rolls_back(kube_api, serve):
+def test_a_pod_without_annotations_is_bound_without_any(kube_api, serve):
+    seed_nodes(kube_api, 1)
+    pod = kube_api.seed(PODS, pod_object("plain", egress=None))
+    served = serve()
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    assert post(served.url, "bind", bind_body(pod, "node-00")) == {"Error": ""}
+    (binding,) = writes_to_pods(kube_api)
+    assert "annotations" not in binding.body["metadata"]
+    stored = kube_api.get(f"{PODS}/plain")
+    assert stored["spec"]["nodeName"] == "node-00" and ann.RESERVATION not in stored["metadata"]["annotations"]
+
+
+def test_stale_resource_version_is_an_error_and_releases_the_reservation(kube_api, serve):
     seed_nodes(kube_api, 1)
     pod = kube_api.seed(PODS, pod_object("stale", egress="1G"))
     served = serve()
@@ -74,8 +90,8 @@ def test_stale_resource_version_is_an_error_and_rolls_back(kube_api, serve):
         {"metadata": {"labels": {"team": "a"}}},
     )
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
-    assert answer["Error"].startswith("recording the reservation failed: pod default/stale:")
-    assert "the object has been modified" in answer["Error"]
+    assert answer["Error"].startswith('binding failed: pod default/stale: Operation cannot be fulfilled on pods "stale"')
+    assert "Precondition failed: ResourceVersion in precondition" in answer["Error"]
     assert served.extender.state.ledger.holding(uid) is None
     assert served.extender.state.ledger.reserved("node-00", "eth0") == (0, 0)
     stored = kube_api.get(f"{PODS}/stale")
@@ -83,7 +99,6 @@ def test_stale_resource_version_is_an_error_and_rolls_back(kube_api, serve):
         "nodeName" not in stored["spec"]
         and ann.RESERVATION not in stored["metadata"]["annotations"]
     )
-    assert not [r for r in kube_api.requests if r.path.endswith("/binding")]
     # kube-scheduler retries once the extender has caught up: now it binds.
     kube_api.fault = None
     wait_until(
@@ -94,7 +109,67 @@ def test_stale_resource_version_is_an_error_and_rolls_back(kube_api, serve):
     assert kube_api.get(f"{PODS}/stale")["spec"]["nodeName"] == "node-00"
 
 
-def test_failed_binding_rolls_back_and_says_why(kube_api, serve):
+def test_a_pod_the_watch_has_not_delivered_is_read_from_the_api(kube_api, serve):
+    seed_nodes(kube_api, 1)
+    served = serve()
+    served.source.stop()  # the watch lags: the extender never hears of the new pod
+    pod = kube_api.seed(PODS, pod_object("fresh", egress="1G"))
+    assert served.extender.state.pod(pod["metadata"]["uid"]) is None
+    assert post(served.url, "bind", bind_body(pod, "node-00")) == {"Error": ""}
+    assert kube_api.get(f"{PODS}/fresh")["spec"]["nodeName"] == "node-00"
+    assert served.extender.state.ledger.reserved("node-00", "eth0") == (0, 1_000_000_000)
+
+
+def refused_without_change(kube_api, served, body: dict, error: str) -> None:
+    """The bind answers ``error`` and neither the API nor the ledger changed."""
+    revision = kube_api.revision
+    assert post(served.url, "bind", body) == {"Error": error}
+    assert kube_api.revision == revision
+    assert not [r for r in writes_to_pods(kube_api) if r.path.endswith("/binding")]
+    assert served.extender.state.ledger.holdings() == []
+
+
+def test_bind_names_the_pod_by_namespace_name_and_uid(kube_api, serve):
+    """A bind for another pod than the one kube-scheduler chose changes nothing."""
+    seed_nodes(kube_api, 1)
+    pod = kube_api.seed(PODS, pod_object("web", egress="1G"))
+    other = kube_api.seed(PODS, pod_object("other", egress="1G"))
+    served = serve()
+    wait_until(lambda: served.extender.state.pod(other["metadata"]["uid"]), what="the pods")
+    uid = pod["metadata"]["uid"]
+    body = bind_body(pod, "node-00")
+    refused_without_change(kube_api, served, {**body, "PodUID": "default/web"},
+                           "pod default/web has uid " + uid + ", not PodUID default/web")
+    refused_without_change(kube_api, served, {**body, "PodUID": ""}, "bind of default/web: PodUID is empty")
+    refused_without_change(kube_api, served, {**body, "PodName": "other"},
+                           f"pod default/other has uid {other['metadata']['uid']}, not PodUID {uid}")
+    refused_without_change(kube_api, served, {**body, "PodNamespace": "team-b"}, "pod team-b/web does not exist")
+
+
+def test_bind_refuses_pods_of_other_schedulers_whatever_a_filter_body_said(kube_api, serve):
+    """The API's pod decides, not a filter body: a forged copy naming netsched does not help."""
+    seed_nodes(kube_api, 1)
+    foreign = pod_object("victim", egress="800M")
+    foreign["spec"]["schedulerName"] = "default-scheduler"
+    pod = kube_api.seed(PODS, foreign)
+    served = serve()
+    wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
+    refusal = (
+        "pod default/victim names schedulerName default-scheduler; this extender binds only pods of "
+        "netsched-scheduler"
+    )
+    refused_without_change(kube_api, served, bind_body(pod, "node-00"), refusal)
+    forged = json.loads(json.dumps(pod))
+    forged["spec"]["schedulerName"] = "netsched-scheduler"
+    forged["metadata"]["annotations"]["kubernetes.io/egress-bandwidth"] = "1"
+    post(served.url, "filter", {"Pod": forged, "Nodes": None, "NodeNames": ["node-00"]})
+    refused_without_change(kube_api, served, bind_body(pod, "node-00"), refusal)
+    served.source.stop()  # nor does a lagging watch open a window: the API is asked
+    served.extender.state.delete(served.extender.state.pod(pod["metadata"]["uid"]))
+    refused_without_change(kube_api, served, bind_body(pod, "node-00"), refusal)
+
+
+def test_failed_binding_releases_the_reservation_and_says_why(kube_api, serve):
     seed_nodes(kube_api, 1)
     pod = kube_api.seed(PODS, pod_object("unlucky", egress="1G"))
     served = serve()
@@ -107,7 +182,7 @@ def test_failed_binding_rolls_back_and_says_why(kube_api, serve):
     )
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
     assert answer["Error"] == (
-        "binding failed: binding for default/unlucky: API server answered 500 Internal Server Error: "
+        "binding failed: binding default/unlucky: API server answered 500 Internal Server Error: "
         "etcdserver: leader changed"
     )
     assert served.extender.state.ledger.holdings() == []
@@ -123,10 +198,7 @@ def test_unreachable_api_during_bind_is_an_error(kube_api, serve):
         answer = post(served.url, "bind", bind_body(pod, "node-00"))
     finally:
         kube_api.resume()
-    assert answer["Error"].startswith(
-        "recording the reservation failed: recording the reservation "
-        "for default/offline: API server unreachable"
-    )
+    assert answer["Error"].startswith("binding failed: binding default/offline: API server unreachable")
     assert served.extender.state.ledger.holdings() == []
 
 
@@ -139,7 +211,7 @@ def test_a_deleted_pod_cannot_be_bound(kube_api, serve):
     served.source.stop()  # the extender does not hear of the deletion
     kube_api.delete(f"{PODS}/gone")
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
-    assert answer["Error"] == "recording the reservation failed: pod default/gone no longer exists"
+    assert answer["Error"] == "binding failed: pod default/gone no longer exists"
     assert served.extender.state.ledger.holdings() == []
 
 
@@ -176,14 +248,9 @@ def test_a_replica_that_lost_the_lease_mid_bind_does_not_write(kube_api, serve):
     wait_until(lambda: served.extender.state.pod(pod["metadata"]["uid"]), what="the pod")
     served.source.may_write = lambda: False  # the Lease went elsewhere after /bind was accepted
     answer = post(served.url, "bind", bind_body(pod, "node-00"))
-    assert answer["Error"] == (
-        "recording the reservation failed: recording the reservation for default/late: "
-        "this replica is no longer the leader"
-    )
+    assert answer["Error"] == "binding failed: binding default/late: this replica is no longer the leader"
     assert served.extender.state.ledger.holdings() == []
-    assert not [
-        r for r in kube_api.requests if r.method in ("PATCH", "POST") and "/pods/" in r.path
-    ]
+    assert not writes_to_pods(kube_api)
 
 
 def test_a_bound_pod_keeps_its_recorded_reservation(kube_api, serve):

@@ -375,6 +375,12 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         wait_until(lambda: preemptor.records, what="the preemption")
         preemptor.stop()
         assert preemptor.records[0].evicted == ["default/hog"]
+        # a pod the watch has not delivered yet is read from the API before it is bound
+        served.source.stop()
+        late = kube_api.seed(PODS, pod_object("late", egress=None))
+        assert httpx.post(f"{served.url}/bind", json=bind_body(late, "node-00")).json() == {
+            "Error": ""
+        }
     finally:
         elector.stop(release=True)
     setup = {

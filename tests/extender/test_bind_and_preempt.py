@@ -55,35 +55,19 @@ def test_bind_of_an_unknown_pod_is_an_error_not_a_crash(served):
     assert result.json() == {"Error": "pod default/ghost does not exist"}
 
 
-def test_a_refused_binding_releases_the_reservation(served, extender, source, monkeypatch):
-    pod = source.apply(make_pod("unlucky", {ann.EGRESS_BANDWIDTH: "1G"}))
-    carried = []
-
-    def conflict(pod, node, annotations):
-        carried.append(dict(annotations))
-        raise BindConflict("the object has been modified; please apply your changes to the latest version")
-
-    monkeypatch.setattr(source, "bind", conflict)
-    error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
-    assert error.startswith("binding failed: the object has been modified")
-    assert json.loads(carried[0][ann.RESERVATION])["node"] == "node-a-1"
-    assert extender.state.ledger.holding(pod.metadata.uid) is None
-    assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
-
-
-def test_failed_binding_rolls_the_reservation_back(served, extender, source, monkeypatch):
-    """The reservation is taken and annotated; then the API server refuses the Binding."""
+def test_failed_binding_releases_the_reservation(served, extender, source, monkeypatch):
+    """The reservation is taken and carried by the Binding; then the API server refuses it."""
     pod = source.apply(make_pod("lost", {ann.EGRESS_BANDWIDTH: "1G"}))
     reached = []
 
-    def refuse(bound: Pod, node: str) -> None:
-        reached.append((bound.metadata.uid, node))
+    def refuse(bound: Pod, node: str, annotations: dict[str, str]) -> None:
+        reached.append((bound.metadata.uid, node, json.loads(annotations[ann.RESERVATION])["node"]))
         assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)
         raise BindConflict('pod lost is already assigned to node "node-a-2"')
 
-    monkeypatch.setattr(source, "create_binding", refuse)
+    monkeypatch.setattr(source, "bind", refuse)
     error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
-    assert reached == [(pod.metadata.uid, "node-a-1")]
+    assert reached == [(pod.metadata.uid, "node-a-1", "node-a-1")]
     assert error == 'binding failed: pod lost is already assigned to node "node-a-2"'
     assert extender.state.ledger.holdings() == []
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)

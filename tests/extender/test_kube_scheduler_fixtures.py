@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bandwidth_accounting import annotations as ann
 from scheduler_extender.app import Extender, create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import SchedulerSettings
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from bandwidth_accounting import annotations as ann
 from tests.conftest import load_fixture, make_pod
 from topology.models import Node, Pod
 

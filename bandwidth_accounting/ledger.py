@@ -255,6 +255,18 @@ class Ledger:
                 self._mirror_observed(key)
             self._version += 1
 
+    def update_usable(self, usable: Mapping[InterfaceKey, tuple[int, int]]) -> bool:
+        """Change the usable capacity of interfaces the ledger already has (one node's
+        headroom changed) in place; False, changing nothing, if one of them is new."""
+        with self._lock:
+            if any(key not in self._slots for key in usable):
+                return False
+            for key, rates in usable.items():
+                self._usable[key] = rates
+                self._usable_rows[self._slots[key]] = rates
+            self._version += 1
+            return True
+
     # -- observed load ---------------------------------------------------------------
 
     def set_observed(self, node: str, at: float, rates: Mapping[str, tuple[int, int]]) -> None:

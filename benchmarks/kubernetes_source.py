@@ -4,8 +4,8 @@
    rebuild) with every pod bound and holding a reservation, by cluster size. Wall time and this
    process's CPU (which includes the in-process API server's JSON encoding).
 2. Watch lag: a pod bound in the API until the ledger holds it, median and p95 over 200 pods.
-3. Binds: 8 client threads POST /bind (HTTP, uvicorn) for 500 pods; each bind is a merge patch
-   and a Binding against the API server. Binds per second and latency percentiles.
+3. Binds: 8 client threads POST /bind (HTTP, uvicorn) for 500 pods; each bind is one Binding
+   (carrying the reservation) against the API server. Binds per second and latency percentiles.
 
 The API server is the Python test fixture, not kube-apiserver: absolute times include its cost.
 
@@ -132,7 +132,7 @@ def main() -> int:
         wall, latencies, errors = binds(path)
         print("\n| 500 binds, 8 clients | binds/s | p50 (ms) | p99 (ms) | errors |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        print(f"| /bind → patch + Binding | {len(latencies) / wall:.0f} | "
+        print(f"| /bind → one Binding | {len(latencies) / wall:.0f} | "
               f"{percentile(latencies, 0.5) * 1000:.1f} | {percentile(latencies, 0.99) * 1000:.1f} | {errors} |")
     return 0
 

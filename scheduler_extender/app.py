@@ -3,27 +3,33 @@
 Every webhook answers 200 with the extender/v1 JSON whenever it understood the
 request, because kube-scheduler treats any other status as an error for the pod:
 refusals travel in ``FailedNodes`` / ``FailedAndUnresolvableNodes`` / ``Error``.
-A body that is not extender JSON gets FastAPI's 422 naming the bad field.
+A body that is not extender JSON gets a 422 naming the bad field (``wire.read_body``).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Annotated, Any, Protocol
 
+import anyio
+import anyio.to_thread
 import orjson
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-from scheduler_extender.cluster import ClusterSource
+from scheduler_extender.cluster import CONCURRENT_BINDS, ClusterSource
 from scheduler_extender.metrics import ExtenderMetrics
 from scheduler_extender.read_api import health_router, read_only_router
 from scheduler_extender.scheduler import BindError, FilterResult, Scheduler
 from scheduler_extender.state import ClusterState
 from scheduler_extender.wire import (
+    BodyRejected,
     ExtenderArgs,
     ExtenderBindingArgs,
     ExtenderBindingResult,
@@ -31,9 +37,10 @@ from scheduler_extender.wire import (
     ExtenderPreemptionArgs,
     ExtenderPreemptionResult,
     HostPriority,
+    M,
     MetaPod,
     MetaVictims,
-    NodeList,
+    read_body,
 )
 from topology.models import Pod
 
@@ -67,6 +74,40 @@ class Extender:
             scheduler=Scheduler(state, source, **scheduler_args),
             metrics=ExtenderMetrics(state),
         )
+
+
+REQUEST_BODIES: tuple[type[BaseModel], ...] = (ExtenderArgs, ExtenderBindingArgs, ExtenderPreemptionArgs)
+
+
+def body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency that reads the request body as ``model`` with ``read_body``."""
+
+    async def read(request: Request) -> M:
+        return read_body(model, await request.body())
+
+    return read
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a verb whose body ``body`` reads (FastAPI does not see it)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _with_request_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` that also documents the request bodies named by ``request_body``."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            _, definitions = models_json_schema(
+                [(model, "validation") for model in REQUEST_BODIES], ref_template="#/components/schemas/{model}"
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        return app.openapi_schema
+
+    return openapi
 
 
 def json_response(body: bytes | str) -> Response:
@@ -104,49 +145,68 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     app.state.extender = extender
     scheduler, metrics = extender.scheduler, extender.metrics
 
-    # filter, prioritize and preempt only compute (no I/O), so they run on the event loop
-    # and skip the threadpool hop; bind talks to the API server and runs in the threadpool.
-    @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"])
-    async def filter_nodes(args: ExtenderArgs) -> Response:
+    # Bodies are read by ``read_body`` (orjson, then only the declared fields validated);
+    # filter, prioritize and preempt only compute, so they run on the event loop; bind
+    # talks to the API server and runs in threads of its own, CONCURRENT_BINDS at most.
+    binding_threads: list[anyio.CapacityLimiter] = []
+
+    @app.exception_handler(BodyRejected)
+    async def rejected(_: Request, error: BodyRejected) -> Response:
+        return Response(error.detail(), status_code=422, media_type="application/json")
+
+    @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
+    async def filter_nodes(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
         with metrics.request_seconds.labels("filter").time():
             outcome = scheduler.filter(args.Pod, args.node_names())
             if outcome.refusals:
                 for listener in extender.refusal_listeners:
                     listener.refused(args.Pod, outcome)
-            for reasons in outcome.refusals.values():
-                for cause in {reason.cause for reason in reasons}:
-                    metrics.filter_rejections.labels(cause.value).inc()
-            result = ExtenderFilterResult(
-                FailedNodes=outcome.failed, FailedAndUnresolvableNodes=outcome.unresolvable
+            causes = Counter(
+                cause for reasons in outcome.refusals.values() for cause in {reason.cause for reason in reasons}
             )
+            for cause, count in causes.items():
+                metrics.filter_rejections.labels(cause.value).inc(count)
+            result: dict[str, Any] = {
+                "Nodes": None,
+                "NodeNames": None,
+                "FailedNodes": outcome.failed,
+                "FailedAndUnresolvableNodes": outcome.unresolvable,
+                "Error": "",
+            }
             if args.NodeNames is not None:
-                result.NodeNames = outcome.passed
-            else:
+                result["NodeNames"] = outcome.passed
+            elif args.Nodes is not None:
                 passed = set(outcome.passed)
-                items = args.Nodes.items if args.Nodes is not None else []
-                result.Nodes = NodeList(
-                    metadata=args.Nodes.metadata if args.Nodes is not None else {},
-                    items=[item for item in items if item.get("metadata", {}).get("name") in passed],
-                )
-            return json_response(result.model_dump_json())
+                result["Nodes"] = {
+                    "metadata": args.Nodes.metadata,
+                    "items": [item for item in args.Nodes.items if item["metadata"]["name"] in passed],
+                }
+            return json_response(orjson.dumps(result))
 
-    @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"])
-    async def prioritize(args: ExtenderArgs) -> Response:
+    @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
+    async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
         with metrics.request_seconds.labels("prioritize").time():
             scores = scheduler.prioritize(args.Pod, args.node_names())
             # Thousands of {"Host", "Score"} pairs: plain dicts through orjson, not model objects.
             return json_response(orjson.dumps([{"Host": host, "Score": score} for host, score in scores.items()]))
 
-    @app.post("/bind", response_model=ExtenderBindingResult, tags=["webhook"])
-    def bind(args: ExtenderBindingArgs) -> ExtenderBindingResult:
-        """Reserve bandwidth, record it on the pod, then create the Binding."""
+    @app.post(
+        "/bind", response_model=ExtenderBindingResult, tags=["webhook"], openapi_extra=request_body(ExtenderBindingArgs)
+    )
+    async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> ExtenderBindingResult:
+        """Reserve bandwidth, then bind with the reservation in the Binding (one API call)."""
+        if not binding_threads:
+            binding_threads.append(anyio.CapacityLimiter(CONCURRENT_BINDS))
         with metrics.request_seconds.labels("bind").time():
             if extender.is_ready is not None and not extender.is_ready():
                 return ExtenderBindingResult(Error="this extender replica is not the leader")
             try:
-                scheduler.bind(args.PodNamespace, args.PodName, args.PodUID, args.Node)
+                await anyio.to_thread.run_sync(
+                    scheduler.bind, args.PodNamespace, args.PodName, args.PodUID, args.Node,
+                    limiter=binding_threads[0],
+                )
             except BindError as error:
                 if error.conflict:
                     metrics.bind_conflicts.inc()
@@ -154,8 +214,13 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
             metrics.binds.inc()
             return ExtenderBindingResult()
 
-    @app.post("/preempt", response_model=ExtenderPreemptionResult, tags=["webhook"])
-    async def preempt(args: ExtenderPreemptionArgs) -> ExtenderPreemptionResult:
+    @app.post(
+        "/preempt", response_model=ExtenderPreemptionResult, tags=["webhook"],
+        openapi_extra=request_body(ExtenderPreemptionArgs),
+    )
+    async def preempt(
+        args: Annotated[ExtenderPreemptionArgs, Depends(body(ExtenderPreemptionArgs))],
+    ) -> ExtenderPreemptionResult:
         """Which victims free enough bandwidth on each candidate node."""
         with metrics.request_seconds.labels("preempt").time():
             chosen = scheduler.preempt(args.Pod, args.candidates())
@@ -172,4 +237,5 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     app.include_router(health_router(extender))
     if read_only:
         app.include_router(read_only_router(extender))
+    app.openapi = _with_request_schemas(app)  # type: ignore[method-assign]
     return app

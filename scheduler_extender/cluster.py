@@ -17,6 +17,12 @@ from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Nod
 
 ClusterObject = Node | NodeNetwork | Network | BandwidthPolicy | Pod
 
+CONCURRENT_BINDS = 64
+"""Binds the extender carries out at once (each waits on one API call). kube-scheduler runs
+every binding cycle in a goroutine of its own and its extender client sets no connection
+limit, so binds arrive as fast as scheduling cycles end; docs/benchmarks.md measures this
+size against the threadpool's default 40."""
+
 
 class BindConflict(RuntimeError):
     """The API refused a bind (stale resourceVersion or UID, pod gone, already bound)."""

@@ -32,7 +32,13 @@ from kubernetes.config.config_exception import ConfigException
 from pydantic import TypeAdapter, ValidationError
 from urllib3.exceptions import HTTPError
 
-from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
+from scheduler_extender.cluster import (
+    CONCURRENT_BINDS,
+    BindConflict,
+    ClusterObject,
+    ClusterSink,
+    ClusterSnapshot,
+)
 from topology.models import (
     API_GROUP,
     BandwidthPolicy,
@@ -47,6 +53,8 @@ log = logging.getLogger(__name__)
 
 CRD_VERSION = "v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
+WATCHED_RESOURCES = 5
+"""Nodes, NodeNetworks, Networks, BandwidthPolicies and Pods: one long-lived watch each."""
 
 
 class SourceError(RuntimeError):
@@ -57,7 +65,8 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """A client from ``kubeconfig``, else the pod's service account, else ``~/.kube/config``.
 
     urllib3's own retries are off (the source backs off itself), and the pool is sized
-    for five watches plus concurrent binds.
+    for the five watches plus ``CONCURRENT_BINDS`` binds in flight: a bind that waits for a
+    free connection waits for another bind's API round trip.
     """
     configuration = client.Configuration()
     try:
@@ -70,7 +79,7 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     except (ConfigException, OSError) as error:
         raise SourceError(f"no Kubernetes API configuration: {error}") from error
     configuration.retries = 0
-    configuration.connection_pool_maxsize = 32
+    configuration.connection_pool_maxsize = CONCURRENT_BINDS + WATCHED_RESOURCES
     return client.ApiClient(configuration)
 
 
@@ -121,6 +130,25 @@ class _Resource:
         if metadata.get("namespace"):
             return f"{metadata['namespace']}/{metadata.get('name', '')}"
         return metadata.get("name", "")
+
+
+class _JsonWatch(watch.Watch):
+    """A watch whose events stay parsed JSON.
+
+    The client's own ``Watch`` turns every event's object into its model classes
+    (``json.loads``, ``json.dumps``, then the client's deserialiser), which costs more
+    than everything the source does with a Node status write; the source validates
+    its own pydantic models from the JSON instead, parsed by orjson."""
+
+    def unmarshal_event(self, data: str, return_type: Any) -> dict[str, Any] | None:
+        if not data or data.isspace():
+            return None
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None  # as the client does: a line that is not JSON is skipped
+        event["raw_object"] = event["object"]
+        return event
 
 
 @dataclass(slots=True)
@@ -395,7 +423,7 @@ class KubernetesClusterSource:
                 events.close()  # hands the stream's connection back at once
 
     def _watch(self, resource: _Resource, since: str) -> Iterator[dict[str, Any]]:
-        watcher = watch.Watch()
+        watcher = _JsonWatch()
         resource.watcher = watcher
         if self._stopping.is_set():
             return

@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 RECENT_DECISIONS = 200
 RECENT_DECISIONS_BYTES = 32 * 2**20
 """The decisions log is bounded in bytes too: a caller chooses how large each entry is."""
-CACHED_FILTERS = 32
-"""Filter outcomes kept for the prioritize call that follows (same pod, same ledger version)."""
+CACHED_CYCLES = 32
+"""Filter evaluations kept for the prioritize call that follows in the same scheduling cycle."""
 
 Outcome = Plan | list[Refusal]
 
@@ -116,6 +116,17 @@ class Evaluation:
     """Smallest share of usable capacity left after placing the pod; NaN: no budget involved."""
     exact: dict[str, Outcome]
     """``plan_on_node`` outcomes of the candidates the batch check could not settle."""
+    column: np.ndarray
+    """Topology row → index into ``fits``/``headroom`` (-1: not a candidate)."""
+
+    def of_rows(self, rows: np.ndarray) -> Evaluation | None:
+        """The same evaluation for a subset of its candidates (None: one is not among them)."""
+        if rows.size and (rows.min() < 0 or rows.max() >= self.column.size):
+            return None
+        index = self.column[rows]
+        if index.size and index.min() < 0:
+            return None
+        return Evaluation(self.fits[index], self.headroom[index], self.exact, self.column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,8 @@ class Scheduler:
         self.decisions: BoundedLog[Decision] = BoundedLog(
             RECENT_DECISIONS, RECENT_DECISIONS_BYTES, lambda d: text_bytes(d.refused) + len(d.error)
         )
-        self._outcomes: OrderedDict[tuple, dict[str, Outcome]] = OrderedDict()
+        self._cycles: OrderedDict[tuple, Evaluation] = OrderedDict()
+        """The last filter evaluations, by (pod uid, requirements, topology generation)."""
 
     # -- filter ------------------------------------------------------------------------
 
@@ -166,6 +178,7 @@ class Scheduler:
             return self._decided("filter", pod, result)
         topology = state.topology
         evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
+        self._keep_cycle(pod, requirements, evaluation)
         fits = evaluation.fits.tolist()
         result.passed = list(compress(names, fits))
         if len(result.passed) < len(names):
@@ -194,7 +207,9 @@ class Scheduler:
         opinions = [scoring.peer_scores(candidates, self._peer_rows(pod, requirements, rows), rows)]
         fits = np.ones(len(names), dtype=bool)
         if requirements.needs_resources:
-            evaluation = self._evaluate(pod, requirements, names, topology, candidates)
+            evaluation = self._cycle_of(pod, requirements, candidates) or self._evaluate(
+                pod, requirements, names, topology, candidates
+            )
             fits = evaluation.fits
             opinions.append(scoring.bandwidth_scores(evaluation.headroom, requirements.placement))
         scores = np.where(fits, scoring.combine(opinions, len(names)), 0)
@@ -204,28 +219,40 @@ class Scheduler:
         self, pod: Pod, requirements: PodRequirements, names: list[str], topology: Topology, rows: np.ndarray
     ) -> Evaluation:
         """The pod against every candidate: ``batch_fit`` for all, ``plan_on_node`` where it
-        cannot decide. Exact outcomes are kept for the prioritize call that follows filter
-        for the same pod (kube-scheduler's order); a bind in between changes the ledger
-        version and so the key."""
+        cannot decide."""
         state = self.state
         ledger = state.ledger
         now, fit, priority = self.clock(), self.settings.fit, pod.spec.priority
         batch = batch_fit(requirements, rows, topology, ledger, state.slot_map(topology), now, fit)
-        key = (_uid(pod), requirements, ledger.version, state.generation)
-        exact = self._outcomes.setdefault(key, {})
-        self._outcomes.move_to_end(key)
-        while len(self._outcomes) > CACHED_FILTERS:
-            self._outcomes.popitem(last=False)
+        exact: dict[str, Outcome] = {}
         fits, headroom = batch.fits.copy(), batch.headroom.copy()
         for index in np.flatnonzero(~batch.fits).tolist():
             name = names[index]
-            outcome = exact.get(name)
-            if outcome is None:
-                outcome = exact[name] = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
+            outcome = exact[name] = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
             if isinstance(outcome, Plan):
                 fits[index] = True
                 headroom[index] = scoring.headroom_left(outcome, ledger, fit.observed_since(now))
-        return Evaluation(fits=fits, headroom=headroom, exact=exact)
+        column = np.full(len(topology.rows.position), -1, dtype=np.int64)
+        known = rows >= 0
+        column[rows[known]] = np.flatnonzero(known)
+        return Evaluation(fits=fits, headroom=headroom, exact=exact, column=column)
+
+    def _keep_cycle(self, pod: Pod, requirements: PodRequirements, evaluation: Evaluation) -> None:
+        """Keep a filter's evaluation for the prioritize call of the same scheduling cycle.
+
+        kube-scheduler calls prioritize right after filter with the nodes that passed:
+        the batch check runs once per pod and cycle. Binds in between (other pods'
+        binding cycles run concurrently) only make its scores a few milliseconds old;
+        bind checks again. A new topology, or the pod's next cycle, replaces it."""
+        key = (_uid(pod), requirements, self.state.generation)
+        self._cycles[key] = evaluation
+        self._cycles.move_to_end(key)
+        while len(self._cycles) > CACHED_CYCLES:
+            self._cycles.popitem(last=False)
+
+    def _cycle_of(self, pod: Pod, requirements: PodRequirements, rows: np.ndarray) -> Evaluation | None:
+        kept = self._cycles.get((_uid(pod), requirements, self.state.generation))
+        return kept.of_rows(rows) if kept is not None else None
 
     # -- bind --------------------------------------------------------------------------
 

@@ -141,7 +141,8 @@ class ClusterState:
                 self._recount_foreign(obj.metadata.name)
                 return
             if isinstance(obj, Node):
-                self._nodes[obj.name] = obj
+                if self._refresh_node(obj):
+                    return
             elif isinstance(obj, Network):
                 self._networks[obj.name] = obj
             self._invalidate_topology()
@@ -270,6 +271,23 @@ class ClusterState:
                 if holding is not None and holding.foreign:
                     self.ledger.record(holding)
 
+    def _refresh_node(self, node: Node) -> bool:
+        """Apply a Node event without a rebuild when it leaves the node where it was: its
+        status writes change nothing netsched reads, and a new headroom only changes that
+        node's capacity. False: the node is new or moved, and the caller rebuilds."""
+        previous = self._nodes.get(node.name)
+        self._nodes[node.name] = node
+        if previous is None or _place(previous) != _place(node):
+            return False
+        if self._topology is not None:
+            self._topology.replace_node(node)
+        default = self.capacity.headroom
+        if node_headroom(previous, default) != node_headroom(node, default):
+            if not self.ledger.update_usable(self._usable_of(node.name)):
+                self._sync_capacity()
+            self.generation += 1
+        return True
+
     def _invalidate_topology(self) -> None:
         self._topology = None
         self.generation += 1
@@ -277,9 +295,23 @@ class ClusterState:
 
     def _sync_capacity(self) -> None:
         usable = {}
-        for name, report in self._node_networks.items():
-            headroom = node_headroom(self._nodes.get(name), self.capacity.headroom)
-            for interface in report.status.interfaces:
-                speed = usable_bps(interface.speed_mbps, headroom)
-                usable[(name, interface.name)] = (speed, speed)
+        for name in self._node_networks:
+            usable.update(self._usable_of(name))
         self.ledger.set_usable(usable)
+
+    def _usable_of(self, name: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """Usable (ingress, egress) of each interface of node ``name``'s report."""
+        report = self._node_networks.get(name)
+        if report is None:
+            return {}
+        headroom = node_headroom(self._nodes.get(name), self.capacity.headroom)
+        usable = {}
+        for interface in report.status.interfaces:
+            speed = usable_bps(interface.speed_mbps, headroom)
+            usable[(name, interface.name)] = (speed, speed)
+        return usable
+
+
+def _place(node: Node) -> tuple[str | None, str | None, str | None]:
+    """What places a node in the topology: its region, zone and switch labels."""
+    return node.region, node.zone, node.switch

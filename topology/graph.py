@@ -172,6 +172,12 @@ class Topology:
             networks=list(self.networks),
         )
 
+    def replace_node(self, node: Node) -> None:
+        """A newer version of a Node with the same region, zone and switch labels (the
+        caller checked): nothing else of a Node shapes the topology, so nothing is rebuilt.
+        The kubelet writes its Node's status every few minutes; none of it moves the node."""
+        self.nodes[node.name] = node
+
     def refresh_report(self, report: NodeNetwork) -> bool:
         """Take a newer report of a node if only its heartbeat and observed rates changed.
 

@@ -40,4 +40,47 @@ def test_the_service_is_healthy_ready_and_documents_itself(served):
     assert served.get("/readyz").text == "ok"
     schema = served.get("/openapi.json").json()
     assert {"/filter", "/prioritize", "/bind", "/preempt"} <= set(schema["paths"])
-    assert "ExtenderFilterResult" in schema["components"]["schemas"]
+    schemas = schema["components"]["schemas"]
+    assert "ExtenderFilterResult" in schemas
+    for verb, model in [("/filter", "ExtenderArgs"), ("/bind", "ExtenderBindingArgs"), ("/preempt", "ExtenderPreemptionArgs")]:
+        body = schema["paths"][verb]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{model}"}
+        assert model in schemas
+    assert {"Pod", "NodeNames"} <= set(schemas["ExtenderArgs"]["properties"])
+
+
+@pytest.mark.parametrize(("raw", "where"), [
+    (b'{"Pod": {"metadata": {"name": "p"}}, "Nodes": null, "NodeNames": NaN}', ["body", "NodeNames"]),
+    (b'{"Pod": {"metadata": {"name": "p", "x": [1, -Infinity]}}, "NodeNames": ["a"]}',
+     ["body", "Pod", "metadata", "x", 1]),
+])
+def test_nan_and_infinity_are_refused_at_their_field(served, raw, where):
+    """Python's parser reads them (Go never sends them); the 422 names where they are."""
+    reply = served.post("/filter", content=raw, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422
+    (error,) = reply.json()["detail"]
+    assert error["loc"] == where and error["type"] == "finite_number"
+
+
+@pytest.mark.parametrize("metadata", ["node-a-1", None, 7, ["node-a-1"], {"uid": "no-name"}])
+def test_node_items_without_object_metadata_are_refused_at_their_index(served, metadata):
+    nodes = {"items": [{"metadata": {"name": "node-a-1"}}, {"metadata": metadata}]}
+    for verb in ("/filter", "/prioritize"):
+        reply = served.post(verb, json={"Pod": {"metadata": {"name": "p"}}, "Nodes": nodes, "NodeNames": None})
+        assert reply.status_code == 422
+        (error,) = reply.json()["detail"]
+        assert error["loc"] == ["body", "Nodes", "items", 1]
+        assert error["msg"].startswith("Value error, metadata must be an object with a string name")
+
+
+def test_a_huge_bad_value_is_quoted_short(served):
+    reply = served.post("/bind", json={"PodName": "p" * 1_000_000, "PodNamespace": 5, "PodUID": "u", "Node": "n"})
+    assert reply.status_code == 422
+    (error,) = reply.json()["detail"]
+    assert error["loc"] == ["body", "PodNamespace"] and error["input"] == 5
+    assert len(reply.content) < 1000
+
+
+def test_deeply_nested_json_is_refused_not_crashed(served):
+    reply = served.post("/filter", content=b"[" * 50_000, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "json_invalid"

@@ -1,0 +1,159 @@
+"""What one webhook request costs at the ASGI boundary: body reading, the verb and the reply.
+
+The app is called in-process as uvicorn calls it (one ``http`` scope, the body in one
+message), so the figures hold no socket, no HTTP parsing and no client. Three apps over
+the same cluster and the same request bytes, side by side in one run:
+
+- ``netsched``: the extender as served (``wire.read_body``: orjson, then only the declared
+  fields validated);
+- ``fastapi-body``: the same scheduler behind FastAPI's own body handling (``args:
+  ExtenderArgs``: the standard library's JSON parser, then validation), as the verbs were
+  written before;
+- ``passthrough``: FastAPI's own body handling and no scheduling at all.
+
+The Pod is the one a real kube-scheduler v1.36 sent (full spec and status), with netsched
+annotations; the candidates are the nodes of a sample cluster, by name (``nodeCacheCapable``).
+
+    .venv/bin/python benchmarks/extender_bodies.py [--sizes 500 2000 5000] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fastapi import FastAPI, Response
+
+from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
+from scheduler_extender.app import Extender, create_app, json_response
+from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.wire import ExtenderArgs
+
+FIXTURE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
+
+
+async def call(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+def apps(nodes: int) -> dict[str, Any]:
+    def started() -> Extender:
+        extender = Extender.build(FileClusterSource(bench_cluster(nodes)))
+        extender.source.start(extender.state)
+        return extender
+
+    scheduler = started().scheduler  # its own: filter evaluations are kept for prioritize
+
+    fastapi_body = FastAPI()
+
+    @fastapi_body.post("/filter")
+    async def filter_nodes(args: ExtenderArgs) -> Response:
+        outcome = scheduler.filter(args.Pod, args.node_names())
+        return json_response(orjson.dumps({"Nodes": None, "NodeNames": outcome.passed, "FailedNodes": outcome.failed,
+                                           "FailedAndUnresolvableNodes": outcome.unresolvable, "Error": ""}))
+
+    @fastapi_body.post("/prioritize")
+    async def prioritize(args: ExtenderArgs) -> Response:
+        scores = scheduler.prioritize(args.Pod, args.node_names())
+        return json_response(orjson.dumps([{"Host": host, "Score": score} for host, score in scores.items()]))
+
+    passthrough = FastAPI()
+
+    @passthrough.post("/filter")
+    async def pass_filter(args: ExtenderArgs) -> Response:
+        return json_response(orjson.dumps({"Nodes": None, "NodeNames": args.node_names(), "FailedNodes": {},
+                                           "FailedAndUnresolvableNodes": {}, "Error": ""}))
+
+    @passthrough.post("/prioritize")
+    async def pass_prioritize(args: ExtenderArgs) -> Response:
+        return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in args.node_names()]))
+
+    names = [node.name for node in bench_cluster(nodes).nodes]
+    return {"netsched": create_app(started(), start_source=False), "fastapi-body": fastapi_body,
+            "passthrough": passthrough, "names": names}
+
+
+async def measure(app: Any, bodies: list[bytes]) -> dict[str, list[float]]:
+    """Filter then prioritize for each pod, as kube-scheduler calls them; seconds per verb."""
+    seconds: dict[str, list[float]] = {"/filter": [], "/prioritize": []}
+    for index, body in enumerate(bodies):
+        for verb, spent in seconds.items():
+            begin = time.perf_counter()
+            status, reply = await call(app, verb, body)
+            if index >= WARM_UP:
+                spent.append(time.perf_counter() - begin)
+            if status != 200:
+                raise RuntimeError(f"{verb}: {status} {reply[:200]!r}")
+    return seconds
+
+
+WARM_UP = 20
+"""Requests not counted: the first calls fill caches and code paths."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    template = json.loads(FIXTURE.read_text())["Pod"]
+    print(f"{'nodes':>6}{'sent':>6} {'verb':<12}{'app':<14}{'p50 µs':>9}{'p99 µs':>9}{'body KiB':>9}")
+    for nodes in args.sizes:
+        built = apps(nodes)
+        sent = kube_scheduler_candidates(nodes)
+        for candidates in dict.fromkeys((sent, nodes)):
+            names = built["names"][:candidates]
+            bodies = []
+            for index in range(args.requests):
+                pod = json.loads(json.dumps(template))
+                pod["metadata"]["name"] = f"bench-{index}"
+                pod["metadata"]["uid"] = f"uid-bench-{index}"
+                bodies.append(orjson.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}))
+            for kind in ("passthrough", "fastapi-body", "netsched"):
+                for verb, seconds in asyncio.run(measure(built[kind], bodies)).items():
+                    seconds.sort()
+                    p99 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
+                    print(f"{nodes:>6}{candidates:>6} {verb:<12}{kind:<14}{statistics.median(seconds) * 1e6:>9.0f}"
+                          f"{p99 * 1e6:>9.0f}{len(bodies[0]) / 1024:>9.1f}", flush=True)
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Linux {platform.release()}, Python {platform.python_version()}; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""Pods per second through the extender as kube-scheduler drives it, beside a pass-through extender.
+
+Three processes on loopback, started afresh for every configuration:
+
+- the in-test API server (tests/kube_api) holding the nodes, their NodeNetworks and the
+  pending pods, with ``--api-latency-ms`` added to every request it serves (a real
+  kube-apiserver writes to etcd before it answers); optionally a kubelet's Node status
+  writes (full Node objects, as the watch delivers them) at ``--write-rates``;
+- the extender: netsched (``netsched serve --kubernetes`` as deployed: list + watch through
+  the official client, bind with one Binding) or the pass-through extender on the same
+  stack (FastAPI + uvicorn, the same body reader, the same Binding call through the same
+  client), which filters nothing, scores 0 and binds where it is told: the floor any
+  extender with a bind verb pays;
+- this process, playing kube-scheduler: the scheduling cycle is serial (POST /filter with
+  the candidates kube-scheduler sends by default, /prioritize with those that passed, pick
+  the best), and each binding cycle runs on its own, as kube-scheduler starts a goroutine
+  per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
+  up to ``--binds-in-flight`` (64) at once.
+
+Reported per configuration: pods/s (first filter to last bind answered), client-side p50/p99
+of each verb, the most binds in flight, the extender process's CPU seconds per pod and its
+CPU share; and the ratio of netsched's pods/s to the pass-through's in the same run.
+
+    .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500]
+    .venv/bin/python benchmarks/extender_throughput.py --writes  # 5,000 nodes, kubelet rates
+
+Prints one table per part; figures and the machine go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Response
+
+from benchmarks.extender_latency import free_port, kube_scheduler_candidates
+from scheduler_extender.app import body, json_response
+from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
+from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
+from topology.models import ObjectMeta, Pod
+
+POD_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
+NODE_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodes.json"
+KUBELET_STATUS_SECONDS = 300
+"""A kubelet re-sends an unchanged Node status every nodeStatusReportFrequency (5 min)."""
+
+
+# -- the API server process ----------------------------------------------------------------
+
+
+def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: float,
+               ready: Any, go: Any, stop: Any) -> None:
+    from tests.kube_api import FakeKubeAPI
+    from tests.kubernetes.conftest import NODE_NETWORKS, NODES, PODS, node_network_object
+
+    node_template = json.loads(NODE_TEMPLATE.read_text())["Nodes"]["items"][0]
+    pod_template = json.loads(POD_TEMPLATE.read_text())["Pod"]
+    api = FakeKubeAPI()
+    api.port = port
+    names = [f"node-{i:05d}" for i in range(nodes)]
+    for index, name in enumerate(names):
+        node = json.loads(json.dumps(node_template))
+        node["metadata"] = {**node["metadata"], "name": name,
+                            "labels": {**node["metadata"]["labels"], "kubernetes.io/hostname": name,
+                                       "topology.kubernetes.io/zone": f"zone-{index % 10}"}}
+        api.seed(NODES, node)
+        api.seed(NODE_NETWORKS, node_network_object(name, zone=f"zone-{index % 10}"))
+    for index in range(pods):
+        pod = json.loads(json.dumps(pod_template))
+        pod["metadata"] = {key: value for key, value in pod["metadata"].items() if key not in ("uid", "resourceVersion")}
+        pod["metadata"]["name"] = f"bench-{index:05d}"
+        pod["metadata"]["namespace"] = "default"
+        pod["metadata"]["annotations"] = {"kubernetes.io/egress-bandwidth": "50M"}
+        api.seed(PODS, pod)
+
+    def slow(method: str, path: str) -> None:
+        if "watch=true" not in path:
+            time.sleep(latency)  # etcd's write and the server's own work, before it answers
+
+    api.fault = slow
+    api.resume()
+
+    def kubelets() -> None:
+        go.wait()
+        beat, period = 0, 1 / writes_per_s
+        next_at = time.monotonic()
+        while not stop.is_set():
+            name = names[beat % len(names)]
+            status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                      "lastHeartbeatTime": f"2026-12-01T16:{beat // 60 % 60:02d}:{beat % 60:02d}Z"}]}
+            api.handle("PATCH", f"{NODES}/{name}/status", "application/merge-patch+json", {"status": status})
+            beat += 1
+            next_at += period
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    if writes_per_s > 0:
+        threading.Thread(target=kubelets, daemon=True).start()
+    ready.set()
+    stop.wait()
+    api.pause()
+
+
+# -- the extender process ------------------------------------------------------------------
+
+
+def extender(kind: str, kubeconfig: str, port: int) -> None:
+    import uvicorn
+
+    from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
+
+    source = KubernetesClusterSource(api_client(kubeconfig))
+    if kind == "netsched":
+        from scheduler_extender.app import Extender, create_app
+
+        app = create_app(Extender.build(source))
+    else:
+        app = passthrough_app(source)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def passthrough_app(source: Any) -> Any:
+    """All nodes pass, every score 0, and the pod bound where kube-scheduler says, by one
+    Binding through the same client and pool as netsched's."""
+    app = FastAPI()
+    threads: list[anyio.CapacityLimiter] = []
+
+    @app.exception_handler(BodyRejected)
+    async def rejected(_: Any, error: BodyRejected) -> Response:
+        return Response(error.detail(), status_code=422, media_type="application/json")
+
+    @app.post("/filter")
+    async def filter_nodes(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+        return json_response(orjson.dumps({"Nodes": None, "NodeNames": args.node_names(), "FailedNodes": {},
+                                           "FailedAndUnresolvableNodes": {}, "Error": ""}))
+
+    @app.post("/prioritize")
+    async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+        return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in args.node_names()]))
+
+    @app.post("/bind")
+    async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> Response:
+        if not threads:
+            threads.append(anyio.CapacityLimiter(CONCURRENT_BINDS))
+        pod = Pod(metadata=ObjectMeta(name=args.PodName, namespace=args.PodNamespace, uid=args.PodUID))
+        try:
+            await anyio.to_thread.run_sync(source.bind, pod, args.Node, {}, limiter=threads[0])
+        except BindConflict as error:
+            return json_response(orjson.dumps({"Error": str(error)}))
+        return json_response(b'{"Error":""}')
+
+    @app.get("/readyz")
+    def readyz() -> str:
+        return "ok"
+
+    return app
+
+
+# -- kube-scheduler ------------------------------------------------------------------------
+
+
+class Connections(threading.local):
+    """One kept-alive connection per thread, as Go's transport keeps one per goroutine in flight."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, path: str, body: dict) -> Any:
+        self.connection.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
+        return orjson.loads(payload)
+
+
+def wait_ready(port: int, deadline: float) -> None:
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"extender on {port} not ready")
+        time.sleep(0.2)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int,
+             burst: bool = False) -> dict[str, Any]:
+    """Play kube-scheduler: serial scheduling cycles, concurrent binding cycles. With
+    ``burst`` the scheduling cycles are taken as done (each pod goes to the next candidate
+    in turn) and only the binds are sent, ``binds_in_flight`` at once throughout."""
+    connections = Connections(port)
+    timings: dict[str, list[float]] = {"filter": [], "prioritize": [], "bind": []}
+    errors: list[str] = []
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def timed(verb: str, body: dict) -> Any:
+        begin = time.perf_counter()
+        answer = connections.post(f"/{verb}", body)
+        elapsed = time.perf_counter() - begin
+        with lock:
+            timings[verb].append(elapsed)
+        return answer
+
+    def binding_cycle(pod: dict, node: str) -> None:
+        nonlocal in_flight
+        try:
+            metadata = pod["metadata"]
+            answer = timed("bind", {"PodName": metadata["name"], "PodNamespace": metadata["namespace"],
+                                    "PodUID": metadata["uid"], "Node": node})
+            if answer["Error"]:
+                with lock:
+                    errors.append(answer["Error"])
+        finally:
+            with lock:
+                in_flight -= 1
+            slots.release()
+
+    slots = threading.BoundedSemaphore(binds_in_flight)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=binds_in_flight) as binders:
+        for index, pod in enumerate(pods):
+            if burst:
+                slots.acquire()
+                with lock:
+                    in_flight += 1
+                    most = max(most, in_flight)
+                binders.submit(binding_cycle, pod, names[index % len(names)])
+                continue
+            args = {"Pod": pod, "Nodes": None, "NodeNames": names}
+            passed = timed("filter", args)["NodeNames"]
+            if not passed:
+                errors.append(f"{pod['metadata']['name']}: no node passed")
+                continue
+            args["NodeNames"] = passed
+            scores = timed("prioritize", args) if len(passed) > 1 else [{"Host": passed[0], "Score": 0}]
+            best = max(scores, key=lambda score: score["Score"])["Host"]
+            slots.acquire()  # kube-scheduler never waits here; the cap only bounds this driver
+            with lock:
+                in_flight += 1
+                most = max(most, in_flight)
+            binders.submit(binding_cycle, pod, best)
+    elapsed = time.perf_counter() - started
+    return {"elapsed": elapsed, "timings": timings, "errors": errors, "most_in_flight": most}
+
+
+def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
+            binds_in_flight: int, burst: bool = False) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    ready, go, stop = context.Event(), context.Event(), context.Event()
+    api_port, extender_port = free_port(), free_port()
+    api = context.Process(target=api_server, daemon=True,
+                          args=(nodes, pods, latency_ms / 1000, api_port, writes_per_s, ready, go, stop))
+    api.start()
+    if not ready.wait(600):
+        raise RuntimeError("API server did not start")
+    with tempfile.TemporaryDirectory() as folder:
+        kubeconfig = Path(folder) / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+            "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
+            "users": [{"name": "bench", "user": {"token": "bench"}}],
+            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port), daemon=True)
+        served.start()
+        try:
+            wait_ready(extender_port, time.monotonic() + 600)
+            pending = list_pods(api_port)
+            names = [f"node-{i:05d}" for i in range(nodes)][: kube_scheduler_candidates(nodes)]
+            go.set()
+            time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
+            cpu = cpu_seconds(served.pid)
+            result = schedule(extender_port, pending, names, binds_in_flight, burst)
+            cpu = cpu_seconds(served.pid) - cpu
+        finally:
+            served.terminate()
+            served.join(10)
+            stop.set()
+            api.join(30)
+    timings = result["timings"]
+    row = {"extender": kind, "nodes": nodes, "candidates": len(names), "pods": len(pending),
+           "writes_per_s": writes_per_s, "pods_per_s": len(pending) / result["elapsed"],
+           "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
+           "cpu_ms_per_pod": cpu / len(pending) * 1000, "cpu_share": cpu / result["elapsed"]}
+    for verb, seconds in timings.items():
+        ordered = sorted(seconds)
+        row[f"{verb}_p50"] = statistics.median(ordered) * 1000 if ordered else float("nan")
+        row[f"{verb}_p99"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else float("nan")
+    if result["errors"]:
+        print(f"  {kind}: {len(result['errors'])} errors, first: {result['errors'][0]}", flush=True)
+    return row
+
+
+def list_pods(port: int) -> list[dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("GET", "/api/v1/namespaces/default/pods")
+    return [pod for pod in orjson.loads(connection.getresponse().read())["items"] if not pod["spec"].get("nodeName")]
+
+
+HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"
+          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'CPU':>6}")
+
+
+def print_row(row: dict, baseline: dict | None) -> None:
+    ratio = f"{row['pods_per_s'] / baseline['pods_per_s']:.2f}" if baseline else "-"
+    print(f"{row['extender']:<12}{row['nodes']:>6}{row['candidates']:>5}{row['pods']:>6}{row['writes_per_s']:>9.1f}"
+          f"{row['pods_per_s']:>8.0f}{ratio:>7}"
+          f"{row['filter_p50']:>8.1f}/{row['filter_p99']:<7.1f}{row['prioritize_p50']:>7.1f}/{row['prioritize_p99']:<7.1f}"
+          f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['cpu_ms_per_pod']:>11.2f}"
+          f"{row['cpu_share']:>6.0%}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--pods", type=int, default=1500)
+    parser.add_argument("--api-latency-ms", type=float, default=5.0)
+    parser.add_argument("--binds-in-flight", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating pass-through/netsched runs per size")
+    parser.add_argument("--burst", action="store_true",
+                        help="instead: only binds, --binds-in-flight at once, at each size")
+    parser.add_argument("--writes", action="store_true",
+                        help="instead: netsched at --write-nodes nodes without and with kubelet status writes")
+    parser.add_argument("--write-nodes", type=int, default=5000)
+    parser.add_argument("--write-factors", type=float, nargs="+", default=[0, 1, 10],
+                        help="multiples of the kubelet rate (one write per node every 5 min)")
+    args = parser.parse_args()
+
+    print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
+          "times in ms at the client")
+    print(HEADER)
+    if args.writes:
+        rate = args.write_nodes / KUBELET_STATUS_SECONDS
+        for _ in range(args.rounds):
+            baseline = None
+            for factor in args.write_factors:
+                row = measure("netsched", args.write_nodes, args.pods, args.api_latency_ms, rate * factor,
+                              args.binds_in_flight)
+                print_row(row, baseline)
+                baseline = baseline or row
+    else:
+        for nodes in args.sizes:
+            for _ in range(args.rounds):
+                rows = [measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst)
+                        for kind in ("passthrough", "netsched")]
+                print_row(rows[0], None)
+                print_row(rows[1], rows[0])
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Linux {platform.release()}, Python {platform.python_version()}; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Filter and prioritize of one scheduling cycle share one batch check (kube-scheduler calls
+prioritize right after filter, with the nodes that passed)."""
+
+from __future__ import annotations
+
+import json
+
+from bandwidth_accounting import annotations as ann
+from scheduler_extender import scheduler as scheduler_module
+from tests.conftest import make_pod
+
+
+def counting_batch_fit(monkeypatch) -> list[int]:
+    calls = []
+    real = scheduler_module.batch_fit
+
+    def counted(requirements, rows, *args, **kwargs):
+        calls.append(len(rows))
+        return real(requirements, rows, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "batch_fit", counted)
+    return calls
+
+
+def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch):
+    scheduler = extender.scheduler
+    names = extender.state.node_names()
+    pod = source.apply(make_pod("web", {ann.EGRESS_BANDWIDTH: "15G",
+                                        ann.NETWORKS: json.dumps([{"name": "storage", "ingress": "1G"}])}))
+    fresh = scheduler.prioritize(pod, names)  # no filter before it: computed
+    calls = counting_batch_fit(monkeypatch)
+    passed = scheduler.filter(pod, names).passed
+    assert passed and len(passed) < len(names)  # 15G does not fit the 10G nodes
+    scores = scheduler.prioritize(pod, passed)
+    assert calls == [len(names)]  # one batch check for the cycle
+    assert scores == {name: fresh[name] for name in passed}
+
+
+def test_a_new_topology_or_an_unknown_candidate_computes_again(extender, source, monkeypatch):
+    scheduler = extender.scheduler
+    names = extender.state.node_names()
+    pod = source.apply(make_pod("db", {ann.EGRESS_BANDWIDTH: "1G"}))
+    calls = counting_batch_fit(monkeypatch)
+    scheduler.filter(pod, names[:4])
+    scheduler.prioritize(pod, names[:6])  # two it did not filter
+    assert calls == [4, 6]
+    report = source.snapshot().node_networks[0].model_copy(deep=True)
+    report.status.interfaces[0].speed_mbps *= 2
+    source.apply(report)  # the topology changes between filter and prioritize
+    scheduler.filter(pod, names)
+    source.apply(report.model_copy(update={"status": report.status.model_copy(update={"zone": "eu-1z"})}))
+    scheduler.prioritize(pod, names)
+    assert calls == [4, 6, len(names), len(names)]

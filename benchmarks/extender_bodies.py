@@ -2,14 +2,14 @@
 
 The app is called in-process as uvicorn calls it (one ``http`` scope, the body in one
 message), so the figures hold no socket, no HTTP parsing and no client. Three apps over
-the same cluster and the same request bytes, side by side in one run:
+the same cluster and the same request bytes, called in turn for each pod in one run:
 
-- ``netsched``: the extender as served (``wire.read_body``: orjson, then only the declared
-  fields validated);
-- ``fastapi-body``: the same scheduler behind FastAPI's own body handling (``args:
-  ExtenderArgs``: the standard library's JSON parser, then validation), as the verbs were
-  written before;
-- ``passthrough``: FastAPI's own body handling and no scheduling at all.
+- ``fastapi-body``: a pass-through (all nodes, score 0) behind FastAPI's own body handling
+  (``args: ExtenderArgs``: the standard library's JSON parser, then validation), as the
+  verbs read their bodies before;
+- ``read_body``: the same pass-through reading bodies as the extender does now
+  (``wire.read_body``: orjson, then only the declared fields validated);
+- ``netsched``: the extender as served, scheduling included.
 
 The Pod is the one a real kube-scheduler v1.36 sent (full spec and status), with netsched
 annotations; the candidates are the nodes of a sample cluster, by name (``nodeCacheCapable``).
@@ -28,17 +28,17 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 
 from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
-from scheduler_extender.app import Extender, create_app, json_response
+from scheduler_extender.app import Extender, body, create_app, json_response
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.wire import ExtenderArgs
 
@@ -71,54 +71,58 @@ async def call(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
     return status, b"".join(chunks)
 
 
+def all_pass(names: list[str]) -> Response:
+    """The pass-through filter reply: every candidate passes."""
+    return json_response(orjson.dumps({"Nodes": None, "NodeNames": names, "FailedNodes": {},
+                                       "FailedAndUnresolvableNodes": {}, "Error": ""}))
+
+
+def all_zero(names: list[str]) -> Response:
+    """The pass-through prioritize reply: every candidate scores 0."""
+    return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in names]))
+
+
 def apps(nodes: int) -> dict[str, Any]:
-    def started() -> Extender:
-        extender = Extender.build(FileClusterSource(bench_cluster(nodes)))
-        extender.source.start(extender.state)
-        return extender
-
-    scheduler = started().scheduler  # its own: filter evaluations are kept for prioritize
-
     fastapi_body = FastAPI()
 
     @fastapi_body.post("/filter")
     async def filter_nodes(args: ExtenderArgs) -> Response:
-        outcome = scheduler.filter(args.Pod, args.node_names())
-        return json_response(orjson.dumps({"Nodes": None, "NodeNames": outcome.passed, "FailedNodes": outcome.failed,
-                                           "FailedAndUnresolvableNodes": outcome.unresolvable, "Error": ""}))
+        return all_pass(args.node_names())
 
     @fastapi_body.post("/prioritize")
     async def prioritize(args: ExtenderArgs) -> Response:
-        scores = scheduler.prioritize(args.Pod, args.node_names())
-        return json_response(orjson.dumps([{"Host": host, "Score": score} for host, score in scores.items()]))
+        return all_zero(args.node_names())
 
-    passthrough = FastAPI()
+    reader = FastAPI()
 
-    @passthrough.post("/filter")
-    async def pass_filter(args: ExtenderArgs) -> Response:
-        return json_response(orjson.dumps({"Nodes": None, "NodeNames": args.node_names(), "FailedNodes": {},
-                                           "FailedAndUnresolvableNodes": {}, "Error": ""}))
+    @reader.post("/filter")
+    async def read_filter(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+        return all_pass(args.node_names())
 
-    @passthrough.post("/prioritize")
-    async def pass_prioritize(args: ExtenderArgs) -> Response:
-        return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in args.node_names()]))
+    @reader.post("/prioritize")
+    async def read_prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+        return all_zero(args.node_names())
 
-    names = [node.name for node in bench_cluster(nodes).nodes]
-    return {"netsched": create_app(started(), start_source=False), "fastapi-body": fastapi_body,
-            "passthrough": passthrough, "names": names}
+    cluster = bench_cluster(nodes)
+    extender = Extender.build(FileClusterSource(cluster))
+    extender.source.start(extender.state)
+    return {"fastapi-body": fastapi_body, "read_body": reader, "netsched": create_app(extender, start_source=False),
+            "names": [node.name for node in cluster.nodes]}
 
 
-async def measure(app: Any, bodies: list[bytes]) -> dict[str, list[float]]:
-    """Filter then prioritize for each pod, as kube-scheduler calls them; seconds per verb."""
-    seconds: dict[str, list[float]] = {"/filter": [], "/prioritize": []}
-    for index, body in enumerate(bodies):
-        for verb, spent in seconds.items():
-            begin = time.perf_counter()
-            status, reply = await call(app, verb, body)
-            if index >= WARM_UP:
-                spent.append(time.perf_counter() - begin)
-            if status != 200:
-                raise RuntimeError(f"{verb}: {status} {reply[:200]!r}")
+async def measure(apps: dict[str, Any], bodies: list[bytes]) -> dict[tuple[str, str], list[float]]:
+    """Filter then prioritize for each pod, as kube-scheduler calls them, each app in turn
+    (so that the machine's load falls on all alike); seconds per app and verb."""
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for index, request in enumerate(bodies):
+        for kind, app in apps.items():
+            for verb in ("/filter", "/prioritize"):
+                begin = time.perf_counter()
+                status, reply = await call(app, verb, request)
+                if index >= WARM_UP:
+                    seconds.setdefault((kind, verb), []).append(time.perf_counter() - begin)
+                if status != 200:
+                    raise RuntimeError(f"{kind} {verb}: {status} {reply[:200]!r}")
     return seconds
 
 
@@ -144,9 +148,11 @@ def main() -> None:
                 pod["metadata"]["name"] = f"bench-{index}"
                 pod["metadata"]["uid"] = f"uid-bench-{index}"
                 bodies.append(orjson.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}))
-            for kind in ("passthrough", "fastapi-body", "netsched"):
-                for verb, seconds in asyncio.run(measure(built[kind], bodies)).items():
-                    seconds.sort()
+            kinds = {kind: built[kind] for kind in ("fastapi-body", "read_body", "netsched")}
+            measured = asyncio.run(measure(kinds, bodies))
+            for verb in ("/filter", "/prioritize"):
+                for kind in kinds:
+                    seconds = sorted(measured[(kind, verb)])
                     p99 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
                     print(f"{nodes:>6}{candidates:>6} {verb:<12}{kind:<14}{statistics.median(seconds) * 1e6:>9.0f}"
                           f"{p99 * 1e6:>9.0f}{len(bodies[0]) / 1024:>9.1f}", flush=True)

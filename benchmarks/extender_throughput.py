@@ -53,6 +53,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Response
 
+from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
 from scheduler_extender.app import body, json_response
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
@@ -150,12 +151,11 @@ def passthrough_app(source: Any) -> Any:
 
     @app.post("/filter")
     async def filter_nodes(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
-        return json_response(orjson.dumps({"Nodes": None, "NodeNames": args.node_names(), "FailedNodes": {},
-                                           "FailedAndUnresolvableNodes": {}, "Error": ""}))
+        return all_pass(args.node_names())
 
     @app.post("/prioritize")
     async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
-        return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in args.node_names()]))
+        return all_zero(args.node_names())
 
     @app.post("/bind")
     async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> Response:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -106,6 +107,8 @@ def apps(nodes: int) -> dict[str, Any]:
     cluster = bench_cluster(nodes)
     extender = Extender.build(FileClusterSource(cluster))
     extender.source.start(extender.state)
+    gc.collect()
+    gc.freeze()  # what the served app's lifespan does once the cluster is loaded
     return {"fastapi-body": fastapi_body, "read_body": reader, "netsched": create_app(extender, start_source=False),
             "names": [node.name for node in cluster.nodes]}
 

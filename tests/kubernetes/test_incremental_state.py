@@ -4,7 +4,7 @@ re-rates only its node; a node that moves zone rebuilds the topology."""
 
 from __future__ import annotations
 
-from tests.kubernetes.conftest import NODES, PODS, pod_object, seed_nodes, wait_until
+from tests.kubernetes.conftest import NODES, seed_nodes, wait_until
 from topology.models import ZONE_LABEL
 
 MERGE = "application/merge-patch+json"
@@ -23,11 +23,12 @@ def test_node_status_writes_rebuild_nothing(kube_api, serve):
     topology, generation, version = state.topology, state.generation, state.ledger.version
     for beat in range(5):
         node_status_write(kube_api, "node-01", beat)
-    marker = kube_api.seed(PODS, pod_object("marker", egress=None))  # events arrive in order
-    wait_until(lambda: state.pod(marker["metadata"]["uid"]), what="the watch to catch up")
+    latest = kube_api.get(f"{NODES}/node-01")["metadata"]["resourceVersion"]
+    wait_until(
+        lambda: state.topology.nodes["node-01"].metadata.resource_version == latest, what="the last write"
+    )
     assert state.topology is topology
     assert (state.generation, state.ledger.version) == (generation, version)
-    assert state.topology.nodes["node-01"].metadata.resource_version == kube_api.get(f"{NODES}/node-01")["metadata"]["resourceVersion"]
 
 
 def test_a_headroom_change_re_rates_only_its_node(kube_api, serve):

@@ -238,7 +238,7 @@ class FakeKubeAPI:
         """Start serving (again, on the same port once one was chosen)."""
         if self._server is not None:
             return
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        self._server = _Listener(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -870,6 +870,13 @@ def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k not in ignored} != {
         k: v for k, v in new.items() if k not in ignored
     }
+
+
+class _Listener(ThreadingHTTPServer):
+    """Go's ``net.Listen`` (kube-apiserver) takes the kernel's full backlog; socketserver's
+    default of 5 resets connections when dozens of clients connect at once."""
+
+    request_queue_size = socket.SOMAXCONN
 
 
 def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from bandwidth_accounting.fit import Cause
 from scheduler_extender.app import Extender, create_app
 from scheduler_extender.cli import build_parser
 from scheduler_extender.cluster import ClusterSnapshot
@@ -32,6 +33,7 @@ from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings
 from scheduler_extender.preemption import Preemptor
 from scheduler_extender.policy_status import PolicyStatusWriter
+from scheduler_extender.requeue import Requeuer
 from tests.kube_api import FakeKubeAPI, ResourcePath
 from tests.kubernetes.conftest import (
     PODS,
@@ -375,6 +377,16 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         wait_until(lambda: preemptor.records, what="the preemption")
         preemptor.stop()
         assert preemptor.records[0].evicted == ["default/hog"]
+        # a refused pod that a freed link could now help goes back to kube-scheduler's queue
+        big = kube_api.seed(PODS, pod_object("big", egress="20G"))
+        wait_until(lambda: served.extender.state.pod(big["metadata"]["uid"]), what="big")
+        requeuer = Requeuer(client_for(), may_write=elector.is_leader, settle=0.05)
+        requeuer.start()
+        big_pod = served.extender.state.pod(big["metadata"]["uid"])
+        requeuer.refused(big_pod, served.extender.scheduler.filter(big_pod, ["node-00"]))
+        requeuer.changed("room freed", frozenset({Cause.BANDWIDTH}))
+        wait_until(lambda: requeuer.woken, what="the retry patch")
+        requeuer.stop()
         # a pod the watch has not delivered yet is read from the API before it is bound
         served.source.stop()
         late = kube_api.seed(PODS, pod_object("late", egress=None))

@@ -35,6 +35,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -131,9 +132,13 @@ def extender(kind: str, kubeconfig: str, port: int) -> None:
 
     source = KubernetesClusterSource(api_client(kubeconfig))
     if kind == "netsched":
+        from bandwidth_accounting.fit import FitSettings
         from scheduler_extender.app import Extender, create_app
+        from scheduler_extender.scheduler import SchedulerSettings
 
-        app = create_app(Extender.build(source))
+        # No reporter re-sends the seeded NodeNetworks here: their heartbeats do not age.
+        settings = SchedulerSettings(fit=FitSettings(report_ttl=None))
+        app = create_app(Extender.build(source, settings=settings))
     else:
         app = passthrough_app(source)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -246,6 +251,7 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
             slots.release()
 
     slots = threading.BoundedSemaphore(binds_in_flight)
+    chooser = random.Random(1)  # kube-scheduler's selectHost: one of the best, at random
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=binds_in_flight) as binders:
         for index, pod in enumerate(pods):
@@ -263,7 +269,8 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
                 continue
             args["NodeNames"] = passed
             scores = timed("prioritize", args) if len(passed) > 1 else [{"Host": passed[0], "Score": 0}]
-            best = max(scores, key=lambda score: score["Score"])["Host"]
+            top = max(score["Score"] for score in scores)
+            best = chooser.choice([score["Host"] for score in scores if score["Score"] == top])
             slots.acquire()  # kube-scheduler never waits here; the cap only bounds this driver
             with lock:
                 in_flight += 1

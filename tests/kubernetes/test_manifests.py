@@ -31,8 +31,8 @@ from scheduler_extender.cli import build_parser
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings
-from scheduler_extender.preemption import Preemptor
 from scheduler_extender.policy_status import PolicyStatusWriter
+from scheduler_extender.preemption import Preemptor
 from scheduler_extender.requeue import Requeuer
 from tests.kube_api import FakeKubeAPI, ResourcePath
 from tests.kubernetes.conftest import (

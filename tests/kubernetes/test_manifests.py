@@ -25,7 +25,6 @@ import httpx
 import pytest
 import yaml
 
-from bandwidth_accounting.fit import Cause
 from scheduler_extender.app import Extender, create_app
 from scheduler_extender.cli import build_parser
 from scheduler_extender.cluster import ClusterSnapshot
@@ -383,8 +382,11 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         requeuer = Requeuer(client_for(), may_write=elector.is_leader, settle=0.05)
         requeuer.start()
         big_pod = served.extender.state.pod(big["metadata"]["uid"])
-        requeuer.refused(big_pod, served.extender.scheduler.filter(big_pod, ["node-00"]))
-        requeuer.changed("room freed", frozenset({Cause.BANDWIDTH}))
+        refused = served.extender.scheduler.filter(big_pod, ["node-00"])
+        assert not refused.passed
+        requeuer.refused(big_pod, refused)
+        causes = frozenset(reason.cause for reasons in refused.refusals.values() for reason in reasons)
+        requeuer.changed("room freed", causes)
         wait_until(lambda: requeuer.woken, what="the retry patch")
         requeuer.stop()
         # a pod the watch has not delivered yet is read from the API before it is bound

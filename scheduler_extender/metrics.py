@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bandwidth_accounting.reservation import DIRECTIONS
-from scheduler_extender.state import ClusterState
+from scheduler_extender.state import ClusterState, Rejection
 
 VERB_LATENCY_BUCKETS = (
     0.0005,
@@ -62,6 +62,26 @@ class ExtenderMetrics:
         )
         self.registry.register(InterfaceCollector(state))
         self.registry.register(NodeCollector(state))
+        self.registry.register(RejectionCollector(state))
+
+
+class RejectionCollector(Collector):
+    """Reservations on bound pods that the ledger refuses to count, per reason (docs/security.md)."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rejected = GaugeMetricFamily(
+            "netsched_rejected_reservations",
+            "Bound pods whose netsched.io/reservation is not counted: unreadable, too large, "
+            "naming another node, or on a pod of a scheduler netsched does not serve.",
+            labels=["reason"],
+        )
+        reasons = [r.reason for r in self.state.rejected_reservations()]
+        for reason in Rejection:
+            rejected.add_metric([reason.value], reasons.count(reason))
+        yield rejected
 
 
 class InterfaceCollector(Collector):

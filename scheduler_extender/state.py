@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import timedelta
 
 from pydantic import ValidationError
@@ -56,16 +57,53 @@ def node_headroom(node: Node | None, default: float) -> float:
     return value
 
 
-def reservation_of(pod: Pod) -> Reservation | None:
-    """The reservation recorded on a pod, if it has a valid one."""
+class Rejection(StrEnum):
+    """Why a bound pod's recorded reservation is not counted; the metric's ``reason`` label."""
+
+    UNREADABLE = "unreadable"
+    TOO_LARGE = "too_large"
+    OTHER_NODE = "other_node"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedReservation:
+    """A reservation on a bound pod that the ledger refuses to count, and why."""
+
+    uid: str
+    pod: str
+    reason: Rejection
+    detail: str
+
+
+def _read_reservation(pod: Pod) -> Reservation | tuple[Rejection, str] | None:
     raw = pod.metadata.annotations.get(annotations.RESERVATION)
     if raw is None:
         return None
+    if (too_long := annotations.oversized(annotations.RESERVATION, raw)) is not None:
+        return Rejection.TOO_LARGE, f"{annotations.RESERVATION} {too_long}"
     try:
         return Reservation.model_validate_json(raw)
     except ValidationError as error:
-        log.warning("pod %s: ignoring unreadable %s: %s", pod.key, annotations.RESERVATION, error)
-        return None
+        return Rejection.UNREADABLE, f"{annotations.RESERVATION} is unreadable ({error.error_count()} errors)"
+
+
+def checked_reservation(pod: Pod) -> Reservation | RejectedReservation | None:
+    """The reservation a bound pod holds, as the ledger may count it, or why it may not.
+
+    Only netsched writes reservations, naming the node it binds the pod to; one that
+    names another node, is unreadable or is over its size cap was written by someone
+    else (a pod author, without the admission policy of deploy/) and is not counted.
+    """
+    found = _read_reservation(pod)
+    if found is None or isinstance(found, Reservation) and found.node == pod.spec.node_name:
+        return found
+    uid = pod.metadata.uid or pod.key
+    if not isinstance(found, Reservation):
+        return RejectedReservation(uid, pod.key, *found)
+    return RejectedReservation(
+        uid, pod.key, Rejection.OTHER_NODE,
+        f"names node {annotations.quoted(found.node)}, the pod is on {pod.spec.node_name}",
+    )
 
 
 def holds_reservation(pod: Pod) -> bool:
@@ -79,6 +117,8 @@ class ClusterState:
     def __init__(self, capacity: CapacitySettings | None = None) -> None:
         self.capacity = capacity or CapacitySettings()
         self.ledger = Ledger()
+        self._rejected: dict[str, RejectedReservation] = {}
+        """uid → a bound pod's reservation that is not counted (see ``checked_reservation``)."""
         self.observed = ObservedLoad(self.ledger, self.capacity.observed_window)
         self._lock = threading.RLock()
         self._nodes: dict[str, Node] = {}
@@ -107,6 +147,7 @@ class ClusterState:
                 self._policies.setdefault(policy.metadata.namespace or "default", {})[policy.metadata.name] = policy
             self._pods = {}
             self._placed = {}
+            self._rejected = {}
             for pod in snapshot.pods:
                 self._index_pod(pod)
             for node in self.observed.nodes() - set(self._node_networks):
@@ -153,6 +194,7 @@ class ClusterState:
                 uid = obj.metadata.uid or obj.key
                 self._pods.pop(uid, None)
                 self._placed.get(obj.metadata.namespace or "default", {}).pop(uid, None)
+                self._rejected.pop(uid, None)
                 self.ledger.release(uid)
                 return
             if isinstance(obj, BandwidthPolicy):
@@ -211,6 +253,11 @@ class ClusterState:
         """The namespace's policies, parsed; raises ``InvalidPolicy`` naming a bad value."""
         return [NamespacePolicy.of(policy) for policy in self.bandwidth_policies(namespace)]
 
+    def rejected_reservations(self) -> list[RejectedReservation]:
+        """Reservations on bound pods that the ledger does not count, by pod name."""
+        with self._lock:
+            return sorted(self._rejected.values(), key=lambda r: r.pod)
+
     def node_names(self) -> list[str]:
         return list(self.topology.nodes)
 
@@ -230,19 +277,28 @@ class ClusterState:
         self._index_pod(pod)
         holding = self._holding_of(pod)
         if holding is None:
-            # A pending pod may carry a reservation mid-bind; only a finished one frees it.
-            if pod.is_terminal:
+            # A pending pod may carry a reservation mid-bind; only a finished one frees it,
+            # and a rejected one must not keep what an earlier version of the pod held.
+            if pod.is_terminal or uid in self._rejected:
                 self.ledger.release(uid)
             return
         self.ledger.record(holding)
 
     def _holding_of(self, pod: Pod) -> Holding | None:
+        uid = pod.metadata.uid or pod.key
         if not holds_reservation(pod):
+            self._rejected.pop(uid, None)
             return None
-        reservation = reservation_of(pod)
-        if reservation is None or reservation.node != pod.spec.node_name:
+        checked = checked_reservation(pod)
+        if isinstance(checked, RejectedReservation):
+            if self._rejected.get(uid) != checked:
+                log.warning("pod %s: not counting its %s: %s", pod.key, annotations.RESERVATION, checked.detail)
+            self._rejected[uid] = checked
             return self._foreign_holding(pod)
-        return Holding(pod.metadata.uid or pod.key, pod.key, pod.spec.priority, reservation)
+        self._rejected.pop(uid, None)
+        if checked is None:
+            return self._foreign_holding(pod)
+        return Holding(uid, pod.key, pod.spec.priority, checked)
 
     def _foreign_holding(self, pod: Pod) -> Holding | None:
         """A bound pod without a reservation netsched counts still gets what its bandwidth

@@ -57,11 +57,22 @@ class PolicyView(BaseModel):
     used: Rates = Field(description="Reserved by the namespace's pods, all interfaces, bits/s.")
 
 
+class RejectedReservationView(BaseModel):
+    uid: str
+    pod: str
+    reason: str
+    detail: str
+
+
 class TopologyView(BaseModel):
     nodes: list[NodeView]
     networks: list[NetworkView]
     reservations: list[ReservationView]
     policies: list[PolicyView] = Field(default_factory=list)
+    rejected_reservations: list[RejectedReservationView] = Field(
+        default_factory=list,
+        description="Reservations on bound pods that the ledger does not count (docs/security.md).",
+    )
 
 
 class DecisionView(BaseModel):
@@ -114,8 +125,13 @@ def topology_view(state: ClusterState) -> TopologyView:
         NetworkView(name=name, spec=network.spec, nodes=len(topology.nodes_reaching(name)))
         for name, network in sorted(topology.networks.items())
     ]
+    rejected = [
+        RejectedReservationView(uid=r.uid, pod=r.pod, reason=r.reason.value, detail=r.detail)
+        for r in state.rejected_reservations()
+    ]
     return TopologyView(
-        nodes=nodes, networks=networks, reservations=reservation_views(state), policies=policy_views(state)
+        nodes=nodes, networks=networks, reservations=reservation_views(state), policies=policy_views(state),
+        rejected_reservations=rejected,
     )
 
 

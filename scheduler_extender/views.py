@@ -194,6 +194,9 @@ class ExplainView(BaseModel):
     )
     fits: int
     nodes: list[NodeVerdict] = Field(description="Nodes that fit first, best score first; then the rest.")
+    rejected_reservation: str | None = Field(
+        default=None, description="Why the pod's recorded reservation is not counted, if it is not."
+    )
 
 
 class PodNotFound(LookupError):
@@ -241,6 +244,8 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
             )
         )
     verdicts.sort(key=lambda v: (not v.fits, -(v.score or 0), v.node))
+    uid = pod.metadata.uid or pod.key
+    rejected = next((r.detail for r in state.rejected_reservations() if r.uid == uid), None)
     return ExplainView(
         pod=pod.key,
         bound_to=pod.spec.node_name,
@@ -248,4 +253,5 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
         policies=policy_views(state, pod.metadata.namespace or "default"),
         fits=len(filtered.passed),
         nodes=verdicts,
+        rejected_reservation=rejected,
     )

@@ -81,6 +81,8 @@ def render(view: ExplainView) -> str:
         f"Pod {view.pod}"
         + (f" (bound to {view.bound_to}; its own reservation counts)" if view.bound_to else "")
     ]
+    if view.rejected_reservation:
+        lines.append(f"  its netsched.io/reservation is not counted: {view.rejected_reservation}")
     for name, value in sorted(view.annotations.items()):
         lines.append(f"  {name}: {value}")
     if not view.annotations and not any(p.spec.default for p in view.policies):

@@ -16,9 +16,12 @@ import httpx
 import pytest
 
 from bandwidth_accounting import annotations as ann
-from scheduler_extender.state import Rejection
+from scheduler_extender.commands.explain import render
+from scheduler_extender.state import Rejection, checked_reservation
+from scheduler_extender.views import ExplainView
 from tests.kube_api.server import MERGE_PATCH
 from tests.kubernetes.conftest import PODS, pod_object, seed_nodes, wait_until
+from topology.models import Pod
 
 GIGA = 10**9
 
@@ -103,9 +106,6 @@ def test_a_counted_reservation_changed_by_hand_is_dropped_not_kept(kube_api, ser
 
 @pytest.mark.parametrize("names", [frozenset({"netsched-scheduler"}), frozenset({"netsched-scheduler", "batch"})])
 def test_the_served_scheduler_names_decide(names):
-    from scheduler_extender.state import checked_reservation
-    from topology.models import Pod
-
     pod = Pod.model_validate(bound_pod("b", "node-00", reservation("node-00", GIGA), "batch"))
     checked = checked_reservation(pod, names)
     if "batch" in names:
@@ -113,3 +113,15 @@ def test_the_served_scheduler_names_decide(names):
     else:
         assert checked.reason is Rejection.NOT_NETSCHED
         assert checked.detail == "the pod's schedulerName 'batch' is not one netsched serves (netsched-scheduler)"
+
+
+def test_explain_says_why_a_reservation_is_not_counted(kube_api, serve):
+    seed_nodes(kube_api, 2)
+    kube_api.seed(PODS, bound_pod("elsewhere", "node-00", reservation("node-01", GIGA)))
+    served = serve()
+    wait_until(served.extender.state.rejected_reservations, what="the rejection")
+    explained = httpx.get(f"{served.url}/api/v1/explain", params={"namespace": "default", "name": "elsewhere"},
+                          timeout=10).json()
+    assert explained["rejected_reservation"] == "names node 'node-01', the pod is on node-00"
+    assert "its netsched.io/reservation is not counted: names node 'node-01'" in render(
+        ExplainView.model_validate(explained))

@@ -75,7 +75,7 @@ class RejectionCollector(Collector):
         rejected = GaugeMetricFamily(
             "netsched_rejected_reservations",
             "Bound pods whose netsched.io/reservation is not counted: unreadable, too large, "
-            "naming another node, or on a pod of a scheduler netsched does not serve.",
+            "or naming another node than the pod's.",
             labels=["reason"],
         )
         reasons = [r.reason for r in self.state.rejected_reservations()]

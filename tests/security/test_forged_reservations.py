@@ -1,6 +1,6 @@
 """Without the admission policy, the ledger still counts only reservations netsched could have
-made: naming the pod's own node, on a pod of a scheduler netsched serves. Others are set
-aside, logged, counted in a metric and listed in the topology API, never counted.
+made: readable, within their size cap, naming the pod's own node. Others are set aside,
+logged, counted in a metric and listed in the topology API, never counted.
 
 The pods are written into the in-test API server (as a tenant's kubectl would, which the
 real server allows when no admission policy stops it) and the extender follows them
@@ -13,15 +13,13 @@ import json
 import logging
 
 import httpx
-import pytest
 
 from bandwidth_accounting import annotations as ann
 from scheduler_extender.commands.explain import render
-from scheduler_extender.state import Rejection, checked_reservation
+from scheduler_extender.state import Rejection
 from scheduler_extender.views import ExplainView
 from tests.kube_api.server import MERGE_PATCH
 from tests.kubernetes.conftest import PODS, pod_object, seed_nodes, wait_until
-from topology.models import Pod
 
 GIGA = 10**9
 
@@ -54,8 +52,6 @@ def rejected_metric(url: str) -> dict[str, float]:
 def test_forged_reservations_are_reported_and_never_counted(kube_api, serve, caplog):
     seed_nodes(kube_api, 2)
     kube_api.seed(PODS, bound_pod("honest", "node-00", reservation("node-00", 2 * GIGA)))
-    # the review's case: a 10T reservation on a pod another scheduler bound
-    kube_api.seed(PODS, bound_pod("other-scheduler", "node-00", reservation("node-00", 10**13), "default-scheduler"))
     # a reservation naming a node the pod is not on (another node's uplink)
     kube_api.seed(PODS, bound_pod("elsewhere", "node-00", reservation("node-01", GIGA)))
     kube_api.seed(PODS, bound_pod("garbled", "node-00", "{not json"))
@@ -65,25 +61,24 @@ def test_forged_reservations_are_reported_and_never_counted(kube_api, serve, cap
     with caplog.at_level(logging.WARNING, logger="scheduler_extender.state"):
         served = serve()
         state = served.extender.state
-        wait_until(lambda: len(state.pods()) == 6, what="the pods")
+        wait_until(lambda: len(state.pods()) == 5, what="the pods")
     assert state.ledger.reserved("node-00", "eth0") == (0, 2 * GIGA)
     assert state.ledger.reserved("node-01", "eth0") == (0, 0)
     assert [h.pod for h in state.ledger.holdings()] == ["default/honest"]
     rejected = {r.pod: r.reason for r in state.rejected_reservations()}
     assert rejected == {
-        "default/other-scheduler": Rejection.NOT_NETSCHED,
         "default/elsewhere": Rejection.OTHER_NODE,
         "default/garbled": Rejection.UNREADABLE,
         "default/huge": Rejection.TOO_LARGE,
     }
     assert rejected_metric(served.url) == {
-        "unreadable": 1, "too_large": 1, "other_node": 1, "not_netsched_pod": 1,
+        "unreadable": 1, "too_large": 1, "other_node": 1,
     }
     listed = httpx.get(f"{served.url}/api/v1/topology", timeout=10).json()["rejected_reservations"]
     assert {r["pod"]: r["detail"] for r in listed}["default/elsewhere"] == (
         "names node 'node-01', the pod is on node-00")
     warnings = [r.getMessage() for r in caplog.records if "not counting" in r.getMessage()]
-    assert len(warnings) == 4 and not any("x" * 200 in w for w in warnings), "logs quote no large value"
+    assert len(warnings) == 3 and not any("x" * 200 in w for w in warnings), "logs quote no large value"
 
 
 def test_a_counted_reservation_changed_by_hand_is_dropped_not_kept(kube_api, serve):
@@ -102,17 +97,6 @@ def test_a_counted_reservation_changed_by_hand_is_dropped_not_kept(kube_api, ser
     # the pod deleted: nothing left to report
     kube_api.delete(f"{PODS}/web")
     wait_until(lambda: not state.rejected_reservations(), what="the report to go")
-
-
-@pytest.mark.parametrize("names", [frozenset({"netsched-scheduler"}), frozenset({"netsched-scheduler", "batch"})])
-def test_the_served_scheduler_names_decide(names):
-    pod = Pod.model_validate(bound_pod("b", "node-00", reservation("node-00", GIGA), "batch"))
-    checked = checked_reservation(pod, names)
-    if "batch" in names:
-        assert checked.node == "node-00"
-    else:
-        assert checked.reason is Rejection.NOT_NETSCHED
-        assert checked.detail == "the pod's schedulerName 'batch' is not one netsched serves (netsched-scheduler)"
 
 
 def test_explain_says_why_a_reservation_is_not_counted(kube_api, serve):

@@ -6,7 +6,7 @@ PYTHON ?= python3
 EXTRAS := node,extender,plot,test
 APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
 
-.PHONY: demo test bench venv system-packages cni-client images clean
+.PHONY: demo test bench mutate venv system-packages cni-client images clean
 
 demo: venv
 	$(VENV)/bin/netsched demo
@@ -49,5 +49,17 @@ images:
 			-t netsched-$$part:$(VERSION) . || exit 1; \
 	done
 
+# Mutation testing (mutmut; tests in pyproject.toml [tool.mutmut]); slow, not in `test`.
+# The functions mutated: the ledger, the batch fit check, address allocation, the bind
+# path (bind, _bind, _reserve) and the token-bucket shaping. Survivors:
+# `$(VENV)/bin/mutmut results`, one in detail: `$(VENV)/bin/mutmut show NAME`.
+MUTATE := 'bandwidth_accounting.ledger.*' 'bandwidth_accounting.batch.*' \
+	'bandwidth_accounting.ipam.*' 'scheduler_extender.scheduler.*bind*' \
+	'scheduler_extender.scheduler.*_reserve*' 'cni.shaping.*'
+mutate: venv
+	$(VENV)/bin/pip install --quiet 'mutmut>=3.3'
+	$(VENV)/bin/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTATE)
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis mutants

@@ -46,6 +46,7 @@ def test_fifty_concurrent_binds_racing_for_one_interface(served, extender, sourc
     assert {p.metadata.uid for p in bound} == {p.metadata.uid for p in won}
     addresses = [json.loads(p.metadata.annotations[ann.RESERVATION])["attachments"][0]["ip"] for p in bound]
     assert len(set(addresses)) == 11
+    assert extender.metrics.registry.get_sample_value("netsched_bind_conflicts_total") == 39
 
 
 def test_bind_of_an_unknown_pod_is_an_error_not_a_crash(served):
@@ -71,6 +72,9 @@ def test_failed_binding_releases_the_reservation(served, extender, source, monke
     assert error == 'binding failed: pod lost is already assigned to node "node-a-2"'
     assert extender.state.ledger.holdings() == []
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
+    assert ann.RESERVATION not in source.get(Pod, pod.key).metadata.annotations  # one write, refused
+    *_, decision = extender.scheduler.decisions  # what the dashboard and `netsched explain` show
+    assert (decision.verb, decision.pod, decision.node, decision.error) == ("bind", "default/lost", "node-a-1", error)
 
 
 def test_deleting_a_bound_pod_releases_its_reservation(served, extender, source):

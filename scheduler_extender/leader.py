@@ -98,18 +98,14 @@ class LeaderElector:
             return self._leading and self._prepared and fresh
 
     def start(self) -> None:
-        """Campaign in a thread; after ``stop`` (final, even when it came first) nothing starts."""
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
-            self._thread.start()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
+        self._thread.start()
 
     def stop(self, release: bool = True) -> None:
         """Stop campaigning; a leader hands the Lease back (``release``) so that another
         replica takes over at once instead of after the lease duration."""
-        with self._lock:
-            self._stopping.set()
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         with self._lock:

@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     sink, helpers = _acting_on_refusals(args, extender, elector)
 
     def follow() -> None:
-        source.start(sink)
-        if elector is not None:
+        source.start(sink)  # returns at once once stopped
+        if elector is not None and not stopping.is_set():
             elector.start()
         PolicyStatusWriter(extender.state, source).run(stopping)  # BandwidthPolicy used/hard
 
@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"netsched read-only API on http://{args.host}:{args.read_only_port}", flush=True)
             server.run()
     finally:
+        stopping.set()  # also when serving failed: the cluster-source thread starts no elector
         for helper in helpers:
             helper.stop()
         if elector is not None:

@@ -11,6 +11,7 @@ always granted.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from kubernetes import client
@@ -22,7 +23,9 @@ from tests.interleaving import HANG_S, Schedule
 def seamed_elector(schedule: Schedule) -> LeaderElector:
     """An elector whose rebuild thread (``leader-prepare``) has two seams: ``rebuilding``,
     inside ``prepare``, and ``checked``, after it has read ``_leading``, the last read of
-    its "still my term?" check. The Lease is always granted."""
+    its "still my term?" check. The Lease is always granted; from the second attempt on,
+    the campaign loop (``leader-election``) passes the seam ``renewing`` first, outside
+    the lock."""
 
     class Seamed(LeaderElector):
         @property
@@ -39,11 +42,17 @@ def seamed_elector(schedule: Schedule) -> LeaderElector:
     def prepare() -> None:
         schedule.point("rebuilding")
 
-    # A long retry period: the loop's next renewal does not come during the test.
-    settings = LeaseSettings(identity="replica-a", lease_duration=60, renew_deadline=50, retry_period=40)
+    settings = LeaseSettings(identity="replica-a", lease_duration=60, renew_deadline=50, retry_period=0.05)
     elector = Seamed(client.ApiClient(), settings, prepare=prepare)
     elector._lock = schedule.lock()
-    elector._try_acquire_or_renew = lambda: True
+    attempts = itertools.count()
+
+    def grant() -> bool:
+        if next(attempts):
+            schedule.point("renewing")
+        return True
+
+    elector._try_acquire_or_renew = grant
     return elector
 
 
@@ -52,18 +61,26 @@ def rebuild_thread() -> threading.Thread:
     return thread
 
 
+def step_down(elector: LeaderElector) -> None:
+    """What the campaign loop does when the Lease is lost."""
+    with elector._lock:
+        elector._step_down_locked()
+
+
 def test_a_rebuild_finishing_as_its_term_ends_does_not_make_the_next_term_ready():
     schedule = Schedule()
     elector = seamed_elector(schedule)
     schedule.stop("leader-prepare", at="rebuilding")
     schedule.stop("leader-prepare", at="checked")
+    schedule.stop("leader-election", at="renewing")
     elector.start()  # term 1: the Lease is granted, its rebuild starts
     schedule.reach("leader-prepare")
     old_rebuild = rebuild_thread()
     schedule.release("leader-prepare", at="rebuilding")
     schedule.reach("leader-prepare")  # rebuilt; checked that term 1 is still on
+    schedule.reach("leader-election")  # the loop's next attempt waits for the test
 
-    schedule.start("step-down", elector.stop, False)  # term 1 ends
+    schedule.start("step-down", step_down, elector)  # term 1 ends: the Lease was lost
     step_down_did = schedule.next_event("step-down")
     schedule.release("leader-prepare", at="checked")
     old_rebuild.join(HANG_S)
@@ -71,7 +88,7 @@ def test_a_rebuild_finishing_as_its_term_ends_does_not_make_the_next_term_ready(
         schedule.reach("step-down", "done")
 
     schedule.stop("leader-prepare", at="rebuilding")
-    elector.start()  # the next term: granted again, its rebuild held at its start
+    schedule.release("leader-election")  # the next term: granted again, its rebuild held
     schedule.reach("leader-prepare")
     try:
         assert elector._leading

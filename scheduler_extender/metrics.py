@@ -75,7 +75,7 @@ class RejectionCollector(Collector):
         rejected = GaugeMetricFamily(
             "netsched_rejected_reservations",
             "Bound pods whose netsched.io/reservation is not counted: unreadable, too large, "
-            "or naming another node than the pod's.",
+            "naming another node than the pod's, or on a pod of a scheduler netsched does not serve.",
             labels=["reason"],
         )
         reasons = [r.reason for r in self.state.rejected_reservations()]

@@ -25,7 +25,7 @@ from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from topology.graph import Topology
-from topology.models import BandwidthPolicy, Network, Node, NodeNetwork, Pod
+from topology.models import SCHEDULER_NAME, BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Rejection(StrEnum):
     UNREADABLE = "unreadable"
     TOO_LARGE = "too_large"
     OTHER_NODE = "other_node"
+    NOT_NETSCHED = "not_netsched_pod"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,22 +88,31 @@ def _read_reservation(pod: Pod) -> Reservation | tuple[Rejection, str] | None:
         return Rejection.UNREADABLE, f"{annotations.RESERVATION} is unreadable ({error.error_count()} errors)"
 
 
-def checked_reservation(pod: Pod) -> Reservation | RejectedReservation | None:
+def checked_reservation(pod: Pod, scheduler_names: frozenset[str]) -> Reservation | RejectedReservation | None:
     """The reservation a bound pod holds, as the ledger may count it, or why it may not.
 
-    Only netsched writes reservations, naming the node it binds the pod to; one that
-    names another node, is unreadable or is over its size cap was written by someone
-    else (a pod author, without the admission policy of deploy/) and is not counted.
+    Only netsched writes reservations, for pods of a scheduler it serves, naming the node
+    it binds the pod to; one that breaks either rule, is unreadable or is over its size
+    cap was written by someone else (a pod author, without the admission policy of
+    deploy/) and is not counted.
     """
     found = _read_reservation(pod)
-    if found is None or isinstance(found, Reservation) and found.node == pod.spec.node_name:
+    if found is None or isinstance(found, Reservation) and (
+        found.node == pod.spec.node_name and pod.spec.scheduler_name in scheduler_names
+    ):
         return found
     uid = pod.metadata.uid or pod.key
     if not isinstance(found, Reservation):
         return RejectedReservation(uid, pod.key, *found)
+    if found.node != pod.spec.node_name:
+        return RejectedReservation(
+            uid, pod.key, Rejection.OTHER_NODE,
+            f"names node {annotations.quoted(found.node)}, the pod is on {pod.spec.node_name}",
+        )
+    served = ", ".join(sorted(scheduler_names))
     return RejectedReservation(
-        uid, pod.key, Rejection.OTHER_NODE,
-        f"names node {annotations.quoted(found.node)}, the pod is on {pod.spec.node_name}",
+        uid, pod.key, Rejection.NOT_NETSCHED,
+        f"the pod's schedulerName {annotations.quoted(pod.spec.scheduler_name)} is not one netsched serves ({served})",
     )
 
 
@@ -114,8 +124,13 @@ def holds_reservation(pod: Pod) -> bool:
 class ClusterState:
     """Thread-safe cluster picture; implements ``ClusterSink``."""
 
-    def __init__(self, capacity: CapacitySettings | None = None) -> None:
+    def __init__(
+        self, capacity: CapacitySettings | None = None,
+        scheduler_names: frozenset[str] = frozenset({SCHEDULER_NAME}),
+    ) -> None:
         self.capacity = capacity or CapacitySettings()
+        self.scheduler_names = scheduler_names
+        """Pods of these schedulers are netsched's: only their reservations are counted."""
         self.ledger = Ledger()
         self._rejected: dict[str, RejectedReservation] = {}
         """uid → a bound pod's reservation that is not counted (see ``checked_reservation``)."""
@@ -289,7 +304,7 @@ class ClusterState:
         if not holds_reservation(pod):
             self._rejected.pop(uid, None)
             return None
-        checked = checked_reservation(pod)
+        checked = checked_reservation(pod, self.scheduler_names)
         if isinstance(checked, RejectedReservation):
             if self._rejected.get(uid) != checked:
                 log.warning("pod %s: not counting its %s: %s", pod.key, annotations.RESERVATION, checked.detail)

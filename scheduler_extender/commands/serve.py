@@ -99,13 +99,15 @@ def extender_from_args(args: argparse.Namespace, source):
         raise SystemExit(f"--observed-window {args.observed_window}: must not be negative")
     if args.observed_max_age < 0:
         raise SystemExit(f"--observed-max-age {args.observed_max_age}: must not be negative")
-    state = ClusterState(
-        CapacitySettings(headroom=args.headroom, observed_window=timedelta(seconds=args.observed_window))
-    )
     max_age = timedelta(seconds=args.observed_max_age) if args.observed_max_age else None
     fit = FitSettings(report_ttl=timedelta(seconds=args.report_ttl), observed_max_age=max_age)
     names = getattr(args, "scheduler_name", None)
     settings = SchedulerSettings(fit=fit, **({"scheduler_names": frozenset(names)} if names else {}))
+    # /bind and the ledger agree on which pods are netsched's: one set, from the same flag.
+    state = ClusterState(
+        CapacitySettings(headroom=args.headroom, observed_window=timedelta(seconds=args.observed_window)),
+        scheduler_names=settings.scheduler_names,
+    )
     return Extender.build(source, state, settings=settings)
 
 

@@ -53,6 +53,10 @@ def test_forged_reservations_are_reported_and_never_counted(kube_api, serve, cap
     seed_nodes(kube_api, 2)
     kube_api.seed(PODS, bound_pod("honest", "node-00", reservation("node-00", 2 * GIGA)))
     # a reservation naming a node the pod is not on (another node's uplink)
+    # the review's case: a 10T reservation on a pod another scheduler bound
+    other = bound_pod("other-scheduler", "node-00", reservation("node-00", 10**13))
+    other["spec"]["schedulerName"] = "default-scheduler"
+    kube_api.seed(PODS, other)
     kube_api.seed(PODS, bound_pod("elsewhere", "node-00", reservation("node-01", GIGA)))
     kube_api.seed(PODS, bound_pod("garbled", "node-00", "{not json"))
     kube_api.seed(PODS, bound_pod("huge", "node-00", "x" * (ann.MAX_LENGTH[ann.RESERVATION] + 1)))
@@ -61,24 +65,25 @@ def test_forged_reservations_are_reported_and_never_counted(kube_api, serve, cap
     with caplog.at_level(logging.WARNING, logger="scheduler_extender.state"):
         served = serve()
         state = served.extender.state
-        wait_until(lambda: len(state.pods()) == 5, what="the pods")
+        wait_until(lambda: len(state.pods()) == 6, what="the pods")
     assert state.ledger.reserved("node-00", "eth0") == (0, 2 * GIGA)
     assert state.ledger.reserved("node-01", "eth0") == (0, 0)
     assert [h.pod for h in state.ledger.holdings()] == ["default/honest"]
     rejected = {r.pod: r.reason for r in state.rejected_reservations()}
     assert rejected == {
+        "default/other-scheduler": Rejection.NOT_NETSCHED,
         "default/elsewhere": Rejection.OTHER_NODE,
         "default/garbled": Rejection.UNREADABLE,
         "default/huge": Rejection.TOO_LARGE,
     }
     assert rejected_metric(served.url) == {
-        "unreadable": 1, "too_large": 1, "other_node": 1,
+        "unreadable": 1, "too_large": 1, "other_node": 1, "not_netsched_pod": 1,
     }
     listed = httpx.get(f"{served.url}/api/v1/topology", timeout=10).json()["rejected_reservations"]
     assert {r["pod"]: r["detail"] for r in listed}["default/elsewhere"] == (
         "names node 'node-01', the pod is on node-00")
     warnings = [r.getMessage() for r in caplog.records if "not counting" in r.getMessage()]
-    assert len(warnings) == 3 and not any("x" * 200 in w for w in warnings), "logs quote no large value"
+    assert len(warnings) == 4 and not any("x" * 200 in w for w in warnings), "logs quote no large value"
 
 
 def test_a_counted_reservation_changed_by_hand_is_dropped_not_kept(kube_api, serve):

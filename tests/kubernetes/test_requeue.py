@@ -138,8 +138,8 @@ def test_a_fresh_report_and_freed_bandwidth_requeue_exactly_the_pods_they_help(
     kube_api.handle("PATCH", f"{NODE_NETWORKS}/node-00/status", MERGE,
                     node_network_object("node-00", heartbeat=stale))
     holder = kube_api.seed(PODS, pod_object("holder", egress="8G"))
-    for_report = kube_api.seed(PODS, pod_object("for-report", egress="1G"))
-    for_room = kube_api.seed(PODS, pod_object("for-room", egress="2G"))
+    kube_api.seed(PODS, pod_object("for-report", egress="1G"))
+    kube_api.seed(PODS, pod_object("for-room", egress="2G"))
     s = scene()
     wait_until(lambda: len(s.extender.state.pods()) == 3, what="pods")
     assert httpx.post(f"{s.url}/bind", json=bind_body(holder, "node-01")).json() == {"Error": ""}

@@ -295,7 +295,7 @@ class KubernetesClusterSource:
         """One ``pods/binding`` create: the API server sets ``spec.nodeName`` and merges the
         Binding's annotations into the pod in the same write, under its uid and
         resourceVersion preconditions (kube-apiserver's ``BindingREST``)."""
-        namespace = pod.metadata.namespace or "default"
+        namespace = pod.metadata.effective_namespace
         metadata: dict[str, Any] = {"name": pod.metadata.name, "namespace": namespace, "uid": pod.metadata.uid}
         if pod.metadata.resource_version:
             metadata["resourceVersion"] = pod.metadata.resource_version
@@ -317,7 +317,7 @@ class KubernetesClusterSource:
             return
         try:
             self._custom.patch_namespaced_custom_object_status(
-                API_GROUP, CRD_VERSION, policy.metadata.namespace or "default", "bandwidthpolicies",
+                API_GROUP, CRD_VERSION, policy.metadata.effective_namespace, "bandwidthpolicies",
                 policy.metadata.name, {"status": status.model_dump(mode="json")},
                 _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.settings.request_timeout,
             ).release_conn()

@@ -28,7 +28,7 @@ class PolicyStatusWriter:
         """Write every status that differs from what the namespace holds; how many it wrote."""
         written = 0
         for policy in self.state.bandwidth_policies():
-            used = self.state.ledger.namespace_reserved(policy.metadata.namespace or "default")
+            used = self.state.ledger.namespace_reserved(policy.metadata.effective_namespace)
             status = policy_status(policy, used)
             if status != policy.status:
                 self.source.write_policy_status(policy, status)

@@ -356,7 +356,7 @@ class Preemptor:
         """The budgets of every namespace with a pod on the candidate nodes."""
         wanted = set(nodes)
         namespaces = {
-            p.metadata.namespace or "default" for p in pods.values() if p.spec.node_name in wanted
+            p.metadata.effective_namespace for p in pods.values() if p.spec.node_name in wanted
         }
         budgets = []
         for namespace in sorted(namespaces):
@@ -371,7 +371,7 @@ class Preemptor:
         return budgets
 
     def _evict(self, pod: Pod) -> None:
-        namespace = pod.metadata.namespace or "default"
+        namespace = pod.metadata.effective_namespace
         body = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
@@ -384,7 +384,7 @@ class Preemptor:
         self._call(
             self._core.patch_namespaced_pod_status,
             pod.metadata.name,
-            pod.metadata.namespace or "default",
+            pod.metadata.effective_namespace,
             {"status": {"nominatedNodeName": node}},
             _content_type="application/merge-patch+json",
         )

@@ -109,7 +109,7 @@ class Requeuer:
             if result.passed or pod.spec.node_name:
                 return
             waiting = Waiting(
-                pod.metadata.namespace or "default",
+                pod.metadata.effective_namespace,
                 pod.metadata.name,
                 {node: frozenset(r.cause for r in reasons) for node, reasons in result.refusals.items()},
             )

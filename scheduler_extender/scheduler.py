@@ -304,7 +304,7 @@ class Scheduler:
         if not uid:
             raise BindError(f"bind of {key}: PodUID is empty")
         pod = self.state.pod(uid)
-        if pod is None or (pod.metadata.namespace or "default", pod.metadata.name) != (namespace, name):
+        if pod is None or (pod.metadata.effective_namespace, pod.metadata.name) != (namespace, name):
             try:
                 pod = self.source.read_pod(namespace, name)
             except BindConflict as error:
@@ -389,7 +389,7 @@ class Scheduler:
         """What the pod asks, with its namespace's defaults filled in, and the namespace's
         policies; raises ``InvalidAnnotation`` or ``InvalidPolicy``."""
         requirements = parse_requirements(pod.metadata.annotations)
-        policies = self.state.namespace_policies(pod.metadata.namespace or "default")
+        policies = self.state.namespace_policies(pod.metadata.effective_namespace)
         return with_defaults(requirements, policies), policies
 
     def _policy_refusals(
@@ -398,7 +398,7 @@ class Scheduler:
         """The namespace's maximum and totals: the same on every node, so refused everywhere."""
         if not policies:
             return []
-        used = self.state.ledger.namespace_reserved(pod.metadata.namespace or "default")
+        used = self.state.ledger.namespace_reserved(pod.metadata.effective_namespace)
         return [Refusal(Cause.POLICY, problem) for problem in policy_problems(requirements, policies, used)]
 
     def _peer_rows(self, pod: Pod, requirements: PodRequirements, rows: NodeRows) -> list[int]:
@@ -409,7 +409,7 @@ class Scheduler:
         own_uid = _uid(pod)
         return [
             rows.position[other.spec.node_name]
-            for other in self.state.placed_pods(pod.metadata.namespace or "default")
+            for other in self.state.placed_pods(pod.metadata.effective_namespace)
             if other.spec.node_name in rows.position
             and _uid(other) != own_uid
             and selector.matches(other.metadata.labels)

@@ -159,7 +159,7 @@ class ClusterState:
             self._networks = {n.name: n for n in snapshot.networks}
             self._policies = {}
             for policy in snapshot.bandwidth_policies:
-                self._policies.setdefault(policy.metadata.namespace or "default", {})[policy.metadata.name] = policy
+                self._policies.setdefault(policy.metadata.effective_namespace, {})[policy.metadata.name] = policy
             self._pods = {}
             self._placed = {}
             self._rejected = {}
@@ -185,7 +185,7 @@ class ClusterState:
                 self._upsert_pod(obj)
                 return
             if isinstance(obj, BandwidthPolicy):
-                self._policies.setdefault(obj.metadata.namespace or "default", {})[obj.metadata.name] = obj
+                self._policies.setdefault(obj.metadata.effective_namespace, {})[obj.metadata.name] = obj
                 self.generation += 1  # what pods of the namespace ask changes: cached plans go
                 return
             if isinstance(obj, NodeNetwork):
@@ -208,12 +208,12 @@ class ClusterState:
             if isinstance(obj, Pod):
                 uid = obj.metadata.uid or obj.key
                 self._pods.pop(uid, None)
-                self._placed.get(obj.metadata.namespace or "default", {}).pop(uid, None)
+                self._placed.get(obj.metadata.effective_namespace, {}).pop(uid, None)
                 self._rejected.pop(uid, None)
                 self.ledger.release(uid)
                 return
             if isinstance(obj, BandwidthPolicy):
-                self._policies.get(obj.metadata.namespace or "default", {}).pop(obj.metadata.name, None)
+                self._policies.get(obj.metadata.effective_namespace, {}).pop(obj.metadata.name, None)
                 self.generation += 1
                 return
             if isinstance(obj, Node):
@@ -281,7 +281,7 @@ class ClusterState:
     def _index_pod(self, pod: Pod) -> None:
         uid = pod.metadata.uid or pod.key
         self._pods[uid] = pod
-        placed = self._placed.setdefault(pod.metadata.namespace or "default", {})
+        placed = self._placed.setdefault(pod.metadata.effective_namespace, {})
         if holds_reservation(pod):
             placed[uid] = pod
         else:

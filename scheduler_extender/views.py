@@ -139,7 +139,7 @@ def policy_views(state: ClusterState, namespace: str | None = None) -> list[Poli
     """BandwidthPolicies (all, or ``namespace``'s) by namespace and name."""
     views = []
     for policy in state.bandwidth_policies(namespace):
-        ns = policy.metadata.namespace or "default"
+        ns = policy.metadata.effective_namespace
         ingress, egress = state.ledger.namespace_reserved(ns)
         views.append(PolicyView(namespace=ns, name=policy.metadata.name, spec=policy.spec,
                                 used=Rates(ingress=ingress, egress=egress)))
@@ -250,7 +250,7 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
         pod=pod.key,
         bound_to=pod.spec.node_name,
         annotations={k: v for k, v in pod.metadata.annotations.items() if k in annotations.INPUTS},
-        policies=policy_views(state, pod.metadata.namespace or "default"),
+        policies=policy_views(state, pod.metadata.effective_namespace),
         fits=len(filtered.passed),
         nodes=verdicts,
         rejected_reservation=rejected,

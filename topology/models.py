@@ -54,6 +54,16 @@ class ObjectMeta(WireModel):
     deletion_timestamp: datetime | None = None
     """Set when the object is being deleted (a pod then still runs out its grace period)."""
 
+    @property
+    def effective_namespace(self) -> str:
+        """The namespace the API server puts an object in when its manifest names none."""
+        return self.namespace or "default"
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``, as kubectl and the API's cache keys name a namespaced object."""
+        return f"{self.effective_namespace}/{self.name}"
+
     @model_validator(mode="before")
     @classmethod
     def _null_maps_are_empty(cls, data: object) -> object:
@@ -240,7 +250,7 @@ class BandwidthPolicy(WireModel):
 
     @property
     def key(self) -> str:
-        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"
+        return self.metadata.key
 
 
 class PodSpec(WireModel):
@@ -265,7 +275,7 @@ class Pod(WireModel):
 
     @property
     def key(self) -> str:
-        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"
+        return self.metadata.key
 
     @property
     def is_terminal(self) -> bool:

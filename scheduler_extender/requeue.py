@@ -283,8 +283,8 @@ def follow_with_retries(
 
 __all__ = [
     "RETRY_ANNOTATION",
-    "Requeuer",
     "RequeueingSink",
+    "Requeuer",
     "Waiting",
     "follow_with_retries",
 ]

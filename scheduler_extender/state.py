@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import timedelta
+from enum import StrEnum
 
 from pydantic import ValidationError
 

@@ -20,7 +20,7 @@ import yaml
 
 from bandwidth_accounting import annotations
 from bandwidth_accounting.quantity import format_bandwidth
-from tests.dashboard.cluster import KubeScheduler, served_cluster
+from tests.dashboard.cluster import KubeScheduler, refresh_heartbeats, served_cluster
 from topology.models import Node, Pod
 
 GIGA = 1_000_000_000
@@ -52,8 +52,8 @@ def write_cluster_file(snapshot, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A served demo cluster with pods bound through the webhook and one pending; and its file."""
+def scheduled():
+    """A served demo cluster with pods bound through the webhook and one pending."""
     with served_cluster() as served, KubeScheduler(served) as kube:
         bound = {
             "video": kube.schedule(
@@ -77,9 +77,23 @@ def cluster(tmp_path_factory):
         pending = kube.create(
             "big", {annotations.EGRESS_BANDWIDTH: "8500M", annotations.NETWORKS: "replication"}
         )
-        path = tmp_path_factory.mktemp("cluster") / "cluster.yaml"
-        write_cluster_file(served.source.snapshot(), path)
-        yield served, kube, bound, pending, path
+        yield served, kube, bound, pending
+
+
+@pytest.fixture
+def cluster(scheduled, tmp_path):
+    """The scheduled cluster as each test finds it: reports fresh, and its cluster file.
+
+    Real node reporters re-publish every report interval, so a live cluster's reports
+    never age past the report TTL (60 s) while its reporters run. The module's cluster
+    outlives that on a slow machine; refreshing the heartbeats before each test is what
+    the reporters would have done meanwhile, so no node reads as stale by accident.
+    """
+    served, kube, bound, pending = scheduled
+    refresh_heartbeats(served.source)
+    path = tmp_path / "cluster.yaml"
+    write_cluster_file(served.source.snapshot(), path)
+    return served, kube, bound, pending, path
 
 
 def test_topology_tree_table_and_json(cluster):

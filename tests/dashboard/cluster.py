@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Self
 
 import httpx
@@ -38,6 +39,14 @@ def served_cluster(
     extender = Extender.build(source)
     with BackgroundServer(create_app(extender), ServeOptions("127.0.0.1", 0)) as server:
         yield ServedCluster(source, extender, server.url)
+
+
+def refresh_heartbeats(source: FileClusterSource) -> None:
+    """Re-publish every NodeNetwork with a fresh heartbeat, as each node's reporter does."""
+    for report in source.snapshot().node_networks:
+        updated = report.model_copy(deep=True)
+        updated.status.heartbeat_time = datetime.now(UTC)
+        source.apply(updated)
 
 
 @dataclass

@@ -141,6 +141,12 @@ def serve(sources) -> Iterator[Callable[..., Served]]:
         served.server.__exit__(None, None, None)
 
 
+# How long a test waits for a netsched process it started to be up (imports, first API
+# contact, leader election). Generous on purpose: it is not a speed assertion, and a
+# loaded 2-core machine has taken over 30 s to start two extenders at once.
+PROCESS_START_TIMEOUT = 90.0
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -18,7 +18,14 @@ import pytest
 
 from scheduler_extender.leader import LeaderElector, LeaseSettings
 from tests.kube_api import ApiError, FakeKubeAPI
-from tests.kubernetes.conftest import PODS, bind_body, seed_nodes, seed_pods, wait_until
+from tests.kubernetes.conftest import (
+    PODS,
+    PROCESS_START_TIMEOUT,
+    bind_body,
+    seed_nodes,
+    seed_pods,
+    wait_until,
+)
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/netsched-extender"
 QUICK = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
@@ -186,7 +193,7 @@ def test_failover_between_two_replicas(kube_api, kubeconfig, tmp_path):
     pods = seed_pods(kube_api, 45)
     replicas = [Replica(name, kubeconfig, tmp_path) for name in ("replica-1", "replica-2")]
     try:
-        wait_until(lambda: any(r.ready() for r in replicas), timeout=30, what="a ready replica")
+        wait_until(lambda: any(r.ready() for r in replicas), timeout=PROCESS_START_TIMEOUT, what="a ready replica")
         time.sleep(0.6)
         ready = [r for r in replicas if r.ready()]
         assert len(ready) == 1, "only the leader reports ready"
@@ -225,7 +232,7 @@ def test_a_replica_stopped_with_sigterm_hands_the_lease_back(kube_api, kubeconfi
     seed_nodes(kube_api, 1)
     replica = Replica("replica-1", kubeconfig, tmp_path)
     try:
-        wait_until(replica.ready, timeout=30, what="the replica to lead")
+        wait_until(replica.ready, timeout=PROCESS_START_TIMEOUT, what="the replica to lead")
         assert holder(kube_api) == "replica-1"
         replica.process.send_signal(signal.SIGTERM)
         assert replica.process.wait(timeout=15) == 0

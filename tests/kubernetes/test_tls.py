@@ -13,7 +13,14 @@ import pytest
 from scheduler_extender.certificates import issue, new_ca
 from scheduler_extender.server import ServeOptions
 from tests.conftest import load_fixture
-from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes, wait_until
+from tests.kubernetes.conftest import (
+    PODS,
+    PROCESS_START_TIMEOUT,
+    bind_body,
+    pod_object,
+    seed_nodes,
+    wait_until,
+)
 from tests.kubernetes.test_leader import ROOT, free_port
 
 
@@ -103,7 +110,7 @@ def test_netsched_serve_takes_the_pair_on_the_command_line(kube_api, kubeconfig,
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout=30, what="netsched serve over HTTPS")
+        wait_until(ready, timeout=PROCESS_START_TIMEOUT, what="netsched serve over HTTPS")
         assert f"netsched extender on https://127.0.0.1:{port}" in log.read_text()
     finally:
         process.terminate()

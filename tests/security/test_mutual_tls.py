@@ -26,7 +26,14 @@ from scheduler_extender.certificates import issue, new_ca
 from scheduler_extender.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
 from scheduler_extender.read_api import create_read_only_app
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes, wait_until
+from tests.kubernetes.conftest import (
+    PODS,
+    PROCESS_START_TIMEOUT,
+    bind_body,
+    pod_object,
+    seed_nodes,
+    wait_until,
+)
 from tests.kubernetes.test_leader import ROOT, free_port
 
 SERVICE_NAME = "netsched-extender.kube-system.svc"
@@ -191,7 +198,7 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout=30, what="the read-only listener")
+        wait_until(ready, timeout=PROCESS_START_TIMEOUT, what="the read-only listener")
         context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
         status, answer = post(context, port, "/filter", {"Pod": {"metadata": {"name": "p"}}, "NodeNames": ["node-00"]})
         assert (status, answer["NodeNames"]) == (200, ["node-00"])

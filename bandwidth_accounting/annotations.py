@@ -10,8 +10,10 @@ NETWORKS = "netsched.io/networks"
 PLACEMENT = "netsched.io/placement"
 PEERS = "netsched.io/peers"
 RESERVATION = "netsched.io/reservation"
+MULTUS_NETWORKS = "k8s.v1.cni.cncf.io/networks"
+"""Multus's network-selection annotation (Network Plumbing WG spec): read, never written."""
 
-INPUTS = (INGRESS_BANDWIDTH, EGRESS_BANDWIDTH, NETWORKS, PLACEMENT, PEERS)
+INPUTS = (INGRESS_BANDWIDTH, EGRESS_BANDWIDTH, NETWORKS, MULTUS_NETWORKS, PLACEMENT, PEERS)
 """Annotations a pod author sets; a pod with none of them is not netsched's business."""
 
 MAX_ATTACHMENTS = 16
@@ -22,6 +24,7 @@ MAX_LENGTH: dict[str, int] = {
     INGRESS_BANDWIDTH: 64,
     EGRESS_BANDWIDTH: 64,
     NETWORKS: 16 * 1024,
+    MULTUS_NETWORKS: 16 * 1024,
     PLACEMENT: 16,
     PEERS: 4 * 1024,
     RESERVATION: 64 * 1024,

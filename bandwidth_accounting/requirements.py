@@ -112,19 +112,48 @@ class PodRequirements:
         return bool(self.ingress_bps or self.egress_bps or self.attachments)
 
 
-def parse_requirements(pod_annotations: Mapping[str, str] | None) -> PodRequirements:
-    """Read a pod's netsched annotations; raise ``InvalidAnnotation`` on the first bad one."""
+def parse_requirements(
+    pod_annotations: Mapping[str, str] | None, namespace: str = "default"
+) -> PodRequirements:
+    """Read a pod's netsched annotations and Multus's; raise ``InvalidAnnotation`` on the
+    first bad one. ``namespace`` is the pod's: Multus's elements without one are in it."""
+    # Imported here: the Multus parser builds on this module's types.
+    from bandwidth_accounting.multus import multus_attachments
+
     pod_annotations = pod_annotations or {}
     if not any(name in pod_annotations for name in annotations.INPUTS):
         return PodRequirements()
+    ours = _attachments(_value(pod_annotations, annotations.NETWORKS))
+    theirs = multus_attachments(_value(pod_annotations, annotations.MULTUS_NETWORKS), namespace)
+    _refuse_overlap(pod_annotations[annotations.MULTUS_NETWORKS] if theirs else "", ours, theirs)
     return PodRequirements(
         ingress_bps=_rate(pod_annotations, annotations.INGRESS_BANDWIDTH),
         egress_bps=_rate(pod_annotations, annotations.EGRESS_BANDWIDTH),
-        attachments=_attachments(_value(pod_annotations, annotations.NETWORKS)),
+        attachments=ours + theirs,
         placement=_placement(_value(pod_annotations, annotations.PLACEMENT)),
         peers=_selector(_value(pod_annotations, annotations.PEERS)),
         annotated=True,
     )
+
+
+def _refuse_overlap(
+    value: str, ours: tuple[AttachmentRequirement, ...], theirs: tuple[AttachmentRequirement, ...]
+) -> None:
+    """One pod interface asked through both annotations, or one network by both names, would
+    be made twice (by netsched-cni and by Multus): the pod must say which one makes it."""
+    for mine in ours:
+        for other in theirs:
+            same_interface = mine.interface == other.interface
+            if same_interface or mine.network == other.network.partition("/")[2]:
+                what = f"interface {mine.interface!r}" if same_interface else f"network {mine.network!r}"
+                raise InvalidAnnotation(
+                    annotations.MULTUS_NETWORKS, value,
+                    f"{what} is asked by both {annotations.NETWORKS} (network {mine.network!r}) and "
+                    f"{annotations.MULTUS_NETWORKS} ({other.network}); keep "
+                    f"{annotations.MULTUS_NETWORKS} when Multus attaches the pod's networks "
+                    f"(netsched then places, reserves and shapes what Multus creates), or "
+                    f"{annotations.NETWORKS} when netsched-cni attaches them",
+                )
 
 
 def primary_rates(pod_annotations: Mapping[str, str]) -> tuple[int, int]:
@@ -266,7 +295,7 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
             while f"net{next_index}" in explicit or f"net{next_index}" in used_names:
                 next_index += 1
             interface = f"net{next_index}"
-        if not isinstance(interface, str) or not _INTERFACE_NAME.fullmatch(interface):
+        if not isinstance(interface, str) or not valid_interface_name(interface):
             raise InvalidAnnotation(name, value, f"interface name {quoted(interface)} is not valid")
         if interface in used_names:
             raise InvalidAnnotation(name, value, f"duplicate interface name {interface!r}")
@@ -312,11 +341,25 @@ def _attachment_ip(
 def _attachment_mac(value: str, mac: object) -> str | None:
     if mac is None:
         return None
-    if not isinstance(mac, str) or not _MAC.fullmatch(mac):
+    if not isinstance(mac, str):
         raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {quoted(mac)} is not a MAC address")
-    first = int(mac[:2], 16)
-    if first & 1:
-        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is a multicast address")
-    if mac.replace(":", "") == "0" * 12:
-        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {mac!r} is all zeros")
+    problem = valid_mac(mac)
+    if problem is not None:
+        raise InvalidAnnotation(annotations.NETWORKS, value, f"mac {quoted(mac)} {problem}")
     return mac.lower()
+
+
+def valid_mac(mac: str) -> str | None:
+    """Why ``mac`` cannot be a pod interface's address (``02:00:00:00:00:15`` form), or None."""
+    if not _MAC.fullmatch(mac):
+        return "is not a MAC address"
+    if int(mac[:2], 16) & 1:
+        return "is a multicast address"
+    if mac.replace(":", "") == "0" * 12:
+        return "is all zeros"
+    return None
+
+
+def valid_interface_name(name: str) -> bool:
+    """Whether ``name`` can name an interface in the pod (Linux's 15 characters, no oddities)."""
+    return _INTERFACE_NAME.fullmatch(name) is not None

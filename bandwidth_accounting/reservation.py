@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from topology.attachment_definitions import DefinitionMode
 from topology.models import IPAddress, NetworkMode, WireModel
 
 Direction = Literal["ingress", "egress"]
@@ -34,14 +35,23 @@ class AttachmentReservation(WireModel):
 
     network: str
     interface: str = Field(description="Interface name inside the pod, e.g. net1.")
-    mode: NetworkMode
+    mode: NetworkMode | DefinitionMode
+    definition: str | None = Field(
+        default=None,
+        description="namespace/name of the NetworkAttachmentDefinition when Multus creates the "
+        "interface: netsched-cni then makes nothing and shapes it only when chained in that "
+        "definition's own conflist.",
+    )
     vlan: int | None = None
     vni: int | None = None
     port: int | None = None
     group: IPAddress | None = None
     parent: str = Field(description="Host interface that carries the network (uplink).")
     ip: str | None = Field(default=None, description="Address with prefix, e.g. 10.20.0.15/24.")
-    mac: str
+    mac: str | None = Field(
+        default=None, description="Always set when netsched-cni creates the interface; for a "
+        "definition's, only when the pod asked one (its CNI plugin picks otherwise).",
+    )
     gateway: IPAddress | None = None
     mtu: int | None = None
     ingress: Bps = 0

@@ -109,9 +109,21 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
                                         conf.node_name or os.environ.get("NODE_NAME") or None,
                                         conf.scheduler_names)
     if reservation is not None:
-        primary = Limits(reservation.primary.ingress, runtime.ingress_burst if runtime else 0,
-                         reservation.primary.egress, runtime.egress_burst if runtime else 0)
-        attachments, source = reservation.attachments, "reservation.attachments"
+        bursts = (runtime.ingress_burst, runtime.egress_burst) if runtime else (0, 0)
+        delegated = [att for att in reservation.attachments if att.definition is not None]
+        made_by_multus = next((att for att in delegated if att.interface == env.ifname), None)
+        if made_by_multus is not None:
+            # Chained in a NetworkAttachmentDefinition's conflist, which Multus ran for this
+            # interface: shape it to its reservation; the pod's other interfaces are not ours here.
+            for direction in ("ingress", "egress"):
+                check_rate(f"reservation.attachments[{env.ifname}].{direction}",
+                           getattr(made_by_multus, direction))
+            return Desired({env.ifname: Limits(made_by_multus.ingress, bursts[0],
+                                               made_by_multus.egress, bursts[1])}, [])
+        primary = Limits(reservation.primary.ingress, bursts[0], reservation.primary.egress, bursts[1])
+        # Attachments of a definition are Multus's to create, in its own delegate chains.
+        attachments = [att for att in reservation.attachments if att.definition is None]
+        source = "reservation.attachments"
         for direction in ("ingress", "egress"):
             check_rate(f"reservation.primary.{direction}", getattr(reservation.primary, direction))
     else:

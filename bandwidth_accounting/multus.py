@@ -106,17 +106,17 @@ def _comma_element(value: str, position: int, item: str) -> dict[str, object]:
     if not slash:
         namespace, rest = "", item
     if "/" in rest:
-        raise InvalidAnnotation(NAME, value, f"element {position} {item!r} has more than one '/'")
+        raise InvalidAnnotation(NAME, value, f"element {position} {quoted(item)} has more than one '/'")
     name, at, interface = rest.partition("@")
     if "@" in interface:
-        raise InvalidAnnotation(NAME, value, f"element {position} {item!r} has more than one '@'")
+        raise InvalidAnnotation(NAME, value, f"element {position} {quoted(item)} has more than one '@'")
     element: dict[str, object] = {"name": name.strip()}
     if namespace.strip():
         element["namespace"] = namespace.strip()
     for what, text in (("namespace", namespace.strip()), ("name", name.strip())):
         if (text or what == "name") and not (_LABEL.fullmatch(text) and len(text) <= _LABEL_CHARACTERS):
             raise InvalidAnnotation(
-                NAME, value, f"element {position} {item!r}: {what} {text!r} must be lower-case letters, "
+                NAME, value, f"element {position} {quoted(item)}: {what} {quoted(text)} must be lower-case letters, "
                 "digits and '-', starting and ending alphanumeric (a DNS-1123 label)",
             )
     if at:
@@ -133,7 +133,7 @@ def _attachment(value: str, position: int, element: dict[str, object], pod_names
                                 "NetworkAttachmentDefinition name")
     namespace = fields.get("namespace") or pod_namespace
     if not isinstance(namespace, str) or not (_LABEL.fullmatch(namespace) and len(namespace) <= 63):
-        raise InvalidAnnotation(NAME, value, f"element {position} ({name}): namespace "
+        raise InvalidAnnotation(NAME, value, f"element {position} ({quoted(name)}): namespace "
                                 f"{quoted(namespace)} is not a namespace name")
     network = f"{namespace}/{name}"
     label = _label(position, network)
@@ -180,7 +180,7 @@ def _bandwidth(value: str, label: str, bandwidth: object) -> tuple[int, int]:
     for key, number in bandwidth.items():
         known = folded.get(key.lower())
         if known is None:
-            raise InvalidAnnotation(NAME, value, f"{label}: bandwidth.{key} is not one of "
+            raise InvalidAnnotation(NAME, value, f"{label}: bandwidth key {quoted(key)} is not one of "
                                     f"{', '.join(_BANDWIDTH_KEYS)}")
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise InvalidAnnotation(NAME, value, f"{label}: bandwidth.{known} {quoted(number)} must be "

@@ -126,6 +126,12 @@ def parse_requirements(
     ours = _attachments(_value(pod_annotations, annotations.NETWORKS))
     theirs = multus_attachments(_value(pod_annotations, annotations.MULTUS_NETWORKS), namespace)
     _refuse_overlap(pod_annotations[annotations.MULTUS_NETWORKS] if theirs else "", ours, theirs)
+    if len(ours) + len(theirs) > annotations.MAX_ATTACHMENTS:
+        raise InvalidAnnotation(
+            annotations.MULTUS_NETWORKS, pod_annotations[annotations.MULTUS_NETWORKS],
+            f"{len(ours)} networks in {annotations.NETWORKS} and {len(theirs)} here; the limit is "
+            f"{annotations.MAX_ATTACHMENTS} per pod",
+        )
     return PodRequirements(
         ingress_bps=_rate(pod_annotations, annotations.INGRESS_BANDWIDTH),
         egress_bps=_rate(pod_annotations, annotations.EGRESS_BANDWIDTH),

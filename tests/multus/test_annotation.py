@@ -102,7 +102,7 @@ def test_one_attachment_in_both_annotations_is_refused_saying_which_to_keep(ours
         ('[{"name": "a", "bandwidth": {"ingressRate": 1.5}}]', "bandwidth.ingressRate 1.5 must be"),
         ('[{"name": "a", "bandwidth": {"ingressRate": -1}}]', "bandwidth.ingressRate -1 must be"),
         ('[{"name": "a", "bandwidth": {"ingressRate": 500}}]', "bandwidth.ingressRate 500 is below 1k"),
-        ('[{"name": "a", "bandwidth": {"ingressRate": 100000000, "rate": 1}}]', "bandwidth.rate is not one of"),
+        ('[{"name": "a", "bandwidth": {"ingressRate": 100000000, "rate": 1}}]', "bandwidth key 'rate' is not one of"),
         ('[{"name": "a", "bandwidth": 5}]', "bandwidth must be an object"),
         ('[{"name": "a", "ips": "10.0.0.5/24"}]', "ips '10.0.0.5/24' must be a list of addresses"),
         ('[{"name": "a", "ips": ["10.0.0.300/24"]}]', "ips '10.0.0.300/24' is not an IP address"),
@@ -131,3 +131,10 @@ def test_an_oversized_value_is_refused_before_it_is_parsed():
 def test_an_empty_value_asks_nothing():
     # Multus treats an empty annotation as no networks (NoK8sNetworkError).
     assert attachments("") == () and attachments("  ") == ()
+
+
+def test_both_annotations_together_stay_within_the_per_pod_limit():
+    ours = ",".join(f"a{i}" for i in range(10))
+    theirs = json.dumps([{"name": f"b{i}", "interface": f"m{i}"} for i in range(7)])
+    with pytest.raises(InvalidAnnotation, match="10 networks in netsched.io/networks and 7 here; the limit is 16"):
+        parse_requirements({annotations.NETWORKS: ours, MULTUS: theirs}, "team")

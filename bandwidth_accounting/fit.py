@@ -24,7 +24,8 @@ from bandwidth_accounting.reservation import (
     Reservation,
 )
 from topology.graph import Topology
-from topology.models import IPAddress, NetworkInterface, NetworkMode, NetworkSpec
+from topology.attachment_definitions import DefinitionNetwork
+from topology.models import IPAddress, IPNetwork, NetworkInterface, NetworkMode
 
 
 class Cause(StrEnum):
@@ -87,33 +88,41 @@ def pod_refusals(
     """What makes the pod unplaceable on every node, whatever the node."""
     refusals = []
     for attachment in requirements.attachments:
+        definition = topology.definitions.get(attachment.network)
         network = topology.networks.get(attachment.network)
-        if network is None:
-            refusals.append(
-                Refusal(
-                    Cause.UNKNOWN_NETWORK,
-                    f"annotation {annotations.NETWORKS}: unknown network {attachment.network!r}",
-                )
+        # A definition's name holds its namespace ("team/storage"), a Network's never does.
+        annotation = annotations.MULTUS_NETWORKS if "/" in attachment.network else annotations.NETWORKS
+        if network is None and definition is None:
+            missing = (
+                f"no NetworkAttachmentDefinition {attachment.network!r}" if "/" in attachment.network
+                else f"unknown network {attachment.network!r}"
             )
+            refusals.append(Refusal(Cause.UNKNOWN_NETWORK, f"annotation {annotation}: {missing}"))
             continue
         if attachment.ip is None:
             continue
-        subnet = network.spec.subnet
+        if definition is not None:
+            subnet, gateway = definition.subnet, definition.gateway
+            if subnet is None:  # the definition's IPAM hands out no known pool: nothing to check
+                continue
+        else:
+            assert network is not None
+            subnet, gateway = network.spec.subnet, network.spec.gateway
         if subnet is None or attachment.ip.ip not in subnet:
             refusals.append(
                 Refusal(
                     Cause.ADDRESS,
-                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip)!r} is outside "
+                    f"annotation {annotation}: ip {str(attachment.ip)!r} is outside "
                     f"network {attachment.network!r} subnet {subnet}",
                 )
             )
             continue
-        reserved = _reserved_address_role(attachment.ip.ip, network.spec)
+        reserved = _reserved_address_role(attachment.ip.ip, subnet, gateway)
         if reserved is not None:
             refusals.append(
                 Refusal(
                     Cause.ADDRESS,
-                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip.ip)!r} is the "
+                    f"annotation {annotation}: ip {str(attachment.ip.ip)!r} is the "
                     f"{reserved} address of network {attachment.network!r} ({subnet})",
                 )
             )
@@ -123,23 +132,20 @@ def pod_refusals(
             refusals.append(
                 Refusal(
                     Cause.ADDRESS,
-                    f"annotation {annotations.NETWORKS}: ip {str(attachment.ip.ip)!r} on network "
+                    f"annotation {annotation}: ip {str(attachment.ip.ip)!r} on network "
                     f"{attachment.network!r} is already taken",
                 )
             )
     return refusals
 
 
-def _reserved_address_role(address: IPAddress, spec: NetworkSpec) -> str | None:
+def _reserved_address_role(address: IPAddress, subnet: IPNetwork, gateway: IPAddress | None) -> str | None:
     """Which address no pod may take: the subnet's network, broadcast, or the gateway.
 
     The same addresses ``ipam`` never hands out; the CNI plugin refuses them too.
     """
-    if spec.gateway is not None and address == spec.gateway:
+    if gateway is not None and address == gateway:
         return "gateway"
-    subnet = spec.subnet
-    if subnet is None:
-        return None
     # /31 and /32 (IPv4) and /128 (IPv6) have no network or broadcast address to keep free.
     if address == subnet.network_address and subnet.num_addresses > (2 if subnet.version == 4 else 1):
         return "network"
@@ -211,6 +217,10 @@ def reservation_for(
     """
     attachments = []
     for attachment, interface in plan.attachments:
+        definition = topology.definitions.get(attachment.network)
+        if definition is not None:
+            attachments.append(_delegated(attachment, interface, definition))
+            continue
         spec = topology.networks[attachment.network].spec
         if attachment.ip is not None:
             address = str(attachment.ip)
@@ -252,6 +262,27 @@ def reservation_for(
     )
 
 
+def _delegated(
+    attachment: AttachmentRequirement, interface: NetworkInterface, definition: DefinitionNetwork
+) -> AttachmentReservation:
+    """A definition's attachment: Multus's delegate chain creates it and the definition's
+    IPAM addresses it, so netsched records what the pod asked and allocates nothing."""
+    return AttachmentReservation(
+        network=attachment.network,
+        definition=definition.key,
+        interface=attachment.interface,
+        mode=definition.mode,
+        vlan=definition.vlan,
+        parent=interface.name,
+        ip=str(attachment.ip) if attachment.ip is not None else None,
+        mac=attachment.mac,
+        gateway=definition.gateway,
+        mtu=definition.mtu,
+        ingress=attachment.ingress_bps,
+        egress=attachment.egress_bps,
+    )
+
+
 def _charge(plan: Plan, interface: str, ingress: int, egress: int) -> None:
     current = plan.charges.get(interface)
     if current is None:
@@ -284,6 +315,13 @@ def _roomiest(
 
 
 def _unreachable(topology: Topology, node: str, network: str) -> Refusal:
+    definition = topology.definitions.get(network)
+    if definition is not None:
+        if definition.master is not None and definition.reach_known:
+            message = f"NetworkAttachmentDefinition {network}: no up interface {definition.master}"
+        else:
+            message = f"NetworkAttachmentDefinition {network}: no interface with role pod or any"
+        return Refusal(Cause.NETWORK_UNREACHABLE, message)
     spec = topology.networks[network].spec
     zone = topology.zone_of(node)
     if spec.zones and zone not in spec.zones:

@@ -1,6 +1,7 @@
 """Where the extender's picture of the cluster comes from, and where bindings go.
 
-A *cluster source* loads Nodes, NodeNetworks, Networks, BandwidthPolicies and Pods, streams their
+A *cluster source* loads Nodes, NodeNetworks, Networks, NetworkAttachmentDefinitions,
+BandwidthPolicies and Pods, streams their
 changes into a *sink* (the extender's ``ClusterState``), and carries out the one
 write a bind makes: a Binding that carries the reservation annotation. The file source
 (demo, tests) and the Kubernetes source implement the same protocol, so the
@@ -13,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from topology.attachment_definitions import NetworkAttachmentDefinition
 from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
-ClusterObject = Node | NodeNetwork | Network | BandwidthPolicy | Pod
+ClusterObject = Node | NodeNetwork | Network | NetworkAttachmentDefinition | BandwidthPolicy | Pod
 
 CONCURRENT_BINDS = 64
 """Binds the extender carries out at once (each waits on one API call). kube-scheduler runs
@@ -35,11 +37,14 @@ class ClusterSnapshot:
     networks: list[Network] = field(default_factory=list)
     bandwidth_policies: list[BandwidthPolicy] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
+    definitions: list[NetworkAttachmentDefinition] = field(default_factory=list)
+    """Multus NetworkAttachmentDefinitions (none where the CRD is not installed)."""
 
     def objects(self) -> Iterable[ClusterObject]:
         yield from self.nodes
         yield from self.node_networks
         yield from self.networks
+        yield from self.definitions
         yield from self.bandwidth_policies
         yield from self.pods
 

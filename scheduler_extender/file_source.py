@@ -17,10 +17,12 @@ import yaml
 from pydantic import TypeAdapter
 
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
+from topology.attachment_definitions import NetworkAttachmentDefinition
 from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
 _KINDS: dict[str, type] = {
     "Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "BandwidthPolicy": BandwidthPolicy, "Pod": Pod,
+    "NetworkAttachmentDefinition": NetworkAttachmentDefinition,
 }
 
 
@@ -152,9 +154,10 @@ def _lists(snapshot: ClusterSnapshot) -> dict[type, list]:
     return {
         Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks,
         BandwidthPolicy: snapshot.bandwidth_policies, Pod: snapshot.pods,
+        NetworkAttachmentDefinition: snapshot.definitions,
     }
 
 
 def _key(obj: ClusterObject) -> tuple[str, str]:
-    name = obj.key if isinstance(obj, Pod | BandwidthPolicy) else obj.metadata.name
+    name = obj.key if isinstance(obj, Pod | BandwidthPolicy | NetworkAttachmentDefinition) else obj.metadata.name
     return type(obj).__name__, name

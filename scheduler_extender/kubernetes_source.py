@@ -1,7 +1,8 @@
 """The cluster as the Kubernetes API holds it: list + watch, and the bind.
 
 ``KubernetesClusterSource`` implements ``ClusterSource`` with the official client. It
-lists Nodes, Pods, ``NodeNetwork``, ``Network`` and ``BandwidthPolicy`` objects (in pages), hands the
+lists Nodes, Pods, ``NodeNetwork``, ``Network``, ``BandwidthPolicy`` and Multus's
+``NetworkAttachmentDefinition`` objects (in pages), hands the
 snapshot to the sink, then follows each resource with a watch in its own thread,
 resuming from the last resourceVersion it saw (events and bookmarks), relisting when
 the server answers ``410 Gone`` and backing off while the API is unreachable or
@@ -39,6 +40,11 @@ from scheduler_extender.cluster import (
     ClusterSink,
     ClusterSnapshot,
 )
+from topology.attachment_definitions import (
+    DEFINITION_GROUP,
+    DEFINITION_PLURAL,
+    NetworkAttachmentDefinition,
+)
 from topology.models import (
     API_GROUP,
     BandwidthPolicy,
@@ -53,8 +59,9 @@ log = logging.getLogger(__name__)
 
 CRD_VERSION = "v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
-WATCHED_RESOURCES = 5
-"""Nodes, NodeNetworks, Networks, BandwidthPolicies and Pods: one long-lived watch each."""
+WATCHED_RESOURCES = 6
+"""Nodes, NodeNetworks, Networks, BandwidthPolicies, Pods and NetworkAttachmentDefinitions:
+one long-lived watch each."""
 
 
 class SourceError(RuntimeError):
@@ -92,6 +99,8 @@ class SourceSettings:
     page_size: int = 500
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
+    absent_crd_interval: float = 60.0
+    """Seconds between looks for an optional CRD (NetworkAttachmentDefinition) not installed."""
 
 
 @dataclass(slots=True)
@@ -119,6 +128,8 @@ class _Resource:
     list_call: Callable[..., Any]
     args: tuple[Any, ...]
     resource_version: str = ""
+    optional: bool = False
+    """A resource whose CRD another project installs (Multus's): absent (404), it has no objects."""
     known: dict[str, ClusterObject] = field(default_factory=dict)
     epoch: int = 0
     watcher: watch.Watch | None = None
@@ -193,6 +204,13 @@ class KubernetesClusterSource:
                 (API_GROUP, CRD_VERSION, "bandwidthpolicies"),
             ),
             _Resource("pods", Pod, self._core.list_pod_for_all_namespaces, ()),
+            _Resource(
+                DEFINITION_PLURAL,
+                NetworkAttachmentDefinition,
+                custom.list_cluster_custom_object,  # namespaced, listed in every namespace
+                (DEFINITION_GROUP, "v1", DEFINITION_PLURAL),
+                optional=True,
+            ),
         ]
         self._custom = custom
         self._adapters = {r.model: TypeAdapter(r.model) for r in self._resources}
@@ -255,6 +273,7 @@ class KubernetesClusterSource:
             Network: snapshot.networks,
             BandwidthPolicy: snapshot.bandwidth_policies,
             Pod: snapshot.pods,
+            NetworkAttachmentDefinition: snapshot.definitions,
         }
         with self._apply_lock:
             for resource, listing in zip(self._resources, listings, strict=True):
@@ -370,6 +389,8 @@ class KubernetesClusterSource:
                 )
                 page = orjson.loads(_read(response))
             except ApiException as error:
+                if error.status == 404 and resource.optional:
+                    return _Listing("", {})  # the CRD is not installed: nothing of that kind
                 if error.status == 410 and token:
                     token = None  # the continuation expired: list again from the start
                     objects.clear()
@@ -413,6 +434,11 @@ class KubernetesClusterSource:
             except ApiException as error:
                 if error.status == 410:
                     log.info("%s watch from %s expired (410 Gone); relisting", resource.name, since)
+                    self._relist(resource, epoch, backoff)
+                    continue
+                if error.status == 404 and resource.optional:
+                    # Not installed (yet): look again now and then, without filling the log.
+                    self._stopping.wait(self.settings.absent_crd_interval)
                     self._relist(resource, epoch, backoff)
                     continue
                 self._pause(backoff, f"{resource.name} watch: {error.status} {error.reason}")

@@ -388,7 +388,7 @@ class Scheduler:
     def requirements_of(self, pod: Pod) -> tuple[PodRequirements, list[NamespacePolicy]]:
         """What the pod asks, with its namespace's defaults filled in, and the namespace's
         policies; raises ``InvalidAnnotation`` or ``InvalidPolicy``."""
-        requirements = parse_requirements(pod.metadata.annotations)
+        requirements = parse_requirements(pod.metadata.annotations, pod.metadata.effective_namespace)
         policies = self.state.namespace_policies(pod.metadata.effective_namespace)
         return with_defaults(requirements, policies), policies
 

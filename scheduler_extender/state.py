@@ -24,6 +24,7 @@ from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
+from topology.attachment_definitions import DefinitionNetwork, NetworkAttachmentDefinition, describe_definition
 from topology.graph import Topology
 from topology.models import SCHEDULER_NAME, BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
@@ -139,6 +140,8 @@ class ClusterState:
         self._nodes: dict[str, Node] = {}
         self._node_networks: dict[str, NodeNetwork] = {}
         self._networks: dict[str, Network] = {}
+        self._definitions: dict[str, DefinitionNetwork] = {}
+        """namespace/name → what netsched read of each NetworkAttachmentDefinition."""
         self._policies: dict[str, dict[str, BandwidthPolicy]] = {}
         """namespace → name → BandwidthPolicy."""
         self._pods: dict[str, Pod] = {}
@@ -157,6 +160,7 @@ class ClusterState:
             self._nodes = {n.name: n for n in snapshot.nodes}
             self._node_networks = {n.metadata.name: n for n in snapshot.node_networks}
             self._networks = {n.name: n for n in snapshot.networks}
+            self._definitions = {d.key: describe_definition(d) for d in snapshot.definitions}
             self._policies = {}
             for policy in snapshot.bandwidth_policies:
                 self._policies.setdefault(policy.metadata.effective_namespace, {})[policy.metadata.name] = policy
@@ -201,6 +205,8 @@ class ClusterState:
                     return
             elif isinstance(obj, Network):
                 self._networks[obj.name] = obj
+            elif isinstance(obj, NetworkAttachmentDefinition):
+                self._definitions[obj.key] = describe_definition(obj)
             self._invalidate_topology()
 
     def delete(self, obj: ClusterObject) -> None:
@@ -223,6 +229,8 @@ class ClusterState:
                 self.observed.forget(obj.metadata.name)
             elif isinstance(obj, Network):
                 self._networks.pop(obj.name, None)
+            elif isinstance(obj, NetworkAttachmentDefinition):
+                self._definitions.pop(obj.key, None)
             self._invalidate_topology()
 
     # -- reading -----------------------------------------------------------------------
@@ -234,7 +242,10 @@ class ClusterState:
             with self._lock:
                 if self._topology is None:
                     self._topology = Topology(
-                        self._nodes.values(), self._node_networks.values(), self._networks.values()
+                        self._nodes.values(),
+                        self._node_networks.values(),
+                        self._networks.values(),
+                        self._definitions.values(),
                     )
                 topology = self._topology
         return topology

@@ -16,6 +16,7 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
+from topology.attachment_definitions import DefinitionNetwork, definition_carriers
 from topology.models import (
     InterfaceRole,
     Network,
@@ -95,12 +96,18 @@ class Topology:
         nodes: Iterable[Node],
         node_networks: Iterable[NodeNetwork],
         networks: Iterable[Network],
+        definitions: Iterable[DefinitionNetwork] = (),
     ) -> None:
         self.nodes: dict[str, Node] = {node.name: node for node in nodes}
         self.node_networks: dict[str, NodeNetwork] = {
             report.metadata.name: report for report in node_networks
         }
         self.networks: dict[str, Network] = {network.name: network for network in networks}
+        self.definitions: dict[str, DefinitionNetwork] = {
+            definition.key: definition for definition in definitions
+        }
+        """Multus NetworkAttachmentDefinitions, by ``namespace/name``: networks like the others
+        (placement, accounting, the views), whose reach comes from their CNI config."""
         self.graph = nx.Graph()
         self._locations: dict[str, Location] = {}
         self._interfaces: dict[str, dict[str, NetworkInterface]] = {}
@@ -154,6 +161,11 @@ class Topology:
             if chosen is not None:
                 self._pod_interfaces[name] = chosen
                 break
+        for key, definition in self.definitions.items():
+            for iface in definition_carriers(definition, interfaces, self._pod_interfaces.get(name)):
+                graph.add_node(("network", key), kind="network", name=key)
+                graph.add_edge(("interface", name, iface.name), ("network", key))
+                carriers.setdefault(key, []).append(iface)
 
     # -- queries ------------------------------------------------------------------
 
@@ -169,7 +181,7 @@ class Topology:
                 node: {network: [iface.name for iface in ifaces] for network, ifaces in carried.items()}
                 for node, carried in self._carriers.items()
             },
-            networks=list(self.networks),
+            networks=[*self.networks, *self.definitions],
         )
 
     def replace_node(self, node: Node) -> None:

@@ -172,6 +172,8 @@ class NodeCollector(Collector):
             reachable.add_metric(
                 [name, network.spec.mode.value], len(topology.nodes_reaching(name))
             )
+        for name, definition in sorted(topology.definitions.items()):
+            reachable.add_metric([name, definition.mode.value], len(topology.nodes_reaching(name)))
         yield info
         yield age
         yield pods

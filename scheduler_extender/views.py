@@ -7,9 +7,12 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from bandwidth_accounting import annotations
+from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.scheduler import Decision, Scheduler
 from scheduler_extender.state import ClusterState
+from topology.attachment_definitions import DefinitionMode, DefinitionNetwork
+from topology.graph import Topology
 from topology.models import BandwidthPolicySpec, InterfaceRole, NetworkSpec, Pod
 
 
@@ -40,6 +43,28 @@ class NetworkView(BaseModel):
     nodes: int = Field(description="Nodes where the network is reachable.")
 
 
+class DefinitionView(BaseModel):
+    """A Multus NetworkAttachmentDefinition as netsched reads its CNI config."""
+
+    name: str = Field(description="namespace/name, as pods' k8s.v1.cni.cncf.io/networks name it.")
+    mode: DefinitionMode
+    master: str | None = Field(description="Host link it rides (macvlan/ipvlan/vlan master, bridge, device).")
+    vlan: int | None
+    subnet: str | None = Field(description="The IPAM range's subnet, when its IPAM hands out a pool.")
+    plugins: list[str] = Field(description="CNI types of its conflist, in chain order.")
+    shaped: bool = Field(description="netsched-cni is chained in it, so its attachments are shaped.")
+    problem: str | None = Field(description="Why its reach is unknown (then the pod interface is charged).")
+    nodes: int = Field(description="Nodes where the network is reachable.")
+
+    @classmethod
+    def of(cls, definition: DefinitionNetwork, nodes: int) -> DefinitionView:
+        return cls(
+            name=definition.key, mode=definition.mode, master=definition.master, vlan=definition.vlan,
+            subnet=str(definition.subnet) if definition.subnet else None, plugins=list(definition.plugins),
+            shaped=definition.shaped, problem=definition.problem, nodes=nodes,
+        )
+
+
 class ReservationView(BaseModel):
     uid: str
     pod: str
@@ -67,6 +92,9 @@ class RejectedReservationView(BaseModel):
 class TopologyView(BaseModel):
     nodes: list[NodeView]
     networks: list[NetworkView]
+    definitions: list[DefinitionView] = Field(
+        default_factory=list, description="Multus NetworkAttachmentDefinitions, networks like the others."
+    )
     reservations: list[ReservationView]
     policies: list[PolicyView] = Field(default_factory=list)
     rejected_reservations: list[RejectedReservationView] = Field(
@@ -125,13 +153,17 @@ def topology_view(state: ClusterState) -> TopologyView:
         NetworkView(name=name, spec=network.spec, nodes=len(topology.nodes_reaching(name)))
         for name, network in sorted(topology.networks.items())
     ]
+    definitions = [
+        DefinitionView.of(definition, len(topology.nodes_reaching(name)))
+        for name, definition in sorted(topology.definitions.items())
+    ]
     rejected = [
         RejectedReservationView(uid=r.uid, pod=r.pod, reason=r.reason.value, detail=r.detail)
         for r in state.rejected_reservations()
     ]
     return TopologyView(
-        nodes=nodes, networks=networks, reservations=reservation_views(state), policies=policy_views(state),
-        rejected_reservations=rejected,
+        nodes=nodes, networks=networks, definitions=definitions, reservations=reservation_views(state),
+        policies=policy_views(state), rejected_reservations=rejected,
     )
 
 
@@ -197,6 +229,11 @@ class ExplainView(BaseModel):
     rejected_reservation: str | None = Field(
         default=None, description="Why the pod's recorded reservation is not counted, if it is not."
     )
+    definitions: list[str] = Field(
+        default_factory=list,
+        description="The NetworkAttachmentDefinitions the pod asks for, as netsched reads them "
+        "(mode, link, VLAN, subnet, or why their reach is unknown).",
+    )
 
 
 class PodNotFound(LookupError):
@@ -254,4 +291,19 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
         fits=len(filtered.passed),
         nodes=verdicts,
         rejected_reservation=rejected,
+        definitions=_asked_definitions(pod, topology),
     )
+
+
+def _asked_definitions(pod: Pod, topology: Topology) -> list[str]:
+    """One line per NetworkAttachmentDefinition the pod names (nothing if it names none, or
+    its annotations do not parse: the refusal on every node says why)."""
+    try:
+        requirements = parse_requirements(pod.metadata.annotations, pod.metadata.effective_namespace)
+    except InvalidAnnotation:
+        return []
+    return [
+        definition.describe() if (definition := topology.definitions.get(a.network)) is not None
+        else f"NetworkAttachmentDefinition {a.network}: not in the cluster"
+        for a in requirements.attachments if "/" in a.network
+    ]

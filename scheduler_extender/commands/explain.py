@@ -87,6 +87,8 @@ def render(view: ExplainView) -> str:
         lines.append(f"  {name}: {value}")
     if not view.annotations and not any(p.spec.default for p in view.policies):
         lines.append("  no netsched annotations: fits every node with a neutral score")
+    for definition in view.definitions:
+        lines.append(definition)
     for policy in view.policies:
         lines.append(f"BandwidthPolicy {policy.namespace}/{policy.name}: {describe_policy(policy)}")
     lines.append(f"Fits {view.fits} of {len(view.nodes)} nodes.")

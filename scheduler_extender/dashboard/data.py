@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 from scheduler_extender.scheduler import Decision
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import PolicyView, policy_views
+from topology.attachment_definitions import DefinitionMode
 from topology.models import InterfaceRole, NetworkMode
 
 RECENT_DECISIONS = 25
@@ -72,10 +73,14 @@ class ZoneGroup(BaseModel):
 
 class NetworkSummary(BaseModel):
     name: str
-    mode: NetworkMode
+    mode: NetworkMode | DefinitionMode
     segment: str = Field(description="VLAN tag, VNI or 'untagged'.")
     zones: list[str]
     nodes: int
+    note: str | None = Field(
+        default=None, description="For a NetworkAttachmentDefinition: what netsched read of it, "
+        "or why its reach is unknown.",
+    )
 
 
 class AttachmentSummary(BaseModel):
@@ -205,6 +210,16 @@ def dashboard_view(
             nodes=len(topology.nodes_reaching(name)),
         )
         for name, network in sorted(topology.networks.items())
+    ] + [
+        NetworkSummary(
+            name=name,
+            mode=definition.mode,
+            segment=_segment(definition.vlan, None),
+            zones=[],
+            nodes=len(topology.nodes_reaching(name)),
+            note=definition.describe(),
+        )
+        for name, definition in sorted(topology.definitions.items())
     ]
     reservations = [
         PodReservation(

@@ -6,9 +6,11 @@ one definition and can scale it (the benchmarks use the same shape at 5,000 node
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from scheduler_extender.cluster import ClusterSnapshot
+from topology.attachment_definitions import NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec
 from topology.models import (
     REGION_LABEL,
     SWITCH_LABEL,
@@ -56,13 +58,40 @@ def sample_networks(zones: list[str]) -> list[Network]:
     ]
 
 
+DEMO_NAMESPACE = "demo"
+"""Where the demo's pods (and so the Multus definitions they name) live."""
+
+
+def sample_definitions() -> list[NetworkAttachmentDefinition]:
+    """Two Multus NetworkAttachmentDefinitions: a macvlan on the storage link that netsched
+    shapes, and an SR-IOV one whose reach netsched cannot know (the dashboard says why)."""
+    fast_storage = {
+        "cniVersion": "1.0.0", "name": "fast-storage",
+        "plugins": [
+            {"type": "macvlan", "master": "eth1", "mode": "bridge",
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.50.0.0/16", "gateway": "10.50.0.1"}]]}},
+            {"type": "netsched-cni", "capabilities": {"bandwidth": True}},
+        ],
+    }
+    sriov = {"cniVersion": "1.0.0", "name": "sriov-fabric", "type": "sriov", "vlan": 300,
+             "ipam": {"type": "whereabouts", "range": "10.60.0.0/16"}}
+    return [
+        NetworkAttachmentDefinition(
+            metadata=ObjectMeta(name=config["name"], namespace=DEMO_NAMESPACE),
+            spec=NetworkAttachmentDefinitionSpec(config=json.dumps(config)),
+        )
+        for config in (fast_storage, sriov)
+    ]
+
+
 def sample_cluster(
     zones: int = 3, switches_per_zone: int = 2, nodes_per_switch: int = 2, heartbeat: datetime | None = None
 ) -> ClusterSnapshot:
-    """``zones × switches × nodes`` nodes named ``node-<zone letter>-<n>``, with three networks."""
+    """``zones × switches × nodes`` nodes named ``node-<zone letter>-<n>``, with three networks
+    and two Multus NetworkAttachmentDefinitions."""
     heartbeat = heartbeat or datetime.now(UTC)
     zone_names = [f"{REGION}{_zone_suffix(z)}" for z in range(zones)]
-    snapshot = ClusterSnapshot(networks=sample_networks(zone_names))
+    snapshot = ClusterSnapshot(networks=sample_networks(zone_names), definitions=sample_definitions())
     for z, zone in enumerate(zone_names):
         for s in range(switches_per_zone):
             switch = f"tor-{zone}-{s}"

@@ -44,6 +44,9 @@ TEMPLATES = (
         [{"name": "replication", "ingress": "3G", "egress": "3G"}])}, weight=2),
     PodTemplate("tenant", {annotations.NETWORKS: "tenant", annotations.EGRESS_BANDWIDTH: "300M",
                            annotations.PLACEMENT: "pack"}, weight=2),
+    PodTemplate("analytics", {annotations.MULTUS_NETWORKS: json.dumps(
+        [{"name": "fast-storage", "bandwidth": {"ingressRate": 2_000_000_000, "egressRate": 500_000_000}}])},
+        weight=2),
     PodTemplate("stream", {annotations.EGRESS_BANDWIDTH: "8G"}, weight=1),
     PodTemplate("batch", {}, weight=2),
     PodTemplate("typo", {annotations.INGRESS_BANDWIDTH: "fast"}, weight=1),

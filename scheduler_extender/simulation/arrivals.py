@@ -102,15 +102,24 @@ def _annotations(template: PodTemplate, rng: random.Random, ingress: int, egress
         for name, rate in ((annotations.INGRESS_BANDWIDTH, ingress), (annotations.EGRESS_BANDWIDTH, egress)):
             if bps := _bps(rate):
                 result[name] = bps
-    if template.networks:
-        entries = []
-        for attachment in template.networks:
-            entry = {"name": attachment.network}
-            for key, rate in (("ingress", attachment.ingress), ("egress", attachment.egress)):
-                if rate is not None and (bps := _bps(rate.sample(rng))):
-                    entry[key] = bps
-            entries.append(entry)
+    entries: list[dict[str, object]] = []
+    elements: list[dict[str, object]] = []
+    for attachment in template.networks:
+        rates = {key: rate.sample(rng) for key, rate in (("ingress", attachment.ingress),
+                                                          ("egress", attachment.egress)) if rate is not None}
+        namespace, slash, name = attachment.network.partition("/")
+        if slash:  # a NetworkAttachmentDefinition, asked as a Multus user asks it
+            bandwidth = {f"{key}Rate": _kilobits(value) * 1000 for key, value in rates.items()
+                         if _kilobits(value) > 0}
+            elements.append({"name": name, "namespace": namespace}
+                            | ({"bandwidth": bandwidth} if bandwidth else {}))
+            continue
+        entries.append({"name": attachment.network}
+                       | {key: bps for key, value in rates.items() if (bps := _bps(value))})
+    if entries:
         result[annotations.NETWORKS] = json.dumps(entries)
+    if elements:
+        result[annotations.MULTUS_NETWORKS] = json.dumps(elements)
     return result
 
 

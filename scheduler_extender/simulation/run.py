@@ -42,6 +42,7 @@ from scheduler_extender.simulation.policies import (
 )
 from scheduler_extender.simulation.policy_names import SHIPPED_EXTENDER_WEIGHT, PolicyName
 from scheduler_extender.simulation.workload import Workload
+from topology.attachment_definitions import describe_definition
 from topology.graph import Topology
 from topology.models import BandwidthPolicy
 
@@ -202,7 +203,8 @@ class PolicyRun:
         self.arrivals = arrivals
         self.now = 0.0
         snapshot = config.cluster()
-        topology = Topology(snapshot.nodes, snapshot.node_networks, snapshot.networks)
+        topology = Topology(snapshot.nodes, snapshot.node_networks, snapshot.networks,
+                            map(describe_definition, snapshot.definitions))
         workload = config.workload
         rng = random.Random(f"{config.seed}/{name}")
         self.kube = KubeScheduler.build(topology, workload.node.cpu.mean, workload.node.memory.mean, rng)

@@ -162,7 +162,9 @@ class Seconds(Distribution):
 
 
 class AttachmentTemplate(_Strict):
-    """An extra network the pod attaches to (``netsched.io/networks``), with its rates."""
+    """An extra network the pod attaches to, with its rates: a ``Network`` by name
+    (``netsched.io/networks``) or a NetworkAttachmentDefinition as ``namespace/name``
+    (Multus's ``k8s.v1.cni.cncf.io/networks``)."""
 
     network: str
     ingress: Bandwidth | None = None

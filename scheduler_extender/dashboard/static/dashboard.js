@@ -494,7 +494,8 @@
   function renderNetworks(data) {
     document.getElementById("networks").replaceChildren(...data.networks.map((n) => h("li", null,
       h("b", null, n.name), h("span", { class: `chip ${n.mode === "vlan" ? "vlan" : n.mode === "vxlan" ? "vni" : ""}` }, n.segment),
-      h("span", null, n.mode), h("span", { class: "muted" }, `${n.nodes} nodes · ${n.zones.length ? n.zones.join(", ") : "all zones"}`))));
+      h("span", null, n.mode), h("span", { class: "muted", title: n.note || "" },
+        `${n.nodes} nodes · ${n.note ? (n.note.includes("reach unknown") ? n.note.slice(n.note.indexOf("(reach unknown")) : "Multus") : n.zones.length ? n.zones.join(", ") : "all zones"}`))));
   }
 
   function renderPolicies(data) {

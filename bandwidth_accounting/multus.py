@@ -23,8 +23,6 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-import orjson
-
 from bandwidth_accounting import annotations
 from bandwidth_accounting.annotations import quoted
 from bandwidth_accounting.rates import rate_problem
@@ -32,6 +30,7 @@ from bandwidth_accounting.requirements import (
     PRIMARY_INTERFACE,
     AttachmentRequirement,
     InvalidAnnotation,
+    json_list,
     valid_interface_name,
     valid_mac,
 )
@@ -82,16 +81,12 @@ def _label(position: int, network: str) -> str:
 def _elements(value: str) -> Iterator[dict[str, object]]:
     """The value as JSON-form elements: the comma form is turned into the same dicts."""
     if _JSON_MARKERS.intersection(value):
-        try:
-            # orjson refuses nesting past 1024 levels with an error, not a RecursionError.
-            parsed = orjson.loads(value)
-        except orjson.JSONDecodeError as error:
-            raise InvalidAnnotation(NAME, value, f"not valid JSON ({error.msg})") from None
-        if not isinstance(parsed, list):
-            raise InvalidAnnotation(NAME, value, "the JSON form must be a list of network-selection elements")
+        parsed = json_list(NAME, value, "the JSON form must be a list of network-selection elements")
         for position, element in enumerate(parsed, start=1):
             if not isinstance(element, dict):
-                raise InvalidAnnotation(NAME, value, f"element {position} {quoted(element)} must be an object")
+                raise InvalidAnnotation(
+                    NAME, value, f"element {position} {quoted(element)} must be an object"
+                )
             yield element
         return
     for position, item in enumerate(value.split(","), start=1):
@@ -116,8 +111,8 @@ def _comma_element(value: str, position: int, item: str) -> dict[str, object]:
     for what, text in (("namespace", namespace.strip()), ("name", name.strip())):
         if (text or what == "name") and not (_LABEL.fullmatch(text) and len(text) <= _LABEL_CHARACTERS):
             raise InvalidAnnotation(
-                NAME, value, f"element {position} {quoted(item)}: {what} {quoted(text)} must be lower-case letters, "
-                "digits and '-', starting and ending alphanumeric (a DNS-1123 label)",
+                NAME, value, f"element {position} {quoted(item)}: {what} {quoted(text)} must be "
+                "lower-case letters, digits and '-', starting and ending alphanumeric (a DNS-1123 label)",
             )
     if at:
         element["interface"] = interface.strip()
@@ -206,7 +201,9 @@ def _address(value: str, label: str, ips: object
     try:
         return ipaddress.ip_interface(ips[0])
     except ValueError:
-        raise InvalidAnnotation(NAME, value, f"{label}: ips {quoted(ips[0])} is not an IP address") from None
+        raise InvalidAnnotation(
+            NAME, value, f"{label}: ips {quoted(ips[0])} is not an IP address"
+        ) from None
 
 
 def _mac(value: str, label: str, mac: object) -> str | None:

@@ -261,14 +261,7 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
     if text.startswith("{"):
         raise InvalidAnnotation(name, value, "must be a JSON list of objects, or a comma list of names")
     if text.startswith("["):
-        try:
-            # orjson refuses nesting past 1024 levels with an error, where the
-            # standard library's parser would raise RecursionError.
-            entries = orjson.loads(text)
-        except orjson.JSONDecodeError as error:
-            raise InvalidAnnotation(name, value, f"not valid JSON ({error.msg})") from None
-        if not isinstance(entries, list):
-            raise InvalidAnnotation(name, value, "must be a JSON list")
+        entries = json_list(name, value, "must be a JSON list")
     else:
         entries = [{"name": part.strip()} for part in text.split(",")]
     if len(entries) > annotations.MAX_ATTACHMENTS:
@@ -317,6 +310,20 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
             )
         )
     return tuple(result)
+
+
+def json_list(annotation: str, value: str, not_a_list: str) -> list[object]:
+    """``value`` parsed as a JSON list; else ``InvalidAnnotation`` (``not_a_list`` says what
+    it should have been)."""
+    try:
+        # orjson refuses nesting past 1024 levels with an error, where the
+        # standard library's parser would raise RecursionError.
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise InvalidAnnotation(annotation, value, f"not valid JSON ({error.msg})") from None
+    if not isinstance(parsed, list):
+        raise InvalidAnnotation(annotation, value, not_a_list)
+    return parsed
 
 
 def _attachment_rate(value: str, entry: dict, key: str) -> int:

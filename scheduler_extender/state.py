@@ -24,7 +24,11 @@ from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
 from bandwidth_accounting.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
-from topology.attachment_definitions import DefinitionNetwork, NetworkAttachmentDefinition, describe_definition
+from topology.attachment_definitions import (
+    DefinitionNetwork,
+    NetworkAttachmentDefinition,
+    describe_definition,
+)
 from topology.graph import Topology
 from topology.models import SCHEDULER_NAME, BandwidthPolicy, Network, Node, NodeNetwork, Pod
 

@@ -14,7 +14,6 @@ The network's name in the topology is ``namespace/name``, as Multus names its de
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -22,7 +21,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field
 
-from topology.models import IPAddress, IPNetwork, NetworkInterface, ObjectMeta, WireModel
+from topology.models import IPAddress, IPNetwork, ObjectMeta, WireModel
 
 DEFINITION_API_VERSION = "k8s.cni.cncf.io/v1"
 DEFINITION_GROUP = "k8s.cni.cncf.io"
@@ -31,8 +30,6 @@ SHAPING_PLUGIN = "netsched-cni"
 """The CNI type of netsched's own plugin, chained in a NAD's conflist to shape the attachment."""
 DEFAULT_BRIDGE = "cni0"
 """The reference ``bridge`` plugin's bridge when its config names none."""
-_UP_STATES = frozenset({"up", "unknown"})
-_SEGMENT_KINDS = frozenset({"vlan", "vxlan", "macvlan", "macvtap", "ipvlan"})
 
 
 class NetworkAttachmentDefinitionSpec(WireModel):
@@ -256,31 +253,6 @@ def _range(source: object, where: str, subnet_key: str, start_key: str, end_key:
     return found
 
 
-def definition_carriers(
-    definition: DefinitionNetwork,
-    interfaces: Mapping[str, NetworkInterface],
-    pod_interface: NetworkInterface | None,
-) -> list[NetworkInterface]:
-    """The host interfaces of one node that carry a NAD's network (empty: not there).
-
-    The main plugin's link must be on the node and usable. A link that is itself a VLAN
-    device named ``parent.id`` is charged to its parent carrying that tag, as a
-    ``Network`` is: the parent is the wire whose capacity the traffic uses. Without a
-    known reach, the pod interface stands in, so placement and accounting still work
-    (and the reason is shown beside the network).
-    """
-    if definition.problem is not None or definition.master is None:
-        return [pod_interface] if pod_interface is not None else []
-    link = interfaces.get(definition.master)
-    if link is None or link.oper_state not in _UP_STATES:
-        return []
-    parent_name, dot, tag = definition.master.rpartition(".")
-    parent = interfaces.get(parent_name) if dot and tag.isdigit() else None
-    if link.kind in _SEGMENT_KINDS and parent is not None and int(tag) in parent.vlans:
-        return [parent]
-    return [link]
-
-
 __all__ = [
     "DEFINITION_API_VERSION",
     "DEFINITION_GROUP",
@@ -289,6 +261,5 @@ __all__ = [
     "DefinitionNetwork",
     "NetworkAttachmentDefinition",
     "NetworkAttachmentDefinitionSpec",
-    "definition_carriers",
     "describe_definition",
 ]

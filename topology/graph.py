@@ -16,7 +16,7 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
-from topology.attachment_definitions import DefinitionNetwork, definition_carriers
+from topology.attachment_definitions import DefinitionNetwork
 from topology.models import (
     InterfaceRole,
     Network,
@@ -75,6 +75,31 @@ def interface_carries(interface: NetworkInterface, network: Network) -> bool:
     if interface.kind in SEGMENT_KINDS:
         return False
     return interface.role.serves(spec.role) and interface.oper_state in UP_STATES
+
+
+def definition_carriers(
+    definition: DefinitionNetwork,
+    interfaces: Mapping[str, NetworkInterface],
+    pod_interface: NetworkInterface | None,
+) -> list[NetworkInterface]:
+    """The host interfaces of one node that carry a NAD's network (empty: not there).
+
+    The main plugin's link must be on the node and usable. A link that is itself a VLAN
+    device named ``parent.id`` is charged to its parent carrying that tag, as a
+    ``Network`` is: the parent is the wire whose capacity the traffic uses. Without a
+    known reach, the pod interface stands in, so placement and accounting still work
+    (and the reason is shown beside the network).
+    """
+    if definition.problem is not None or definition.master is None:
+        return [pod_interface] if pod_interface is not None else []
+    link = interfaces.get(definition.master)
+    if link is None or link.oper_state not in UP_STATES:
+        return []
+    parent_name, dot, tag = definition.master.rpartition(".")
+    parent = interfaces.get(parent_name) if dot and tag.isdigit() else None
+    if link.kind in SEGMENT_KINDS and parent is not None and int(tag) in parent.vlans:
+        return [parent]
+    return [link]
 
 
 def report_structure(report: NodeNetwork) -> dict:

@@ -6,12 +6,8 @@ import json
 
 import pytest
 
-from topology.attachment_definitions import (
-    DefinitionMode,
-    NetworkAttachmentDefinition,
-    definition_carriers,
-    describe_definition,
-)
+from topology.attachment_definitions import NetworkAttachmentDefinition, describe_definition
+from topology.graph import definition_carriers
 from topology.models import NetworkInterface
 
 
@@ -116,4 +112,3 @@ def test_carriers_are_the_named_link_and_a_vlan_device_charges_its_parent():
     unknown = describe_definition(nad({"type": "sriov"}))
     assert definition_carriers(unknown, links, eth0) == [eth0]
     assert definition_carriers(unknown, links, None) == []
-    assert DefinitionMode.OPAQUE == "opaque"

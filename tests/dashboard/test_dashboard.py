@@ -119,13 +119,20 @@ def test_demo_dashboard_shows_every_node_and_follows_the_demo_live(demo):
             "return [...document.querySelectorAll('.zone')].map(z => z.dataset.zone)"
         )
         assert zones == ["eu-1a", "eu-1b", "eu-1c"]
-        # interfaces and the networks they carry (replication is limited to two zones)
+        # interfaces and the networks they carry (replication is limited to two zones; the
+        # Multus NAD demo/fast-storage rides every node's eth1, its master link)
         chips = driver.execute_script(
             "return Object.fromEntries([...document.querySelectorAll('.node')].map(n => [n.dataset.node, "
             "[...n.querySelectorAll('.iface[data-iface=eth1] .chip')].map(c => c.textContent)]))"
         )
-        assert chips["node-a-1"] == ["storage", "replication"]
-        assert chips["node-c-1"] == ["storage"]
+        assert chips["node-a-1"] == ["storage", "replication", "demo/fast-storage"]
+        assert chips["node-c-1"] == ["storage", "demo/fast-storage"]
+        # the network list shows the NADs, the one of unknown reach with why
+        networks = driver.execute_script(
+            "return [...document.querySelectorAll('#networks li')].map(li => li.textContent)"
+        )
+        assert any("demo/fast-storage" in n and "macvlan" in n and "Multus" in n for n in networks)
+        assert any("demo/sriov-fabric" in n and "reach unknown: SR-IOV" in n for n in networks)
         # every resource came from the extender itself: nothing from a CDN
         resources = driver.execute_script(
             "return performance.getEntriesByType('resource').map(r => r.name)"

@@ -20,7 +20,7 @@ What kube-scheduler v1.36 does with a pod an extender refused (pkg/scheduler, re
 
 So netsched records why it refused each pending pod (per node and cause) and, when something it
 sees changes in a way that could help — a node's report turning fresh or changing shape, its
-headroom, its observed traffic falling, a Network changing, bandwidth or an address freed —
+headroom, its observed traffic falling, a Network or NetworkAttachmentDefinition changing, bandwidth or an address freed —
 patches the annotation ``netsched.io/retry`` of exactly the pods that change could help. That
 update is the pod event kube-scheduler requeues on. Writes are gathered for ``settle`` seconds,
 so a burst of changes costs one patch per pod.
@@ -43,6 +43,7 @@ from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from scheduler_extender.kubernetes_source import MERGE_PATCH, _message
 from scheduler_extender.state import HEADROOM_ANNOTATION, ClusterState
 from topology.graph import report_structure
+from topology.attachment_definitions import NetworkAttachmentDefinition
 from topology.models import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 if TYPE_CHECKING:
@@ -230,6 +231,8 @@ class RequeueingSink:
             self._headroom[obj.name] = headroom
         elif isinstance(obj, Network):
             self.requeuer.changed(f"network {obj.name} changed", NETWORK_CAUSES)
+        elif isinstance(obj, NetworkAttachmentDefinition):
+            self.requeuer.changed(f"NetworkAttachmentDefinition {obj.key} changed", NETWORK_CAUSES)
         elif isinstance(obj, BandwidthPolicy):
             self.requeuer.changed(f"BandwidthPolicy {obj.key} changed", POLICY_CAUSES)
 
@@ -243,6 +246,8 @@ class RequeueingSink:
             self._reports.pop(obj.metadata.name, None)
         elif isinstance(obj, Network):
             self.requeuer.changed(f"network {obj.name} was deleted", NETWORK_CAUSES)
+        elif isinstance(obj, NetworkAttachmentDefinition):
+            self.requeuer.changed(f"NetworkAttachmentDefinition {obj.key} was deleted", NETWORK_CAUSES)
         elif isinstance(obj, BandwidthPolicy):
             self.requeuer.changed(f"BandwidthPolicy {obj.key} was deleted", POLICY_CAUSES)
 

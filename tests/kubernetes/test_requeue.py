@@ -193,6 +193,33 @@ def test_a_network_reaching_the_node_requeues_the_pod_waiting_for_it(kube_api, s
     assert s.filter(latest(kube_api, "needs-storage"), ["node-00"])["NodeNames"] == ["node-00"]
 
 
+def test_a_network_attachment_definition_appearing_requeues_the_multus_pod_waiting_for_it(
+    kube_api, scene, client_for
+):
+    seed_nodes(kube_api, 1)  # eth1 is up
+    pod = pod_object("multus", egress=None)
+    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] = "storage-net"
+    kube_api.seed(PODS, pod)
+    s = scene()
+    wait_until(lambda: s.extender.state.pods(), what="the pod")
+    refused = s.filter(latest(kube_api, "multus"), ["node-00"])
+    assert "no NetworkAttachmentDefinition 'default/storage-net'" in refused["FailedAndUnresolvableNodes"]["node-00"]
+    history = {"multus": latest(kube_api, "multus")}
+    events = PodEvents(client_for(), str(kube_api.revision))
+    try:
+        kube_api.seed("/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions", {
+            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": "storage-net", "namespace": "default"},
+            "spec": {"config": '{"cniVersion": "1.0.0", "type": "macvlan", "master": "eth1"}'}})
+        wait_until(lambda: events.requeued(dict(history)), what="a requeue")
+        assert events.requeued(history) == ["multus"]
+        assert "NetworkAttachmentDefinition default/storage-net changed" in \
+            latest(kube_api, "multus")["metadata"]["annotations"][RETRY_ANNOTATION]
+    finally:
+        events.stop()
+    assert s.filter(latest(kube_api, "multus"), ["node-00"])["NodeNames"] == ["node-00"]
+
+
 def test_a_heartbeat_wakes_no_pod_refused_for_something_else(kube_api, scene, client_for):
     seed_nodes(kube_api, 1)
     kube_api.seed(PODS, pod_object("big", egress="9500M"))  # more than the link

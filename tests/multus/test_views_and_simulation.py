@@ -12,6 +12,7 @@ from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import parse_requirements
 from scheduler_extender.dashboard.data import dashboard_view
 from scheduler_extender.demo.sample_cluster import sample_cluster
+from scheduler_extender.metrics import NodeCollector
 from scheduler_extender.simulation.arrivals import draw_arrivals
 from scheduler_extender.simulation.policies import WithNetsched
 from scheduler_extender.simulation.policy_names import PolicyName
@@ -47,6 +48,13 @@ def test_the_demo_clusters_definitions_are_in_the_dashboard_and_the_topology_api
     assert networks["storage"].note is None
     (view,) = [d for d in topology_view(state).definitions if d.name == "demo/fast-storage"]
     assert (view.master, view.plugins, view.shaped, view.problem) == ("eth1", ["macvlan", "netsched-cni"], True, None)
+
+
+def test_the_reach_metric_counts_definitions_like_networks():
+    (family,) = [f for f in NodeCollector(demo_state()).collect() if f.name == "netsched_network_nodes"]
+    nodes = {(s.labels["network"], s.labels["mode"]): s.value for s in family.samples}
+    assert nodes[("demo/fast-storage", "macvlan")] == 12 and nodes[("storage", "vlan")] == 12
+    assert nodes[("demo/sriov-fabric", "sriov")] == 12
 
 
 def test_simulated_multus_pods_ask_with_multus_elements_and_are_booked_on_the_nads_link():

@@ -47,7 +47,7 @@ def free_port() -> int:
 
 def bench_cluster(nodes: int):
     """The sample cluster's shape at ``nodes`` nodes: 10 zones from 1,000 up, 50 nodes a switch."""
-    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from demo.sample_cluster import sample_cluster
 
     zones = 10 if nodes >= 1000 else max(1, nodes // 100)
     per_switch = 50

@@ -123,7 +123,7 @@ def passthrough_app() -> FastAPI:
 
 def bench_cluster(nodes: int):
     """The sample cluster's shape at ``nodes`` nodes: 10 zones from 1,000 up, 20-200 nodes a switch."""
-    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from demo.sample_cluster import sample_cluster
 
     zones = 10 if nodes >= 1000 else 1
     switches = max(1, nodes // 200)

@@ -3,6 +3,6 @@ turns SIGTERM and SIGINT into a clean stop before it imports anything heavy)."""
 
 import sys
 
-from scheduler_extender.cli import main
+from netsched.cli import main
 
 sys.exit(main(["reporter", *sys.argv[1:]]))

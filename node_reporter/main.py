@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Run with parsed flags until ``stop`` is set; 0 on a clean stop, 1 on a runtime
     failure, 2 on bad settings. The caller turns SIGTERM and SIGINT into ``stop`` (``netsched``'s
-    command line does it before its first import, see ``scheduler_extender.cli``)."""
+    command line does it before its first import, see ``netsched.cli``)."""
     stop = stop or threading.Event()
     if not logging.getLogger().handlers:
         logging.basicConfig(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from scheduler_extender.dashboard import admin_router
+from dashboard import admin_router
 from scheduler_extender.views import DecisionView, TopologyView, decision_views, topology_view
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ GIGA = 1_000_000_000
 def netsched(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "NETSCHED_SERVER"}
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", *args],
+        [sys.executable, "-m", "netsched.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -263,7 +263,7 @@ def test_a_reader_that_goes_away_is_not_an_error(cluster):
     """``netsched topology | head -1``: the closed pipe ends the command quietly."""
     served, *_ = cluster
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "topology", "--server", served.url],
+        [sys.executable, "-m", "netsched.cli", "topology", "--server", served.url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -277,7 +277,7 @@ def test_a_reader_that_goes_away_is_not_an_error(cluster):
 def test_server_from_the_environment(cluster):
     served, *_ = cluster
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", "reservations", "-o", "json"],
+        [sys.executable, "-m", "netsched.cli", "reservations", "-o", "json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -291,7 +291,7 @@ def test_server_from_the_environment(cluster):
 def test_explain_shows_the_namespace_policy(tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from demo.sample_cluster import sample_cluster
     from topology.models import BandwidthPolicy, ObjectMeta, PodSpec
 
     snapshot = sample_cluster(heartbeat=datetime.now(UTC) + timedelta(hours=1))  # fresh while the test runs

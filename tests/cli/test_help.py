@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from node_reporter.main import build_parser as reporter_parser
-from scheduler_extender.cli import build_parser
+from netsched.cli import build_parser
 
 
 def help_texts() -> dict[str, str]:

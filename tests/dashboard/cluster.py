@@ -18,7 +18,7 @@ from typing import Self
 import httpx
 
 from scheduler_extender.app import Extender, create_app
-from scheduler_extender.demo.sample_cluster import sample_cluster
+from demo.sample_cluster import sample_cluster
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec

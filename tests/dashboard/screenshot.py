@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bandwidth_accounting import annotations
-from scheduler_extender.demo.traffic import DemoTraffic
+from demo.traffic import DemoTraffic
 from tests.dashboard.browser import chromium
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bandwidth_accounting import annotations
-from scheduler_extender.dashboard.data import LISTED_REFUSALS, DashboardView
+from dashboard.data import LISTED_REFUSALS, DashboardView
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 
 

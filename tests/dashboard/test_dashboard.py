@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bandwidth_accounting import annotations
-from scheduler_extender.demo.sample_cluster import sample_cluster
+from demo.sample_cluster import sample_cluster
 from tests.dashboard.browser import browser_available, chromium, console_errors
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 from topology.models import NodeNetwork
@@ -73,7 +73,7 @@ def demo():
         [
             sys.executable,
             "-m",
-            "scheduler_extender.cli",
+            "netsched.cli",
             "demo",
             "--port",
             str(port),

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from scheduler_extender import crds
+from netsched import crds
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
 from topology.models import BandwidthPolicy, Network, NodeNetwork
 
@@ -57,7 +57,7 @@ def samples(name: str) -> list[dict[str, Any]]:
 def test_the_committed_file_is_what_the_models_generate():
     assert (DEPLOY / "base" / "crds.yaml").read_text() == crds.render(), (
         "deploy/base/crds.yaml is stale: "
-        "run python -m scheduler_extender.crds > deploy/base/crds.yaml"
+        "run python -m netsched.crds > deploy/base/crds.yaml"
     )
 
 

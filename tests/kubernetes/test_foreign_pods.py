@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from scheduler_extender.commands.explain import render
-from scheduler_extender.commands.reservations import render_table
+from netsched.commands.explain import render
+from netsched.commands.reservations import render_table
 from scheduler_extender.views import ExplainView, reservation_views
 from tests.kubernetes.conftest import PODS, pod_object, seed_nodes, wait_until
 

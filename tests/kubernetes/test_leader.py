@@ -150,7 +150,7 @@ class Replica:
             [
                 sys.executable,
                 "-m",
-                "scheduler_extender.cli",
+                "netsched.cli",
                 "serve",
                 "--kubernetes",
                 "--kubeconfig",

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from scheduler_extender.app import Extender, create_app
-from scheduler_extender.cli import build_parser
+from netsched.cli import build_parser
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings

@@ -81,7 +81,7 @@ def test_netsched_serve_takes_the_pair_on_the_command_line(kube_api, kubeconfig,
         [
             sys.executable,
             "-m",
-            "scheduler_extender.cli",
+            "netsched.cli",
             "serve",
             "--kubernetes",
             "--kubeconfig",
@@ -131,7 +131,7 @@ def test_serve_refuses_half_configurations(extra, message, tmp_path):
         [
             sys.executable,
             "-m",
-            "scheduler_extender.cli",
+            "netsched.cli",
             "serve",
             "--cluster",
             str(cluster),
@@ -152,7 +152,7 @@ def test_serve_wants_exactly_one_of_cluster_and_kubernetes(tmp_path):
         (["--cluster", "x.yaml", "--kubernetes"], "not allowed with argument"),
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "scheduler_extender.cli", "serve", *extra],
+            [sys.executable, "-m", "netsched.cli", "serve", *extra],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -56,7 +56,7 @@ class Command:
 
 
 def _cluster_file(tmp: Path) -> str:
-    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from demo.sample_cluster import sample_cluster
     from tests.cli.test_commands import write_cluster_file
 
     path = tmp / "cluster.yaml"
@@ -70,7 +70,7 @@ def _kubeconfig(tmp: Path) -> str:
     return str(path)
 
 
-NETSCHED = [sys.executable, "-m", "scheduler_extender.cli"]
+NETSCHED = [sys.executable, "-m", "netsched.cli"]
 COMMANDS = [
     Command(
         "serve",

@@ -10,14 +10,14 @@ import pytest
 
 from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import parse_requirements
-from scheduler_extender.dashboard.data import dashboard_view
-from scheduler_extender.demo.sample_cluster import sample_cluster
+from dashboard.data import dashboard_view
+from demo.sample_cluster import sample_cluster
 from scheduler_extender.metrics import NodeCollector
-from scheduler_extender.simulation.arrivals import draw_arrivals
-from scheduler_extender.simulation.policies import WithNetsched
-from scheduler_extender.simulation.policy_names import PolicyName
-from scheduler_extender.simulation.run import ClusterShape, PolicyRun, SimulationConfig
-from scheduler_extender.simulation.workload import Workload
+from simulator.arrivals import draw_arrivals
+from simulator.policies import WithNetsched
+from simulator.policy_names import PolicyName
+from simulator.run import ClusterShape, PolicyRun, SimulationConfig
+from simulator.workload import Workload
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import topology_view
 

@@ -1,6 +1,6 @@
 """Run a netsched entry point as if some distributions were not installed.
 
-``python -m tests.packaging.absent numpy,fastapi scheduler_extender.cli serve ...`` makes
+``python -m tests.packaging.absent numpy,fastapi netsched.cli serve ...`` makes
 every import of those top-level packages fail as a missing distribution does
 (``ModuleNotFoundError`` naming it), then runs the module as ``__main__``. It shows what
 an image built with fewer extras can run, without building one.

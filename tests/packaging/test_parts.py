@@ -44,7 +44,7 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, st
 def test_reporter_once_runs_on_the_node_extras(tmp_path: Path) -> None:
     """netlink discovery, the report and its JSON: pydantic, pyroute2, pyyaml only."""
     process = run_without(
-        f"{EXTENDER_ONLY},{PLOT_ONLY}", "scheduler_extender.cli", "reporter", "--once",
+        f"{EXTENDER_ONLY},{PLOT_ONLY}", "netsched.cli", "reporter", "--once",
         "--node-name", "node-a", "--sample-seconds", "0.1",
         env={"PATH": os.environ["PATH"]},
     )
@@ -93,7 +93,7 @@ def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
 def test_simulate_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
     plot = tmp_path / "plot.png"
     code, _, err = finish(run_without(
-        PLOT_ONLY, "scheduler_extender.cli", "simulate", "--nodes", "50", "--pods", "20",
+        PLOT_ONLY, "netsched.cli", "simulate", "--nodes", "50", "--pods", "20",
         "--plot", str(plot),
     ))
     assert code == 2
@@ -103,7 +103,7 @@ def test_simulate_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> Non
 
 def test_extender_commands_on_the_node_extras_name_the_extender_extra(tmp_path: Path) -> None:
     code, _, err = finish(run_without(
-        EXTENDER_ONLY, "scheduler_extender.cli", "serve", "--cluster", str(tmp_path / "none.yaml"),
+        EXTENDER_ONLY, "netsched.cli", "serve", "--cluster", str(tmp_path / "none.yaml"),
     ))
     assert code == 2
     assert "pip install 'netsched[extender]'" in err and "Traceback" not in err, err
@@ -135,7 +135,7 @@ def test_the_demo_runs_on_the_extender_extras() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     demo = run_without(
-        f"{NODE_ONLY},{PLOT_ONLY}", "scheduler_extender.cli", "demo", "--port", str(port)
+        f"{NODE_ONLY},{PLOT_ONLY}", "netsched.cli", "demo", "--port", str(port)
     )
     try:
         while "webhook" not in (line := demo.stdout.readline()):

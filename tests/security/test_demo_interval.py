@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize("interval", ["0", "-1", "nan", "inf", "soon"])
 def test_an_interval_that_is_not_a_positive_number_is_refused(interval):
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", "demo", "--port", "0", f"--interval={interval}"],
+        [sys.executable, "-m", "netsched.cli", "demo", "--port", "0", f"--interval={interval}"],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 2, result.stderr

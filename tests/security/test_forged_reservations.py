@@ -15,7 +15,7 @@ import logging
 import httpx
 
 from bandwidth_accounting import annotations as ann
-from scheduler_extender.commands.explain import render
+from netsched.commands.explain import render
 from scheduler_extender.state import Rejection
 from scheduler_extender.views import ExplainView
 from tests.kube_api.server import MERGE_PATCH

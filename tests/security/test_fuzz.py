@@ -72,7 +72,7 @@ def test_every_annotation_is_requirements_or_a_short_refusal(values):
 def fuzzed_extender() -> Iterator[tuple[Extender, str]]:
     from datetime import UTC, datetime
 
-    from scheduler_extender.demo.sample_cluster import sample_cluster
+    from demo.sample_cluster import sample_cluster
     from scheduler_extender.file_source import FileClusterSource
 
     source = FileClusterSource(sample_cluster(heartbeat=datetime.now(UTC)))

@@ -23,7 +23,7 @@ import pytest
 
 from scheduler_extender.app import create_app
 from scheduler_extender.certificates import issue, new_ca
-from scheduler_extender.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
+from netsched.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
 from scheduler_extender.read_api import create_read_only_app
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kubernetes.conftest import (
@@ -42,7 +42,7 @@ SECRETS = "/api/v1/namespaces/kube-system/secrets"
 
 def netsched(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scheduler_extender.cli", *args],
+        [sys.executable, "-m", "netsched.cli", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )
 
@@ -185,7 +185,7 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
     port, read_only_port = free_port(), free_port()
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "scheduler_extender.cli", "serve", "--kubernetes",
+        [sys.executable, "-m", "netsched.cli", "serve", "--kubernetes",
          "--kubeconfig", str(kubeconfig), "--port", str(port), "--read-only-port", str(read_only_port),
          "--tls-cert", str(server["tls.crt"]), "--tls-key", str(server["tls.key"]),
          "--tls-client-ca", str(server["ca.crt"])],

@@ -1,5 +1,0 @@
-"""The admin dashboard at ``/dashboard`` and the read-only API the CLI shares with it."""
-
-from scheduler_extender.dashboard.routes import admin_router
-
-__all__ = ["admin_router"]

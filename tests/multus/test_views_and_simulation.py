@@ -75,3 +75,14 @@ def test_simulated_multus_pods_ask_with_multus_elements_and_are_booked_on_the_na
     assert held and {(a.network, a.parent, a.mode) for a in held} == {("demo/fast-storage", "eth1", "macvlan")}
     for (node, interface), link in run.links.index.items():
         assert tuple(run.links.traffic[link]) == pytest.approx(ledger.reserved(node, interface))
+
+
+def test_netsched_explain_prints_each_definition_the_pod_names():
+    from scheduler_extender.commands.explain import render
+    from scheduler_extender.views import ExplainView
+
+    line = "NetworkAttachmentDefinition team/fabric: sriov (reach unknown: SR-IOV virtual functions …)"
+    view = ExplainView(pod="team/db", bound_to=None, annotations={annotations.MULTUS_NETWORKS: "fabric"},
+                       fits=0, nodes=[], definitions=[line])
+    text = render(view).splitlines()
+    assert text[1] == f"  {annotations.MULTUS_NETWORKS}: fabric" and text[2] == line

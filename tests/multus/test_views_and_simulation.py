@@ -13,13 +13,13 @@ from bandwidth_accounting.requirements import parse_requirements
 from dashboard.data import dashboard_view
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.metrics import NodeCollector
+from scheduler_extender.state import ClusterState
+from scheduler_extender.views import topology_view
 from simulator.arrivals import draw_arrivals
 from simulator.policies import WithNetsched
 from simulator.policy_names import PolicyName
 from simulator.run import ClusterShape, PolicyRun, SimulationConfig
 from simulator.workload import Workload
-from scheduler_extender.state import ClusterState
-from scheduler_extender.views import topology_view
 
 WORKLOAD = Workload.model_validate({
     "name": "multus", "pods_per_node": 4, "node": {"cpu": 16, "memory": "64Gi"},
@@ -78,7 +78,7 @@ def test_simulated_multus_pods_ask_with_multus_elements_and_are_booked_on_the_na
 
 
 def test_netsched_explain_prints_each_definition_the_pod_names():
-    from scheduler_extender.commands.explain import render
+    from netsched.commands.explain import render
     from scheduler_extender.views import ExplainView
 
     line = "NetworkAttachmentDefinition team/fabric: sriov (reach unknown: SR-IOV virtual functions …)"

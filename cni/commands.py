@@ -31,7 +31,9 @@ from cni.netns import (
     is_own_namespace,
     netlink_in,
     open_netns,
+    rtnl_in,
 )
+from cni.rtnl import Rtnl
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import check_rate, validate_attachments, validate_network_name
 from cni.versions import SUPPORTED_VERSIONS
@@ -179,18 +181,23 @@ def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
                 if attached.segment:
                     state.hold_segment(attached.segment, planned)
             try:
-                with host_netlink() as host, netlink_in(netns_fd) as pod:
-                    if not pod.link_lookup(ifname=env.ifname):
+                with rtnl_in(netns_fd) as pod:
+                    primary = pod.link(env.ifname)
+                    if primary is None:
                         raise CNIError(ErrorCode.INVALID_CONFIG,
                                        f"CNI_IFNAME: {env.ifname!r} is not in the pod's namespace",
                                        "the main plugin must create it before netsched-cni runs")
-                    for position, att in enumerate(desired.attachments):
-                        _attach(host, pod, netns_fd, env, att, f"attachments[{position}]", made,
-                                result, described)
+                    if desired.attachments:
+                        with host_netlink() as host, netlink_in(netns_fd) as pod_links:
+                            for position, att in enumerate(desired.attachments):
+                                _attach(host, pod_links, netns_fd, env, att,
+                                        f"attachments[{position}]", made, result, described)
                     for name, limits in desired.limits.items():
                         if limits.shaped:
                             made.shaped.append(name)
-                            report[name] = _shape(pod, env.container_id, name, limits,
+                            link = primary if name == env.ifname else pod.link(name)
+                            assert link is not None, f"{name} was made by this ADD"
+                            report[name] = _shape(pod, env.container_id, name, link, limits,
                                                   conf.max_queue_ms)
             except BaseException:
                 _undo(made, planned, state, netns_fd)
@@ -222,10 +229,9 @@ def _attach(host: IPRoute, pod: IPRoute, netns_fd: int, env: Environment, att: A
                       "segment": segments.segment_name(att)})
 
 
-def _shape(pod: IPRoute, container_id: str, name: str, limits: Limits, max_queue_ms: float
-           ) -> dict[str, Any]:
-    index = pod.link_lookup(ifname=name)[0]
-    mtu = pod.link("get", index=index)[0].get("IFLA_MTU")
+def _shape(pod: Rtnl, container_id: str, name: str, link: tuple[int, int], limits: Limits,
+           max_queue_ms: float) -> dict[str, Any]:
+    index, mtu = link
     ingress, egress = limits.buckets(mtu, max_queue_ms)
     report: dict[str, Any] = {}
     if egress is not None:
@@ -243,26 +249,32 @@ def _shape(pod: IPRoute, container_id: str, name: str, limits: Limits, max_queue
 def _undo(made: Record, planned: Record, state: StateDir, netns_fd: int) -> None:
     """Remove what a failed ADD made; every planned segment hold is released."""
     try:
-        with netlink_in(netns_fd) as pod:
-            _remove_from_pod(pod, made)
+        _remove_from_pod(netns_fd, made)
     except NamespaceGone:
         pass
-    with host_netlink() as host:
-        _release_segments(host, planned, state)
+    _release_segments(planned, state)
     state.forget(planned)
 
 
-def _remove_from_pod(pod: IPRoute, record: Record) -> None:
-    for name in record.shaped:
-        shaping.unshape(pod, name, shaping.ifb_name(record.container_id, name))
-    for attached in record.attachments:
-        podlinks.remove(pod, attached.interface)
+def _remove_from_pod(netns_fd: int, record: Record) -> None:
+    """Shaping first, then the attachments' interfaces (pyroute2 only when there are some)."""
+    with rtnl_in(netns_fd) as pod:
+        for name in record.shaped:
+            shaping.unshape(pod, name, shaping.ifb_name(record.container_id, name))
+    if record.attachments:
+        with netlink_in(netns_fd) as pod_links:
+            for attached in record.attachments:
+                podlinks.remove(pod_links, attached.interface)
 
 
-def _release_segments(host: IPRoute, record: Record, state: StateDir) -> None:
-    for attached in record.attachments:
-        if attached.segment and state.release_segment(attached.segment, record):
-            segments.remove_segment(host, attached.segment)
+def _release_segments(record: Record, state: StateDir) -> None:
+    """Drop the record's segment holds; a device nobody holds any more is removed."""
+    released = [attached.segment for attached in record.attachments
+                if attached.segment and state.release_segment(attached.segment, record)]
+    if released:
+        with host_netlink() as host:
+            for device in released:
+                segments.remove_segment(host, device)
 
 
 def teardown(record: Record, state: StateDir, netns_path: str) -> None:
@@ -274,14 +286,12 @@ def teardown(record: Record, state: StateDir, netns_path: str) -> None:
     if netns_fd is not None:
         refuse_node_namespace(netns_fd, netns_path)
         try:
-            with netlink_in(netns_fd) as pod:
-                _remove_from_pod(pod, record)
+            _remove_from_pod(netns_fd, record)
         except NamespaceGone:
             pass
         finally:
             os.close(netns_fd)
-    with host_netlink() as host:
-        _release_segments(host, record, state)
+    _release_segments(record, state)
     state.forget(record)
 
 
@@ -302,11 +312,13 @@ def cmd_check(env: Environment, conf: NetConf) -> None:
     desired = desired_state(env, conf)
     netns_fd = pod_namespace(env)
     try:
-        with host_netlink() as host, netlink_in(netns_fd) as pod:
+        with rtnl_in(netns_fd) as pod:
             for name, limits in desired.limits.items():
                 _check_shaping(pod, env.container_id, name, limits, conf.max_queue_ms)
-            for att in desired.attachments:
-                _check_attachment(host, pod, env.container_id, att)
+        if desired.attachments:
+            with host_netlink() as host, netlink_in(netns_fd) as pod_links:
+                for att in desired.attachments:
+                    _check_attachment(host, pod_links, env.container_id, att)
     finally:
         os.close(netns_fd)
 
@@ -315,21 +327,20 @@ def _mismatch(msg: str) -> CNIError:
     return CNIError(ErrorCode.CHECK_MISMATCH, msg)
 
 
-def _check_shaping(pod: IPRoute, container_id: str, name: str, limits: Limits, max_queue_ms: float) -> None:
-    found = pod.link_lookup(ifname=name)
-    if not found:
+def _check_shaping(pod: Rtnl, container_id: str, name: str, limits: Limits, max_queue_ms: float) -> None:
+    found = pod.link(name)
+    if found is None:
         raise _mismatch(f"interface {name} is missing in the pod")
-    index = found[0]
-    mtu = pod.link("get", index=index)[0].get("IFLA_MTU")
+    index, mtu = found
     ingress, egress = limits.buckets(mtu, max_queue_ms)
     shaping.check_bucket(pod, index, f"{name} egress", egress)
     ifb = shaping.ifb_name(container_id, name)
-    ifb_found = pod.link_lookup(ifname=ifb)
+    ifb_found = pod.link(ifb)
     if ingress is None:
-        if ifb_found:
+        if ifb_found is not None:
             raise _mismatch(f"{name} ingress: ifb {ifb} exists but no ingress limit is set")
         return
-    if not ifb_found:
+    if ifb_found is None:
         raise _mismatch(f"{name} ingress: ifb {ifb} is missing")
     if not shaping.has_ingress(pod, index):
         raise _mismatch(f"{name} ingress: the ingress qdisc is missing")

@@ -118,6 +118,7 @@ def warm_up() -> None:
     from cni import commands, kube, shaping  # noqa: F401 - commands and kube: imports only
     from cni.config import parse_netconf
     from cni.netns import host_netlink
+    from cni.rtnl import Rtnl
     from cni.state import Record
     from cni.validate import validate_attachments
 
@@ -128,10 +129,10 @@ def warm_up() -> None:
     conf.prev_result.model_copy(deep=True).render(conf.cni_version)
     Record(network="w", container_id="w", ifname="eth0", netns="/x").model_dump_json()
     shaping.plan_bucket(50_000_000, 0, conf.max_queue_ms, 1500).describe()
-    with host_netlink() as host:
+    with host_netlink() as host, Rtnl() as rtnl:
         for link in host.get_links():
-            shaping.root_bucket(host, link["index"])
-            shaping.has_ingress(host, link["index"])
+            shaping.root_bucket(rtnl, link["index"])
+            shaping.has_ingress(rtnl, link["index"])
     kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(kubernetes.client.Configuration()))
 
 

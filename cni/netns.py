@@ -12,10 +12,15 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 from pyroute2.iproute.linux import IPRoute
+
+from cni.rtnl import Rtnl
+
+Socket = TypeVar("Socket", IPRoute, Rtnl)
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl on a namespace fd: its CLONE_NEW* type (linux/nsfs.h)
@@ -64,8 +69,9 @@ def is_own_namespace(netns_fd: int) -> bool:
 
 
 @contextmanager
-def netlink_in(netns_fd: int) -> Iterator[IPRoute]:
-    """An IPRoute socket inside the namespace ``netns_fd``; this process stays where it is."""
+def opened_in(netns_fd: int, opener: Callable[[], Socket]) -> Iterator[Socket]:
+    """A netlink socket (``opener()``) inside the namespace ``netns_fd``; this process
+    stays where it is."""
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
@@ -73,7 +79,7 @@ def netlink_in(netns_fd: int) -> Iterator[IPRoute]:
         except OSError as exc:  # the path exists but is no namespace (a stale bind mount)
             raise NamespaceGone(str(exc)) from exc
         try:
-            ipr = IPRoute()
+            ipr = opener()
         finally:
             _setns(home)
     finally:
@@ -82,6 +88,16 @@ def netlink_in(netns_fd: int) -> Iterator[IPRoute]:
         yield ipr
     finally:
         ipr.close()
+
+
+def netlink_in(netns_fd: int) -> AbstractContextManager[IPRoute]:
+    """pyroute2's IPRoute in the namespace: attachments (links, addresses)."""
+    return opened_in(netns_fd, IPRoute)
+
+
+def rtnl_in(netns_fd: int) -> AbstractContextManager[Rtnl]:
+    """A plain rtnetlink socket in the namespace: shaping (cni.rtnl says why)."""
+    return opened_in(netns_fd, Rtnl)
 
 
 @contextmanager

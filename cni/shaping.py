@@ -21,23 +21,25 @@ Rates go to the kernel as 64-bit (``TCA_TBF_RATE64``) and the burst in bytes
 (``TCA_TBF_BURST``), as ``tc`` itself sends them: pyroute2's tbf knows only the 32-bit
 fields, which stop at 34 Gbit/s and, below about 6 kbit/s, cap the bucket at the few
 hundred bytes 4.29 s of rate carry (smaller than a frame: nothing passes). So the tbf
-message is built here, with the attributes the kernel defines (include/uapi/linux/pkt_sched.h).
+message is built here, with the attributes the kernel defines (include/uapi/linux/pkt_sched.h),
+and so are the others: every request goes out on a :class:`cni.rtnl.Rtnl` (it says why).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTM_NEWQDISC
-from pyroute2.netlink.rtnl.tcmsg import sched_tbf, tcmsg
+from pyroute2.netlink.rtnl.tcmsg import common as tc_common
 from pyroute2.netlink.rtnl.tcmsg.common import calc_xmittime
 
+from cni import rtnl
 from cni.errors import CNIError, ErrorCode
+from cni.rtnl import Rtnl, attr, string, tcmsg, u32
 
 ETH_P_ALL = 0x0003
 TC_H_ROOT = 0xFFFFFFFF
@@ -47,34 +49,25 @@ TBF_HANDLE = 0x10000
 FRAME_OVERHEAD = 14  # Ethernet header: tc counts it, the MTU does not
 U32_MAX = 2**32 - 1  # tbf's queue limit, burst and legacy rate fields are 32-bit
 
-
-class _TbfOptions(sched_tbf.options):
-    """tbf's options with the attributes pyroute2 leaves out (64-bit rate, burst in bytes)."""
-
-    # pyroute2 compiles a class's nla_map once and marks that on the class; a subclass
-    # would inherit the parent's mark and decode with the parent's table.
-    _nlmsg_base__compiled_nla = False
-
-    nla_map = (
-        ("TCA_TBF_UNSPEC", "none"),
-        ("TCA_TBF_PARMS", "tbf_parms"),
-        ("TCA_TBF_RTAB", "rtab"),
-        ("TCA_TBF_PTAB", "ptab"),
-        ("TCA_TBF_RATE64", "uint64"),
-        ("TCA_TBF_PRATE64", "uint64"),
-        ("TCA_TBF_BURST", "uint32"),
-        ("TCA_TBF_PBURST", "uint32"),
-        ("TCA_TBF_PAD", "hex"),
-    )
-
-
-class _TbfMessage(tcmsg):
-    """A qdisc message whose options are always read and written as :class:`_TbfOptions`."""
-
-    nla_map = tuple((name, "tbf_options" if name == "TCA_OPTIONS" else kind)
-                    for name, kind in tcmsg.nla_map)
-    tbf_options = _TbfOptions
-    _nlmsg_base__compiled_nla = False  # as in _TbfOptions
+# Attribute numbers (include/uapi/linux/pkt_sched.h, pkt_cls.h, tc_act/tc_mirred.h)
+TCA_KIND, TCA_OPTIONS = 1, 2
+TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 2, 4, 6
+TCA_U32_CLASSID, TCA_U32_SEL, TCA_U32_ACT = 1, 5, 7
+TCA_ACT_KIND, TCA_ACT_OPTIONS = 1, 2
+TCA_MIRRED_PARMS = 2
+TC_ACT_STOLEN = 4
+TCA_EGRESS_REDIR = 1
+TC_U32_TERMINAL = 1
+REDIRECT_CLASS = 0x10001  # the filter's classid, as the reference's `tc filter … flowid 1:1`
+# tc_tbf_qopt: rate and peak tc_ratespec (cell_log, reserved, overhead, cell_align, mpu,
+# rate), then limit, buffer, mtu
+_TBF_QOPT = struct.Struct("=BBHhHI BBHhHI III".replace(" ", ""))
+_RTAB_MTU = 1600  # what tc assumes for the rate table when no MTU is given
+_TC_GEN_MIRRED = struct.Struct("=IIiiiiI")  # tc_mirred: index, capab, action, refcnt,
+# bindcnt, eaction, ifindex
+_U32_SEL = struct.Struct("=BBBxHhhhI")  # flags, offshift, nkeys, offmask, off, offoff,
+# hoff, hmask
+_U32_KEY = struct.Struct("=IIii")  # mask, val, off, offmask
 
 
 @dataclass(frozen=True)
@@ -128,92 +121,141 @@ def ifb_name(container_id: str, ifname: str) -> str:
     return f"nsb{digest[:11]}"
 
 
-def _tbf(ipr: IPRoute, index: int, bucket: TokenBucket) -> None:
-    """Create or replace the tbf at the root of ``index``, as ``tc qdisc replace … tbf`` does."""
+def tbf_options(bucket: TokenBucket) -> bytes:
+    """tbf's options as ``tc qdisc replace … tbf`` sends them: the legacy 32-bit fields with
+    their rate table (cell size 8 bytes, as tc computes it for an unknown MTU), the 64-bit
+    rate and the burst in bytes."""
     rate = bucket.rate_bytes
-    msg = _TbfMessage()
-    msg["index"] = index
-    msg["handle"] = TBF_HANDLE
-    msg["parent"] = TC_H_ROOT
-    parms = {"rate": min(rate, U32_MAX), "limit": bucket.limit_bytes, "mtu": 0,
-             "buffer": min(calc_xmittime(rate, bucket.burst_bytes), U32_MAX)}
-    msg["attrs"] = [("TCA_KIND", "tbf"), ("TCA_OPTIONS", {"attrs": [
-        ("TCA_TBF_PARMS", parms), ("TCA_TBF_RTAB", True),
-        ("TCA_TBF_RATE64", rate), ("TCA_TBF_BURST", bucket.burst_bytes)]})]
-    msg["header"]["type"] = RTM_NEWQDISC
-    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-    ipr.nlm_request_batch([msg])
+    legacy_rate = min(rate, U32_MAX)
+    cell_log = 0
+    while (_RTAB_MTU >> cell_log) > 255:
+        cell_log += 1
+    # calc_xmittime(legacy_rate, (i + 1) << cell_log) for each cell, its arithmetic inlined
+    # (the same float operations, so the same table): 256 calls cost a millisecond an ADD
+    tick = tc_common.tick_in_usec
+    rtab = struct.pack("=256I", *[
+        int(int(tc_common.TIME_UNITS_PER_SEC * (float((i + 1) << cell_log) / legacy_rate)) * tick)
+        for i in range(256)])
+    parms = _TBF_QOPT.pack(cell_log, 0, 0, -1, 0, legacy_rate, 0, 0, 0, 0, 0, 0,
+                           bucket.limit_bytes,
+                           min(calc_xmittime(rate, bucket.burst_bytes), U32_MAX), 0)
+    return (attr(TCA_TBF_PARMS, parms) + attr(TCA_TBF_RTAB, rtab)
+            + attr(TCA_TBF_RATE64, struct.pack("=Q", rate)) + u32(TCA_TBF_BURST, bucket.burst_bytes))
 
 
-def shape_egress(ipr: IPRoute, index: int, bucket: TokenBucket) -> None:
+def tbf_request(index: int, bucket: TokenBucket) -> bytes:
+    """The tbf at the root of ``index``: a RTM_NEWQDISC body (create or replace)."""
+    return (tcmsg(index, TBF_HANDLE, TC_H_ROOT) + string(TCA_KIND, "tbf")
+            + attr(TCA_OPTIONS, tbf_options(bucket)))
+
+
+def redirect_request(index: int, ifb_index: int) -> bytes:
+    """The ingress filter of ``index`` that hands every packet to ``ifb_index``: u32
+    match-all with a mirred egress redirect, priority 1, every protocol (RTM_NEWTFILTER)."""
+    mirred = _TC_GEN_MIRRED.pack(0, 0, TC_ACT_STOLEN, 0, 0, TCA_EGRESS_REDIR, ifb_index)
+    action = string(TCA_ACT_KIND, "mirred") + attr(
+        TCA_ACT_OPTIONS | rtnl.NLA_F_NESTED, attr(TCA_MIRRED_PARMS, mirred))
+    selector = _U32_SEL.pack(TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0) + _U32_KEY.pack(0, 0, 0, 0)
+    options = (attr(TCA_U32_ACT, attr(1, action)) + u32(TCA_U32_CLASSID, REDIRECT_CLASS)
+               + attr(TCA_U32_SEL, selector))
+    info = (1 << 16) | struct.unpack("<H", struct.pack(">H", ETH_P_ALL))[0]  # prio, htons(proto)
+    return (tcmsg(index, 0, INGRESS_HANDLE, info) + string(TCA_KIND, "u32")
+            + attr(TCA_OPTIONS, options))
+
+
+def ingress_request(index: int) -> bytes:
+    """The ingress qdisc of ``index`` (RTM_NEWQDISC to create, RTM_DELQDISC to remove)."""
+    return tcmsg(index, INGRESS_HANDLE, TC_H_INGRESS) + string(TCA_KIND, "ingress")
+
+
+def _tbf(ipr: Rtnl, index: int, bucket: TokenBucket) -> None:
+    """Create or replace the tbf at the root of ``index``, as ``tc qdisc replace … tbf`` does."""
+    ipr.request(rtnl.RTM_NEWQDISC, rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE,
+                tbf_request(index, bucket))
+
+
+def shape_egress(ipr: Rtnl, index: int, bucket: TokenBucket) -> None:
     """Traffic leaving the pod through ``index``: tbf as the interface's root qdisc."""
     _tbf(ipr, index, bucket)
 
 
-def shape_ingress(ipr: IPRoute, index: int, ifb: str, mtu: int, bucket: TokenBucket,
+def shape_ingress(ipr: Rtnl, index: int, ifb: str, mtu: int, bucket: TokenBucket,
                   alias: str) -> None:
     """Traffic entering the pod through ``index``: redirected to ``ifb`` and shaped there."""
-    existing = ipr.link_lookup(ifname=ifb)
-    if not existing:
-        ipr.link("add", ifname=ifb, kind="ifb", mtu=mtu)
-        existing = ipr.link_lookup(ifname=ifb)
+    existing = ipr.link(ifb)
+    if existing is None:
+        ipr.add_link(ifb, "ifb", mtu)
+        existing = ipr.link(ifb)
+        assert existing is not None, f"{ifb} vanished as it was made"
     ifb_index = existing[0]
-    ipr.link("set", index=ifb_index, ifalias=alias, state="up")
+    ipr.set_up(ifb_index, alias)
     _tbf(ipr, ifb_index, bucket)
     try:
-        ipr.tc("add", "ingress", index, INGRESS_HANDLE)
+        ipr.request(rtnl.RTM_NEWQDISC, rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL,
+                    ingress_request(index))
     except NetlinkError as exc:
         if exc.code != errno.EEXIST:
             raise
-    ipr.tc("replace-filter", "u32", index, parent=INGRESS_HANDLE, prio=1, protocol=ETH_P_ALL,
-           target=0x10001, keys=["0x0/0x0+0"], action=[{"kind": "mirred", "direction": "egress",
-                                         "action": "redirect", "ifindex": ifb_index}])
+    ipr.request(rtnl.RTM_NEWTFILTER, rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE,
+                redirect_request(index, ifb_index))
 
 
-def _ignore_missing(call, *args, **kwargs) -> None:
+def _ignore_missing(call: Callable[..., object], *args: object) -> None:
     try:
-        call(*args, **kwargs)
+        call(*args)
     except NetlinkError as exc:
         if exc.code not in (errno.ENOENT, errno.ENODEV):
             raise
 
 
-def unshape(ipr: IPRoute, ifname: str, ifb: str) -> None:
+def unshape(ipr: Rtnl, ifname: str, ifb: str) -> None:
     """Remove what ``shape_*`` made on ``ifname``; anything already gone is fine."""
-    found = ipr.link_lookup(ifname=ifname)
-    if found:
+    found = ipr.link(ifname)
+    if found is not None:
         index = found[0]
-        if root_bucket(ipr, index) is not None:
-            # without a kind, pyroute2 deletes the root qdisc by handle (a kind would
-            # make it build tbf parameters for the request)
-            _ignore_missing(ipr.tc, "del", index=index, handle=TBF_HANDLE, parent=TC_H_ROOT)
-        if has_ingress(ipr, index):
-            _ignore_missing(ipr.tc, "del", "ingress", index, INGRESS_HANDLE)
-    for ifb_index in ipr.link_lookup(ifname=ifb):
-        _ignore_missing(ipr.link, "del", index=ifb_index)
+        qdiscs = ipr.qdiscs(index)
+        if _root_tbf(qdiscs) is not None:
+            # by handle alone, as `tc qdisc del dev X root` sends it
+            _ignore_missing(ipr.request, rtnl.RTM_DELQDISC, 0,
+                            tcmsg(index, TBF_HANDLE, TC_H_ROOT))
+        if _has_ingress(qdiscs):
+            _ignore_missing(ipr.request, rtnl.RTM_DELQDISC, 0, ingress_request(index))
+    ifb_found = ipr.link(ifb)
+    if ifb_found is not None:
+        _ignore_missing(ipr.delete_link, ifb_found[0])
 
 
-def root_bucket(ipr: IPRoute, index: int) -> tuple[int, int] | None:
-    """(rate in bytes/s, limit in bytes) of the tbf at the root of ``index``, if there is one.
+Qdiscs = list[tuple[int, int, dict[int, bytes]]]
 
-    The kernel sends the 64-bit rate only when it exceeds the 32-bit field, so the dump is
-    decoded again with the attributes pyroute2 does not know.
-    """
-    for qdisc in ipr.get_qdiscs(index=index):
-        if qdisc["parent"] == TC_H_ROOT and qdisc.get_attr("TCA_KIND") == "tbf":
-            full = _TbfMessage(qdisc.data, offset=qdisc.offset)
-            full.decode()
-            options = full.get_attr("TCA_OPTIONS")
-            parms = options.get_attr("TCA_TBF_PARMS")
-            return options.get_attr("TCA_TBF_RATE64") or parms["rate"], parms["limit"]
+
+def _root_tbf(qdiscs: Qdiscs) -> tuple[int, int] | None:
+    for _, parent, attributes in qdiscs:
+        if parent == TC_H_ROOT and attributes.get(TCA_KIND) == b"tbf\0":
+            options = rtnl.attrs(attributes.get(TCA_OPTIONS, b""))
+            parms = _TBF_QOPT.unpack_from(options[TCA_TBF_PARMS])
+            rate64 = options.get(TCA_TBF_RATE64)
+            rate = struct.unpack("=Q", rate64)[0] if rate64 else 0
+            return rate or parms[5], parms[12]
     return None
 
 
-def has_ingress(ipr: IPRoute, index: int) -> bool:
-    return any(q["parent"] == TC_H_INGRESS for q in ipr.get_qdiscs(index=index))
+def _has_ingress(qdiscs: Qdiscs) -> bool:
+    return any(parent == TC_H_INGRESS for _, parent, _ in qdiscs)
 
 
-def check_bucket(ipr: IPRoute, index: int, where: str, bucket: TokenBucket | None) -> None:
+def root_bucket(ipr: Rtnl, index: int) -> tuple[int, int] | None:
+    """(rate in bytes/s, limit in bytes) of the tbf at the root of ``index``, if there is one.
+
+    The kernel sends the 64-bit rate only when it exceeds the 32-bit field.
+    """
+    return _root_tbf(ipr.qdiscs(index))
+
+
+def has_ingress(ipr: Rtnl, index: int) -> bool:
+    return _has_ingress(ipr.qdiscs(index))
+
+
+def check_bucket(ipr: Rtnl, index: int, where: str, bucket: TokenBucket | None) -> None:
     """Fail unless the root qdisc of ``index`` is exactly ``bucket`` (or no tbf when None)."""
     found = root_bucket(ipr, index)
     expected = None if bucket is None else (bucket.rate_bytes, bucket.limit_bytes)

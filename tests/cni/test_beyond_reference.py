@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
-import pytest
-from pyroute2.iproute.linux import IPRoute
+import os
 
+import pytest
+
+from cni.netns import open_netns, rtnl_in
 from cni.shaping import root_bucket
 from tests.cni.lab import MOST_GOODPUT, Lab, ifb_of, ipv4_of, tbf_rate
 from tests.cni.topologies import MBIT, attachment, lone_node, switched_nodes
@@ -45,8 +47,14 @@ def test_attachments_of_every_kind_are_shaped(lab: Lab, mode: str, direction: st
 
 
 def bucket_in(netns: str, dev: str) -> tuple[int, int]:
-    with IPRoute(netns=netns) as ipr:
-        found = root_bucket(ipr, ipr.link_lookup(ifname=dev)[0])
+    netns_fd = open_netns(Lab.path(netns))
+    try:
+        with rtnl_in(netns_fd) as rtnl:
+            link = rtnl.link(dev)
+            assert link is not None, dev
+            found = root_bucket(rtnl, link[0])
+    finally:
+        os.close(netns_fd)
     assert found is not None
     return found
 

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,18 +50,26 @@ func parseReply(raw []byte) (int, string, bool) {
 	return code, stdout, true
 }
 
-// topLevelString is the config document's key when it is a string. A config that is
-// not a JSON object has none; the daemon's full parse reports what is wrong with it.
-func topLevelString(raw []byte, key string) (string, bool) {
-	if len(raw) == 0 {
+// topLevel is the config document's top-level keys, each value left undecoded: the
+// client reads two of them and parses the document once (an ADD's carries the previous
+// plugin's whole result). A config that is not a JSON object has none; the daemon's full
+// parse reports what is wrong with it.
+func topLevel(raw []byte) map[string]json.RawMessage {
+	var document map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &document) != nil {
+		return nil
+	}
+	return document
+}
+
+// stringField is the key's value when it is a JSON string.
+func stringField(document map[string]json.RawMessage, key string) (string, bool) {
+	var value string
+	raw, found := document[key]
+	if !found || json.Unmarshal(raw, &value) != nil || string(raw) == "null" {
 		return "", false
 	}
-	var document map[string]any
-	if json.Unmarshal(raw, &document) != nil {
-		return "", false
-	}
-	value, ok := document[key].(string)
-	return value, ok
+	return value, true
 }
 
 // forward has the daemon at socketPath run one invocation (config: UTF-8 JSON): (exit
@@ -107,18 +113,18 @@ func forward(socketPath string, environ []string, config []byte) (int, string, *
 
 // connect is a blocking connect with connectTimeout as its deadline (SO_SNDTIMEO), as
 // the Python client's: with the daemon's listen backlog full (many pods at once) it
-// waits for a place, where Go's own non-blocking dial fails at once with EAGAIN.
-func connect(socketPath string) (*net.UnixConn, error) {
+// waits for a place, where Go's own non-blocking dial fails at once with EAGAIN. The
+// socket stays a plain blocking one (no net package, no poller): one request, one answer.
+func connect(socketPath string) (int, error) {
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
+		return -1, os.NewSyscallError("socket", err)
 	}
-	file := os.NewFile(uintptr(fd), socketPath)
-	defer file.Close() // net.FileConn keeps a duplicate
 	deadline := syscall.NsecToTimeval(connectTimeout.Nanoseconds())
 	err = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &deadline)
 	if err != nil {
-		return nil, os.NewSyscallError("setsockopt", err)
+		syscall.Close(fd)
+		return -1, os.NewSyscallError("setsockopt", err)
 	}
 	for {
 		err = syscall.Connect(fd, &syscall.SockaddrUnix{Name: socketPath})
@@ -127,14 +133,19 @@ func connect(socketPath string) (*net.UnixConn, error) {
 		}
 	}
 	if err != nil {
-		return nil, &net.OpError{Op: "connect", Net: "unix", Err: os.NewSyscallError("connect", err),
-			Addr: &net.UnixAddr{Name: socketPath, Net: "unix"}}
+		syscall.Close(fd)
+		return -1, socketError("connect", socketPath, err)
 	}
-	conn, err := net.FileConn(file)
-	if err != nil {
-		return nil, err
+	return fd, nil
+}
+
+// socketError reads as the net package's errors did ("connect unix PATH: connect: …"),
+// and says "i/o timeout" when a deadline passed (SO_SNDTIMEO/SO_RCVTIMEO give EAGAIN).
+func socketError(op, socketPath string, err error) error {
+	if err == syscall.EAGAIN {
+		return errors.New(op + " unix " + socketPath + ": i/o timeout")
 	}
-	return conn.(*net.UnixConn), nil
+	return errors.New(op + " unix " + socketPath + ": " + op + ": " + err.Error())
 }
 
 // handOff leaves a DEL request for the daemon in pending-del/ beside its socket, under
@@ -169,45 +180,56 @@ func handOff(socketPath string, body []byte) error {
 	return err
 }
 
-// exchange sends one request, half-closes, and reads the reply to the end.
+// exchange sends one request, half-closes, and reads the reply to the end; each step
+// has replyTimeout as its deadline.
 func exchange(socketPath string, body []byte) ([]byte, error) {
 	timeout, err := time.ParseDuration(replyTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("replyTimeout %q: %w", replyTimeout, err)
 	}
-	unix, err := connect(socketPath)
+	fd, err := connect(socketPath)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close()
-	if err := unix.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
+	defer syscall.Close(fd)
+	deadline := syscall.NsecToTimeval(timeout.Nanoseconds())
+	for _, option := range []int{syscall.SO_SNDTIMEO, syscall.SO_RCVTIMEO} {
+		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, option, &deadline); err != nil {
+			return nil, os.NewSyscallError("setsockopt", err)
+		}
 	}
-	if _, err := unix.Write(body); err != nil {
-		return nil, err
+	for len(body) > 0 {
+		n, err := syscall.Write(fd, body)
+		if err == syscall.EINTR { // with a timeout set, a signal interrupts even a restartable call
+			continue
+		}
+		if err != nil {
+			return nil, socketError("write", socketPath, err)
+		}
+		body = body[n:]
 	}
-	if err := unix.CloseWrite(); err != nil {
-		return nil, err
+	if err := syscall.Shutdown(fd, syscall.SHUT_WR); err != nil {
+		return nil, socketError("shutdown", socketPath, err)
 	}
 	var answer []byte
 	chunk := make([]byte, 65536)
 	for {
-		if err := unix.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-			return nil, err
+		n, err := syscall.Read(fd, chunk)
+		if err == syscall.EINTR {
+			continue
 		}
-		n, err := unix.Read(chunk)
-		answer = append(answer, chunk[:n]...)
-		if len(answer) > maxMessageBytes {
-			return nil, fmt.Errorf("more than %d bytes", maxMessageBytes)
+		if err != nil {
+			return nil, socketError("read", socketPath, err)
 		}
-		if errors.Is(err, io.EOF) {
+		if n == 0 { // end of the answer
 			if len(answer) == 0 { // the daemon went away (stopped, restarted) before answering
 				return nil, errors.New("closed without an answer")
 			}
 			return answer, nil
 		}
-		if err != nil {
-			return nil, err
+		answer = append(answer, chunk[:n]...)
+		if len(answer) > maxMessageBytes {
+			return nil, fmt.Errorf("more than %d bytes", maxMessageBytes)
 		}
 	}
 }

@@ -63,7 +63,8 @@ func invoke(environ []string, stdin []byte) (int, string) {
 			"invalid UTF-8 on stdin"}
 		return 1, failure.json(specVersion)
 	}
-	requested, _ := topLevelString(stdin, "cniVersion")
+	config := topLevel(stdin)
+	requested, _ := stringField(config, "cniVersion")
 	version := requested
 	if version == "" {
 		version = specVersion
@@ -71,7 +72,7 @@ func invoke(environ []string, stdin []byte) (int, string) {
 	if lookup(environ, "CNI_COMMAND") == "VERSION" {
 		return 0, versionReport(requested)
 	}
-	socketPath, ok := topLevelString(stdin, "socket")
+	socketPath, ok := stringField(config, "socket")
 	if !ok {
 		failure := &cniError{codeInvalidConfig,
 			"socket: not set, and this netsched-cni only forwards to the daemon",

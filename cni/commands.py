@@ -161,7 +161,8 @@ def refuse_node_namespace(netns_fd: int, path: str) -> None:
 
 
 def cmd_add(env: Environment, conf: NetConf) -> dict[str, Any]:
-    result = require_prev_result(conf).model_copy(deep=True)
+    # extended in place (attachments): conf is this invocation's own parse of stdin
+    result = require_prev_result(conf)
     desired = desired_state(env, conf)
     state = StateDir(conf.state_dir)
     planned = Record(

@@ -126,7 +126,7 @@ def warm_up() -> None:
     reservation = Reservation.model_validate_json(_WARM_RESERVATION)
     validate_attachments(reservation.attachments, "eth0", "reservation.attachments")
     assert conf.prev_result is not None
-    conf.prev_result.model_copy(deep=True).render(conf.cni_version)
+    conf.prev_result.render(conf.cni_version)
     Record(network="w", container_id="w", ifname="eth0", netns="/x").model_dump_json()
     shaping.plan_bucket(50_000_000, 0, conf.max_queue_ms, 1500).describe()
     with host_netlink() as host, Rtnl() as rtnl:

@@ -30,9 +30,12 @@ class NamespaceGone(Exception):
     """The pod's network namespace no longer exists (DEL and GC treat this as done)."""
 
 
+# libc's setns(2), looked up once: each ADD steps in and out of the pod's namespace.
+_SETNS = ctypes.CDLL(None, use_errno=True).setns
+
+
 def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
+    if _SETNS(fd, CLONE_NEWNET) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
 

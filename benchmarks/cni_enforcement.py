@@ -231,7 +231,7 @@ def daemon_memory(lab: Lab, node: Node, pairs: int) -> None:
         runtime = node.runtime(extra={"socket": str(daemon.socket_path)}, client="native")
         pod = lab.netns("pd")
         pid = daemon.process.pid
-        checkpoints = sorted({0, 1, 10, 100, pairs // 2, pairs})
+        checkpoints = sorted({n for n in (0, 1, 10, 100, 1000) if n <= pairs} | {pairs // 2, pairs})
         for done in range(pairs + 1):
             if done in checkpoints:
                 fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))

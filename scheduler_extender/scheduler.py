@@ -58,6 +58,9 @@ RECENT_DECISIONS_BYTES = 32 * 2**20
 """The decisions log is bounded in bytes too: a caller chooses how large each entry is."""
 CACHED_CYCLES = 32
 """Filter evaluations kept for the prioritize call that follows in the same scheduling cycle."""
+REMEMBERED_REQUIREMENTS = 1024
+"""Distinct (namespace, netsched annotations) whose parsed requirements are kept; the
+replicas of a workload share one entry."""
 
 Outcome = Plan | list[Refusal]
 
@@ -113,20 +116,39 @@ class Evaluation:
 
     fits: np.ndarray
     headroom: np.ndarray
-    """Smallest share of usable capacity left after placing the pod; NaN: no budget involved."""
+    """Smallest share of usable capacity left after placing the pod; NaN: no budget
+    involved, or the pod does not fit there."""
     exact: dict[str, Outcome]
     """``plan_on_node`` outcomes of the candidates the batch check could not settle."""
-    column: np.ndarray
-    """Topology row → index into ``fits``/``headroom`` (-1: not a candidate)."""
+    rows: np.ndarray
+    """Topology row of each candidate (-1: unknown node)."""
 
-    def of_rows(self, rows: np.ndarray) -> Evaluation | None:
-        """The same evaluation for a subset of its candidates (None: one is not among them)."""
-        if rows.size and (rows.min() < 0 or rows.max() >= self.column.size):
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """A filter's evaluation, kept for the prioritize call of the same scheduling cycle."""
+
+    evaluation: Evaluation
+    passed: list[str]
+    """The candidates that passed, in order: what kube-scheduler sends to prioritize."""
+
+    def of(self, names: list[str], rows: NodeRows) -> tuple[np.ndarray, np.ndarray] | None:
+        """(fits, headroom) of ``names`` as the filter found them; None when one of them
+        was not a candidate. The common case (exactly the nodes that passed) costs one
+        list comparison, not a lookup per name."""
+        evaluation = self.evaluation
+        if names == self.passed:
+            return np.ones(len(names), dtype=bool), evaluation.headroom[evaluation.fits]
+        column = np.full(len(rows.position), -1, dtype=np.int64)
+        known = evaluation.rows >= 0
+        column[evaluation.rows[known]] = np.flatnonzero(known)
+        wanted = rows.rows_of(names)
+        if wanted.size and wanted.min() < 0:
             return None
-        index = self.column[rows]
+        index = column[wanted]
         if index.size and index.min() < 0:
             return None
-        return Evaluation(self.fits[index], self.headroom[index], self.exact, self.column)
+        return evaluation.fits[index], evaluation.headroom[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +173,10 @@ class Scheduler:
         self.decisions: BoundedLog[Decision] = BoundedLog(
             RECENT_DECISIONS, RECENT_DECISIONS_BYTES, lambda d: text_bytes(d.refused) + len(d.error)
         )
-        self._cycles: OrderedDict[tuple, Evaluation] = OrderedDict()
+        self._cycles: OrderedDict[tuple, Cycle] = OrderedDict()
         """The last filter evaluations, by (pod uid, requirements, topology generation)."""
+        self._requirements: dict[tuple, tuple[PodRequirements, list[NamespacePolicy]]] = {}
+        """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
 
     # -- filter ------------------------------------------------------------------------
 
@@ -178,9 +202,9 @@ class Scheduler:
             return self._decided("filter", pod, result)
         topology = state.topology
         evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
-        self._keep_cycle(pod, requirements, evaluation)
         fits = evaluation.fits.tolist()
         result.passed = list(compress(names, fits))
+        self._keep_cycle(pod, requirements, Cycle(evaluation, result.passed))
         if len(result.passed) < len(names):
             result.refusals = {
                 name: evaluation.exact[name] for name, fit in zip(names, fits, strict=True) if not fit
@@ -203,16 +227,20 @@ class Scheduler:
             # Filter refuses such a pod everywhere (an unknown network, say) with the reason.
             return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
         rows = topology.rows
-        candidates = rows.rows_of(names)
-        opinions = [scoring.peer_scores(candidates, self._peer_rows(pod, requirements, rows), rows)]
-        fits = np.ones(len(names), dtype=bool)
+        opinions = []
+        if requirements.peers is not None:
+            opinions.append(scoring.peer_scores(rows.rows_of(names), self._peer_rows(pod, requirements, rows), rows))
+        fits = None
         if requirements.needs_resources:
-            evaluation = self._cycle_of(pod, requirements, candidates) or self._evaluate(
-                pod, requirements, names, topology, candidates
-            )
-            fits = evaluation.fits
-            opinions.append(scoring.bandwidth_scores(evaluation.headroom, requirements.placement))
-        scores = np.where(fits, scoring.combine(opinions, len(names)), 0)
+            kept = self._cycle_of(pod, requirements, names, rows)
+            if kept is None:
+                evaluation = self._evaluate(pod, requirements, names, topology, rows.rows_of(names))
+                kept = evaluation.fits, evaluation.headroom
+            fits, headroom = kept
+            opinions.append(scoring.bandwidth_scores(headroom, requirements.placement))
+        scores = scoring.combine(opinions, len(names))
+        if fits is not None:
+            scores = np.where(fits, scores, 0)
         return dict(zip(names, scores.tolist(), strict=True))
 
     def _evaluate(
@@ -232,12 +260,9 @@ class Scheduler:
             if isinstance(outcome, Plan):
                 fits[index] = True
                 headroom[index] = scoring.headroom_left(outcome, ledger, fit.observed_since(now))
-        column = np.full(len(topology.rows.position), -1, dtype=np.int64)
-        known = rows >= 0
-        column[rows[known]] = np.flatnonzero(known)
-        return Evaluation(fits=fits, headroom=headroom, exact=exact, column=column)
+        return Evaluation(fits=fits, headroom=headroom, exact=exact, rows=rows)
 
-    def _keep_cycle(self, pod: Pod, requirements: PodRequirements, evaluation: Evaluation) -> None:
+    def _keep_cycle(self, pod: Pod, requirements: PodRequirements, cycle: Cycle) -> None:
         """Keep a filter's evaluation for the prioritize call of the same scheduling cycle.
 
         kube-scheduler calls prioritize right after filter with the nodes that passed:
@@ -245,14 +270,16 @@ class Scheduler:
         binding cycles run concurrently) only make its scores a few milliseconds old;
         bind checks again. A new topology, or the pod's next cycle, replaces it."""
         key = (_uid(pod), requirements, self.state.generation)
-        self._cycles[key] = evaluation
+        self._cycles[key] = cycle
         self._cycles.move_to_end(key)
         while len(self._cycles) > CACHED_CYCLES:
             self._cycles.popitem(last=False)
 
-    def _cycle_of(self, pod: Pod, requirements: PodRequirements, rows: np.ndarray) -> Evaluation | None:
+    def _cycle_of(
+        self, pod: Pod, requirements: PodRequirements, names: list[str], rows: NodeRows
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         kept = self._cycles.get((_uid(pod), requirements, self.state.generation))
-        return kept.of_rows(rows) if kept is not None else None
+        return kept.of(names, rows) if kept is not None else None
 
     # -- bind --------------------------------------------------------------------------
 
@@ -387,10 +414,25 @@ class Scheduler:
 
     def requirements_of(self, pod: Pod) -> tuple[PodRequirements, list[NamespacePolicy]]:
         """What the pod asks, with its namespace's defaults filled in, and the namespace's
-        policies; raises ``InvalidAnnotation`` or ``InvalidPolicy``."""
-        requirements = parse_requirements(pod.metadata.annotations, pod.metadata.effective_namespace)
-        policies = self.state.namespace_policies(pod.metadata.effective_namespace)
-        return with_defaults(requirements, policies), policies
+        policies; raises ``InvalidAnnotation`` or ``InvalidPolicy``.
+
+        Filter, prioritize and bind of one pod ask the same, and so do the replicas of a
+        workload: the answer is kept by what it is read from (the pod's netsched
+        annotations, its namespace and the state's generation, which every policy change
+        bumps), never by the pod's name or UID, which a request body could pair with
+        other annotations."""
+        metadata = pod.metadata
+        namespace = metadata.effective_namespace
+        key = (namespace, self.state.generation, tuple(map(metadata.annotations.get, annotations.INPUTS)))
+        known = self._requirements.get(key)
+        if known is None:
+            requirements = parse_requirements(metadata.annotations, namespace)
+            policies = self.state.namespace_policies(namespace)
+            known = with_defaults(requirements, policies), policies
+            if len(self._requirements) >= REMEMBERED_REQUIREMENTS:
+                self._requirements.clear()
+            self._requirements[key] = known
+        return known
 
     def _policy_refusals(
         self, pod: Pod, requirements: PodRequirements, policies: Sequence[NamespacePolicy]

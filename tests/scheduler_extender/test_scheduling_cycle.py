@@ -34,6 +34,10 @@ def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch
     scores = scheduler.prioritize(pod, passed)
     assert calls == [len(names)]  # one batch check for the cycle
     assert scores == {name: fresh[name] for name in passed}
+    # Another extender after netsched may drop nodes: a subset, in any order, is still this cycle's.
+    fewer = passed[::-2]
+    assert scheduler.prioritize(pod, fewer) == {name: fresh[name] for name in fewer}
+    assert calls == [len(names)]
 
 
 def test_a_new_topology_or_an_unknown_candidate_computes_again(extender, source, monkeypatch):

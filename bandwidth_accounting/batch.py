@@ -67,7 +67,8 @@ class BatchFit:
     fits: np.ndarray
     """True where the pod surely fits; False means "ask plan_on_node"."""
     headroom: np.ndarray
-    """Smallest share of usable capacity left after placing the pod (NaN: no budget involved)."""
+    """Smallest share of usable capacity left after placing the pod where it surely fits
+    (NaN: no budget involved, or not decided here)."""
 
 
 def batch_fit(
@@ -81,50 +82,69 @@ def batch_fit(
 ) -> BatchFit:
     """Vectorised ``plan_on_node`` for the unambiguous case (see the module docstring).
 
-    ``rows`` are the candidates' topology rows (``topology.rows.rows_of(names)``).
+    ``rows`` are the candidates' topology rows (``topology.rows.rows_of(names)``). This
+    runs once per pod and scheduling cycle over up to every node, and each array
+    operation costs microseconds whatever its length, so it takes as few as it can: a
+    row of -1 (an unknown name) or a slot of -1 (no such interface) indexes the last
+    entry of its array, and a mask refuses it.
     """
     node_rows = topology.rows
-    known = rows >= 0
-    at = np.where(known, rows, 0)
-    fits = known & node_rows.reported[at]
+    usable, reserved = ledger.budget_rows()
+    size = len(rows)
+    if not node_rows.names or not len(usable) or usable is not slots.numbering:
+        # Nothing to index, or capacities changed under us: plan_on_node decides every node.
+        return BatchFit(rows=rows, fits=np.zeros(size, dtype=bool), headroom=np.full(size, np.nan))
     if settings.report_ttl is not None:
-        # NaN (never reported) compares False: stale, as in plan_on_node.
-        fits &= node_rows.heartbeat[at] >= now.timestamp() - settings.report_ttl.total_seconds()
+        # NaN (never reported, or no heartbeat) compares False: stale, as in plan_on_node.
+        fits = node_rows.heartbeat[rows] >= now.timestamp() - settings.report_ttl.total_seconds()
+    else:
+        fits = node_rows.reported[rows]
+    fits &= rows >= 0
 
     charges: list[tuple[np.ndarray, int, int]] = []
+    """(ledger slot per candidate, ingress, egress asked there)."""
     if requirements.ingress_bps or requirements.egress_bps:
-        charges.append((slots.pod_slots[at], requirements.ingress_bps, requirements.egress_bps))
+        charges.append((slots.pod_slots[rows], requirements.ingress_bps, requirements.egress_bps))
     for attachment in requirements.attachments:
         carrier, several = slots.carriers(attachment.network)
-        fits &= ~several[at]
-        charges.append((carrier[at], attachment.ingress_bps, attachment.egress_bps))
+        fits &= ~several[rows]
+        charges.append((carrier[rows], attachment.ingress_bps, attachment.egress_bps))
 
-    usable, reserved = ledger.budget_rows()
     observed, observed_at = ledger.observed_rows()
     since = settings.observed_since(now)
-    if usable is not slots.numbering:
-        fits[:] = False  # capacities changed under us: let plan_on_node decide every node
-    headroom = np.full(len(rows), np.inf)
+    headroom: np.ndarray | None = None
     # Observed load counts but is stale on a charged link: no bandwidth score (see FitSettings).
-    unknown_load = np.zeros(len(rows), dtype=bool)
-    for slot, _, _ in charges:
-        fits &= slot >= 0
-    for slot, _, _ in charges:
-        # Charges landing on the same interface add up (primary and attachment on eth0).
-        asked_in = sum(np.where(other == slot, ingress, 0) for other, ingress, _ in charges)
-        asked_out = sum(np.where(other == slot, egress, 0) for other, _, egress in charges)
-        at_slot = np.where(slot >= 0, slot, 0)
-        budget = usable[at_slot] if len(usable) else np.zeros((len(rows), 2), dtype=np.int64)
-        held = reserved[at_slot] if len(reserved) else budget * 0
-        if since is not None and len(observed):
-            fresh = observed_at[at_slot] >= since  # NaN (never observed) is not fresh
-            held = np.maximum(held, np.where(fresh[:, None], observed[at_slot], 0))
-            unknown_load |= (slot >= 0) & ~fresh
-        for direction, asked in ((0, asked_in), (1, asked_out)):
-            left = budget[:, direction] - held[:, direction] - asked
-            fits &= (asked == 0) | (left >= 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = np.where(budget[:, direction] > 0, left / budget[:, direction], np.inf)
-            headroom = np.minimum(headroom, share)
-    headroom = np.where(np.isinf(headroom) | unknown_load, np.nan, np.maximum(headroom, 0.0))
-    return BatchFit(rows=rows, fits=fits, headroom=headroom)
+    unknown_load: np.ndarray | None = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for slot, ingress, egress in charges:
+            fits &= slot >= 0
+            asked_in: np.ndarray | int = ingress
+            asked_out: np.ndarray | int = egress
+            for other, more_in, more_out in charges:
+                if other is not slot:  # charges on the same interface add up (primary and attachment on eth0)
+                    same = other == slot
+                    asked_in = asked_in + same * more_in
+                    asked_out = asked_out + same * more_out
+            budget = usable[slot]
+            held = reserved[slot]
+            if since is not None:
+                fresh = observed_at[slot] >= since  # NaN (never observed) is not fresh
+                held = np.maximum(held, observed[slot] * fresh[:, None])
+                unknown_load = ~fresh if unknown_load is None else unknown_load | ~fresh
+            for direction, asked in ((0, asked_in), (1, asked_out)):
+                capacity = budget[:, direction]
+                left = capacity - held[:, direction] - asked
+                if isinstance(asked, np.ndarray):
+                    fits &= (left >= 0) | (asked == 0)
+                elif asked:
+                    fits &= left >= 0
+                # A direction the pod asks nothing of still bounds its headroom (headroom_left).
+                share = np.where(capacity > 0, left / capacity, np.inf)
+                headroom = share if headroom is None else np.minimum(headroom, share)
+    if headroom is None:
+        return BatchFit(rows=rows, fits=fits, headroom=np.full(size, np.nan))
+    # Only the candidates that surely fit get a headroom; plan_on_node gives the others'.
+    scored = fits & ~np.isinf(headroom)
+    if unknown_load is not None:
+        scored &= ~unknown_load
+    return BatchFit(rows=rows, fits=fits, headroom=np.where(scored, np.maximum(headroom, 0.0), np.nan))

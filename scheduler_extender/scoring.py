@@ -65,10 +65,11 @@ def peer_scores(candidates: np.ndarray, peers: Sequence[int], rows: NodeRows) ->
 
 def combine(opinions: Sequence[np.ndarray], size: int) -> np.ndarray:
     """Mean of the opinions present per node, as kube-scheduler's 0..10 integers."""
-    stacked = np.array(opinions, dtype=np.float64).reshape(len(opinions), size)
-    present = ~np.isnan(stacked)
-    count = present.sum(axis=0)
-    total = np.where(present, stacked, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, NEUTRAL_SCORE)
-    return np.clip(np.rint(mean), 0, MAX_SCORE).astype(np.int64)
+    if len(opinions) == 1:  # the common case, at every prioritize: no mean to take
+        mean = np.asarray(opinions[0], dtype=np.float64)
+    else:
+        stacked = np.array(opinions, dtype=np.float64).reshape(len(opinions), size)
+        present = ~np.isnan(stacked)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(present, stacked, 0.0).sum(axis=0) / present.sum(axis=0)
+    return np.clip(np.rint(np.where(np.isnan(mean), NEUTRAL_SCORE, mean)), 0, MAX_SCORE).astype(np.int64)

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bandwidth_accounting.batch import SlotMap, batch_fit
@@ -63,7 +63,13 @@ observations = st.dictionaries(
 )
 
 
+ONE_POD_INTERFACE = [NetworkInterface(name="eth0", role=InterfaceRole.POD, speed_mbps=1000)]
+
+
 @settings(max_examples=400, deadline=None)
+# The headroom counts the direction the pod asks nothing of (here ingress, 50M held).
+@example(nodes=[(ONE_POD_INTERFACE, "z1", 5, True)], requirements=PodRequirements(egress_bps=1_000_000),
+         held=[(0, 0, 50_000_000, 0)], observed={}, observed_max_age=None)
 @given(nodes=nodes, requirements=requirements,
        held=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), rates, rates), max_size=8),
        observed=observations, observed_max_age=st.sampled_from([None, timedelta(seconds=30)]))

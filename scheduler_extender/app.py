@@ -115,6 +115,11 @@ def json_response(body: bytes | str) -> Response:
     return Response(body, media_type="application/json")
 
 
+def binding_result(error: str) -> Response:
+    """``ExtenderBindingResult`` as JSON, without FastAPI's validation of a returned model."""
+    return json_response(orjson.dumps({"Error": error}))
+
+
 def create_app(extender: Extender, *, start_source: bool = True, read_only: bool = True) -> FastAPI:
     """The ASGI app; with ``start_source`` the lifespan starts and stops the cluster source.
 
@@ -157,16 +162,16 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def filter_nodes(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
-        with metrics.request_seconds.labels("filter").time():
+        with metrics.verb_seconds["filter"].time():
             outcome = scheduler.filter(args.Pod, args.node_names())
             if outcome.refusals:
                 for listener in extender.refusal_listeners:
                     listener.refused(args.Pod, outcome)
-            causes = Counter(
-                cause for reasons in outcome.refusals.values() for cause in {reason.cause for reason in reasons}
-            )
-            for cause, count in causes.items():
-                metrics.filter_rejections.labels(cause.value).inc(count)
+                causes = Counter(
+                    cause for reasons in outcome.refusals.values() for cause in {reason.cause for reason in reasons}
+                )
+                for cause, count in causes.items():
+                    metrics.filter_rejections.labels(cause.value).inc(count)
             result: dict[str, Any] = {
                 "Nodes": None,
                 "NodeNames": None,
@@ -187,7 +192,7 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
-        with metrics.request_seconds.labels("prioritize").time():
+        with metrics.verb_seconds["prioritize"].time():
             scores = scheduler.prioritize(args.Pod, args.node_names())
             # Thousands of {"Host", "Score"} pairs: plain dicts through orjson, not model objects.
             return json_response(orjson.dumps([{"Host": host, "Score": score} for host, score in scores.items()]))
@@ -195,13 +200,13 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     @app.post(
         "/bind", response_model=ExtenderBindingResult, tags=["webhook"], openapi_extra=request_body(ExtenderBindingArgs)
     )
-    async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> ExtenderBindingResult:
+    async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> Response:
         """Reserve bandwidth, then bind with the reservation in the Binding (one API call)."""
         if not binding_threads:
             binding_threads.append(anyio.CapacityLimiter(CONCURRENT_BINDS))
-        with metrics.request_seconds.labels("bind").time():
+        with metrics.verb_seconds["bind"].time():
             if extender.is_ready is not None and not extender.is_ready():
-                return ExtenderBindingResult(Error="this extender replica is not the leader")
+                return binding_result("this extender replica is not the leader")
             try:
                 await anyio.to_thread.run_sync(
                     scheduler.bind, args.PodNamespace, args.PodName, args.PodUID, args.Node,
@@ -210,9 +215,9 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
             except BindError as error:
                 if error.conflict:
                     metrics.bind_conflicts.inc()
-                return ExtenderBindingResult(Error=str(error))
+                return binding_result(str(error))
             metrics.binds.inc()
-            return ExtenderBindingResult()
+            return binding_result("")
 
     @app.post(
         "/preempt", response_model=ExtenderPreemptionResult, tags=["webhook"],
@@ -222,7 +227,7 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
         args: Annotated[ExtenderPreemptionArgs, Depends(body(ExtenderPreemptionArgs))],
     ) -> ExtenderPreemptionResult:
         """Which victims free enough bandwidth on each candidate node."""
-        with metrics.request_seconds.labels("preempt").time():
+        with metrics.verb_seconds["preempt"].time():
             chosen = scheduler.preempt(args.Pod, args.candidates())
             return ExtenderPreemptionResult(
                 NodeNameToMetaVictims={

@@ -34,6 +34,9 @@ VERB_LATENCY_BUCKETS = (
 )
 
 
+VERBS = ("filter", "prioritize", "bind", "preempt")
+
+
 class ExtenderMetrics:
     """The extender's metrics, in a registry of their own (no global state)."""
 
@@ -46,6 +49,8 @@ class ExtenderMetrics:
             buckets=VERB_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.verb_seconds = {verb: self.request_seconds.labels(verb) for verb in VERBS}
+        """Each verb's histogram, looked up once: ``labels`` costs a lock and a dict per call."""
         self.filter_rejections = Counter(
             "netsched_filter_rejections",
             "Nodes refused by filter, per reason.",

@@ -62,7 +62,9 @@ def serve(nodes: int, port: int) -> None:
     import uvicorn
 
     from bandwidth_accounting import annotations
-    from scheduler_extender.app import Extender, create_app
+    from dashboard import dashboard_router
+    from scheduler_extender.app import create_app
+    from scheduler_extender.extender import Extender
     from scheduler_extender.file_source import FileClusterSource
     from topology.models import ObjectMeta, Pod
 
@@ -95,7 +97,7 @@ def serve(nodes: int, port: int) -> None:
         )
     extender.scheduler.decisions.clear()
     uvicorn.run(
-        create_app(extender, start_source=False),
+        create_app(extender, start_source=False, read_only_routers=[dashboard_router(extender)]),
         host="127.0.0.1",
         port=port,
         log_level="warning",

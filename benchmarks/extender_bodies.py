@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from fastapi import Depends, FastAPI, Response
 
 from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
-from scheduler_extender.app import Extender, body, create_app, json_response
+from scheduler_extender.app import body, create_app, json_response
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.wire import ExtenderArgs
 

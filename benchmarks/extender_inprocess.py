@@ -25,11 +25,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from extender_latency import FIXTURES, bench_cluster
+
 from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.requirements import parse_requirements
-from extender_latency import FIXTURES, bench_cluster
 from scheduler_extender import scoring
-from scheduler_extender.app import Extender
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from topology.models import Pod
 

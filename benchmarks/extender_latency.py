@@ -88,7 +88,8 @@ def serve(kind: str, nodes: int, port: int, pods: int) -> None:
     import uvicorn
 
     if kind == "netsched":
-        from scheduler_extender.app import Extender, create_app
+        from scheduler_extender.app import create_app
+        from scheduler_extender.extender import Extender
         from scheduler_extender.file_source import FileClusterSource
 
         snapshot = bench_cluster(nodes)

@@ -133,7 +133,8 @@ def extender(kind: str, kubeconfig: str, port: int) -> None:
     source = KubernetesClusterSource(api_client(kubeconfig))
     if kind == "netsched":
         from bandwidth_accounting.fit import FitSettings
-        from scheduler_extender.app import Extender, create_app
+        from scheduler_extender.app import create_app
+        from scheduler_extender.extender import Extender
         from scheduler_extender.scheduler import SchedulerSettings
 
         # No reporter re-sends the seeded NodeNetworks here: their heartbeats do not age.

@@ -29,7 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scheduler_extender.app import Extender, create_app
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from scheduler_extender.state import ClusterState

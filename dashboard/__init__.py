@@ -1,5 +1,5 @@
-"""The admin dashboard at ``/dashboard`` and the read-only API the CLI shares with it."""
+"""The admin dashboard at ``/dashboard``: a page that polls one document of the extender's state."""
 
-from dashboard.routes import admin_router
+from dashboard.routes import dashboard_router
 
-__all__ = ["admin_router"]
+__all__ = ["dashboard_router"]

@@ -1,7 +1,7 @@
-"""The admin's read-only HTTP surface: the dashboard page, its data, explain, reservations.
+"""The dashboard's HTTP surface: the page, its script and style, and the document it draws.
 
-Mounted on the extender app beside the webhook. Nothing here changes the cluster
-or the scheduler: ``explain`` runs filter and prioritize on a throwaway scheduler.
+``netsched serve`` and ``netsched demo`` put it beside the extender's read-only API
+(``scheduler_extender.read_api``); it reads the extender's state and changes nothing.
 The page and its script and style are package files, so the dashboard works on an
 offline cluster.
 """
@@ -14,22 +14,13 @@ from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 
 from dashboard.data import DashboardView, dashboard_version, dashboard_view
-from scheduler_extender.views import (
-    ExplainView,
-    PodNotFound,
-    ReservationView,
-    explain_view,
-    find_pod,
-    reservation_views,
-)
-from topology.models import Pod
 
 if TYPE_CHECKING:
-    from scheduler_extender.app import Extender
+    from scheduler_extender.extender import Extender
 
 GZIP_LEVEL = 5
 """A 5,000-node document is about 4 MB of JSON and a tenth of that gzipped."""
@@ -74,7 +65,8 @@ class _LatestPayload:
             return self._gzipped
 
 
-def admin_router(extender: Extender) -> APIRouter:
+def dashboard_router(extender: Extender) -> APIRouter:
+    """``/dashboard``, its static files and ``/api/v1/dashboard``, over ``extender``'s state."""
     router = APIRouter()
     files = static_files()
     latest = _LatestPayload()
@@ -121,26 +113,5 @@ def admin_router(extender: Extender) -> APIRouter:
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         return Response(body, media_type="application/json", headers=headers)
-
-    @router.get("/api/v1/reservations", response_model=list[ReservationView], tags=["api"])
-    def get_reservations(node: str | None = None) -> list[ReservationView]:
-        """Pods holding reservations, all or on one node."""
-        return reservation_views(state, node)
-
-    @router.get("/api/v1/explain", response_model=ExplainView, tags=["api"])
-    def explain_existing(
-        name: str = Query(description="Pod name"), namespace: str = Query("default")
-    ) -> ExplainView:
-        """For each node: whether the pod fits, its score, or every reason it does not (no side effects)."""
-        try:
-            pod = find_pod(state, f"{namespace}/{name}")
-        except PodNotFound as error:
-            raise HTTPException(404, str(error)) from None
-        return explain_view(scheduler, pod)
-
-    @router.post("/api/v1/explain", response_model=ExplainView, tags=["api"])
-    def explain_given(pod: Pod) -> ExplainView:
-        """Like ``GET /api/v1/explain`` for a pod given in the body (need not exist yet)."""
-        return explain_view(scheduler, pod)
 
     return router

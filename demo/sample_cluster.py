@@ -10,7 +10,10 @@ import json
 from datetime import UTC, datetime
 
 from scheduler_extender.cluster import ClusterSnapshot
-from topology.attachment_definitions import NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec
+from topology.attachment_definitions import (
+    NetworkAttachmentDefinition,
+    NetworkAttachmentDefinitionSpec,
+)
 from topology.models import (
     REGION_LABEL,
     SWITCH_LABEL,

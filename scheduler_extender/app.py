@@ -11,23 +11,21 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 import orjson
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from scheduler_extender.cluster import CONCURRENT_BINDS, ClusterSource
-from scheduler_extender.metrics import ExtenderMetrics
+from scheduler_extender.cluster import CONCURRENT_BINDS
+from scheduler_extender.extender import Extender
 from scheduler_extender.read_api import health_router, read_only_router
-from scheduler_extender.scheduler import BindError, FilterResult, Scheduler
-from scheduler_extender.state import ClusterState
+from scheduler_extender.scheduler import BindError
 from scheduler_extender.wire import (
     BodyRejected,
     ExtenderArgs,
@@ -42,38 +40,8 @@ from scheduler_extender.wire import (
     MetaVictims,
     read_body,
 )
-from topology.models import Pod
 
 log = logging.getLogger(__name__)
-
-
-class RefusalListener(Protocol):
-    def refused(self, pod: Pod, result: FilterResult) -> None:
-        """``result`` refused some nodes for ``pod``; called on the event loop: do no I/O."""
-
-
-@dataclass(slots=True)
-class Extender:
-    """Everything one extender process holds; built once, passed to the app."""
-
-    state: ClusterState
-    source: ClusterSource
-    scheduler: Scheduler
-    metrics: ExtenderMetrics
-    is_ready: Callable[[], bool] | None = None
-    """Extra readiness condition (e.g. holding the leader Lease)."""
-    refusal_listeners: list[RefusalListener] = field(default_factory=list)
-    """Told of every filter outcome that refused nodes (preemption, retries)."""
-
-    @classmethod
-    def build(cls, source: ClusterSource, state: ClusterState | None = None, **scheduler_args) -> Extender:
-        state = state or ClusterState()
-        return cls(
-            state=state,
-            source=source,
-            scheduler=Scheduler(state, source, **scheduler_args),
-            metrics=ExtenderMetrics(state),
-        )
 
 
 REQUEST_BODIES: tuple[type[BaseModel], ...] = (ExtenderArgs, ExtenderBindingArgs, ExtenderPreemptionArgs)
@@ -120,11 +88,19 @@ def binding_result(error: str) -> Response:
     return json_response(orjson.dumps({"Error": error}))
 
 
-def create_app(extender: Extender, *, start_source: bool = True, read_only: bool = True) -> FastAPI:
+def create_app(
+    extender: Extender,
+    *,
+    start_source: bool = True,
+    read_only: bool = True,
+    read_only_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
     """The ASGI app; with ``start_source`` the lifespan starts and stops the cluster source.
 
-    Without ``read_only`` it serves the webhook verbs and health only; the read-only
-    endpoints then go on their own listener (``read_api.create_read_only_app``).
+    With ``read_only`` it also serves the read-only endpoints and ``read_only_routers``
+    (what ``netsched serve`` puts beside them: the dashboard); without, the webhook verbs
+    and health only, the rest going on a listener of its own
+    (``read_api.create_read_only_app``).
     """
 
     @asynccontextmanager
@@ -242,5 +218,7 @@ def create_app(extender: Extender, *, start_source: bool = True, read_only: bool
     app.include_router(health_router(extender))
     if read_only:
         app.include_router(read_only_router(extender))
+        for router in read_only_routers:
+            app.include_router(router)
     app.openapi = _with_request_schemas(app)  # type: ignore[method-assign]
     return app

@@ -22,15 +22,15 @@ from bandwidth_accounting import annotations
 from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import PodRequirements
 from bandwidth_accounting.reservation import Rates, Reservation
-from scheduler_extender.app import Extender
 from scheduler_extender.cluster import ClusterSnapshot
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import BindError, SchedulerSettings
+from scheduler_extender.state import CapacitySettings, ClusterState
+from simulator import PolicyName
 from simulator.arrivals import Arrival
 from simulator.kube import EXTENDER_SCORE_SCALE, KubeScheduler
 from simulator.links import Charge, LinkLoad
-from simulator.policy_names import PolicyName
-from scheduler_extender.state import CapacitySettings, ClusterState
 from topology.graph import Topology
 from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 

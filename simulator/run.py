@@ -26,8 +26,9 @@ from pydantic import BaseModel
 
 from bandwidth_accounting.observed import DEFAULT_WINDOW
 from bandwidth_accounting.requirements import parse_requirements
-from scheduler_extender.cluster import ClusterSnapshot
 from demo.sample_cluster import sample_cluster
+from scheduler_extender.cluster import ClusterSnapshot
+from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
 from simulator.arrivals import Arrival, draw_arrivals
 from simulator.kube import KubeScheduler, feasible_nodes_to_find
 from simulator.links import HISTOGRAM_EDGES, LinkLoad
@@ -40,7 +41,6 @@ from simulator.policies import (
     Refused,
     WithNetsched,
 )
-from simulator.policy_names import SHIPPED_EXTENDER_WEIGHT, PolicyName
 from simulator.workload import Workload
 from topology.attachment_definitions import describe_definition
 from topology.graph import Topology

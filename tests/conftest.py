@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scheduler_extender.app import Extender, create_app
+from dashboard import dashboard_router
 from demo.sample_cluster import sample_cluster
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
@@ -49,7 +51,7 @@ def extender(source: FileClusterSource) -> Extender:
 @pytest.fixture
 def served(extender: Extender) -> Iterator[httpx.Client]:
     """The extender behind uvicorn on a free loopback port; yields a client bound to it."""
-    app = create_app(extender, start_source=False)
+    app = create_app(extender, start_source=False, read_only_routers=[dashboard_router(extender)])
     with BackgroundServer(app, ServeOptions(port=0)) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
         yield client

@@ -36,16 +36,18 @@ def _positive_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     stopping: threading.Event = args.stopping
-    from scheduler_extender.app import create_app
-    from netsched.commands.serve import extender_from_args
+    from dashboard import dashboard_router
     from demo.sample_cluster import sample_cluster
     from demo.traffic import DemoTraffic
+    from netsched.commands.serve import extender_from_args
+    from scheduler_extender.app import create_app
     from scheduler_extender.file_source import FileClusterSource
     from scheduler_extender.server import BackgroundServer, ServeOptions
 
     source = FileClusterSource(sample_cluster(zones=args.zones, nodes_per_switch=args.nodes_per_switch))
     extender = extender_from_args(args, source)
-    with BackgroundServer(create_app(extender), ServeOptions(args.host, args.port)) as server:
+    app = create_app(extender, read_only_routers=[dashboard_router(extender)])
+    with BackgroundServer(app, ServeOptions(args.host, args.port)) as server:
         url = server.url
         traffic = DemoTraffic(source, extender.state, url, seed=args.seed)
         try:

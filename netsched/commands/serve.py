@@ -87,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def extender_from_args(args: argparse.Namespace, source):
     from bandwidth_accounting.fit import FitSettings
-    from scheduler_extender.app import Extender
+    from scheduler_extender.extender import Extender
     from scheduler_extender.scheduler import SchedulerSettings
     from scheduler_extender.state import CapacitySettings, ClusterState
 
@@ -113,6 +113,7 @@ def extender_from_args(args: argparse.Namespace, source):
 
 def run(args: argparse.Namespace) -> int:
     stopping: threading.Event = args.stopping
+    from dashboard import dashboard_router
     from scheduler_extender.app import create_app
     from scheduler_extender.policy_status import PolicyStatusWriter
     from scheduler_extender.read_api import create_read_only_app
@@ -150,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"netsched extender on {options.scheme}://{args.host}:{args.port} (verbs: {verbs})", flush=True)
         # The cluster is loaded beside the server: /healthz answers at once, /readyz once loaded.
         threading.Thread(target=follow, name="cluster-source", daemon=True).start()
-        server = uvicorn_server(create_app(extender, start_source=False, read_only=not separate), options)
+        dashboard = [dashboard_router(extender)]  # beside the read-only API, wherever that is
+        app = create_app(extender, start_source=False, read_only=not separate, read_only_routers=dashboard)
+        server = uvicorn_server(app, options)
         # While uvicorn runs it takes SIGTERM and SIGINT itself, shuts down gracefully and then
         # hands the signal back to the CLI's handler; a stop asked before it took them over
         # reaches it through this thread. Either way ``run`` returns and the Lease is handed back.
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             if separate:
                 read_only = ServeOptions(args.host, args.read_only_port, log_level="info")
-                stack.enter_context(BackgroundServer(create_read_only_app(extender), read_only))
+                stack.enter_context(BackgroundServer(create_read_only_app(extender, dashboard), read_only))
                 print(f"netsched read-only API on http://{args.host}:{args.read_only_port}", flush=True)
             server.run()
     finally:

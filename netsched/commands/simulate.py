@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from simulator.policy_names import SHIPPED_EXTENDER_WEIGHT, PolicyName
+    from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
 
     parser = subparsers.add_parser(
         "simulate",

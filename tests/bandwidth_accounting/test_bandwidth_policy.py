@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bandwidth_accounting.policy import InvalidPolicy, NamespacePolicy, policy_problems, pod_totals, with_defaults
+from bandwidth_accounting.policy import (
+    InvalidPolicy,
+    NamespacePolicy,
+    pod_totals,
+    policy_problems,
+    with_defaults,
+)
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
 from topology.models import BandwidthPolicy
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from node_reporter.main import build_parser as reporter_parser
 from netsched.cli import build_parser
+from node_reporter.main import build_parser as reporter_parser
 
 
 def help_texts() -> dict[str, str]:

@@ -17,8 +17,10 @@ from typing import Self
 
 import httpx
 
-from scheduler_extender.app import Extender, create_app
+from dashboard import dashboard_router
 from demo.sample_cluster import sample_cluster
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
@@ -37,7 +39,8 @@ def served_cluster(
 ) -> Iterator[ServedCluster]:
     source = FileClusterSource(sample_cluster(zones, switches_per_zone, nodes_per_switch))
     extender = Extender.build(source)
-    with BackgroundServer(create_app(extender), ServeOptions("127.0.0.1", 0)) as server:
+    app = create_app(extender, read_only_routers=[dashboard_router(extender)])
+    with BackgroundServer(app, ServeOptions("127.0.0.1", 0)) as server:
         yield ServedCluster(source, extender, server.url)
 
 

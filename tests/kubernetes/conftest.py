@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from scheduler_extender.app import Extender, create_app
+from dashboard import dashboard_router
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.kubernetes_source import KubernetesClusterSource, SourceSettings, api_client
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
@@ -130,7 +132,8 @@ def serve(sources) -> Iterator[Callable[..., Served]]:
         extender = Extender.build(source)
         source.start(extender.state)
         server = BackgroundServer(
-            create_app(extender, start_source=False), options or ServeOptions(port=0)
+            create_app(extender, start_source=False, read_only_routers=[dashboard_router(extender)]),
+            options or ServeOptions(port=0),
         )
         server.__enter__()
         started.append(Served(extender, source, server.url, server))

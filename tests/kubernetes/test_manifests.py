@@ -25,9 +25,10 @@ import httpx
 import pytest
 import yaml
 
-from scheduler_extender.app import Extender, create_app
 from netsched.cli import build_parser
+from scheduler_extender.app import create_app
 from scheduler_extender.cluster import ClusterSnapshot
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.leader import LeaderElector, LeaseSettings
 from scheduler_extender.policy_status import PolicyStatusWriter

@@ -22,7 +22,8 @@ import pytest
 from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
-from scheduler_extender.app import Extender, create_app
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.requeue import RETRY_ANNOTATION, Requeuer, follow_with_retries
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kubernetes.conftest import (

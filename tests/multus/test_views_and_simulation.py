@@ -15,9 +15,9 @@ from demo.sample_cluster import sample_cluster
 from scheduler_extender.metrics import NodeCollector
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import topology_view
+from simulator import PolicyName
 from simulator.arrivals import draw_arrivals
 from simulator.policies import WithNetsched
-from simulator.policy_names import PolicyName
 from simulator.run import ClusterShape, PolicyRun, SimulationConfig
 from simulator.workload import Workload
 

@@ -96,7 +96,7 @@ def test_finished_pods_release_and_restart_rebuilds_the_same_ledger(served, exte
     before = {h.uid: h.reservation for h in extender.state.ledger.holdings()}
     assert len(before) == 5
 
-    from scheduler_extender.app import Extender
+    from scheduler_extender.extender import Extender
 
     restarted = Extender.build(source)
     source.start(restarted.state)

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from bandwidth_accounting import annotations as ann
-from scheduler_extender.app import Extender, create_app
+from scheduler_extender.app import create_app
 from scheduler_extender.cluster import ClusterSnapshot
+from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import SchedulerSettings
 from scheduler_extender.server import BackgroundServer, ServeOptions

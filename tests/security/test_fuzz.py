@@ -19,13 +19,15 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from bandwidth_accounting import annotations as ann
 from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements, parse_requirements
-from scheduler_extender.app import Extender, create_app
+from dashboard import dashboard_router
+from scheduler_extender.app import create_app
+from scheduler_extender.extender import Extender
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.conftest import make_pod
 
@@ -78,7 +80,8 @@ def fuzzed_extender() -> Iterator[tuple[Extender, str]]:
     source = FileClusterSource(sample_cluster(heartbeat=datetime.now(UTC)))
     extender = Extender.build(source)
     source.start(extender.state)
-    with BackgroundServer(create_app(extender, start_source=False), ServeOptions(port=0)) as server:
+    app = create_app(extender, start_source=False, read_only_routers=[dashboard_router(extender)])
+    with BackgroundServer(app, ServeOptions(port=0)) as server:
         yield extender, server.url
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dashboard import dashboard_router
+from netsched.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
 from scheduler_extender.app import create_app
 from scheduler_extender.certificates import issue, new_ca
-from netsched.commands.certificates import CA_SECRET, EXTENDER_SECRET, SCHEDULER_SECRET
 from scheduler_extender.read_api import create_read_only_app
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kubernetes.conftest import (
@@ -149,7 +150,8 @@ def test_plain_http_to_the_verbs_listener_gets_nothing(kube_api, serve, secrets)
 def test_the_read_only_listener_serves_what_changes_nothing_and_no_verb(kube_api, serve, secrets):
     seed_nodes(kube_api, 1)
     served = serve(mutual_tls(secrets))
-    with BackgroundServer(create_read_only_app(served.extender), ServeOptions(port=0)) as read_only, \
+    read_only_app = create_read_only_app(served.extender, [dashboard_router(served.extender)])
+    with BackgroundServer(read_only_app, ServeOptions(port=0)) as read_only, \
             httpx.Client(base_url=read_only.url, timeout=10) as client:
         assert client.get("/readyz").text == "ok"
         assert "netsched_" in client.get("/metrics").text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulator import PolicyName
 from simulator.arrivals import draw_arrivals
 from simulator.policies import WithNetsched
-from simulator.policy_names import PolicyName
 from simulator.run import (
     ClusterShape,
     PolicyRun,

@@ -21,7 +21,7 @@ import yaml
 
 from bandwidth_accounting.annotations import MULTUS_NETWORKS, RESERVATION
 from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
-from tests.cni.lab import Lab, ifb_of, link_names, links, qdiscs, sh, tbf_rate
+from tests.cni.lab import MOST_GOODPUT, Lab, ifb_of, link_names, links, qdiscs, sh, tbf_rate
 from tests.cni.pod_api import PodAPI, pod_json
 from tests.cni.runner import REPO, Runtime
 from tests.cni.topologies import GBIT, MBIT, Node, switched_nodes
@@ -112,6 +112,12 @@ def test_netsched_cni_in_the_definitions_chain_shapes_what_multus_passes(lab: La
     assert not [q for q in qdiscs(pod1, "eth0") if q["kind"] == "tbf"]
     assert tbf_rate(pod2, "net1") == 50 * MBIT and not any(n.startswith("nsb") for n in link_names(pod2))
     assert [i["name"] for i in result["interfaces"]][-1] == "net1", "the chain's result is macvlan's, extended"
+
+    # Across the NAD's network, pod 2 sends at its 50 Mbit/s egress: by goodput and by the
+    # tbf's own byte counter (the bounds of tests/cni/test_enforcement.py).
+    ratios = lab.goodput_ratios(pod1, "10.40.0.15", pod2, 50 * MBIT, reverse=False, low=0.95,
+                                shaper=(pod2, "net1"))
+    assert 0.95 <= ratios[-1] <= MOST_GOODPUT, ratios
 
     runtime2.check(cid2, lab.path(pod2), ifname="net1", args=multus_args("default", "db-1", cid2))
     nad_runtime(node1, lab.workdir / "n1").delete(cid1, lab.path(pod1), ifname="net1",

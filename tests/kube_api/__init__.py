@@ -1,7 +1,7 @@
 """A reusable in-memory Kubernetes API server for tests (see ``server.py``).
 
-Import the fixture into a test module (``from tests.kube_api import kube_api``) or use
-``FakeKubeAPI`` directly as a context manager.
+Import the fixtures into a test module or conftest (``from tests.kube_api import
+kube_api, kube_client``) or use ``FakeKubeAPI`` directly as a context manager.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client
 
 from tests.kube_api.server import ApiError, FakeKubeAPI, RecordedRequest, ResourcePath, merge_patch
 
@@ -20,4 +21,16 @@ def kube_api() -> Iterator[FakeKubeAPI]:
         yield api
 
 
-__all__ = ["ApiError", "FakeKubeAPI", "RecordedRequest", "ResourcePath", "kube_api", "merge_patch"]
+@pytest.fixture
+def kube_client(kube_api: FakeKubeAPI) -> Iterator[client.ApiClient]:
+    """The official client pointed at ``kube_api``, without retries (as netsched's parts)."""
+    configuration = client.Configuration(host=kube_api.url)
+    configuration.retries = 0
+    with client.ApiClient(configuration) as api_client:
+        yield api_client
+
+
+__all__ = [
+    "ApiError", "FakeKubeAPI", "RecordedRequest", "ResourcePath", "kube_api", "kube_client",
+    "merge_patch",
+]

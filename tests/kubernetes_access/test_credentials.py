@@ -1,0 +1,181 @@
+"""The credential rule: a given kubeconfig, else the pod's service account, else the
+user's kubeconfig (``$KUBECONFIG``, else ``~/.kube/config``).
+
+Every branch runs on temporary paths: the environment, the service account's files and
+the home folder are passed in, nothing of the process's own is read or changed. Where a
+branch yields a kubeconfig, the client it builds reads a Node from the in-test API
+server, so the test shows the rule picked that file, not only that it parsed one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from kubernetes_access import NoConfiguration, ServiceAccount, api_client, load_configuration
+from tests.kube_api import FakeKubeAPI
+
+IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+"""What kubelet sets in every container of a pod (the ``kubernetes`` Service)."""
+
+
+@pytest.fixture
+def served_node(kube_api: FakeKubeAPI) -> FakeKubeAPI:
+    kube_api.seed("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                    "metadata": {"name": "node-a"}})
+    return kube_api
+
+
+@pytest.fixture
+def service_account(tmp_path: Path) -> ServiceAccount:
+    """The files kubelet mounts for a pod's service account, in a temporary folder."""
+    folder = tmp_path / "serviceaccount"
+    folder.mkdir()
+    (folder / "token").write_text("sa-token")
+    (folder / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    return ServiceAccount(token=folder / "token", ca=folder / "ca.crt")
+
+
+def elsewhere(path: Path) -> Path:
+    """A kubeconfig for a server nobody runs: a test that reaches the API did not use it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "other",
+        "clusters": [{"name": "other", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "other", "user": {"token": "other"}}],
+        "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}],
+    }))
+    return path
+
+
+def reads_the_node(api: client.ApiClient) -> bool:
+    with api:
+        return client.CoreV1Api(api).read_node("node-a", _request_timeout=5).metadata.name == "node-a"
+
+
+def test_a_given_kubeconfig_wins_over_the_service_account_and_home(
+    served_node: FakeKubeAPI, service_account: ServiceAccount, tmp_path: Path
+) -> None:
+    """``--kubeconfig`` inside a pod (a reporter pointed at another cluster, the CNI's own
+    kubeconfig on the host): the file is used, the pod's service account is not."""
+    given = served_node.write_kubeconfig(tmp_path / "given")
+    elsewhere(tmp_path / "home" / ".kube" / "config")
+    api = api_client(given, environ={**IN_A_POD, "KUBECONFIG": str(elsewhere(tmp_path / "k"))},
+                     service_account=service_account, home=tmp_path / "home")
+    assert api.configuration.host == served_node.url
+    assert reads_the_node(api)
+
+
+def test_in_a_pod_the_service_account_is_used(service_account: ServiceAccount,
+                                              tmp_path: Path) -> None:
+    """``KUBERNETES_SERVICE_HOST``/``PORT`` name the API server (always https), the
+    mounted token is the bearer token and the mounted CA verifies the server."""
+    elsewhere(tmp_path / "home" / ".kube" / "config")
+    configuration = load_configuration(None, environ=IN_A_POD, service_account=service_account,
+                                       home=tmp_path / "home")
+    assert configuration.host == "https://10.96.0.1:443"
+    assert configuration.ssl_ca_cert == str(service_account.ca)
+    assert configuration.auth_settings()["BearerToken"]["value"] == "bearer sa-token"
+
+
+def test_an_ipv6_service_host_is_bracketed(service_account: ServiceAccount) -> None:
+    """A dual-stack or IPv6 cluster's ``kubernetes`` Service address."""
+    environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    configuration = load_configuration(None, environ=environ, service_account=service_account)
+    assert configuration.host == "https://[fd00::1]:443"
+
+
+def test_outside_a_pod_the_home_kubeconfig_is_used(served_node: FakeKubeAPI,
+                                                   tmp_path: Path) -> None:
+    """An operator's laptop: no kubeconfig given, not in a pod: ``~/.kube/config``."""
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    served_node.write_kubeconfig(home / ".kube" / "config")
+    api = api_client(None, environ={}, home=home)
+    assert reads_the_node(api)
+
+
+def test_kubeconfig_in_the_environment_comes_before_the_home_one(served_node: FakeKubeAPI,
+                                                                 tmp_path: Path) -> None:
+    """``$KUBECONFIG``, as kubectl and the client's own default read it."""
+    elsewhere(tmp_path / "home" / ".kube" / "config")
+    chosen = served_node.write_kubeconfig(tmp_path / "chosen")
+    api = api_client(None, environ={"KUBECONFIG": str(chosen)}, home=tmp_path / "home")
+    assert reads_the_node(api)
+
+
+def test_an_empty_service_host_is_not_a_pod(served_node: FakeKubeAPI,
+                                            service_account: ServiceAccount,
+                                            tmp_path: Path) -> None:
+    """A set but empty ``KUBERNETES_SERVICE_HOST`` does not count as running in a pod."""
+    (tmp_path / "home" / ".kube").mkdir(parents=True)
+    served_node.write_kubeconfig(tmp_path / "home" / ".kube" / "config")
+    api = api_client(None, environ={"KUBERNETES_SERVICE_HOST": ""},
+                     service_account=service_account, home=tmp_path / "home")
+    assert reads_the_node(api)
+
+
+def test_the_rule_does_not_fall_through_a_broken_choice(service_account: ServiceAccount,
+                                                        tmp_path: Path) -> None:
+    """A given kubeconfig that cannot be read is an error naming it, even where the
+    service account or the home kubeconfig would work: not quietly another cluster."""
+    broken = tmp_path / "broken"
+    broken.write_text("- a YAML list\n- is not a kubeconfig\n")
+    elsewhere(tmp_path / "home" / ".kube" / "config")
+    with pytest.raises(NoConfiguration) as raised:
+        load_configuration(broken, environ=IN_A_POD, service_account=service_account,
+                           home=tmp_path / "home")
+    assert raised.value.where == f"kubeconfig {broken}"
+    assert str(raised.value).startswith(f"no Kubernetes API configuration: kubeconfig {broken}: ")
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "No configuration found"),
+    ("", "is empty"),
+    ("clusters: [", "while parsing"),
+    (json.dumps({"current-context": "x"}), "Expected object with name x"),
+])
+def test_an_unusable_kubeconfig_is_said_plainly(tmp_path: Path, content: str | None,
+                                                says: str) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(NoConfiguration, match=f"kubeconfig {path}: .*{says}"):
+        load_configuration(path, environ={})
+
+
+@pytest.mark.parametrize(("missing", "says"), [
+    ("token", "Service token file does not exist"),
+    ("ca", "Service certification file does not exist"),
+])
+def test_a_pod_without_its_service_account_files_is_said_plainly(
+    service_account: ServiceAccount, missing: str, says: str
+) -> None:
+    """A pod with ``automountServiceAccountToken: false``, or the wrong mount path."""
+    getattr(service_account, missing).unlink()
+    with pytest.raises(NoConfiguration) as raised:
+        load_configuration(None, environ=IN_A_POD, service_account=service_account)
+    assert raised.value.where == f"service account ({service_account.token})"
+    assert raised.value.detail == says + "."
+
+
+def test_no_home_kubeconfig_is_said_plainly(tmp_path: Path) -> None:
+    with pytest.raises(NoConfiguration, match="kubeconfig .*/home/.kube/config: "):
+        load_configuration(None, environ={}, home=tmp_path / "home")
+
+
+def test_retries_and_pool_size_are_the_callers(served_node: FakeKubeAPI, tmp_path: Path) -> None:
+    """urllib3's retries off unless asked for (the callers back off themselves); the pool
+    as large as the caller's concurrent requests."""
+    kubeconfig = served_node.write_kubeconfig(tmp_path / "k")
+    plain = api_client(kubeconfig, environ={})
+    assert plain.configuration.retries == 0
+    sized = api_client(kubeconfig, pool_size=21, environ={})
+    assert sized.configuration.connection_pool_maxsize == 21
+    kept = api_client(kubeconfig, retries=None, environ={})
+    assert kept.configuration.retries is None
+    for api in (plain, sized, kept):
+        assert reads_the_node(api)

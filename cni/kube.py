@@ -1,7 +1,8 @@
 """The pod's ``netsched.io/reservation`` annotation, read from the API server.
 
-Only used when the config names a kubeconfig; the kubernetes client is imported here,
-lazily, because importing it costs more than a whole ADD without it.
+Only used when the config names a kubeconfig; the kubernetes client (with
+``kubernetes_access``) is imported here, lazily, because importing it costs more than a
+whole ADD without it.
 """
 
 from __future__ import annotations
@@ -39,24 +40,29 @@ def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str
 
     A reservation is enforced only when it passes :func:`check_trust`.
     """
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes import client
+
+    from kubernetes_access import ApiFailure, NoConfiguration, NotFound, api_client, api_errors
 
     try:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
-    except Exception as exc:  # the loader raises many types for one cause: a bad file
+        # urllib3's own retries kept (retries=None): the plugin has no retry loop of its own.
+        api = client.CoreV1Api(api_client(kubeconfig, retries=None))
+    except NoConfiguration as exc:
         raise CNIError(ErrorCode.INVALID_CONFIG, f"kubeconfig: cannot load {kubeconfig!r}",
-                       str(exc)) from exc
+                       exc.detail) from exc
     try:
-        response = api.read_namespaced_pod(name, namespace, _preload_content=False,
-                                           _request_timeout=API_TIMEOUT_S)
-        pod = json.loads(response.data)
-    except ApiException as exc:
-        code = ErrorCode.RESERVATION_UNAVAILABLE if exc.status == 404 else ErrorCode.TRY_AGAIN_LATER
-        raise CNIError(code, f"pod {namespace}/{name}: API answered {exc.status}",
-                       str(exc.reason)) from exc
-    except Exception as exc:  # connection refused, timeout, TLS: all "try again later"
-        raise CNIError(ErrorCode.TRY_AGAIN_LATER, f"pod {namespace}/{name}: API unreachable",
+        with api_errors():
+            response = api.read_namespaced_pod(name, namespace, _preload_content=False,
+                                               _request_timeout=API_TIMEOUT_S)
+            body = response.data
+        pod = json.loads(body)
+    except ApiFailure as exc:  # a pod not there yet: unavailable; anything else: try again
+        code = ErrorCode.RESERVATION_UNAVAILABLE if isinstance(exc, NotFound) else (
+            ErrorCode.TRY_AGAIN_LATER)
+        said = f"API answered {exc.status}" if exc.status else "API unreachable"
+        raise CNIError(code, f"pod {namespace}/{name}: {said}", str(exc)) from exc
+    except ValueError as exc:
+        raise CNIError(ErrorCode.TRY_AGAIN_LATER, f"pod {namespace}/{name}: API answer is not JSON",
                        str(exc)) from exc
     raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(RESERVATION)
     if raw is None:

@@ -112,7 +112,6 @@ def warm_up() -> None:
     construction. Measured, a kubeconfig-mode first ADD cost 2.5-9.5 s against 60-120 ms
     for the next ones on a loaded machine (docs/benchmarks.md)."""
     import kubernetes.client
-    import kubernetes.config  # noqa: F401 - loaded by the first kubeconfig-mode ADD
 
     from bandwidth_accounting.reservation import Reservation
     from cni import commands, kube, shaping  # noqa: F401 - commands and kube: imports only
@@ -121,6 +120,7 @@ def warm_up() -> None:
     from cni.rtnl import Rtnl
     from cni.state import Record
     from cni.validate import validate_attachments
+    from kubernetes_access import api_client  # noqa: F401 - loaded by a kubeconfig-mode ADD
 
     conf = parse_netconf(_WARM_CONFIG)
     reservation = Reservation.model_validate_json(_WARM_RESERVATION)

@@ -37,6 +37,9 @@ LABEL_REFRESH_SECONDS = 60.0
 """How often the Node's zone/switch labels are re-read: they change rarely, and a GET
 per node per interval would be most of the reporter fleet's API load."""
 
+PUBLISH_RETRY_FIRST = 0.5
+"""Seconds before the first retry of a failed publish; doubling up to ``maxBackoff``."""
+
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The reporter's flags; pass a subparser to mount them under another command."""
@@ -141,11 +144,11 @@ def report_once(config: ReporterConfig) -> NodeNetwork:
         report = reporter.cycle()
     if config.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
         return report
-    from node_reporter.publish import PublishError
+    from kubernetes_access import ApiFailure
 
     try:
         return with_placement(report, make_publisher(config).node_labels(), config)
-    except (PublishError, PublishSetupError) as error:
+    except (ApiFailure, PublishSetupError) as error:
         log.warning("zone and switch from the configuration only: %s", error)
         return report
 
@@ -155,13 +158,14 @@ class PublishSetupError(RuntimeError):
 
 
 def make_publisher(config: ReporterConfig) -> KubePublisher:
-    from node_reporter.publish import KubePublisher, PublishError, api_client
+    from kubernetes_access import NoConfiguration, api_client
+    from node_reporter.publish import KubePublisher
 
     try:
         return KubePublisher(
             api_client(config.kubeconfig), config.node_name, config.request_timeout
         )
-    except PublishError as error:
+    except NoConfiguration as error:
         raise PublishSetupError(str(error)) from error
 
 
@@ -210,7 +214,7 @@ class ReporterLoop:
         on_report: Callable[[NodeNetwork], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from node_reporter.publish import Backoff
+        from kubernetes_access import Backoff
 
         self.config = config
         self.reporter = reporter
@@ -218,7 +222,7 @@ class ReporterLoop:
         self.metrics = metrics
         self.on_report = on_report
         self.clock = clock
-        self.backoff = Backoff(maximum=config.max_backoff)
+        self.backoff = Backoff(initial=PUBLISH_RETRY_FIRST, maximum=config.max_backoff)
         self._labels: dict[str, str] = {}
         self._labels_read_at: float | None = None
         self._latest: NodeNetwork | None = None
@@ -268,7 +272,7 @@ class ReporterLoop:
             self._publish_at = self.clock()
 
     def _publish(self) -> None:
-        from node_reporter.publish import PublishError
+        from kubernetes_access import ApiFailure
 
         assert self._latest is not None
         try:
@@ -277,7 +281,7 @@ class ReporterLoop:
                 self._labels = self.publisher.node_labels()
                 self._labels_read_at = now
             self.publisher.publish(with_placement(self._latest, self._labels, self.config))
-        except PublishError as error:
+        except ApiFailure as error:
             delay = self.backoff.next_delay()
             log.warning(
                 "publishing NodeNetwork %s failed, retrying in %.1fs: %s",

@@ -18,8 +18,6 @@ stale event over the newer snapshot.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,12 +25,10 @@ from typing import Any
 
 import orjson
 from kubernetes import client, watch
-from kubernetes import config as kube_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from pydantic import TypeAdapter, ValidationError
-from urllib3.exceptions import HTTPError
 
+from kubernetes_access import ApiFailure, Backoff, Conflict, Gone, NotFound, api_errors
+from kubernetes_access import api_client as kubernetes_client
 from scheduler_extender.cluster import (
     CONCURRENT_BINDS,
     BindConflict,
@@ -65,29 +61,15 @@ one long-lived watch each."""
 
 
 class SourceError(RuntimeError):
-    """The API could not be read (unreachable, failing, or no configuration)."""
+    """The API could not be listed (unreachable, failing, or an unreadable answer)."""
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """A client from ``kubeconfig``, else the pod's service account, else ``~/.kube/config``.
-
-    urllib3's own retries are off (the source backs off itself), and the pool is sized
-    for the five watches plus ``CONCURRENT_BINDS`` binds in flight: a bind that waits for a
-    free connection waits for another bind's API round trip.
+    """A client by the credential rule (``kubernetes_access``), its pool sized for the
+    five watches plus ``CONCURRENT_BINDS`` binds in flight: a bind that waits for a free
+    connection waits for another bind's API round trip. Raises ``NoConfiguration``.
     """
-    configuration = client.Configuration()
-    try:
-        if kubeconfig:
-            kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kube_config.load_incluster_config(client_configuration=configuration)
-        else:
-            kube_config.load_kube_config(client_configuration=configuration)
-    except (ConfigException, OSError) as error:
-        raise SourceError(f"no Kubernetes API configuration: {error}") from error
-    configuration.retries = 0
-    configuration.connection_pool_maxsize = CONCURRENT_BINDS + WATCHED_RESOURCES
-    return client.ApiClient(configuration)
+    return kubernetes_client(kubeconfig, pool_size=CONCURRENT_BINDS + WATCHED_RESOURCES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,22 +83,6 @@ class SourceSettings:
     backoff_max: float = 10.0
     absent_crd_interval: float = 60.0
     """Seconds between looks for an optional CRD (NetworkAttachmentDefinition) not installed."""
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Exponential backoff with full jitter; ``reset`` after a success."""
-
-    initial: float
-    maximum: float
-    _next: float = 0.0
-
-    def delay(self) -> float:
-        self._next = min(self.maximum, (self._next * 2) or self.initial)
-        return random.uniform(self._next / 2, self._next)
-
-    def reset(self) -> None:
-        self._next = 0.0
 
 
 @dataclass(slots=True)
@@ -237,7 +203,7 @@ class KubernetesClusterSource:
                 self.resync()
                 break
             except SourceError as error:
-                delay = backoff.delay()
+                delay = backoff.next_delay()
                 log.warning("initial list failed (%s); retrying in %.1fs", error, delay)
                 self._stopping.wait(delay)
         with self._lifecycle_lock:
@@ -294,19 +260,15 @@ class KubernetesClusterSource:
     def read_pod(self, namespace: str, name: str) -> Pod | None:
         """The pod as the API server holds it, for a bind the watch has not caught up with."""
         try:
-            response = self._core.read_namespaced_pod(
-                name, namespace, _preload_content=False, _request_timeout=self.settings.request_timeout
-            )
-            return Pod.model_validate(orjson.loads(_read(response)))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise BindConflict(
-                f"reading pod {namespace}/{name}: API server answered {error.status} {error.reason}: "
-                f"{_message(error)}"
-            ) from None
-        except (HTTPError, OSError) as error:
-            raise BindConflict(f"reading pod {namespace}/{name}: API server unreachable: {error}") from None
+            with api_errors():
+                body = _read(self._core.read_namespaced_pod(
+                    name, namespace, _preload_content=False, _request_timeout=self.settings.request_timeout
+                ))
+            return Pod.model_validate(orjson.loads(body))
+        except NotFound:
+            return None
+        except ApiFailure as error:
+            raise BindConflict(f"reading pod {namespace}/{name}: {error}") from None
         except (ValueError, ValidationError) as error:
             raise BindConflict(f"reading pod {namespace}/{name}: unreadable answer: {error}") from None
 
@@ -335,15 +297,15 @@ class KubernetesClusterSource:
         if self.may_write is not None and not self.may_write():
             return
         try:
-            self._custom.patch_namespaced_custom_object_status(
-                API_GROUP, CRD_VERSION, policy.metadata.effective_namespace, "bandwidthpolicies",
-                policy.metadata.name, {"status": status.model_dump(mode="json")},
-                _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.settings.request_timeout,
-            ).release_conn()
-        except ApiException as error:
-            log.warning("status of BandwidthPolicy %s: API server answered %s %s", policy.key, error.status, error.reason)
-        except (HTTPError, OSError) as error:
-            log.warning("status of BandwidthPolicy %s: API server unreachable: %s", policy.key, error)
+            with api_errors():
+                self._custom.patch_namespaced_custom_object_status(
+                    API_GROUP, CRD_VERSION, policy.metadata.effective_namespace, "bandwidthpolicies",
+                    policy.metadata.name, {"status": status.model_dump(mode="json")},
+                    _content_type=MERGE_PATCH, _preload_content=False,
+                    _request_timeout=self.settings.request_timeout,
+                ).release_conn()
+        except ApiFailure as error:
+            log.warning("status of BandwidthPolicy %s: %s", policy.key, error)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -353,27 +315,24 @@ class KubernetesClusterSource:
         if self.may_write is not None and not self.may_write():
             raise BindConflict(f"binding {pod.key}: this replica is no longer the leader")
         try:
-            return call(
-                *args,
-                _preload_content=False,
-                _request_timeout=self.settings.request_timeout,
-                **kwargs,
-            )
-        except ApiException as error:
-            if error.status == 404:
-                raise BindConflict(f"pod {pod.key} no longer exists") from None
-            if error.status == 409:
-                raise BindConflict(f"pod {pod.key}: {_message(error)}") from None
-            raise BindConflict(
-                f"binding {pod.key}: API server answered {error.status} {error.reason}: {_message(error)}"
-            ) from None
-        except (HTTPError, OSError) as error:
-            raise BindConflict(f"binding {pod.key}: API server unreachable: {error}") from None
+            with api_errors():
+                return call(
+                    *args,
+                    _preload_content=False,
+                    _request_timeout=self.settings.request_timeout,
+                    **kwargs,
+                )
+        except NotFound:
+            raise BindConflict(f"pod {pod.key} no longer exists") from None
+        except Conflict as error:
+            raise BindConflict(f"pod {pod.key}: {error.message}") from None
+        except ApiFailure as error:
+            raise BindConflict(f"binding {pod.key}: {error}") from None
 
     # -- reading -------------------------------------------------------------------------
 
     def _list(self, resource: _Resource) -> _Listing:
-        """All objects of a resource, page by page; raises ``SourceError`` or ``_Gone``."""
+        """All objects of a resource, page by page; raises ``SourceError``."""
         objects: dict[str, ClusterObject] = {}
         token: str | None = None
         while True:
@@ -381,24 +340,23 @@ class KubernetesClusterSource:
             if token:
                 kwargs["_continue"] = token
             try:
-                response = resource.list_call(
-                    *resource.args,
-                    _preload_content=False,
-                    _request_timeout=self.settings.request_timeout,
-                    **kwargs,
-                )
-                page = orjson.loads(_read(response))
-            except ApiException as error:
-                if error.status == 404 and resource.optional:
+                with api_errors():
+                    body = _read(resource.list_call(
+                        *resource.args,
+                        _preload_content=False,
+                        _request_timeout=self.settings.request_timeout,
+                        **kwargs,
+                    ))
+                page = orjson.loads(body)
+            except ApiFailure as error:
+                if isinstance(error, NotFound) and resource.optional:
                     return _Listing("", {})  # the CRD is not installed: nothing of that kind
-                if error.status == 410 and token:
+                if isinstance(error, Gone) and token:
                     token = None  # the continuation expired: list again from the start
                     objects.clear()
                     continue
-                raise SourceError(
-                    f"listing {resource.name}: {error.status} {_message(error)}"
-                ) from None
-            except (HTTPError, OSError, ValueError) as error:
+                raise SourceError(f"listing {resource.name}: {error}") from None
+            except ValueError as error:
                 raise SourceError(f"listing {resource.name}: {error}") from None
             for raw in page.get("items") or []:
                 obj = self._parse(resource, raw)
@@ -425,25 +383,28 @@ class KubernetesClusterSource:
                 since, epoch = resource.resource_version, resource.epoch
             events = self._watch(resource, since)
             try:
-                for event in events:
-                    with self._apply_lock:
-                        if resource.epoch != epoch:
-                            break  # a resync replaced our starting point
-                        self._apply(resource, event)
-                    backoff.reset()
-            except ApiException as error:
-                if error.status == 410:
-                    log.info("%s watch from %s expired (410 Gone); relisting", resource.name, since)
-                    self._relist(resource, epoch, backoff)
-                    continue
-                if error.status == 404 and resource.optional:
+                with api_errors():
+                    for event in events:
+                        with self._apply_lock:
+                            if resource.epoch != epoch:
+                                break  # a resync replaced our starting point
+                            self._apply(resource, event)
+                        backoff.reset()
+            except Gone:
+                log.info("%s watch from %s expired (410 Gone); relisting", resource.name, since)
+                self._relist(resource, epoch, backoff)
+                continue
+            except ApiFailure as error:
+                if isinstance(error, NotFound) and resource.optional:
                     # Not installed (yet): look again now and then, without filling the log.
                     self._stopping.wait(self.settings.absent_crd_interval)
                     self._relist(resource, epoch, backoff)
                     continue
-                self._pause(backoff, f"{resource.name} watch: {error.status} {error.reason}")
-            except (HTTPError, OSError, ValueError) as error:
-                if resource.epoch == epoch:  # else: a resync cut it on purpose
+                # A resync stops the stream on purpose: the connection breaks, nothing failed.
+                if error.status is not None or resource.epoch == epoch:
+                    self._pause(backoff, f"{resource.name} watch: {error}")
+            except ValueError as error:
+                if resource.epoch == epoch:
                     self._pause(backoff, f"{resource.name} watch broke: {error}")
             finally:
                 events.close()  # hands the stream's connection back at once
@@ -511,7 +472,7 @@ class KubernetesClusterSource:
     def _pause(self, backoff: Backoff, reason: str) -> None:
         if self._stopping.is_set():
             return
-        delay = backoff.delay()
+        delay = backoff.next_delay()
         log.warning("%s; retrying in %.1fs", reason, delay)
         self._stopping.wait(delay)
 
@@ -533,17 +494,10 @@ def _read(response: Any) -> bytes:
         response.release_conn()
 
 
-def _message(error: ApiException) -> str:
-    try:
-        return str(orjson.loads(error.body or b"{}").get("message") or error.reason)
-    except (ValueError, AttributeError):
-        return str(error.reason)
-
-
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}"
 
 
-__all__ = ["Backoff", "KubernetesClusterSource", "SourceError", "SourceSettings", "api_client"]
+__all__ = ["KubernetesClusterSource", "SourceError", "SourceSettings", "api_client"]

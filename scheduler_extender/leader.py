@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
+
+from kubernetes_access import ApiFailure, Conflict, NotFound, api_errors
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class LeaderElector:
             started = self._clock()
             try:
                 held = self._try_acquire_or_renew()
-            except (ApiException, HTTPError, OSError, ValueError) as error:
-                log.warning("lease %s: %s", self.settings.name, _describe(error))
+            except (ApiFailure, ValueError) as error:  # ValueError: an answer that is not JSON
+                log.warning("lease %s: %s", self.settings.name, error)
                 held = False
             with self._lock:
                 if held:
@@ -191,9 +191,7 @@ class LeaderElector:
             lease = self._call(
                 self._leases.read_namespaced_lease, settings.name, settings.namespace
             )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        except NotFound:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
@@ -232,10 +230,8 @@ class LeaderElector:
     def _write(self, call: Callable[..., Any], *args: Any) -> bool:
         try:
             written = self._call(call, *args)
-        except ApiException as error:
-            if error.status == 409:
-                return False  # someone else wrote first (AlreadyExists or Conflict)
-            raise
+        except Conflict:
+            return False  # someone else wrote first (AlreadyExists or Conflict)
         with self._lock:
             self._observed, self._observed_at = written.get("spec"), self._clock()
         return True
@@ -260,22 +256,18 @@ class LeaderElector:
                 self._leases.replace_namespaced_lease, settings.name, settings.namespace, lease
             )
             log.info("%s released the lease", settings.identity)
-        except (ApiException, HTTPError, OSError) as error:
-            log.warning("releasing the lease failed: %s", _describe(error))
+        except ApiFailure as error:
+            log.warning("releasing the lease failed: %s", error)
 
     def _call(self, call: Callable[..., Any], *args: Any) -> dict[str, Any]:
         timeout = max(self.settings.retry_period, 1.0)
-        response = call(*args, _preload_content=False, _request_timeout=timeout)
-        try:
-            return orjson.loads(response.data)
-        finally:
-            response.release_conn()
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, ApiException):
-        return f"API server answered {error.status} {error.reason}"
-    return str(error)
+        with api_errors():
+            response = call(*args, _preload_content=False, _request_timeout=timeout)
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
+        return orjson.loads(data)
 
 
 __all__ = ["LeaderElector", "LeaseSettings"]

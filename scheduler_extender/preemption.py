@@ -38,15 +38,13 @@ from typing import TYPE_CHECKING
 
 import orjson
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from pydantic import Field, ValidationError
-from urllib3.exceptions import HTTPError
 
 from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger
 from bandwidth_accounting.policy import InvalidPolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements
-from scheduler_extender.kubernetes_source import _message
+from kubernetes_access import ApiFailure, api_errors
 from topology.graph import Topology
 from topology.models import ObjectMeta, Pod, WireModel
 
@@ -391,13 +389,12 @@ class Preemptor:
 
     def _call(self, call: Callable[..., object], *args: object, **kwargs: object) -> dict:
         try:
-            response = call(
-                *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
-            )
-        except ApiException as error:
-            raise PreemptionError(f"{error.status} {_message(error)}") from None
-        except (HTTPError, OSError) as error:
-            raise PreemptionError(f"API server unreachable: {error}") from None
+            with api_errors():
+                response = call(
+                    *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
+                )
+        except ApiFailure as error:
+            raise PreemptionError(str(error)) from None
         try:
             return orjson.loads(response.data)  # type: ignore[attr-defined]
         finally:

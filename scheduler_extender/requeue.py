@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING
 from kubernetes import client
 
 from bandwidth_accounting.fit import Cause
+from kubernetes_access import ApiFailure, Unavailable, api_errors
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
-from scheduler_extender.kubernetes_source import MERGE_PATCH, _message
+from scheduler_extender.kubernetes_source import MERGE_PATCH
 from scheduler_extender.state import HEADROOM_ANNOTATION, ClusterState
 from topology.graph import report_structure
 from topology.attachment_definitions import NetworkAttachmentDefinition
@@ -186,16 +187,16 @@ class Requeuer:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {"metadata": {"uid": uid, "annotations": {RETRY_ANNOTATION: f"{stamp} {why}"}}}
         try:
-            response = self._core.patch_namespaced_pod(
-                waiting.name, waiting.namespace, body, _content_type=MERGE_PATCH,
-                _preload_content=False, _request_timeout=self._timeout,
-            )
-            response.release_conn()
-        except client.ApiException as error:
-            log.info("not retrying %s/%s: %s", waiting.namespace, waiting.name, _message(error))
-            return
-        except OSError as error:
+            with api_errors():
+                self._core.patch_namespaced_pod(
+                    waiting.name, waiting.namespace, body, _content_type=MERGE_PATCH,
+                    _preload_content=False, _request_timeout=self._timeout,
+                ).release_conn()
+        except Unavailable as error:
             log.warning("retrying %s/%s failed: %s", waiting.namespace, waiting.name, error)
+            return
+        except ApiFailure as error:  # gone, replaced (uid precondition) or refused
+            log.info("not retrying %s/%s: %s", waiting.namespace, waiting.name, error.message)
             return
         self.woken.append((f"{waiting.namespace}/{waiting.name}", why))
         log.info("%s/%s back to kube-scheduler's queue: %s", waiting.namespace, waiting.name, why)

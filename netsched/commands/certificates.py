@@ -96,25 +96,25 @@ class _SecretStore:
     def __init__(self, kubeconfig: str | None, namespace: str) -> None:
         from kubernetes import client
 
-        from scheduler_extender.kubernetes_source import SourceError, api_client
+        from kubernetes_access import NoConfiguration, api_client
 
         try:
             self.api = client.CoreV1Api(api_client(kubeconfig))
-        except SourceError as error:
+        except NoConfiguration as error:
             raise SystemExit(f"netsched certificates: {error}") from None
         self.namespace = namespace
 
     def read_ca(self):
-        from kubernetes.client.exceptions import ApiException
-
+        from kubernetes_access import ApiFailure, NotFound, api_errors
         from scheduler_extender.certificates import Pair
 
         try:
-            secret = self.api.read_namespaced_secret(CA_SECRET, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise SystemExit(f"reading Secret {self.namespace}/{CA_SECRET}: {error.reason}") from None
+            with api_errors():
+                secret = self.api.read_namespaced_secret(CA_SECRET, self.namespace)
+        except NotFound:
+            return None
+        except ApiFailure as error:
+            raise SystemExit(f"reading Secret {self.namespace}/{CA_SECRET}: {error}") from None
         data = secret.data or {}
         if "tls.crt" not in data or "tls.key" not in data:
             return None
@@ -122,7 +122,8 @@ class _SecretStore:
 
     def write(self, name: str, files: dict[str, bytes]) -> str:
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
+
+        from kubernetes_access import ApiFailure, Conflict, api_errors
 
         body = client.V1Secret(
             metadata=client.V1ObjectMeta(
@@ -133,12 +134,13 @@ class _SecretStore:
         )
         try:
             try:
-                self.api.create_namespaced_secret(self.namespace, body)
+                with api_errors():
+                    self.api.create_namespaced_secret(self.namespace, body)
                 return f"created Secret {self.namespace}/{name}"
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-            self.api.replace_namespaced_secret(name, self.namespace, body)
+            except Conflict:
+                pass  # it exists (AlreadyExists): replace it
+            with api_errors():
+                self.api.replace_namespaced_secret(name, self.namespace, body)
             return f"replaced Secret {self.namespace}/{name}"
-        except ApiException as error:
-            raise SystemExit(f"writing Secret {self.namespace}/{name}: {error.status} {error.reason}") from None
+        except ApiFailure as error:
+            raise SystemExit(f"writing Secret {self.namespace}/{name}: {error}") from None

@@ -209,16 +209,13 @@ def _cluster_file(args: argparse.Namespace):
 
 
 def _kubernetes(args: argparse.Namespace):
-    from scheduler_extender.kubernetes_source import (
-        KubernetesClusterSource,
-        SourceError,
-        api_client,
-    )
+    from kubernetes_access import NoConfiguration
+    from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
     from scheduler_extender.leader import LeaderElector, LeaseSettings
 
     try:
         api = api_client(args.kubeconfig)
-    except SourceError as error:
+    except NoConfiguration as error:
         raise SystemExit(f"--kubernetes: {error}") from None
     source = KubernetesClusterSource(api)
     if not args.leader_elect:

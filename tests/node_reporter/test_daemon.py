@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from kubernetes_access import api_client
 from node_reporter.config import ReporterConfig
 from node_reporter.main import run_daemon
-from node_reporter.publish import KubePublisher, api_client
+from node_reporter.publish import KubePublisher
 from tests.kube_api import FakeKubeAPI
 from tests.node_reporter.conftest import Namespaces, ip
 from tests.node_reporter.test_discovery import BuiltNode, build_node

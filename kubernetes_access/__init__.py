@@ -27,7 +27,7 @@ where they first need the API, as they did the client itself.
 from __future__ import annotations
 
 from kubernetes_access.backoff import Backoff
-from kubernetes_access.credentials import ServiceAccount, api_client, load_configuration
+from kubernetes_access.credentials import Places, ServiceAccount, api_client, load_configuration
 from kubernetes_access.errors import (
     ApiFailure,
     Conflict,
@@ -50,6 +50,7 @@ __all__ = [
     "KubeError",
     "NoConfiguration",
     "NotFound",
+    "Places",
     "Refused",
     "ServiceAccount",
     "Unavailable",

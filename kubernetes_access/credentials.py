@@ -3,8 +3,8 @@
 A kubeconfig named on the command line (or in the CNI config) wins; else, inside a pod
 (``KUBERNETES_SERVICE_HOST`` set, as kubelet sets it in every container), the pod's
 service account; else the user's kubeconfig (``$KUBECONFIG``, else ``~/.kube/config``),
-as ``kubectl`` does. Where the rule looks (the environment, the service account's
-files, the home folder) is passed in, so tests exercise every branch on temporary
+as ``kubectl`` does. Where the rule looks (:class:`Places`: the environment, the service
+account's files, the home folder) is passed in, so tests exercise every branch on temporary
 paths without touching the process's own.
 """
 
@@ -42,21 +42,28 @@ class ServiceAccount:
     ca: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
 
 
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Where the rule looks; the defaults are this process's own."""
+
+    environ: Mapping[str, str] | None = None
+    """The environment; None: the process's."""
+    service_account: ServiceAccount = ServiceAccount()
+    home: Path | None = None
+    """The user's home folder; None: the process user's."""
+
+
 def load_configuration(
-    kubeconfig: str | os.PathLike[str] | None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    service_account: ServiceAccount = ServiceAccount(),
-    home: Path | None = None,
+    kubeconfig: str | os.PathLike[str] | None, places: Places = Places()
 ) -> client.Configuration:
     """The client configuration the rule picks (see the module's docstring).
 
-    ``environ`` defaults to the process's environment and ``home`` to the user's home
-    folder. Raises :class:`NoConfiguration`, naming what was tried, when the chosen
-    source is missing or unusable; the rule does not fall through to the next source
-    (a broken kubeconfig given on purpose must not quietly become another cluster).
+    Raises :class:`NoConfiguration`, naming what was tried, when the chosen source is
+    missing or unusable; the rule does not fall through to the next source (a broken
+    kubeconfig given on purpose must not quietly become another cluster).
     """
-    environ = os.environ if environ is None else environ
+    environ = os.environ if places.environ is None else places.environ
+    service_account = places.service_account
     configuration = client.Configuration()
     where = ""
     try:
@@ -73,7 +80,7 @@ def load_configuration(
                 environ=environ,
             ).load_and_set(configuration)
         else:
-            path = environ.get(KUBECONFIG_ENV) or str((home or Path.home()) / ".kube" / "config")
+            path = environ.get(KUBECONFIG_ENV) or str((places.home or Path.home()) / ".kube" / "config")
             where = f"kubeconfig {path}"
             kube_config.load_kube_config(config_file=path, client_configuration=configuration)
     except _LOADER_ERRORS as error:
@@ -86,9 +93,7 @@ def api_client(
     *,
     pool_size: int | None = None,
     retries: int | None = 0,
-    environ: Mapping[str, str] | None = None,
-    service_account: ServiceAccount = ServiceAccount(),
-    home: Path | None = None,
+    places: Places = Places(),
 ) -> client.ApiClient:
     """A client for the API server the rule picks.
 
@@ -99,9 +104,7 @@ def api_client(
     ``pool_size`` is the number of connections kept to the server: one per request that
     may be in flight at once (a watch holds one for its whole life).
     """
-    configuration = load_configuration(
-        kubeconfig, environ=environ, service_account=service_account, home=home
-    )
+    configuration = load_configuration(kubeconfig, places)
     if retries is not None:
         configuration.retries = retries
     if pool_size is not None:
@@ -109,4 +112,7 @@ def api_client(
     return client.ApiClient(configuration)
 
 
-__all__ = ["KUBECONFIG_ENV", "SERVICE_HOST_ENV", "ServiceAccount", "api_client", "load_configuration"]
+__all__ = [
+    "KUBECONFIG_ENV", "SERVICE_HOST_ENV", "Places", "ServiceAccount", "api_client",
+    "load_configuration",
+]

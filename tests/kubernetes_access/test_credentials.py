@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from kubernetes_access import NoConfiguration, ServiceAccount, api_client, load_configuration
+from kubernetes_access import (
+    NoConfiguration,
+    Places,
+    ServiceAccount,
+    api_client,
+    load_configuration,
+)
 from tests.kube_api import FakeKubeAPI
 
 IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
@@ -63,8 +69,8 @@ def test_a_given_kubeconfig_wins_over_the_service_account_and_home(
     kubeconfig on the host): the file is used, the pod's service account is not."""
     given = served_node.write_kubeconfig(tmp_path / "given")
     elsewhere(tmp_path / "home" / ".kube" / "config")
-    api = api_client(given, environ={**IN_A_POD, "KUBECONFIG": str(elsewhere(tmp_path / "k"))},
-                     service_account=service_account, home=tmp_path / "home")
+    environ = {**IN_A_POD, "KUBECONFIG": str(elsewhere(tmp_path / "k"))}
+    api = api_client(given, places=Places(environ, service_account, tmp_path / "home"))
     assert api.configuration.host == served_node.url
     assert reads_the_node(api)
 
@@ -74,8 +80,7 @@ def test_in_a_pod_the_service_account_is_used(service_account: ServiceAccount,
     """``KUBERNETES_SERVICE_HOST``/``PORT`` name the API server (always https), the
     mounted token is the bearer token and the mounted CA verifies the server."""
     elsewhere(tmp_path / "home" / ".kube" / "config")
-    configuration = load_configuration(None, environ=IN_A_POD, service_account=service_account,
-                                       home=tmp_path / "home")
+    configuration = load_configuration(None, Places(IN_A_POD, service_account, tmp_path / "home"))
     assert configuration.host == "https://10.96.0.1:443"
     assert configuration.ssl_ca_cert == str(service_account.ca)
     assert configuration.auth_settings()["BearerToken"]["value"] == "bearer sa-token"
@@ -84,7 +89,7 @@ def test_in_a_pod_the_service_account_is_used(service_account: ServiceAccount,
 def test_an_ipv6_service_host_is_bracketed(service_account: ServiceAccount) -> None:
     """A dual-stack or IPv6 cluster's ``kubernetes`` Service address."""
     environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
-    configuration = load_configuration(None, environ=environ, service_account=service_account)
+    configuration = load_configuration(None, Places(environ, service_account))
     assert configuration.host == "https://[fd00::1]:443"
 
 
@@ -94,7 +99,7 @@ def test_outside_a_pod_the_home_kubeconfig_is_used(served_node: FakeKubeAPI,
     home = tmp_path / "home"
     (home / ".kube").mkdir(parents=True)
     served_node.write_kubeconfig(home / ".kube" / "config")
-    api = api_client(None, environ={}, home=home)
+    api = api_client(None, places=Places(environ={}, home=home))
     assert reads_the_node(api)
 
 
@@ -103,7 +108,7 @@ def test_kubeconfig_in_the_environment_comes_before_the_home_one(served_node: Fa
     """``$KUBECONFIG``, as kubectl and the client's own default read it."""
     elsewhere(tmp_path / "home" / ".kube" / "config")
     chosen = served_node.write_kubeconfig(tmp_path / "chosen")
-    api = api_client(None, environ={"KUBECONFIG": str(chosen)}, home=tmp_path / "home")
+    api = api_client(None, places=Places({"KUBECONFIG": str(chosen)}, home=tmp_path / "home"))
     assert reads_the_node(api)
 
 
@@ -113,8 +118,8 @@ def test_an_empty_service_host_is_not_a_pod(served_node: FakeKubeAPI,
     """A set but empty ``KUBERNETES_SERVICE_HOST`` does not count as running in a pod."""
     (tmp_path / "home" / ".kube").mkdir(parents=True)
     served_node.write_kubeconfig(tmp_path / "home" / ".kube" / "config")
-    api = api_client(None, environ={"KUBERNETES_SERVICE_HOST": ""},
-                     service_account=service_account, home=tmp_path / "home")
+    places = Places({"KUBERNETES_SERVICE_HOST": ""}, service_account, tmp_path / "home")
+    api = api_client(None, places=places)
     assert reads_the_node(api)
 
 
@@ -126,8 +131,7 @@ def test_the_rule_does_not_fall_through_a_broken_choice(service_account: Service
     broken.write_text("- a YAML list\n- is not a kubeconfig\n")
     elsewhere(tmp_path / "home" / ".kube" / "config")
     with pytest.raises(NoConfiguration) as raised:
-        load_configuration(broken, environ=IN_A_POD, service_account=service_account,
-                           home=tmp_path / "home")
+        load_configuration(broken, Places(IN_A_POD, service_account, tmp_path / "home"))
     assert raised.value.where == f"kubeconfig {broken}"
     assert str(raised.value).startswith(f"no Kubernetes API configuration: kubeconfig {broken}: ")
 
@@ -144,7 +148,7 @@ def test_an_unusable_kubeconfig_is_said_plainly(tmp_path: Path, content: str | N
     if content is not None:
         path.write_text(content)
     with pytest.raises(NoConfiguration, match=f"kubeconfig {path}: .*{says}"):
-        load_configuration(path, environ={})
+        load_configuration(path, Places(environ={}))
 
 
 @pytest.mark.parametrize(("missing", "says"), [
@@ -157,25 +161,26 @@ def test_a_pod_without_its_service_account_files_is_said_plainly(
     """A pod with ``automountServiceAccountToken: false``, or the wrong mount path."""
     getattr(service_account, missing).unlink()
     with pytest.raises(NoConfiguration) as raised:
-        load_configuration(None, environ=IN_A_POD, service_account=service_account)
+        load_configuration(None, Places(IN_A_POD, service_account))
     assert raised.value.where == f"service account ({service_account.token})"
     assert raised.value.detail == says + "."
 
 
 def test_no_home_kubeconfig_is_said_plainly(tmp_path: Path) -> None:
     with pytest.raises(NoConfiguration, match="kubeconfig .*/home/.kube/config: "):
-        load_configuration(None, environ={}, home=tmp_path / "home")
+        load_configuration(None, Places(environ={}, home=tmp_path / "home"))
 
 
 def test_retries_and_pool_size_are_the_callers(served_node: FakeKubeAPI, tmp_path: Path) -> None:
     """urllib3's retries off unless asked for (the callers back off themselves); the pool
     as large as the caller's concurrent requests."""
     kubeconfig = served_node.write_kubeconfig(tmp_path / "k")
-    plain = api_client(kubeconfig, environ={})
+    isolated = Places(environ={})
+    plain = api_client(kubeconfig, places=isolated)
     assert plain.configuration.retries == 0
-    sized = api_client(kubeconfig, pool_size=21, environ={})
+    sized = api_client(kubeconfig, pool_size=21, places=isolated)
     assert sized.configuration.connection_pool_maxsize == 21
-    kept = api_client(kubeconfig, retries=None, environ={})
+    kept = api_client(kubeconfig, retries=None, places=isolated)
     assert kept.configuration.retries is None
     for api in (plain, sized, kept):
         assert reads_the_node(api)

@@ -4,13 +4,18 @@ bind, the ledger and explain treat those attachments as netsched.io/networks att
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 
 import httpx
 
 from bandwidth_accounting import annotations as ann
+from scheduler_extender.state import ClusterState
 from scheduler_extender.views import explain_view
+from tests.kube_api import ApiError
 from tests.kubernetes.conftest import (
+    FAST,
     NODE_NETWORKS,
     NODES,
     PODS,
@@ -141,3 +146,24 @@ def test_definitions_follow_the_watch_and_namespaces_default_as_in_multus(kube_a
     assert lines[1] == "NetworkAttachmentDefinition default/storage-net: macvlan on eth1 subnet 10.40.0.0/24"
     kube_api.delete(f"{NADS.format(namespace='team')}/fabric")
     wait_until(lambda: "team/fabric" not in state.topology.definitions, what="the deletion")
+
+
+def test_a_cluster_without_the_multus_crd_syncs_and_finds_definitions_once_it_is_installed(kube_api, sources):
+    """kube-apiserver answers 404 for the list and watch of a resource no CRD serves."""
+    seed_cluster(kube_api)
+    installed = threading.Event()
+
+    def no_crd(method: str, path: str) -> ApiError | None:
+        if "network-attachment-definitions" in path and not installed.is_set():
+            return ApiError(404, "NotFound", "the server could not find the requested resource")
+        return None
+
+    kube_api.fault = no_crd
+    state = ClusterState()
+    source = sources(dataclasses.replace(FAST, absent_crd_interval=0.2))
+    source.start(state)  # returns once synced: the missing CRD did not hold it up
+    assert state.topology.definitions == {} and set(state.topology.nodes) == {"node-00", "node-01", "node-02"}
+    installed.set()
+    wait_until(lambda: "default/storage-net" in state.topology.definitions, what="the definition")
+    kube_api.seed(NADS.format(namespace="team"), nad("fabric", {"type": "macvlan", "master": "eth1"}, "team"))
+    wait_until(lambda: "team/fabric" in state.topology.definitions, what="a watched definition")

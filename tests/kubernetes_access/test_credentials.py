@@ -4,12 +4,18 @@ user's kubeconfig (``$KUBECONFIG``, else ``~/.kube/config``).
 Every branch runs on temporary paths: the environment, the service account's files and
 the home folder are passed in, nothing of the process's own is read or changed. Where a
 branch yields a kubeconfig, the client it builds reads a Node from the in-test API
-server, so the test shows the rule picked that file, not only that it parsed one.
+server, so the test shows the rule picked that file, not only that it parsed one; the
+service account's branch reads one over TLS from a server its mounted CA signed, as a
+pod reaches the ``kubernetes`` Service.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,9 +25,12 @@ from kubernetes_access import (
     NoConfiguration,
     Places,
     ServiceAccount,
+    Unavailable,
     api_client,
+    api_errors,
     load_configuration,
 )
+from scheduler_extender.certificates import Pair, issue, new_ca
 from tests.kube_api import FakeKubeAPI
 
 IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
@@ -184,3 +193,73 @@ def test_retries_and_pool_size_are_the_callers(served_node: FakeKubeAPI, tmp_pat
     assert kept.configuration.retries is None
     for api in (plain, sized, kept):
         assert reads_the_node(api)
+
+
+class _Apiserver(BaseHTTPRequestHandler):
+    """Answers any GET with a Node, remembering the Authorization header it was sent."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        self.seen.append(self.headers.get("Authorization", ""))
+        body = json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def https_apiserver(tmp_path: Path) -> Iterator[tuple[int, Pair, type[_Apiserver]]]:
+    """An HTTPS server on 127.0.0.1 with a certificate from its own CA, as the cluster's
+    API server is reached at the ``kubernetes`` Service address; (port, CA, handler)."""
+    ca = new_ca("cluster-ca", days=1)
+    leaf = issue(ca, "kube-apiserver", days=1, ip_addresses=("127.0.0.1",))
+    (tmp_path / "server.crt").write_bytes(leaf.cert)
+    (tmp_path / "server.key").write_bytes(leaf.key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    handler = type("Handler", (_Apiserver,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], ca, handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def in_a_pod_at(port: int) -> dict[str, str]:
+    return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(port)}
+
+
+def test_the_service_account_reaches_the_api_server_over_tls(
+    https_apiserver: tuple[int, Pair, type[_Apiserver]], service_account: ServiceAccount
+) -> None:
+    """What a pod does: https to the Service address, the mounted CA verifying the
+    server, the mounted token sent as the bearer token."""
+    port, ca, handler = https_apiserver
+    service_account.ca.write_bytes(ca.cert)
+    assert reads_the_node(api_client(None, places=Places(in_a_pod_at(port), service_account)))
+    assert handler.seen == ["bearer sa-token"]
+
+
+def test_a_server_the_mounted_ca_did_not_sign_is_not_trusted(
+    https_apiserver: tuple[int, Pair, type[_Apiserver]], service_account: ServiceAccount
+) -> None:
+    """A CA that does not match the server (a stale mount after the cluster's CA
+    rotated): no request is sent, the failure says why, as the server being unreachable."""
+    port, _, handler = https_apiserver
+    service_account.ca.write_bytes(new_ca("another-ca", days=1).cert)
+    api = api_client(None, places=Places(in_a_pod_at(port), service_account))
+    with api, pytest.raises(Unavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        with api_errors():
+            client.CoreV1Api(api).read_node("node-a", _request_timeout=5)
+    assert handler.seen == []

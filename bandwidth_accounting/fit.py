@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
-from bandwidth_accounting.reservation import (
+from contract import annotations
+from contract.objects import NetworkInterface
+from contract.reservation import (
     DIRECTIONS,
     AttachmentReservation,
     Rates,
     Reservation,
 )
-from topology.graph import Topology
+from contract.wire import IPAddress, IPNetwork, NetworkMode
 from topology.attachment_definitions import DefinitionNetwork
-from topology.models import IPAddress, IPNetwork, NetworkInterface, NetworkMode
+from topology.graph import Topology
 
 
 class Cause(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from topology.models import NetworkSpec
+from contract.objects import NetworkSpec
 
 
 class AddressPoolExhausted(Exception):

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bandwidth_accounting.quantity import format_bandwidth
-from bandwidth_accounting.reservation import DIRECTIONS, Direction, Reservation
+from contract.quantity import format_bandwidth
+from contract.reservation import DIRECTIONS, Direction, Reservation
 
 DEFAULT_HEADROOM = 0.10
 

@@ -23,9 +23,6 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from bandwidth_accounting import annotations
-from bandwidth_accounting.annotations import quoted
-from bandwidth_accounting.rates import rate_problem
 from bandwidth_accounting.requirements import (
     PRIMARY_INTERFACE,
     AttachmentRequirement,
@@ -34,6 +31,9 @@ from bandwidth_accounting.requirements import (
     valid_interface_name,
     valid_mac,
 )
+from contract import annotations
+from contract.annotations import quoted
+from contract.rates import rate_problem
 
 NAME = annotations.MULTUS_NETWORKS
 # Multus's own check of the comma form (a DNS-1123 label) for namespaces and names.

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bandwidth_accounting.ledger import Ledger
-from topology.models import NodeNetwork
+from contract.objects import NodeNetwork
 
 DEFAULT_WINDOW = timedelta(seconds=60)
 """Six reporter intervals; chosen with ``netsched simulate`` (docs/placement.md, noisy-neighbours)."""

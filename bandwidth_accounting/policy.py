@@ -16,10 +16,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bandwidth_accounting.quantity import QuantityError, format_bandwidth, parse_bandwidth
 from bandwidth_accounting.requirements import PodRequirements
-from bandwidth_accounting.reservation import DIRECTIONS
-from topology.models import BandwidthPolicy, BandwidthPolicyStatus, DirectionalBandwidth
+from contract.objects import BandwidthPolicy, BandwidthPolicyStatus, DirectionalBandwidth
+from contract.quantity import QuantityError, format_bandwidth, parse_bandwidth
+from contract.reservation import DIRECTIONS
 
 Pair = tuple[int, int]
 """(ingress, egress) bits/s."""

@@ -21,10 +21,10 @@ from enum import StrEnum
 
 import orjson
 
-from bandwidth_accounting import annotations
-from bandwidth_accounting.annotations import quoted
-from bandwidth_accounting.quantity import QuantityError, parse_bandwidth
-from topology.models import IPAddress
+from contract import annotations
+from contract.annotations import quoted
+from contract.quantity import QuantityError, parse_bandwidth
+from contract.wire import IPAddress
 
 PRIMARY_INTERFACE = "eth0"
 # Matched with fullmatch: a "$" anchor would also accept a trailing newline.

@@ -43,13 +43,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bandwidth_accounting.annotations import RESERVATION
-from bandwidth_accounting.reservation import Rates, Reservation
-from tests.cni.lab import Lab, ipv4_of
 from cni.install import CLIENT_BUILD
+from contract.annotations import RESERVATION
+from contract.reservation import Rates, Reservation
+from tests.cni.lab import Lab, ipv4_of
 from tests.cni.pod_api import PodAPI, pod_json
-from tests.cni.runner import (REFERENCE_PLUGINS, THIN_CLIENTS, Daemon, PluginError, Runtime,
-                              client_dir, lab_conflist, running_daemon)
+from tests.cni.runner import (
+    REFERENCE_PLUGINS,
+    THIN_CLIENTS,
+    Daemon,
+    PluginError,
+    Runtime,
+    client_dir,
+    lab_conflist,
+    running_daemon,
+)
 from tests.cni.topologies import MBIT, Node, switched_nodes
 
 SHAPERS = ("bandwidth", "netsched-cni")

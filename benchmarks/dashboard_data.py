@@ -61,12 +61,12 @@ def serve(nodes: int, port: int) -> None:
     """Server process: the extender with observed traffic and about one bound pod per two nodes."""
     import uvicorn
 
-    from bandwidth_accounting import annotations
+    from contract import annotations
+    from contract.objects import ObjectMeta, Pod
     from dashboard import dashboard_router
     from scheduler_extender.app import create_app
     from scheduler_extender.extender import Extender
     from scheduler_extender.file_source import FileClusterSource
-    from topology.models import ObjectMeta, Pod
 
     snapshot = bench_cluster(nodes)
     rng = random.Random(nodes)

@@ -29,10 +29,10 @@ from extender_latency import FIXTURES, bench_cluster
 
 from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.requirements import parse_requirements
+from contract.objects import Pod
 from scheduler_extender import scoring
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
-from topology.models import Pod
 
 
 def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:

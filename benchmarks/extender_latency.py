@@ -34,6 +34,7 @@ from pathlib import Path
 import orjson
 from fastapi import FastAPI, Response
 
+from contract.objects import Pod
 from scheduler_extender.app import json_response
 from scheduler_extender.wire import (
     ExtenderArgs,
@@ -42,7 +43,6 @@ from scheduler_extender.wire import (
     ExtenderFilterResult,
     HostPriority,
 )
-from topology.models import Pod
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "extender"
 

@@ -56,10 +56,10 @@ from fastapi import Depends, FastAPI, Response
 
 from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
+from contract.objects import ObjectMeta, Pod
 from scheduler_extender.app import body, json_response
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
 from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
-from topology.models import ObjectMeta, Pod
 
 POD_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 NODE_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodes.json"

@@ -21,9 +21,9 @@ import re
 import time
 from collections.abc import Callable
 
-from bandwidth_accounting import annotations as ann
-from bandwidth_accounting.quantity import _QUANTITY
 from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
+from contract import annotations as ann
+from contract.quantity import _QUANTITY
 
 PREVIOUS_QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"

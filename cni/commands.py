@@ -11,8 +11,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from cni import podlinks, segments, shaping
@@ -37,11 +38,7 @@ from cni.rtnl import Rtnl
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import check_rate, validate_attachments, validate_network_name
 from cni.versions import SUPPORTED_VERSIONS
-
-if TYPE_CHECKING:  # imported only when a pod has attachments (start-up time)
-    from pyroute2.iproute.linux import IPRoute
-
-    from bandwidth_accounting.reservation import AttachmentReservation
+from contract.reservation import AttachmentReservation
 
 
 @dataclass(frozen=True)

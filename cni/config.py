@@ -2,7 +2,7 @@
 
 One model per thing the spec defines: the plugin's NetConf (with ``runtimeConfig`` and
 ``prevResult``), the result it extends, and the ``CNI_*`` environment. Attachments use
-the extender's own :class:`~bandwidth_accounting.reservation.AttachmentReservation`,
+the reservation's own :class:`~contract.reservation.AttachmentReservation`,
 whether they come from the pod's reservation annotation or straight from the config.
 """
 
@@ -24,13 +24,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from bandwidth_accounting.rates import rate_problem
 from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.versions import SUPPORTED_VERSIONS
+from contract.group import SCHEDULER_NAME
+from contract.rates import rate_problem
+from contract.reservation import AttachmentReservation
 
 DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
 DEFAULT_MAX_QUEUE_MS = 25.0
-DEFAULT_SCHEDULER_NAMES = ("netsched-scheduler",)
+DEFAULT_SCHEDULER_NAMES = (SCHEDULER_NAME,)
 
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 # A JSON integer as Go's uint64 takes it: no string, no fraction, no bool, not negative.
@@ -208,16 +210,8 @@ def parse_netconf(raw: bytes) -> NetConf:
     return conf
 
 
-def parse_attachments(raw: list[dict[str, Any]]) -> list[Any]:
-    """``attachments`` from the config as the extender's AttachmentReservation models.
-
-    Imported here and only when there are attachments: the model pulls in the topology
-    models, which a bandwidth-only ADD has no use for.
-    """
-    if not raw:
-        return []
-    from bandwidth_accounting.reservation import AttachmentReservation
-
+def parse_attachments(raw: list[dict[str, Any]]) -> list[AttachmentReservation]:
+    """``attachments`` from the config as the reservation's AttachmentReservation models."""
     parsed = []
     exact, folded = _folded_keys(AttachmentReservation)
     for position, item in enumerate(raw):

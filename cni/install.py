@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 
 from cni.client import DEFAULT_SOCKET
 from cni.versions import SUPPORTED_VERSIONS
+from contract.group import SCHEDULER_NAME
 
 PLUGIN_TYPE = "netsched-cni"
 CLIENT_NAME = "netsched-cni"
@@ -511,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scheduler-name", action="append", dest="scheduler_names",
                         default=[], metavar="NAME",
                         help="a scheduler whose pods' reservations are enforced; repeat for "
-                        "several (default: netsched-scheduler)")
+                        f"several (default: {SCHEDULER_NAME})")
     parser.add_argument("--bin-dir", type=Path, default=Path(DEFAULT_BIN_DIR),
                         help="the host's CNI bin dir, as mounted here (default %(default)s)")
     parser.add_argument("--conf-dir", type=Path, default=Path(DEFAULT_CONF_DIR),

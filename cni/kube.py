@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bandwidth_accounting.annotations import RESERVATION
-from bandwidth_accounting.reservation import Reservation
 from cni.config import DEFAULT_SCHEDULER_NAMES, cni_arg
 from cni.errors import CNIError, ErrorCode
+from contract.annotations import RESERVATION
+from contract.reservation import Reservation
 
 API_TIMEOUT_S = 5
 

@@ -107,19 +107,19 @@ _WARM_RESERVATION = json.dumps({
 
 def warm_up() -> None:
     """Pay at start what the first ADD after a (re)start would: every import (the plugin,
-    the reservation and topology models, the kubernetes client), each model's first
+    the contract's reservation model, the kubernetes client), each model's first
     validation, pyroute2's netlink tables for links and qdiscs, and the API client's
     construction. Measured, a kubeconfig-mode first ADD cost 2.5-9.5 s against 60-120 ms
     for the next ones on a loaded machine (docs/benchmarks.md)."""
     import kubernetes.client
 
-    from bandwidth_accounting.reservation import Reservation
     from cni import commands, kube, shaping  # noqa: F401 - commands and kube: imports only
     from cni.config import parse_netconf
     from cni.netns import host_netlink
     from cni.rtnl import Rtnl
     from cni.state import Record
     from cni.validate import validate_attachments
+    from contract.reservation import Reservation
     from kubernetes_access import api_client  # noqa: F401 - loaded by a kubeconfig-mode ADD
 
     conf = parse_netconf(_WARM_CONFIG)

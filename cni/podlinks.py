@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
-    from bandwidth_accounting.reservation import AttachmentReservation
 from pyroute2.iproute.linux import IPRoute
+
+from contract.reservation import AttachmentReservation
 
 MACVLAN_BRIDGE = "bridge"
 

@@ -9,15 +9,12 @@ the pods' macvlans sit on the uplink itself.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
-    from bandwidth_accounting.reservation import AttachmentReservation
 
 from pyroute2.iproute.linux import IPRoute
 
 from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.validate import vxlan_group
+from contract.reservation import AttachmentReservation
 
 SEGMENT_ALIAS = "netsched-segment"
 VXLAN_DEFAULT_PORT = 4789

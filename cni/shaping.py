@@ -106,7 +106,7 @@ def plan_bucket(rate_bits: int, burst_bits: int, max_queue_ms: float, mtu: int) 
     0.99-1.00 with 25 ms). Both are at least two full frames, or tbf could not pass a
     frame at all, and at most the kernel's 32-bit byte counts (from 1.37 Tbit/s on, the
     queue holds less than ``max_queue_ms``). The rate is in the range of
-    :mod:`bandwidth_accounting.rates`, checked where it is read.
+    :mod:`contract.rates`, checked where it is read.
     """
     frame = mtu + FRAME_OVERHEAD
     limit = min(max(int(rate_bits / 8000 * max_queue_ms), 2 * frame), U32_MAX)

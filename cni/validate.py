@@ -10,14 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the model is imported only when there are attachments (start-up time)
-    from bandwidth_accounting.reservation import AttachmentReservation
-
-from bandwidth_accounting.rates import rate_problem
 from cni.config import valid_ifname
 from cni.errors import invalid_config
+from contract.rates import rate_problem
+from contract.reservation import AttachmentReservation
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -16,11 +16,11 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from contract.objects import InterfaceRole
+from contract.wire import DefinitionMode, NetworkMode
 from scheduler_extender.scheduler import Decision
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import PolicyView, policy_views
-from topology.attachment_definitions import DefinitionMode
-from topology.models import InterfaceRole, NetworkMode
 
 RECENT_DECISIONS = 25
 LISTED_REFUSALS = 200

@@ -9,25 +9,25 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from scheduler_extender.cluster import ClusterSnapshot
-from topology.attachment_definitions import (
+from contract.attachment_definitions import (
     NetworkAttachmentDefinition,
     NetworkAttachmentDefinitionSpec,
 )
-from topology.models import (
+from contract.objects import (
     REGION_LABEL,
     SWITCH_LABEL,
     ZONE_LABEL,
     InterfaceRole,
     Network,
     NetworkInterface,
-    NetworkMode,
     NetworkSpec,
     Node,
     NodeNetwork,
     NodeNetworkStatus,
     ObjectMeta,
 )
+from contract.wire import NetworkMode
+from scheduler_extender.cluster import ClusterSnapshot
 
 REGION = "eu-1"
 ZONE_LETTERS = "abcdefghijklmnopqrstuvwxyz"

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 
 import httpx
 
-from bandwidth_accounting import annotations
+from contract import annotations
+from contract.group import SCHEDULER_NAME
+from contract.objects import ObjectMeta, Pod, PodSpec
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.state import ClusterState
-from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 REPORT_EVERY_SECONDS = 5.0
 

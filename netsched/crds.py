@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from topology.models import API_GROUP, BandwidthPolicy, Network, NetworkMode, NodeNetwork
-
-VERSION = "v1alpha1"
+from contract.group import BANDWIDTH_POLICY, GROUP, NETWORK, NODE_NETWORK, VERSION, Kind
+from contract.objects import BandwidthPolicy, Network, NodeNetwork
+from contract.wire import NetworkMode
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
@@ -181,13 +181,11 @@ def bandwidth_policy_schema() -> dict[str, Any]:
 
 
 def definition(
-    kind: str,
-    plural: str,
+    kind: Kind,
     schema: dict[str, Any],
     *,
     status: bool,
     columns: list[dict[str, Any]],
-    namespaced: bool = False,
     short_names: list[str] | None = None,
 ) -> dict[str, Any]:
     version: dict[str, Any] = {
@@ -203,17 +201,17 @@ def definition(
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{plural}.{API_GROUP}",
+            "name": kind.crd_name,
             "labels": {"app.kubernetes.io/part-of": "netsched"},
         },
         "spec": {
-            "group": API_GROUP,
-            "scope": "Namespaced" if namespaced else "Cluster",
+            "group": GROUP,
+            "scope": "Namespaced" if kind.namespaced else "Cluster",
             "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.singular,
                 **({"shortNames": short_names} if short_names else {}),
                 "categories": ["netsched"],
             },
@@ -225,8 +223,7 @@ def definition(
 def definitions() -> list[dict[str, Any]]:
     return [
         definition(
-            "NodeNetwork",
-            "nodenetworks",
+            NODE_NETWORK,
             node_network_schema(),
             status=True,
             columns=[
@@ -236,8 +233,7 @@ def definitions() -> list[dict[str, Any]]:
             ],
         ),
         definition(
-            "Network",
-            "networks",
+            NETWORK,
             network_schema(),
             status=False,
             columns=[
@@ -248,11 +244,9 @@ def definitions() -> list[dict[str, Any]]:
             ],
         ),
         definition(
-            "BandwidthPolicy",
-            "bandwidthpolicies",
+            BANDWIDTH_POLICY,
             bandwidth_policy_schema(),
             status=True,
-            namespaced=True,
             short_names=["bwp"],
             # As `kubectl get resourcequota` shows usage: used and hard side by side.
             columns=[
@@ -271,7 +265,7 @@ def definitions() -> list[dict[str, Any]]:
 
 
 HEADER = (
-    "# netsched CustomResourceDefinitions, generated from topology/models.py by\n"
+    "# netsched CustomResourceDefinitions, generated from contract/objects.py by\n"
     "#   python -m netsched.crds > deploy/base/crds.yaml\n"
     "# Do not edit by hand: tests/kubernetes/test_crds.py checks this file equals the output.\n"
 )

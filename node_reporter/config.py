@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from topology.models import InterfaceRole
+from contract.objects import InterfaceRole
 
 VlanId = Annotated[int, Field(ge=1, le=4094)]
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from contract.objects import NodeNetwork
 from node_reporter.config import ConfigError, ReporterConfig, load_config
 from node_reporter.metrics import MetricsServer, ReporterMetrics
 from node_reporter.netlink import NamespaceNotFound, NetlinkSource
 from node_reporter.report import Reporter, report_json, with_placement
-from topology.models import NodeNetwork
 
 if TYPE_CHECKING:  # the kubernetes client is imported only when publishing
     from node_reporter.publish import KubePublisher

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-from topology.models import NetworkInterface
+from contract.objects import NetworkInterface
 
 
 class ReporterMetrics:

@@ -15,13 +15,11 @@ from typing import Any
 
 from kubernetes import client
 
+from contract.group import GROUP, NODE_NETWORK, VERSION
+from contract.objects import NodeNetwork
 from kubernetes_access import Conflict, NotFound, api_errors
-from topology.models import API_GROUP, NodeNetwork
 
 log = logging.getLogger(__name__)
-
-VERSION = "v1alpha1"
-PLURAL = "nodenetworks"
 
 
 class KubePublisher:
@@ -62,9 +60,9 @@ class KubePublisher:
     def _patch_status(self, status: dict[str, Any]) -> None:
         self._call(
             self._custom.patch_cluster_custom_object_status,
-            API_GROUP,
+            GROUP,
             VERSION,
-            PLURAL,
+            NODE_NETWORK.plural,
             self.node_name,
             status,
         )
@@ -75,7 +73,8 @@ class KubePublisher:
             metadata["ownerReferences"] = [self._owner]
         body = {"apiVersion": report.api_version, "kind": report.kind, "metadata": metadata}
         try:
-            self._call(self._custom.create_cluster_custom_object, API_GROUP, VERSION, PLURAL, body)
+            self._call(self._custom.create_cluster_custom_object, GROUP, VERSION,
+                       NODE_NETWORK.plural, body)
             log.info("created NodeNetwork %s", self.node_name)
         except Conflict:
             pass  # it already exists: the status patch that follows is all we need

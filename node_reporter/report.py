@@ -17,10 +17,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from node_reporter.config import ReporterConfig
-from node_reporter.netlink import SCOPE_LINK, Address, Link, NetlinkSource, Snapshot
-from node_reporter.rates import Rate, RateMeter
-from topology.models import (
+from contract.objects import (
     SWITCH_LABEL,
     ZONE_LABEL,
     NetworkInterface,
@@ -28,6 +25,9 @@ from topology.models import (
     NodeNetworkStatus,
     ObjectMeta,
 )
+from node_reporter.config import ReporterConfig
+from node_reporter.netlink import SCOPE_LINK, Address, Link, NetlinkSource, Snapshot
+from node_reporter.rates import Rate, RateMeter
 
 log = logging.getLogger(__name__)
 

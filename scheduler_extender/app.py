@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from contract.group import VERSION
 from scheduler_extender.cluster import CONCURRENT_BINDS
 from scheduler_extender.extender import Extender
 from scheduler_extender.read_api import health_router, read_only_router
@@ -120,7 +121,7 @@ def create_app(
     app = FastAPI(
         title="netsched scheduler extender",
         summary="Network-aware filter, prioritize, bind and preempt for kube-scheduler.",
-        version="v1alpha1",
+        version=VERSION,
         lifespan=lifespan,
     )
     app.state.extender = extender

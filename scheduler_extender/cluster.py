@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from topology.attachment_definitions import NetworkAttachmentDefinition
-from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.objects import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
 ClusterObject = Node | NodeNetwork | Network | NetworkAttachmentDefinition | BandwidthPolicy | Pod
 

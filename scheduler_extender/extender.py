@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from contract.objects import Pod
 from scheduler_extender.cluster import ClusterSource
 from scheduler_extender.metrics import ExtenderMetrics
 from scheduler_extender.scheduler import FilterResult, Scheduler
 from scheduler_extender.state import ClusterState
-from topology.models import Pod
 
 
 class RefusalListener(Protocol):

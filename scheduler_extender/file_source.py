@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.objects import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
-from topology.attachment_definitions import NetworkAttachmentDefinition
-from topology.models import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
 _KINDS: dict[str, type] = {
     "Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "BandwidthPolicy": BandwidthPolicy, "Pod": Pod,

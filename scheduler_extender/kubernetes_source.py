@@ -27,6 +27,21 @@ import orjson
 from kubernetes import client, watch
 from pydantic import TypeAdapter, ValidationError
 
+from contract.attachment_definitions import (
+    DEFINITION_GROUP,
+    DEFINITION_PLURAL,
+    DEFINITION_VERSION,
+    NetworkAttachmentDefinition,
+)
+from contract.group import BANDWIDTH_POLICY, GROUP, NETWORK, NODE_NETWORK, VERSION
+from contract.objects import (
+    BandwidthPolicy,
+    BandwidthPolicyStatus,
+    Network,
+    Node,
+    NodeNetwork,
+    Pod,
+)
 from kubernetes_access import ApiFailure, Backoff, Conflict, Gone, NotFound, api_errors
 from kubernetes_access import api_client as kubernetes_client
 from scheduler_extender.cluster import (
@@ -36,24 +51,9 @@ from scheduler_extender.cluster import (
     ClusterSink,
     ClusterSnapshot,
 )
-from topology.attachment_definitions import (
-    DEFINITION_GROUP,
-    DEFINITION_PLURAL,
-    NetworkAttachmentDefinition,
-)
-from topology.models import (
-    API_GROUP,
-    BandwidthPolicy,
-    BandwidthPolicyStatus,
-    Network,
-    Node,
-    NodeNetwork,
-    Pod,
-)
 
 log = logging.getLogger(__name__)
 
-CRD_VERSION = "v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
 WATCHED_RESOURCES = 6
 """Nodes, NodeNetworks, Networks, BandwidthPolicies, Pods and NetworkAttachmentDefinitions:
@@ -152,29 +152,29 @@ class KubernetesClusterSource:
         self._resources = [
             _Resource("nodes", Node, self._core.list_node, ()),
             _Resource(
-                "nodenetworks",
+                NODE_NETWORK.plural,
                 NodeNetwork,
                 custom.list_cluster_custom_object,
-                (API_GROUP, CRD_VERSION, "nodenetworks"),
+                (GROUP, VERSION, NODE_NETWORK.plural),
             ),
             _Resource(
-                "networks",
+                NETWORK.plural,
                 Network,
                 custom.list_cluster_custom_object,
-                (API_GROUP, CRD_VERSION, "networks"),
+                (GROUP, VERSION, NETWORK.plural),
             ),
             _Resource(
-                "bandwidthpolicies",
+                BANDWIDTH_POLICY.plural,
                 BandwidthPolicy,
                 custom.list_cluster_custom_object,  # a namespaced kind, listed in every namespace
-                (API_GROUP, CRD_VERSION, "bandwidthpolicies"),
+                (GROUP, VERSION, BANDWIDTH_POLICY.plural),
             ),
             _Resource("pods", Pod, self._core.list_pod_for_all_namespaces, ()),
             _Resource(
                 DEFINITION_PLURAL,
                 NetworkAttachmentDefinition,
                 custom.list_cluster_custom_object,  # namespaced, listed in every namespace
-                (DEFINITION_GROUP, "v1", DEFINITION_PLURAL),
+                (DEFINITION_GROUP, DEFINITION_VERSION, DEFINITION_PLURAL),
                 optional=True,
             ),
         ]
@@ -299,7 +299,7 @@ class KubernetesClusterSource:
         try:
             with api_errors():
                 self._custom.patch_namespaced_custom_object_status(
-                    API_GROUP, CRD_VERSION, policy.metadata.effective_namespace, "bandwidthpolicies",
+                    GROUP, VERSION, policy.metadata.effective_namespace, BANDWIDTH_POLICY.plural,
                     policy.metadata.name, {"status": status.model_dump(mode="json")},
                     _content_type=MERGE_PATCH, _preload_content=False,
                     _request_timeout=self.settings.request_timeout,

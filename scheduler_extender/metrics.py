@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from bandwidth_accounting.reservation import DIRECTIONS
+from contract.reservation import DIRECTIONS
 from scheduler_extender.state import ClusterState, Rejection
 
 VERB_LATENCY_BUCKETS = (

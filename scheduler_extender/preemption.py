@@ -44,9 +44,10 @@ from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger
 from bandwidth_accounting.policy import InvalidPolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements
+from contract.objects import ObjectMeta, Pod
+from contract.wire import WireModel
 from kubernetes_access import ApiFailure, api_errors
 from topology.graph import Topology
-from topology.models import ObjectMeta, Pod, WireModel
 
 if TYPE_CHECKING:
     from scheduler_extender.scheduler import FilterResult, Scheduler

@@ -18,6 +18,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contract.group import VERSION
+from contract.objects import Pod
 from scheduler_extender.views import (
     DecisionView,
     ExplainView,
@@ -30,7 +32,6 @@ from scheduler_extender.views import (
     reservation_views,
     topology_view,
 )
-from topology.models import Pod
 
 if TYPE_CHECKING:
     from scheduler_extender.extender import Extender
@@ -107,7 +108,7 @@ def create_read_only_app(extender: Extender, routers: Sequence[APIRouter] = ()) 
     app = FastAPI(
         title="netsched (read-only)",
         summary="Health, metrics, topology and decisions of the netsched extender.",
-        version="v1alpha1",
+        version=VERSION,
     )
     app.state.extender = extender
     app.include_router(health_router(extender))

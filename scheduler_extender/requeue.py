@@ -39,13 +39,14 @@ from typing import TYPE_CHECKING
 from kubernetes import client
 
 from bandwidth_accounting.fit import Cause
+from contract import annotations
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 from kubernetes_access import ApiFailure, Unavailable, api_errors
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from scheduler_extender.kubernetes_source import MERGE_PATCH
-from scheduler_extender.state import HEADROOM_ANNOTATION, ClusterState
+from scheduler_extender.state import ClusterState
 from topology.graph import report_structure
-from topology.attachment_definitions import NetworkAttachmentDefinition
-from topology.models import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 if TYPE_CHECKING:
     from scheduler_extender.scheduler import FilterResult
@@ -214,7 +215,9 @@ class RequeueingSink:
 
     def reset(self, snapshot: ClusterSnapshot) -> None:
         self._reports = {r.metadata.name: r for r in snapshot.node_networks}
-        self._headroom = {n.name: n.metadata.annotations.get(HEADROOM_ANNOTATION) for n in snapshot.nodes}
+        self._headroom = {
+            n.name: n.metadata.annotations.get(annotations.HEADROOM) for n in snapshot.nodes
+        }
         self.state.reset(snapshot)
         self.requeuer.changed("the cluster was listed again", frozenset(Cause))
 
@@ -226,7 +229,7 @@ class RequeueingSink:
         if isinstance(obj, NodeNetwork):
             self._report(obj)
         elif isinstance(obj, Node):
-            headroom = obj.metadata.annotations.get(HEADROOM_ANNOTATION)
+            headroom = obj.metadata.annotations.get(annotations.HEADROOM)
             if self._headroom.get(obj.name, headroom) != headroom:
                 self.requeuer.changed(f"headroom of {obj.name} changed", ROOM_CAUSES, obj.name)
             self._headroom[obj.name] = headroom

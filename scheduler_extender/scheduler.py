@@ -17,7 +17,6 @@ from itertools import compress
 
 import numpy as np
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import batch_fit
 from bandwidth_accounting.fit import (
     Cause,
@@ -41,14 +40,16 @@ from bandwidth_accounting.requirements import (
     PodRequirements,
     parse_requirements,
 )
-from bandwidth_accounting.reservation import Reservation
+from contract import annotations
+from contract.group import SCHEDULER_NAME
+from contract.objects import Pod
+from contract.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.bounded import BoundedLog, text_bytes
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.preemption import Room, select_victims
 from scheduler_extender.state import ClusterState
 from topology.graph import Topology
-from topology.models import SCHEDULER_NAME, Pod
 from topology.rows import NodeRows
 
 log = logging.getLogger(__name__)

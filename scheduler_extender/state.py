@@ -16,27 +16,21 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
 from bandwidth_accounting.observed import DEFAULT_WINDOW, ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
-from bandwidth_accounting.reservation import Rates, Reservation
+from contract import annotations
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.group import SCHEDULER_NAME
+from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
+from contract.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
-from topology.attachment_definitions import (
-    DefinitionNetwork,
-    NetworkAttachmentDefinition,
-    describe_definition,
-)
+from topology.attachment_definitions import DefinitionNetwork, describe_definition
 from topology.graph import Topology
-from topology.models import SCHEDULER_NAME, BandwidthPolicy, Network, Node, NodeNetwork, Pod
 
 log = logging.getLogger(__name__)
-
-HEADROOM_ANNOTATION = "netsched.io/headroom"
-"""Node annotation overriding the cluster's headroom, as a fraction (0.2) or percent (20%)."""
-
 
 @dataclass(frozen=True, slots=True)
 class CapacitySettings:
@@ -48,16 +42,16 @@ class CapacitySettings:
 def node_headroom(node: Node | None, default: float) -> float:
     if node is None:
         return default
-    raw = node.metadata.annotations.get(HEADROOM_ANNOTATION)
+    raw = node.metadata.annotations.get(annotations.HEADROOM)
     if raw is None:
         return default
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        log.warning("node %s: ignoring %s=%r (not a number)", node.name, HEADROOM_ANNOTATION, raw)
+        log.warning("node %s: ignoring %s=%r (not a number)", node.name, annotations.HEADROOM, raw)
         return default
     if not 0 <= value < 1:
-        log.warning("node %s: ignoring %s=%r (outside 0-100%%)", node.name, HEADROOM_ANNOTATION, raw)
+        log.warning("node %s: ignoring %s=%r (outside 0-100%%)", node.name, annotations.HEADROOM, raw)
         return default
     return value
 

@@ -6,14 +6,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
-from bandwidth_accounting.reservation import Rates, Reservation
+from contract import annotations
+from contract.objects import BandwidthPolicySpec, InterfaceRole, NetworkSpec, Pod
+from contract.reservation import Rates, Reservation
+from contract.wire import DefinitionMode
 from scheduler_extender.scheduler import Decision, Scheduler
 from scheduler_extender.state import ClusterState
-from topology.attachment_definitions import DefinitionMode, DefinitionNetwork
+from topology.attachment_definitions import DefinitionNetwork
 from topology.graph import Topology
-from topology.models import BandwidthPolicySpec, InterfaceRole, NetworkSpec, Pod
 
 
 class InterfaceView(BaseModel):

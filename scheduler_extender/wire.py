@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from topology.models import Pod
+from contract.objects import Pod
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -12,7 +12,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from bandwidth_accounting import annotations
+from contract import annotations
 from simulator.workload import PodTemplate, Workload
 
 PEER_GROUP_LABEL = "peer-group"

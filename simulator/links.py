@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from bandwidth_accounting.reservation import DIRECTIONS
+from contract.reservation import DIRECTIONS
 from topology.graph import Topology
 
 HISTOGRAM_EDGES = np.linspace(0.0, 2.0, 201)

@@ -18,10 +18,12 @@ from typing import Protocol
 
 import numpy as np
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import PodRequirements
-from bandwidth_accounting.reservation import Rates, Reservation
+from contract import annotations
+from contract.group import SCHEDULER_NAME
+from contract.objects import ObjectMeta, Pod, PodSpec
+from contract.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
@@ -32,7 +34,6 @@ from simulator.arrivals import Arrival
 from simulator.kube import EXTENDER_SCORE_SCALE, KubeScheduler
 from simulator.links import Charge, LinkLoad
 from topology.graph import Topology
-from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 NAMESPACE = "sim"
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from bandwidth_accounting.observed import DEFAULT_WINDOW
 from bandwidth_accounting.requirements import parse_requirements
+from contract.objects import BandwidthPolicy
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.cluster import ClusterSnapshot
 from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
@@ -44,7 +45,6 @@ from simulator.policies import (
 from simulator.workload import Workload
 from topology.attachment_definitions import describe_definition
 from topology.graph import Topology
-from topology.models import BandwidthPolicy
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import yaml
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bandwidth_accounting import annotations
-from bandwidth_accounting.quantity import QuantityError, parse_bandwidth
 from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
+from contract import annotations
+from contract.quantity import QuantityError, parse_bandwidth
 
 BUNDLED = Path(__file__).resolve().parent / "workloads"
 """Workloads shipped with netsched; ``--workload NAME`` finds ``NAME.yaml`` here."""

@@ -15,51 +15,17 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import Field
 
-from topology.models import IPAddress, IPNetwork, ObjectMeta, WireModel
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.wire import DefinitionMode, IPAddress, IPNetwork
 
-DEFINITION_API_VERSION = "k8s.cni.cncf.io/v1"
-DEFINITION_GROUP = "k8s.cni.cncf.io"
-DEFINITION_PLURAL = "network-attachment-definitions"
 SHAPING_PLUGIN = "netsched-cni"
 """The CNI type of netsched's own plugin, chained in a NAD's conflist to shape the attachment."""
 DEFAULT_BRIDGE = "cni0"
 """The reference ``bridge`` plugin's bridge when its config names none."""
-
-
-class NetworkAttachmentDefinitionSpec(WireModel):
-    config: str = Field(default="", description="CNI configuration JSON: one plugin or a conflist.")
-
-
-class NetworkAttachmentDefinition(WireModel):
-    """``NetworkAttachmentDefinition`` (namespaced), the Network Plumbing WG's CRD that Multus reads."""
-
-    api_version: Literal["k8s.cni.cncf.io/v1"] = DEFINITION_API_VERSION
-    kind: Literal["NetworkAttachmentDefinition"] = "NetworkAttachmentDefinition"
-    metadata: ObjectMeta
-    spec: NetworkAttachmentDefinitionSpec = Field(default_factory=NetworkAttachmentDefinitionSpec)
-
-    @property
-    def key(self) -> str:
-        """``namespace/name``: the network's name in the topology and in requirements."""
-        return self.metadata.key
-
-
-class DefinitionMode(StrEnum):
-    """What kind of attachment a NAD makes, from its main plugin's CNI type."""
-
-    MACVLAN = "macvlan"
-    IPVLAN = "ipvlan"
-    VLAN = "vlan"
-    BRIDGE = "bridge"
-    HOST_DEVICE = "host-device"
-    SRIOV = "sriov"
-    OPAQUE = "opaque"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +219,4 @@ def _range(source: object, where: str, subnet_key: str, start_key: str, end_key:
     return found
 
 
-__all__ = [
-    "DEFINITION_API_VERSION",
-    "DEFINITION_GROUP",
-    "DEFINITION_PLURAL",
-    "DefinitionMode",
-    "DefinitionNetwork",
-    "NetworkAttachmentDefinition",
-    "NetworkAttachmentDefinitionSpec",
-    "describe_definition",
-]
+__all__ = ["DefinitionNetwork", "describe_definition"]

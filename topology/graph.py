@@ -16,15 +16,9 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
+from contract.objects import InterfaceRole, Network, NetworkInterface, Node, NodeNetwork
+from contract.wire import NetworkMode
 from topology.attachment_definitions import DefinitionNetwork
-from topology.models import (
-    InterfaceRole,
-    Network,
-    NetworkInterface,
-    NetworkMode,
-    Node,
-    NodeNetwork,
-)
 from topology.rows import NodeRows
 
 UNKNOWN = "unknown"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from topology.models import Pod
+from contract.objects import Pod
 
 if TYPE_CHECKING:  # the views load the scheduler (numpy): only when a command runs
     from scheduler_extender.views import ExplainView, ReservationView, TopologyView

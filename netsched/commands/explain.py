@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 def describe_policy(policy: PolicyView) -> str:
     """One line: the default a pod asking nothing gets, the per-pod maximum, used of hard."""
-    from bandwidth_accounting.quantity import format_bandwidth
+    from contract.quantity import format_bandwidth
 
     spec, parts = policy.spec, []
     for label, pair in (("default", spec.default), ("max per pod", spec.max)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bandwidth_accounting.quantity import format_bandwidth
+from contract.quantity import format_bandwidth
 
 if TYPE_CHECKING:  # views load the scheduler (numpy); only annotations need them here
     from scheduler_extender.views import InterfaceView, TopologyView

@@ -12,7 +12,7 @@ from bandwidth_accounting.policy import (
     with_defaults,
 )
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
-from topology.models import BandwidthPolicy
+from contract.objects import BandwidthPolicy
 
 
 def parsed(**spec) -> NamespacePolicy:

@@ -10,20 +10,20 @@ from bandwidth_accounting.batch import SlotMap, batch_fit
 from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger, usable_bps
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
-from bandwidth_accounting.reservation import Rates, Reservation
-from scheduler_extender.scoring import headroom_left
-from topology.graph import Topology
-from topology.models import (
+from contract.objects import (
     InterfaceRole,
     Network,
     NetworkInterface,
-    NetworkMode,
     NetworkSpec,
     Node,
     NodeNetwork,
     NodeNetworkStatus,
     ObjectMeta,
 )
+from contract.reservation import Rates, Reservation
+from contract.wire import NetworkMode
+from scheduler_extender.scoring import headroom_left
+from topology.graph import Topology
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NETWORKS = [

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac, pool
-from topology.models import NetworkSpec
+from contract.objects import NetworkSpec
 
 
 def spec(**fields) -> NetworkSpec:

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from bandwidth_accounting.ledger import Holding, Ledger, ReservationRefused
-from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
+from contract.reservation import AttachmentReservation, Rates, Reservation
 from tests.interleaving import Schedule
 
 NODES = ("n1", "n2")

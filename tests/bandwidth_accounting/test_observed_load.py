@@ -10,10 +10,7 @@ from bandwidth_accounting.fit import Cause, FitSettings, Plan, plan_on_node
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.requirements import PodRequirements
-from bandwidth_accounting.reservation import Rates, Reservation
-from scheduler_extender.scoring import headroom_left
-from topology.graph import Topology
-from topology.models import (
+from contract.objects import (
     InterfaceRole,
     NetworkInterface,
     Node,
@@ -21,6 +18,9 @@ from topology.models import (
     NodeNetworkStatus,
     ObjectMeta,
 )
+from contract.reservation import Rates, Reservation
+from scheduler_extender.scoring import headroom_left
+from topology.graph import Topology
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 G = 1_000_000_000

@@ -1,7 +1,7 @@
 import pytest
 
-from bandwidth_accounting.quantity import MAX_BPS, QuantityError, format_bandwidth, parse_bandwidth
-from bandwidth_accounting.rates import MIN_RATE_BPS
+from contract.quantity import MAX_BPS, QuantityError, format_bandwidth, parse_bandwidth
+from contract.rates import MIN_RATE_BPS
 
 
 @pytest.mark.parametrize(

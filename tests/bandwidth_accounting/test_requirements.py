@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import (
     InvalidAnnotation,
     Placement,
     PodRequirements,
     parse_requirements,
 )
+from contract import annotations
 
 
 def test_a_pod_without_annotations_asks_nothing():

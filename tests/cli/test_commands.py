@@ -18,10 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from bandwidth_accounting import annotations
-from bandwidth_accounting.quantity import format_bandwidth
+from contract import annotations
+from contract.objects import Node, Pod
+from contract.quantity import format_bandwidth
 from tests.dashboard.cluster import KubeScheduler, refresh_heartbeats, served_cluster
-from topology.models import Node, Pod
 
 GIGA = 1_000_000_000
 
@@ -291,8 +291,8 @@ def test_server_from_the_environment(cluster):
 def test_explain_shows_the_namespace_policy(tmp_path):
     from datetime import UTC, datetime, timedelta
 
+    from contract.objects import BandwidthPolicy, ObjectMeta, PodSpec
     from demo.sample_cluster import sample_cluster
-    from topology.models import BandwidthPolicy, ObjectMeta, PodSpec
 
     snapshot = sample_cluster(heartbeat=datetime.now(UTC) + timedelta(hours=1))  # fresh while the test runs
     snapshot.bandwidth_policies.append(BandwidthPolicy.model_validate({

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bandwidth_accounting.annotations import RESERVATION
-from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
+from contract.annotations import RESERVATION
+from contract.reservation import AttachmentReservation, Rates, Reservation
 from tests.cni.lab import Lab, ifb_of, link_names, qdiscs, tbf_rate
 from tests.cni.pod_api import PodAPI, pod_json
 from tests.cni.runner import PluginError, running_daemon

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
-from bandwidth_accounting.annotations import MULTUS_NETWORKS, RESERVATION
-from bandwidth_accounting.reservation import AttachmentReservation, Rates, Reservation
+from contract.annotations import MULTUS_NETWORKS, RESERVATION
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.reservation import AttachmentReservation, Rates, Reservation
 from tests.cni.lab import MOST_GOODPUT, Lab, ifb_of, link_names, links, qdiscs, sh, tbf_rate
 from tests.cni.pod_api import PodAPI, pod_json
 from tests.cni.runner import REPO, Runtime
 from tests.cni.topologies import GBIT, MBIT, Node, switched_nodes
-from topology.attachment_definitions import NetworkAttachmentDefinition, describe_definition
+from topology.attachment_definitions import describe_definition
 
 pytestmark = pytest.mark.kernel
 

@@ -191,8 +191,8 @@ def test_del_of_another_container_leaves_this_ones_shaping(lab: Lab) -> None:
     ("fd00::/64", None, "is the network address of fd00::/64"),
 ])
 def test_static_ips_kubernetes_would_refuse_are_refused(ip, gateway, says) -> None:
-    from bandwidth_accounting.reservation import AttachmentReservation
     from cni.validate import validate_attachments
+    from contract.reservation import AttachmentReservation
 
     attachment = AttachmentReservation.model_validate({
         "network": "s", "interface": "net1", "mode": "macvlan", "parent": "eth1",

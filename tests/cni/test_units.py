@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from bandwidth_accounting.reservation import AttachmentReservation
 from cni.config import Environment, Result, parse_netconf
 from cni.errors import CNIError
 from cni.main import run
 from cni.segments import segment_name
 from cni.shaping import ifb_name, plan_bucket
 from cni.validate import validate_attachments, vxlan_group
+from contract.reservation import AttachmentReservation
 from tests.cni.runner import netsched_cni_binary
 
 BASE = {"cniVersion": "1.0.0", "name": "net", "type": "netsched-cni"}

@@ -17,13 +17,14 @@ from typing import Self
 
 import httpx
 
+from contract.group import SCHEDULER_NAME
+from contract.objects import ObjectMeta, Pod, PodSpec
 from dashboard import dashboard_router
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.app import create_app
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
-from topology.models import SCHEDULER_NAME, ObjectMeta, Pod, PodSpec
 
 
 @dataclass

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bandwidth_accounting import annotations
+from contract import annotations
 from demo.traffic import DemoTraffic
 from tests.dashboard.browser import chromium
 from tests.dashboard.cluster import KubeScheduler, served_cluster

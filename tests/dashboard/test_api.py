@@ -7,7 +7,7 @@ import gzip
 import httpx
 import pytest
 
-from bandwidth_accounting import annotations
+from contract import annotations
 from dashboard.data import LISTED_REFUSALS, DashboardView
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bandwidth_accounting import annotations
+from contract import annotations
+from contract.objects import NodeNetwork
 from demo.sample_cluster import sample_cluster
 from tests.dashboard.browser import browser_available, chromium, console_errors
 from tests.dashboard.cluster import KubeScheduler, served_cluster
-from topology.models import NodeNetwork
 
 pytestmark = [
     pytest.mark.browser,
@@ -338,7 +338,7 @@ def test_stale_reports_and_a_lost_extender_are_shown():
 
 
 def test_the_policies_tab_shows_a_namespace_default_and_its_usage():
-    from topology.models import BandwidthPolicy
+    from contract.objects import BandwidthPolicy
 
     with served_cluster() as cluster, KubeScheduler(cluster) as kube, chromium() as driver:
         driver.get(f"{cluster.url}/dashboard")

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from contract.group import API_VERSION
+from contract.objects import ZONE_LABEL
 from dashboard import dashboard_router
 from scheduler_extender.app import create_app
 from scheduler_extender.extender import Extender
 from scheduler_extender.kubernetes_source import KubernetesClusterSource, SourceSettings, api_client
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
-from topology.models import API_VERSION, ZONE_LABEL
 
 PODS = "/api/v1/namespaces/default/pods"
 NODES = "/api/v1/nodes"

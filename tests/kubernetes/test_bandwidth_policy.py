@@ -8,11 +8,11 @@ import json
 
 import httpx
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.group import API_VERSION
 from scheduler_extender.policy_status import PolicyStatusWriter
 from tests.kube_api import FakeKubeAPI
 from tests.kubernetes.conftest import bind_body, pod_object, seed_nodes, wait_until
-from topology.models import API_VERSION
 
 POLICIES = "/apis/netsched.io/v1alpha1/namespaces/team-a/bandwidthpolicies"
 TEAM_A_PODS = "/api/v1/namespaces/team-a/pods"

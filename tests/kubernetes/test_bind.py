@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from tests.kube_api import ApiError
 from tests.kubernetes.conftest import (
     NODE_NETWORKS,

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from contract.objects import BandwidthPolicy, Network, NodeNetwork
 from netsched import crds
 from tests.kube_api import FakeKubeAPI, kube_api  # noqa: F401 - the fake API server fixture
-from topology.models import BandwidthPolicy, Network, NodeNetwork
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

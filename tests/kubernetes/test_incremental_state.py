@@ -4,8 +4,8 @@ re-rates only its node; a node that moves zone rebuilds the topology."""
 
 from __future__ import annotations
 
+from contract.objects import ZONE_LABEL
 from tests.kubernetes.conftest import NODES, seed_nodes, wait_until
-from topology.models import ZONE_LABEL
 
 MERGE = "application/merge-patch+json"
 

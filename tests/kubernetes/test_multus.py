@@ -10,7 +10,7 @@ import threading
 
 import httpx
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import explain_view
 from tests.kube_api import ApiError

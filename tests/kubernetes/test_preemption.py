@@ -20,6 +20,7 @@ import pytest
 
 from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import parse_requirements
+from contract.objects import Pod
 from scheduler_extender.preemption import DisruptionBudget, Preemptor, Room, select_victims
 from tests.kubernetes.conftest import (
     PODS,
@@ -29,7 +30,6 @@ from tests.kubernetes.conftest import (
     seed_nodes,
     wait_until,
 )
-from topology.models import Pod
 
 PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
 EVICTIONS = "/eviction"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from tests.kubernetes.conftest import (
     NETWORKS,
     PODS,

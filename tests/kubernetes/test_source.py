@@ -7,7 +7,8 @@ import random
 import threading
 import time
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.objects import Pod
 from scheduler_extender.kubernetes_source import KubernetesClusterSource
 from scheduler_extender.state import ClusterState
 from tests.kube_api import ApiError, FakeKubeAPI
@@ -22,7 +23,6 @@ from tests.kubernetes.conftest import (
     seed_nodes,
     wait_until,
 )
-from topology.models import Pod
 
 
 def reservation_json(node: str, egress: int = 300_000_000) -> str:

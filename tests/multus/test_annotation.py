@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
+from contract import annotations
 
 MULTUS = annotations.MULTUS_NETWORKS
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from topology.attachment_definitions import NetworkAttachmentDefinition, describe_definition
+from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.objects import NetworkInterface
+from topology.attachment_definitions import describe_definition
 from topology.graph import definition_carriers
-from topology.models import NetworkInterface
 
 
 def nad(config, name="storage", namespace="team"):

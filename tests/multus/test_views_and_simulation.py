@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from bandwidth_accounting import annotations
 from bandwidth_accounting.requirements import parse_requirements
+from contract import annotations
 from dashboard.data import dashboard_view
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.metrics import NodeCollector

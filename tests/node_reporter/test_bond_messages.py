@@ -8,12 +8,12 @@ marshal the IPRoute socket uses: two NICs enslaved to ``bond0`` (IFLA_MASTER), t
 
 from __future__ import annotations
 
+from contract.objects import InterfaceRole
 from node_reporter.config import ReporterConfig
 from node_reporter.netlink import parse_snapshot
 from node_reporter.rates import Rate
 from node_reporter.report import build_interfaces
 from tests.node_reporter.test_vlan_messages import address_message, decoded, link_message
-from topology.models import InterfaceRole
 
 BOND = 4
 LINKS = decoded(

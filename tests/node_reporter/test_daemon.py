@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.objects import NodeNetwork
 from kubernetes_access import api_client
 from node_reporter.config import ReporterConfig
 from node_reporter.main import run_daemon
@@ -27,7 +28,6 @@ from node_reporter.publish import KubePublisher
 from tests.kube_api import FakeKubeAPI
 from tests.node_reporter.conftest import Namespaces, ip
 from tests.node_reporter.test_discovery import BuiltNode, build_node
-from topology.models import NodeNetwork
 
 pytestmark = pytest.mark.kernel
 

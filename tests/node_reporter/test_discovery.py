@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from contract.objects import InterfaceRole, NetworkInterface
 from node_reporter.config import ReporterConfig
 from node_reporter.netlink import NetlinkSource
 from node_reporter.report import Reporter
@@ -25,7 +26,6 @@ from tests.node_reporter.conftest import (
     sysfs,
     wait_operstate,
 )
-from topology.models import InterfaceRole, NetworkInterface
 
 pytestmark = pytest.mark.kernel
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from contract.objects import InterfaceRole
 from node_reporter.config import ConfigError, ReporterConfig, load_config
 from node_reporter.main import main
 from node_reporter.netlink import Link
 from node_reporter.rates import Rate, RateMeter
-from topology.models import InterfaceRole
 
 
 def link(index: int, rx: int, tx: int, name: str = "eth0") -> Link:

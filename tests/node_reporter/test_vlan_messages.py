@@ -16,11 +16,11 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from contract.objects import InterfaceRole
 from node_reporter.config import ReporterConfig
 from node_reporter.netlink import parse_snapshot
 from node_reporter.rates import Rate
 from node_reporter.report import build_interfaces, segments_by_link
-from topology.models import InterfaceRole
 
 RTM_NEWLINK, RTM_NEWADDR = 16, 20
 IFF_UP_RUNNING_LOWER_UP = 0x1 | 0x40 | 0x10000 | 0x1000 | 0x2

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.objects import BandwidthPolicy, Pod
 from tests.conftest import make_pod
-from topology.models import BandwidthPolicy, Pod
 
 NAMES = ["node-a-1", "node-b-1"]
 

@@ -8,14 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bandwidth_accounting import annotations as ann
 from bandwidth_accounting.fit import reservation_for
 from bandwidth_accounting.requirements import parse_requirements
+from contract import annotations as ann
+from contract.objects import Pod
 from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
 from tests.conftest import make_pod
 from tests.interleaving import Schedule
-from topology.models import Pod
 
 
 def bind_body(pod: Pod, node: str) -> dict:

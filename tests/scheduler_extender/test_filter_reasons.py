@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.objects import NodeNetwork
 from tests.conftest import make_pod
-from topology.models import NodeNetwork
 
 
 def filter_body(pod, names):

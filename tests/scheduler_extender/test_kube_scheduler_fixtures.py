@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.objects import Node, Pod
 from scheduler_extender.app import create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.extender import Extender
@@ -17,7 +18,6 @@ from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import SchedulerSettings
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.conftest import load_fixture, make_pod
-from topology.models import Node, Pod
 
 REAL = "kube-scheduler-v1.36/"
 FILTER_REPLY_KEYS = {"Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bandwidth_accounting import annotations
-from bandwidth_accounting.reservation import Reservation
+from contract import annotations
+from contract.reservation import Reservation
 from demo.sample_cluster import sample_cluster
 from tests.dashboard.cluster import KubeScheduler, served_cluster
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
+from contract.objects import NodeNetwork
 from scheduler_extender.file_source import FileClusterSource
 from tests.conftest import make_pod
-from topology.models import NodeNetwork
 
 
 def filter_body(pod, names):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from scheduler_extender import scheduler as scheduler_module
 from tests.conftest import make_pod
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from scheduler_extender.bounded import BoundedLog, text_bytes
 from scheduler_extender.scheduler import RECENT_DECISIONS_BYTES
 from tests.conftest import make_pod

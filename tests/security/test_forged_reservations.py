@@ -14,7 +14,7 @@ import logging
 
 import httpx
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from netsched.commands.explain import render
 from scheduler_extender.state import Rejection
 from scheduler_extender.views import ExplainView

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from bandwidth_accounting import annotations as ann
 from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements, parse_requirements
+from contract import annotations as ann
 from dashboard import dashboard_router
 from scheduler_extender.app import create_app
 from scheduler_extender.extender import Extender

@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from bandwidth_accounting import annotations as ann
+from contract import annotations as ann
 from tests.conftest import make_pod
 from tests.kubernetes.conftest import PODS, bind_body, pod_object, seed_nodes, wait_until
 

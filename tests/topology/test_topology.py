@@ -4,19 +4,19 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from demo.sample_cluster import sample_cluster
-from topology.graph import Topology
-from topology.models import (
+from contract.objects import (
     InterfaceRole,
     Network,
     NetworkInterface,
-    NetworkMode,
     NetworkSpec,
     Node,
     NodeNetwork,
     NodeNetworkStatus,
     ObjectMeta,
 )
+from contract.wire import NetworkMode
+from demo.sample_cluster import sample_cluster
+from topology.graph import Topology
 
 
 @pytest.fixture

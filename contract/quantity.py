@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from bandwidth_accounting.annotations import quoted
-from bandwidth_accounting.rates import MAX_RATE_BPS as MAX_BPS
-from bandwidth_accounting.rates import MIN_RATE_BPS
+from contract.annotations import quoted
+from contract.rates import MAX_RATE_BPS as MAX_BPS
+from contract.rates import MIN_RATE_BPS
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),

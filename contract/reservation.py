@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from topology.attachment_definitions import DefinitionMode
-from topology.models import IPAddress, NetworkMode, WireModel
+from contract.wire import DefinitionMode, IPAddress, NetworkMode, WireModel
 
 Direction = Literal["ingress", "egress"]
 DIRECTIONS: tuple[Direction, Direction] = ("ingress", "egress")

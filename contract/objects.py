@@ -8,40 +8,19 @@ as the Kubernetes API spells them.
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
-API_GROUP = "netsched.io"
-API_VERSION = "netsched.io/v1alpha1"
+from contract.group import API_VERSION, BANDWIDTH_POLICY, NETWORK, NODE_NETWORK
+from contract.wire import IPAddress, IPNetwork, NetworkMode, WireModel
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
 SWITCH_LABEL = "netsched.io/switch"
-SCHEDULER_NAME = "netsched-scheduler"
-"""The ``schedulerName`` of pods placed through netsched (the profile in ``deploy/scheduler.yaml``)."""
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class WireModel(BaseModel):
-    """Base of every API model: camelCase on the wire, unknown fields ignored.
-
-    Kubernetes objects arrive with defaults, ``managedFields`` and ``status`` we do
-    not use; ignoring them keeps netsched compatible with every API version.
-    """
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        serialize_by_alias=True,
-    )
 
 
 class ObjectMeta(WireModel):
@@ -136,16 +115,10 @@ class NodeNetworkStatus(WireModel):
 class NodeNetwork(WireModel):
     """``NodeNetwork`` (cluster-scoped, named after its node), written by the reporter."""
 
-    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
-    kind: Literal["NodeNetwork"] = "NodeNetwork"
+    api_version: Literal[API_VERSION] = API_VERSION
+    kind: Literal[NODE_NETWORK.kind] = NODE_NETWORK.kind
     metadata: ObjectMeta
     status: NodeNetworkStatus = Field(default_factory=NodeNetworkStatus)
-
-
-class NetworkMode(StrEnum):
-    VLAN = "vlan"
-    VXLAN = "vxlan"
-    MACVLAN = "macvlan"
 
 
 class NetworkSpec(WireModel):
@@ -192,8 +165,8 @@ class NetworkSpec(WireModel):
 class Network(WireModel):
     """``Network`` (cluster-scoped), written by the admin."""
 
-    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
-    kind: Literal["Network"] = "Network"
+    api_version: Literal[API_VERSION] = API_VERSION
+    kind: Literal[NETWORK.kind] = NETWORK.kind
     metadata: ObjectMeta
     spec: NetworkSpec
 
@@ -242,8 +215,8 @@ class BandwidthPolicyStatus(WireModel):
 class BandwidthPolicy(WireModel):
     """``BandwidthPolicy`` (namespaced), written by the admin; netsched writes its status."""
 
-    api_version: Literal["netsched.io/v1alpha1"] = API_VERSION
-    kind: Literal["BandwidthPolicy"] = "BandwidthPolicy"
+    api_version: Literal[API_VERSION] = API_VERSION
+    kind: Literal[BANDWIDTH_POLICY.kind] = BANDWIDTH_POLICY.kind
     metadata: ObjectMeta
     spec: BandwidthPolicySpec = Field(default_factory=BandwidthPolicySpec)
     status: BandwidthPolicyStatus = Field(default_factory=BandwidthPolicyStatus)
@@ -283,9 +256,6 @@ class Pod(WireModel):
 
 
 __all__ = [
-    "API_GROUP",
-    "API_VERSION",
-    "SCHEDULER_NAME",
     "BandwidthPolicy",
     "BandwidthPolicySpec",
     "BandwidthPolicyStatus",
@@ -293,12 +263,10 @@ __all__ = [
     "InterfaceRole",
     "Network",
     "NetworkInterface",
-    "NetworkMode",
     "NetworkSpec",
     "Node",
     "NodeNetwork",
     "NodeNetworkStatus",
     "ObjectMeta",
     "Pod",
-    "WireModel",
 ]

@@ -4,6 +4,9 @@ What each means for a pod: docs/scheduling.md, "What a pod asks for". Why each v
 is capped, and what the caps stop: docs/security.md.
 """
 
+HEADROOM = "netsched.io/headroom"
+"""Node annotation overriding the cluster's headroom, as a fraction (0.2) or percent (20%)."""
+
 INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
 EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
 NETWORKS = "netsched.io/networks"

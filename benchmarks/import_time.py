@@ -11,11 +11,11 @@ For each: the wall time of the whole process (p50 and p90 of ``--runs`` runs, an
 less an empty ``python -c pass``'s), its CPU time (user + system, p50: on a shared machine
 the steadier figure), the import time Python itself reports (``-X importtime``, the sum of
 the top-level imports' cumulative times, median of 5 runs), and which heavy packages the
-path loads. ``--repo`` measures another checkout with this interpreter (the
-statement runs with that folder first on ``sys.path``), so two revisions compare under the
-same load.
+path loads. ``--repo`` (repeatable) measures other checkouts with this interpreter (the
+statement runs with that folder first on ``sys.path``); with several, their runs alternate,
+so two revisions compare under the same load.
 
-    .venv/bin/python benchmarks/import_time.py [--runs 20] [--repo /path/to/checkout]
+    .venv/bin/python benchmarks/import_time.py [--runs 20] [--repo BEFORE --repo AFTER]
 """
 
 from __future__ import annotations
@@ -50,15 +50,18 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_ms(repo: Path, statement: str, runs: int) -> tuple[list[float], list[float]]:
-    """(wall times, CPU times) of ``runs`` fresh interpreters, each sorted, in ms."""
-    wall, cpu = [], []
+def timed_ms(repos: list[Path], statement: str, runs: int
+             ) -> dict[Path, tuple[list[float], list[float]]]:
+    """Per checkout, (wall times, CPU times) of ``runs`` fresh interpreters, sorted, in ms;
+    the checkouts take turns, run by run."""
+    times: dict[Path, tuple[list[float], list[float]]] = {repo: ([], []) for repo in repos}
     for _ in range(runs):
-        started, cpu_before = time.perf_counter(), _children_cpu_s()
-        _run(repo, statement)
-        wall.append((time.perf_counter() - started) * 1000)
-        cpu.append((_children_cpu_s() - cpu_before) * 1000)
-    return sorted(wall), sorted(cpu)
+        for repo in repos:
+            started, cpu_before = time.perf_counter(), _children_cpu_s()
+            _run(repo, statement)
+            times[repo][0].append((time.perf_counter() - started) * 1000)
+            times[repo][1].append((_children_cpu_s() - cpu_before) * 1000)
+    return {repo: (sorted(wall), sorted(cpu)) for repo, (wall, cpu) in times.items()}
 
 
 def importtime_ms(repo: Path, statement: str, runs: int = 5) -> float:
@@ -90,26 +93,30 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--repo", type=Path, action="append",
+                        help="a checkout to measure (repeat to compare; default this one)")
     args = parser.parse_args()
-    repo = args.repo.resolve()
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()
+    repos = [repo.resolve() for repo in args.repo or [Path(__file__).resolve().parents[1]]]
+    names = {}
+    for repo in repos:
+        names[repo] = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                                     capture_output=True, text=True, check=False).stdout.strip()
     print(f"# {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {repo} at {commit}")
-    empty_wall, empty_cpu = timed_ms(repo, "pass", args.runs)
-    empty = statistics.median(empty_wall)
-    print(f"# empty interpreter (python -c pass): wall p50 {empty:.0f} ms, "
-          f"CPU p50 {statistics.median(empty_cpu):.0f} ms")
-    print("| path | wall p50 ms | wall p90 ms | wall p50 less empty ms | CPU p50 ms "
+          f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    empty = {repo: statistics.median(wall) for repo, (wall, _) in
+             timed_ms(repos, "pass", args.runs).items()}
+    print(f"# empty interpreter (python -c pass): wall p50 {statistics.median(empty.values()):.0f} ms")
+    print("| path | commit | wall p50 ms | wall p90 ms | wall p50 less empty ms | CPU p50 ms "
           "| -X importtime ms | loads |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, statement in PATHS.items():
-        wall, cpu = timed_ms(repo, statement, args.runs)
-        p50 = percentile(wall, 0.5)
-        print(f"| {name} | {p50:.0f} | {percentile(wall, 0.9):.0f} | {p50 - empty:.0f} "
-              f"| {percentile(cpu, 0.5):.0f} | {importtime_ms(repo, statement):.0f} "
-              f"| {', '.join(loaded(repo, statement))} |", flush=True)
+        for repo, (wall, cpu) in timed_ms(repos, statement, args.runs).items():
+            p50 = percentile(wall, 0.5)
+            print(f"| {name} | {names[repo]} | {p50:.0f} | {percentile(wall, 0.9):.0f} "
+                  f"| {p50 - empty[repo]:.0f} | {percentile(cpu, 0.5):.0f} "
+                  f"| {importtime_ms(repo, statement):.0f} | {', '.join(loaded(repo, statement))} |",
+                  flush=True)
+    print(f"# load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
     return 0
 
 

@@ -17,9 +17,9 @@ from datetime import datetime
 
 import numpy as np
 
-from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import PodRequirements
+from bandwidth_accounting.settings import FitSettings
 from topology.graph import Topology
 from topology.rows import NodeRows
 

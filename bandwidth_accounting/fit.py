@@ -10,12 +10,13 @@ call these same functions, so they cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
+from bandwidth_accounting.settings import FitSettings
 from contract import annotations
 from contract.objects import NetworkInterface
 from contract.reservation import (
@@ -61,26 +62,6 @@ class Plan:
     """(ingress, egress) bits/s per host interface."""
     primary_parent: str | None = None
     attachments: list[tuple[AttachmentRequirement, NetworkInterface]] = field(default_factory=list)
-
-
-DEFAULT_OBSERVED_MAX_AGE = timedelta(seconds=30)
-"""Three reporter intervals: one late report does not yet make a link's load unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class FitSettings:
-    report_ttl: timedelta | None = timedelta(seconds=60)
-    """A node whose NodeNetwork heartbeat is older fails pods that need bandwidth."""
-    observed_max_age: timedelta | None = DEFAULT_OBSERVED_MAX_AGE
-    """Observed load counts when observed at most this long ago (None: never, reservations
-    alone bound what is free). An older observation neither blocks a pod (the fit ignores
-    it) nor invites one (the node gets no bandwidth score)."""
-
-    def observed_since(self, now: datetime) -> float | None:
-        """Oldest observation time (seconds since the epoch) that still counts at ``now``."""
-        if self.observed_max_age is None:
-            return None
-        return (now - self.observed_max_age).timestamp()
 
 
 def pod_refusals(
@@ -348,9 +329,7 @@ def _held_by_lower_priority(
 
 
 __all__ = [
-    "DEFAULT_OBSERVED_MAX_AGE",
     "Cause",
-    "FitSettings",
     "Plan",
     "Refusal",
     "plan_on_node",

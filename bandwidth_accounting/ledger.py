@@ -27,8 +27,6 @@ import numpy as np
 from contract.quantity import format_bandwidth
 from contract.reservation import DIRECTIONS, Direction, Reservation
 
-DEFAULT_HEADROOM = 0.10
-
 InterfaceKey = tuple[str, str]
 """(node, interface)."""
 _NOTHING = (0, 0)

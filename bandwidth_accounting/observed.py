@@ -22,10 +22,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bandwidth_accounting.ledger import Ledger
+from bandwidth_accounting.settings import CapacitySettings
 from contract.objects import NodeNetwork
-
-DEFAULT_WINDOW = timedelta(seconds=60)
-"""Six reporter intervals; chosen with ``netsched simulate`` (docs/placement.md, noisy-neighbours)."""
 
 Rates = Mapping[str, tuple[int, int]]
 """(ingress, egress) bits/s per interface of one node."""
@@ -34,9 +32,10 @@ Rates = Mapping[str, tuple[int, int]]
 class ObservedLoad:
     """Recent reports per node; each new one updates the node's held load in the ledger."""
 
-    def __init__(self, ledger: Ledger, window: timedelta = DEFAULT_WINDOW) -> None:
+    def __init__(self, ledger: Ledger, window: timedelta | None = None) -> None:
+        """``window``: how long a reported rate is held; None: ``CapacitySettings``' default."""
         self.ledger = ledger
-        self.window = window.total_seconds()
+        self.window = (window if window is not None else CapacitySettings().observed_window).total_seconds()
         self._history: dict[str, deque[tuple[float, Rates]]] = {}
 
     def record(self, node: str, at: float, rates: Rates) -> None:

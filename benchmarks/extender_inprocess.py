@@ -27,8 +27,9 @@ from pathlib import Path
 
 from extender_latency import FIXTURES, bench_cluster
 
-from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
+from bandwidth_accounting.fit import Plan, plan_on_node
 from bandwidth_accounting.requirements import parse_requirements
+from bandwidth_accounting.settings import FitSettings
 from contract.objects import Pod
 from scheduler_extender import scoring
 from scheduler_extender.extender import Extender

@@ -132,7 +132,7 @@ def extender(kind: str, kubeconfig: str, port: int) -> None:
 
     source = KubernetesClusterSource(api_client(kubeconfig))
     if kind == "netsched":
-        from bandwidth_accounting.fit import FitSettings
+        from bandwidth_accounting.settings import FitSettings
         from scheduler_extender.app import create_app
         from scheduler_extender.extender import Extender
         from scheduler_extender.scheduler import SchedulerSettings

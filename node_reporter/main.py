@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pyroute2.netlink.exceptions import NetlinkError
 
 from contract.objects import NodeNetwork
-from node_reporter.config import ConfigError, ReporterConfig, load_config
+from node_reporter.config import ConfigError, MetricsSettings, ReporterConfig, load_config
 from node_reporter.metrics import MetricsServer, ReporterMetrics
 from node_reporter.netlink import NamespaceNotFound, NetlinkSource
 from node_reporter.report import Reporter, report_json, with_placement
@@ -42,7 +42,11 @@ PUBLISH_RETRY_FIRST = 0.5
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The reporter's flags; pass a subparser to mount them under another command."""
+    """The reporter's flags; pass a subparser to mount them under another command.
+
+    The flags have no argparse defaults (a flag left out leaves the config file's or the
+    environment's value); the defaults they name are ``ReporterConfig``'s own."""
+    reporter, metrics = ReporterConfig.model_fields, MetricsSettings.model_fields
     parser = parser or argparse.ArgumentParser(
         prog="netsched reporter",
         description="Discover this node's interfaces and publish its NodeNetwork: every "
@@ -55,11 +59,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--once", action="store_true", help="print one NodeNetwork as JSON and exit"
     )
     parser.add_argument("--node-name", help="the Node this reporter runs on (env NODE_NAME)")
-    parser.add_argument("--interval", type=float, help="seconds between reports (default 10)")
+    parser.add_argument("--interval", type=float, help=f"seconds between reports (default {reporter['interval'].default:g})")
     parser.add_argument(
         "--sample-seconds",
         type=float,
-        help="rate window of the first report and of --once (default 1)",
+        help="rate window of the first report and of --once "
+        f"(default {reporter['sample_seconds'].default:g})",
     )
     parser.add_argument(
         "--netns", help="inspect this named network namespace instead of the reporter's own"
@@ -68,10 +73,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, else ~/.kube/config)"
     )
     parser.add_argument(
-        "--metrics-address", help="address of /metrics and /healthz (default 0.0.0.0)"
+        "--metrics-address",
+        help=f"address of /metrics and /healthz (default {metrics['address'].default})",
     )
     parser.add_argument(
-        "--metrics-port", type=int, help="port of /metrics and /healthz (default 9478; 0 picks one)"
+        "--metrics-port", type=int,
+        help=f"port of /metrics and /healthz (default {metrics['port'].default}; 0 picks one)",
     )
     parser.add_argument(
         "--log-level",

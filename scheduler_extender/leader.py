@@ -19,7 +19,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,32 +26,9 @@ import orjson
 from kubernetes import client
 
 from kubernetes_access import ApiFailure, Conflict, NotFound, api_errors
+from scheduler_extender.settings import LeaseSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseSettings:
-    name: str = "netsched-extender"
-    namespace: str = "kube-system"
-    identity: str = ""
-    lease_duration: float = 15.0
-    """Seconds a holder's lease is honoured after its last renewal."""
-    renew_deadline: float = 10.0
-    """Seconds a leader keeps trying to renew before it steps down."""
-    retry_period: float = 2.0
-    """Seconds between attempts to acquire or renew."""
-
-    def problems(self) -> list[str]:
-        found = []
-        if not self.identity:
-            found.append("the identity must not be empty")
-        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
-            found.append(
-                f"need 0 < retry period ({self.retry_period}s) < renew deadline "
-                f"({self.renew_deadline}s) < lease duration ({self.lease_duration}s)"
-            )
-        return found
 
 
 def _micro_time(moment: datetime) -> str:
@@ -270,4 +246,4 @@ class LeaderElector:
         return orjson.loads(data)
 
 
-__all__ = ["LeaderElector", "LeaseSettings"]
+__all__ = ["LeaderElector"]

@@ -40,10 +40,11 @@ import orjson
 from kubernetes import client
 from pydantic import Field, ValidationError
 
-from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
+from bandwidth_accounting.fit import Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger
 from bandwidth_accounting.policy import InvalidPolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, PodRequirements
+from bandwidth_accounting.settings import FitSettings
 from contract.objects import ObjectMeta, Pod
 from contract.wire import WireModel
 from kubernetes_access import ApiFailure, api_errors

@@ -20,7 +20,6 @@ import numpy as np
 from bandwidth_accounting.batch import batch_fit
 from bandwidth_accounting.fit import (
     Cause,
-    FitSettings,
     Plan,
     Refusal,
     plan_on_node,
@@ -40,6 +39,7 @@ from bandwidth_accounting.requirements import (
     PodRequirements,
     parse_requirements,
 )
+from bandwidth_accounting.settings import FitSettings
 from contract import annotations
 from contract.group import SCHEDULER_NAME
 from contract.objects import Pod

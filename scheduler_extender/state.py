@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from enum import StrEnum
 
 from pydantic import ValidationError
 
 from bandwidth_accounting.batch import SlotMap
-from bandwidth_accounting.ledger import DEFAULT_HEADROOM, Holding, Ledger, usable_bps
-from bandwidth_accounting.observed import DEFAULT_WINDOW, ObservedLoad
+from bandwidth_accounting.ledger import Holding, Ledger, usable_bps
+from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
+from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.attachment_definitions import NetworkAttachmentDefinition
 from contract.group import SCHEDULER_NAME
@@ -31,12 +31,6 @@ from topology.attachment_definitions import DefinitionNetwork, describe_definiti
 from topology.graph import Topology
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True, slots=True)
-class CapacitySettings:
-    headroom: float = DEFAULT_HEADROOM
-    observed_window: timedelta = DEFAULT_WINDOW
-    """A link's observed load is the highest rate reported within this window."""
 
 
 def node_headroom(node: Node | None, default: float) -> float:

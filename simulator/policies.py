@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import PodRequirements
+from bandwidth_accounting.settings import CapacitySettings, FitSettings
 from contract import annotations
 from contract.group import SCHEDULER_NAME
 from contract.objects import ObjectMeta, Pod, PodSpec
@@ -28,7 +28,7 @@ from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import BindError, SchedulerSettings
-from scheduler_extender.state import CapacitySettings, ClusterState
+from scheduler_extender.state import ClusterState
 from simulator import PolicyName
 from simulator.arrivals import Arrival
 from simulator.kube import EXTENDER_SCORE_SCALE, KubeScheduler

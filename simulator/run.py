@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from pydantic import BaseModel
 
-from bandwidth_accounting.observed import DEFAULT_WINDOW
 from bandwidth_accounting.requirements import parse_requirements
+from bandwidth_accounting.settings import CapacitySettings
 from contract.objects import BandwidthPolicy
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.cluster import ClusterSnapshot
@@ -78,7 +78,7 @@ class SimulationConfig:
     seed: int = 1
     extender_weight: int = SHIPPED_EXTENDER_WEIGHT
     shape: ClusterShape = ClusterShape()
-    observed_window: float = DEFAULT_WINDOW.total_seconds()
+    observed_window: float = CapacitySettings().observed_window.total_seconds()
     report_interval: float = REPORT_INTERVAL
     namespace_default: str | None = None
     """A BandwidthPolicy default (both directions) in the pods' namespace; None: no policy."""

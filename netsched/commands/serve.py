@@ -10,6 +10,10 @@ import socket
 import threading
 from datetime import timedelta
 
+from bandwidth_accounting.settings import CapacitySettings, FitSettings
+from contract.group import SCHEDULER_NAME
+from scheduler_extender.settings import LeaseSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -20,21 +24,26 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_port: int = 80
 
 
 def add_placement_arguments(parser: argparse.ArgumentParser, note: str = "") -> None:
-    """The settings ``extender_from_args`` reads; ``note`` prefixes each help text."""
+    """The settings ``extender_from_args`` reads; ``note`` prefixes each help text. Their
+    defaults are the settings dataclasses' own."""
+    capacity, fit = CapacitySettings(), FitSettings()
     parser.add_argument(
-        "--headroom", type=float, default=0.10, help=f"{note}share of each link kept free (default %(default)s)"
+        "--headroom", type=float, default=capacity.headroom,
+        help=f"{note}share of each link kept free (default %(default)s)",
     )
     parser.add_argument(
-        "--report-ttl", type=float, default=60.0,
+        "--report-ttl", type=float, default=fit.report_ttl.total_seconds(),
         help=f"{note}seconds after which a node's NodeNetwork report is stale (default %(default)s)",
     )
     parser.add_argument(
-        "--observed-window", type=float, default=60.0, metavar="SECONDS",
+        "--observed-window", type=float, default=capacity.observed_window.total_seconds(),
+        metavar="SECONDS",
         help=f"{note}a link's observed load is the highest rate its reporter published within this "
         "window (default %(default)s)",
     )
     parser.add_argument(
-        "--observed-max-age", type=float, default=30.0, metavar="SECONDS",
+        "--observed-max-age", type=float, default=fit.observed_max_age.total_seconds(),
+        metavar="SECONDS",
         help=f"{note}observed load counts in placement while its report is at most this old; 0: never, "
         "reservations alone bound what is free (default %(default)s)",
     )
@@ -54,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--scheduler-name", action="append", metavar="NAME",
         help="a kube-scheduler profile that calls this extender; /bind refuses pods naming any other "
-        "(repeat for several; default netsched-scheduler)",
+        f"(repeat for several; default {SCHEDULER_NAME})",
     )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
@@ -73,23 +82,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--leader-elect", action="store_true",
         help="only the holder of a coordination.k8s.io Lease binds and reports ready",
     )
-    election.add_argument("--lease-name", default="netsched-extender", help="(default %(default)s)")
-    election.add_argument("--lease-namespace", default="kube-system", help="(default %(default)s)")
+    lease = LeaseSettings()
+    election.add_argument("--lease-name", default=lease.name, help="(default %(default)s)")
+    election.add_argument("--lease-namespace", default=lease.namespace, help="(default %(default)s)")
     election.add_argument(
         "--identity", default=os.environ.get("POD_NAME") or socket.gethostname(),
         help="this replica's name in the Lease (default $POD_NAME or the host name)",
     )
-    election.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default %(default)s)")
-    election.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default %(default)s)")
-    election.add_argument("--retry-period", type=float, default=2.0, help="seconds (default %(default)s)")
+    election.add_argument("--lease-duration", type=float, default=lease.lease_duration,
+                          help="seconds (default %(default)s)")
+    election.add_argument("--renew-deadline", type=float, default=lease.renew_deadline,
+                          help="seconds (default %(default)s)")
+    election.add_argument("--retry-period", type=float, default=lease.retry_period,
+                          help="seconds (default %(default)s)")
     return parser
 
 
 def extender_from_args(args: argparse.Namespace, source):
-    from bandwidth_accounting.fit import FitSettings
     from scheduler_extender.extender import Extender
     from scheduler_extender.scheduler import SchedulerSettings
-    from scheduler_extender.state import CapacitySettings, ClusterState
+    from scheduler_extender.state import ClusterState
 
     if not 0 <= args.headroom < 1:
         raise SystemExit(f"--headroom {args.headroom}: must be at least 0 and below 1")
@@ -211,7 +223,7 @@ def _cluster_file(args: argparse.Namespace):
 def _kubernetes(args: argparse.Namespace):
     from kubernetes_access import NoConfiguration
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
-    from scheduler_extender.leader import LeaderElector, LeaseSettings
+    from scheduler_extender.leader import LeaderElector
 
     try:
         api = api_client(args.kubeconfig)

@@ -7,6 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bandwidth_accounting.settings import CapacitySettings
     from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
 
     parser = subparsers.add_parser(
@@ -37,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="netsched's weight in kube-scheduler's extender config (default %(default)s, as deploy/ ships it)",
     )
     parser.add_argument(
-        "--observed-window", type=_non_negative, default=60.0, metavar="SECONDS",
+        "--observed-window", type=_non_negative,
+        default=CapacitySettings().observed_window.total_seconds(), metavar="SECONDS",
         help="the extender's --observed-window (default %(default)s)",
     )
     parser.add_argument(

@@ -7,9 +7,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bandwidth_accounting.batch import SlotMap, batch_fit
-from bandwidth_accounting.fit import FitSettings, Plan, plan_on_node
+from bandwidth_accounting.fit import Plan, plan_on_node
 from bandwidth_accounting.ledger import Holding, Ledger, usable_bps
 from bandwidth_accounting.requirements import AttachmentRequirement, PodRequirements
+from bandwidth_accounting.settings import FitSettings
 from contract.objects import (
     InterfaceRole,
     Network,

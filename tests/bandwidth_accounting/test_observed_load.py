@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bandwidth_accounting.fit import Cause, FitSettings, Plan, plan_on_node
+from bandwidth_accounting.fit import Cause, Plan, plan_on_node
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.requirements import PodRequirements
+from bandwidth_accounting.settings import FitSettings
 from contract.objects import (
     InterfaceRole,
     NetworkInterface,

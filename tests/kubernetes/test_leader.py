@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scheduler_extender.leader import LeaderElector, LeaseSettings
+from scheduler_extender.leader import LeaderElector
+from scheduler_extender.settings import LeaseSettings
 from tests.kube_api import ApiError, FakeKubeAPI
 from tests.kubernetes.conftest import (
     PODS,

@@ -16,7 +16,8 @@ import threading
 
 from kubernetes import client
 
-from scheduler_extender.leader import LeaderElector, LeaseSettings
+from scheduler_extender.leader import LeaderElector
+from scheduler_extender.settings import LeaseSettings
 from tests.interleaving import HANG_S, Schedule
 
 

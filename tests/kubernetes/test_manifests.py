@@ -30,7 +30,8 @@ from scheduler_extender.app import create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
-from scheduler_extender.leader import LeaderElector, LeaseSettings
+from scheduler_extender.leader import LeaderElector
+from scheduler_extender.settings import LeaseSettings
 from scheduler_extender.policy_status import PolicyStatusWriter
 from scheduler_extender.preemption import Preemptor
 from scheduler_extender.requeue import Requeuer

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bandwidth_accounting.fit import FitSettings
 from bandwidth_accounting.requirements import parse_requirements
+from bandwidth_accounting.settings import FitSettings
 from contract.objects import Pod
 from scheduler_extender.preemption import DisruptionBudget, Preemptor, Room, select_victims
 from tests.kubernetes.conftest import (

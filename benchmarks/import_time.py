@@ -4,7 +4,9 @@ Each path is one ``python -c`` statement, run in a fresh interpreter:
 
 - ``cni-daemon``: what ``netsched-cni daemon`` loads before it serves (``cni.main``, the
   daemon, the plugin's commands, the reservation read from the API, the kubernetes client).
-- ``cni-plugin``: what an in-process ``netsched-cni`` ADD loads (no daemon socket).
+- ``cni-plugin``: what an in-process ``netsched-cni`` ADD loads (no daemon socket), with
+  pyroute2's package ``__init__`` skipped as the executable does (``cni.fastimport``);
+  ``cni-plugin, pyroute2 whole``: the same without that trim.
 - ``reporter``: ``node_reporter.main``, the reporter's entry.
 
 For each: the wall time of the whole process (p50 and p90 of ``--runs`` runs, and the p50
@@ -33,7 +35,9 @@ from pathlib import Path
 PATHS: dict[str, str] = {
     "cni-daemon": "import cni.main, cni.daemon, cni.commands, cni.kube, "
                   "kubernetes.client, kubernetes.config",
-    "cni-plugin": "import cni.main, cni.commands, cni.config",
+    "cni-plugin": "import cni.main; cni.main.skip_package_inits(); "
+                  "import cni.commands, cni.config",
+    "cni-plugin, pyroute2 whole": "import cni.main, cni.commands, cni.config",
     "reporter": "import node_reporter.main",
 }
 HEAVY = ("networkx", "numpy", "fastapi", "kubernetes", "pyroute2", "pydantic")
@@ -105,7 +109,8 @@ def main() -> int:
           f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
     empty = {repo: statistics.median(wall) for repo, (wall, _) in
              timed_ms(repos, "pass", args.runs).items()}
-    print(f"# empty interpreter (python -c pass): wall p50 {statistics.median(empty.values()):.0f} ms")
+    print("# empty interpreter (python -c pass): wall p50 "
+          f"{statistics.median(empty.values()):.0f} ms")
     print("| path | commit | wall p50 ms | wall p90 ms | wall p50 less empty ms | CPU p50 ms "
           "| -X importtime ms | loads |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
@@ -114,7 +119,8 @@ def main() -> int:
             p50 = percentile(wall, 0.5)
             print(f"| {name} | {names[repo]} | {p50:.0f} | {percentile(wall, 0.9):.0f} "
                   f"| {p50 - empty[repo]:.0f} | {percentile(cpu, 0.5):.0f} "
-                  f"| {importtime_ms(repo, statement):.0f} | {', '.join(loaded(repo, statement))} |",
+                  f"| {importtime_ms(repo, statement):.0f} "
+                  f"| {', '.join(loaded(repo, statement))} |",
                   flush=True)
     print(f"# load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
     return 0

@@ -35,7 +35,8 @@ class ObservedLoad:
     def __init__(self, ledger: Ledger, window: timedelta | None = None) -> None:
         """``window``: how long a reported rate is held; None: ``CapacitySettings``' default."""
         self.ledger = ledger
-        self.window = (window if window is not None else CapacitySettings().observed_window).total_seconds()
+        window = window if window is not None else CapacitySettings().observed_window
+        self.window = window.total_seconds()
         self._history: dict[str, deque[tuple[float, Rates]]] = {}
 
     def record(self, node: str, at: float, rates: Rates) -> None:

@@ -59,7 +59,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--once", action="store_true", help="print one NodeNetwork as JSON and exit"
     )
     parser.add_argument("--node-name", help="the Node this reporter runs on (env NODE_NAME)")
-    parser.add_argument("--interval", type=float, help=f"seconds between reports (default {reporter['interval'].default:g})")
+    parser.add_argument(
+        "--interval", type=float,
+        help=f"seconds between reports (default {reporter['interval'].default:g})",
+    )
     parser.add_argument(
         "--sample-seconds",
         type=float,

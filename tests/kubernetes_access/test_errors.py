@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
+from contract.group import API_VERSION, GROUP, NETWORK, VERSION
 from kubernetes_access import (
     ApiFailure,
     Conflict,
@@ -37,11 +38,17 @@ from tests.kube_api import ApiError, FakeKubeAPI
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "kube-apiserver-v1.36"
 PODS = "/api/v1/namespaces/team-a/pods"
-NETWORKS = "/apis/netsched.io/v1alpha1/networks"
+NETWORKS = f"/apis/{GROUP}/{VERSION}/{NETWORK.plural}"
+NETWORKS_ARGS = (GROUP, VERSION, NETWORK.plural)
+"""The group, version and plural the custom objects client takes for a Network."""
 
 
 def captured(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
+
+
+def network(name: str) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": NETWORK.kind, "metadata": {"name": name}}
 
 
 def answer_as_captured(api: FakeKubeAPI, exchange: dict[str, Any]) -> None:
@@ -108,12 +115,11 @@ def test_an_existing_object_is_a_conflict_too(kube_api: FakeKubeAPI,
                                               kube_client: client.ApiClient) -> None:
     """A create of a name that exists: 409 with reason AlreadyExists, not Conflict (the
     registry's ``NewAlreadyExists``); both mean "someone else wrote first"."""
-    network = {"apiVersion": "netsched.io/v1alpha1", "kind": "Network", "metadata": {"name": "n"}}
     custom = client.CustomObjectsApi(kube_client)
-    custom.create_cluster_custom_object("netsched.io", "v1alpha1", "networks", network)
+    custom.create_cluster_custom_object(*NETWORKS_ARGS, network("n"))
     with pytest.raises(Conflict) as raised:
         with api_errors():
-            custom.create_cluster_custom_object("netsched.io", "v1alpha1", "networks", network)
+            custom.create_cluster_custom_object(*NETWORKS_ARGS, network("n"))
     assert raised.value.status_reason == "AlreadyExists"
     assert str(raised.value).startswith("API server answered 409 Conflict: ")
     assert '"n" already exists' in raised.value.message
@@ -124,16 +130,13 @@ def test_a_watch_older_than_the_history_is_gone(kube_api: FakeKubeAPI,
     """A watch from a resourceVersion etcd has compacted away: the server accepts the
     watch (200) and sends one ERROR event carrying a 410 ``Expired`` Status; the client
     raises it with no body, its reason made of the Status' reason and message."""
-    kube_api.seed(NETWORKS, {"apiVersion": "netsched.io/v1alpha1", "kind": "Network",
-                             "metadata": {"name": "old"}})
+    kube_api.seed(NETWORKS, network("old"))
     since = str(kube_api.revision)
-    kube_api.seed(NETWORKS, {"apiVersion": "netsched.io/v1alpha1", "kind": "Network",
-                             "metadata": {"name": "new"}})
+    kube_api.seed(NETWORKS, network("new"))
     kube_api.compact()
     custom = client.CustomObjectsApi(kube_client)
     stream = watch.Watch().stream(
-        custom.list_cluster_custom_object, "netsched.io", "v1alpha1", "networks",
-        resource_version=since, timeout_seconds=2,
+        custom.list_cluster_custom_object, *NETWORKS_ARGS, resource_version=since, timeout_seconds=2,
     )
     with pytest.raises(Gone) as raised:
         with api_errors():
@@ -149,16 +152,14 @@ def test_a_list_continuation_older_than_the_history_is_gone(kube_api: FakeKubeAP
     """A ``continue`` token from before a compaction: a plain 410 Gone answer with an
     ``Expired`` Status body (the list must start again)."""
     for name in ("a", "b", "c"):
-        kube_api.seed(NETWORKS, {"apiVersion": "netsched.io/v1alpha1", "kind": "Network",
-                                 "metadata": {"name": name}})
+        kube_api.seed(NETWORKS, network(name))
     custom = client.CustomObjectsApi(kube_client)
-    page = custom.list_cluster_custom_object("netsched.io", "v1alpha1", "networks", limit=1)
-    kube_api.seed(NETWORKS, {"apiVersion": "netsched.io/v1alpha1", "kind": "Network",
-                             "metadata": {"name": "d"}})
+    page = custom.list_cluster_custom_object(*NETWORKS_ARGS, limit=1)
+    kube_api.seed(NETWORKS, network("d"))
     kube_api.compact()
     with pytest.raises(Gone) as raised:
         with api_errors():
-            custom.list_cluster_custom_object("netsched.io", "v1alpha1", "networks", limit=1,
+            custom.list_cluster_custom_object(*NETWORKS_ARGS, limit=1,
                                               _continue=page["metadata"]["continue"])
     assert raised.value.status == 410 and raised.value.status_reason == "Expired"
     assert str(raised.value).startswith("API server answered 410 Gone: ")
@@ -169,13 +170,12 @@ def test_a_strategic_merge_patch_of_a_custom_resource_is_refused(
 ) -> None:
     """Custom resources do not take strategic merge patch: 415 UnsupportedMediaType, which
     no retry changes."""
-    kube_api.seed(NETWORKS, {"apiVersion": "netsched.io/v1alpha1", "kind": "Network",
-                             "metadata": {"name": "n"}})
+    kube_api.seed(NETWORKS, network("n"))
     custom = client.CustomObjectsApi(kube_client)
     with pytest.raises(Refused) as raised:
         with api_errors():
             custom.patch_cluster_custom_object(
-                "netsched.io", "v1alpha1", "networks", "n", {"spec": {}},
+                *NETWORKS_ARGS, "n", {"spec": {}},
                 _content_type="application/strategic-merge-patch+json",
             )
     assert (raised.value.status, raised.value.status_reason) == (415, "UnsupportedMediaType")

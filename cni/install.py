@@ -41,10 +41,9 @@ from typing import Any, NoReturn
 
 from cni.client import DEFAULT_SOCKET
 from cni.versions import SUPPORTED_VERSIONS
-from contract.group import SCHEDULER_NAME
+from contract.group import CNI_TYPE, SCHEDULER_NAME
 
-PLUGIN_TYPE = "netsched-cni"
-CLIENT_NAME = "netsched-cni"
+CLIENT_NAME = CNI_TYPE  # a runtime runs the executable its conflist entry's type names
 # Where the build puts the native client: `make cni-client` in the venv, the Dockerfile's
 # thin-client stage in the image (whose prefix is the virtualenv /opt/netsched).
 CLIENT_BUILD = Path(sys.prefix) / "libexec" / "netsched-cni" / CLIENT_NAME
@@ -212,7 +211,7 @@ def plugin_entry(
     runtime gives every plugin the conflist's, and the plugin answers in it (containerd
     1.6 and 1.7 refuse a 1.1.0 result).
     """
-    entry: dict[str, Any] = {"type": PLUGIN_TYPE, "capabilities": {"bandwidth": True}}
+    entry: dict[str, Any] = {"type": CNI_TYPE, "capabilities": {"bandwidth": True}}
     if kubeconfig is not None:
         entry["kubeconfig"] = kubeconfig
     entry.update({
@@ -322,7 +321,7 @@ def read_network(path: Path) -> dict[str, Any]:
             f"{path}: cniVersion {version!r} is not one netsched-cni speaks "
             f"({', '.join(SUPPORTED_VERSIONS)}); every ADD would fail"
         )
-    if all(p["type"] == PLUGIN_TYPE for p in conflist["plugins"]):
+    if all(p["type"] == CNI_TYPE for p in conflist["plugins"]):
         raise InstallError(f"{path}: holds no plugin but netsched-cni, which only chains "
                            "after a main plugin")
     return conflist
@@ -350,7 +349,7 @@ def chain_into_primary(
     """
     primary = wait_for_primary(conf_dir, timeout)
     conflist = read_network(primary)
-    others = [p for p in conflist["plugins"] if p["type"] != PLUGIN_TYPE]
+    others = [p for p in conflist["plugins"] if p["type"] != CNI_TYPE]
     updated = {**conflist, "plugins": [*others, plugin]}
     mode = stat.S_IMODE(primary.stat().st_mode)
     if _extension(primary.name) == ".conflist":
@@ -393,7 +392,7 @@ def unchain(conf_dir: Path) -> list[Path]:
         plugins = document.get("plugins") if isinstance(document, dict) else None
         if not isinstance(plugins, list):
             continue
-        kept = [p for p in plugins if not (isinstance(p, dict) and p.get("type") == PLUGIN_TYPE)]
+        kept = [p for p in plugins if not (isinstance(p, dict) and p.get("type") == CNI_TYPE)]
         if len(kept) == len(plugins) or not kept:
             continue
         mode = stat.S_IMODE(path.stat().st_mode)

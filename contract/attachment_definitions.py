@@ -1,5 +1,5 @@
 """Multus's ``NetworkAttachmentDefinition`` (the Network Plumbing WG's CRD), as netsched
-reads it, and the kinds of attachment a definition makes.
+reads it.
 
 A NAD (``k8s.cni.cncf.io/v1``, namespaced) holds a CNI configuration in ``spec.config``;
 how netsched reads that configuration as a network of the topology is

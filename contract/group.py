@@ -1,5 +1,5 @@
-"""The names netsched owns in the Kubernetes API: its group, version, kinds and plurals,
-and the scheduler name of the pods it places.
+"""The names netsched owns: in the Kubernetes API its group, version, kinds and plurals and
+the scheduler name of the pods it places; in a CNI conflist its plugin's type.
 
 Said once here: the models (``contract.objects``) take their ``apiVersion`` and ``kind``
 from it, the CRD generator its names and scopes, and every client its list and write paths.
@@ -39,7 +39,8 @@ NETWORK = Kind("Network", "networks")
 BANDWIDTH_POLICY = Kind("BandwidthPolicy", "bandwidthpolicies", namespaced=True)
 """Namespaced; written by the admin, its status by the extender."""
 
-KINDS = (NODE_NETWORK, NETWORK, BANDWIDTH_POLICY)
+CNI_TYPE = "netsched-cni"
+"""The ``type`` of netsched's CNI plugin in a conflist: the node's chain, or a NAD's."""
 
 SCHEDULER_NAME = "netsched-scheduler"
 """The ``schedulerName`` of pods placed through netsched (the profile in ``deploy/scheduler.yaml``)."""

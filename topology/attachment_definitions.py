@@ -20,10 +20,9 @@ from typing import Any
 import orjson
 
 from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.group import CNI_TYPE
 from contract.wire import DefinitionMode, IPAddress, IPNetwork
 
-SHAPING_PLUGIN = "netsched-cni"
-"""The CNI type of netsched's own plugin, chained in a NAD's conflist to shape the attachment."""
 DEFAULT_BRIDGE = "cni0"
 """The reference ``bridge`` plugin's bridge when its config names none."""
 
@@ -53,7 +52,7 @@ class DefinitionNetwork:
     @property
     def shaped(self) -> bool:
         """Whether netsched-cni is chained in the NAD's own conflist (and so shapes it)."""
-        return SHAPING_PLUGIN in self.plugins
+        return CNI_TYPE in self.plugins
 
     @property
     def reach_known(self) -> bool:

@@ -25,6 +25,7 @@ from cni.config import (
     parse_attachments,
 )
 from cni.errors import CNIError, ErrorCode
+from cni.kube import fetch_reservation, pod_identity
 from cni.netns import (
     NamespaceGone,
     NotANamespace,
@@ -102,8 +103,6 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
     runtime = conf.runtime_config.bandwidth
     reservation = None
     if conf.kubeconfig:
-        from cni.kube import fetch_reservation, pod_identity
-
         reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args),
                                         conf.node_name or os.environ.get("NODE_NAME") or None,
                                         conf.scheduler_names)

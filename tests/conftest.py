@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import Phase, settings
 
 from contract.group import SCHEDULER_NAME
 from contract.objects import ObjectMeta, Pod, PodSpec
@@ -18,6 +19,10 @@ from scheduler_extender.app import create_app
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
+
+# `make mutate` runs the tests once per mutant (pyproject.toml's [tool.mutmut] selects this
+# profile): one failing example kills the mutant; shrinking it took minutes per mutant.
+settings.register_profile("mutmut", phases=[Phase.explicit, Phase.generate], database=None)
 
 # Request bodies a real kube-scheduler sent, and the same shape with netsched annotations.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extender"

@@ -71,6 +71,19 @@ ONE_POD_INTERFACE = [NetworkInterface(name="eth0", role=InterfaceRole.POD, speed
 # The headroom counts the direction the pod asks nothing of (here ingress, 50M held).
 @example(nodes=[(ONE_POD_INTERFACE, "z1", 5, True)], requirements=PodRequirements(egress_bps=1_000_000),
          held=[(0, 0, 50_000_000, 0)], observed={}, observed_max_age=None)
+# Found by mutation testing (`make mutate`): the boundaries, which random rates miss.
+# A pod asking exactly what is left fits (one charge, and two charges on one interface):
+@example(nodes=[(ONE_POD_INTERFACE, "z1", 5, True)], requirements=PodRequirements(ingress_bps=50_000_000),
+         held=[(0, 0, 50_000_000, 0)] * 17, observed={}, observed_max_age=None)
+@example(nodes=[([NetworkInterface(name="eth0", role=InterfaceRole.POD, speed_mbps=1000, vlans=[10])], "z1", 5, True)],
+         requirements=PodRequirements(ingress_bps=25_000_000, attachments=(
+             AttachmentRequirement(network="blue", interface="net1", ingress_bps=25_000_000, egress_bps=0),)),
+         held=[(0, 0, 50_000_000, 0)] * 17, observed={}, observed_max_age=None)
+# A report exactly as old as the TTL is fresh; an observation exactly as old as the maximum age counts.
+@example(nodes=[(ONE_POD_INTERFACE, "z1", 60, True)], requirements=PodRequirements(egress_bps=1_000_000),
+         held=[], observed={}, observed_max_age=None)
+@example(nodes=[(ONE_POD_INTERFACE, "z1", 5, True)], requirements=PodRequirements(egress_bps=1_000_000),
+         held=[], observed={0: (30, {"eth0": (0, 100_000_000)})}, observed_max_age=timedelta(seconds=30))
 @given(nodes=nodes, requirements=requirements,
        held=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), rates, rates), max_size=8),
        observed=observations, observed_max_age=st.sampled_from([None, timedelta(seconds=30)]))
@@ -95,9 +108,13 @@ def test_batch_agrees_with_plan_on_node(nodes, requirements, held, observed, obs
         return
     names = [f"n{i}" for i in range(len(nodes))] + ["ghost"]
     fit = FitSettings(report_ttl=timedelta(seconds=60), observed_max_age=observed_max_age)
-    batch = batch_fit(requirements, topology.rows.rows_of(names), topology, ledger, SlotMap(topology.rows, ledger), NOW, fit)
+    rows = topology.rows.rows_of(names)
+    batch = batch_fit(requirements, rows, topology, ledger, SlotMap(topology.rows, ledger), NOW, fit)
+    assert batch.rows is rows
     for index, name in enumerate(names):
         exact = plan_on_node(requirements, name, topology, ledger, NOW, fit)
+        if not batch.fits[index]:
+            assert np.isnan(batch.headroom[index])  # not decided here: no headroom either
         if batch.fits[index]:
             assert isinstance(exact, Plan), (name, exact)
             expected = headroom_left(exact, ledger, fit.observed_since(NOW))

@@ -160,3 +160,83 @@ def test_a_node_view_keeps_the_traffic_nobody_reserved_and_only_that_node_s():
     assert view.observed("m", "eth0", since=0.0) == (0, 0)
     assert view.usable("m", "eth0") == (0, 0)
     assert ledger.observed("n", "eth0", since=0.0) == (700, 250)  # the ledger itself is unchanged
+
+
+# The tests below pin what mutation testing (`make mutate`) found unasserted.
+
+
+def test_a_refusal_over_both_directions_gives_both_reasons_and_joins_them_in_its_message():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    try:
+        ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=1001, egress=1001)}))
+    except ReservationRefused as refused:
+        assert len(refused.reasons) == 2
+        assert str(refused) == "; ".join(refused.reasons)  # what the bind's error carries
+    else:
+        raise AssertionError("must refuse")
+
+
+def test_free_is_per_direction_and_nothing_on_an_unknown_interface():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 400)})
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=100, egress=50)}))
+    assert ledger.free("n", "eth0") == (900, 350)
+    assert ledger.free("n", "eth9") == (0, 0)
+    assert ledger.slot("n", "eth0") == 0
+    assert ledger.slot("n", "eth9") == -1  # batch_fit masks -1 as "no such interface"
+
+
+def test_releasing_frees_every_charged_interface_and_the_namespace_total():
+    """A reservation naming an interface with nothing on it (skipped) before one with rates:
+    the release must still return the later one's bandwidth, and the namespace's total
+    (what a BandwidthPolicy quota compares) must drop to what its other pods hold."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("n", "eth1"): (1000, 1000)})
+    skipped_then_charged = {"eth0": Rates(ingress=0, egress=0), "eth1": Rates(ingress=100, egress=40)}
+    ledger.reserve("a", "team/a", 0, Reservation(node="n", interfaces=skipped_then_charged))
+    ledger.reserve("b", "team/b", 0, Reservation(node="n", interfaces={"eth1": Rates(ingress=7, egress=3)}))
+    ledger.reserve("c", "other/c", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=1, egress=1)}))
+    assert ledger.namespace_reserved("team") == (107, 43)
+
+    ledger.release("a")
+    assert ledger.reserved("n", "eth1") == (7, 3)
+    assert ledger.namespace_reserved("team") == (7, 3)
+    ledger.release("b")
+    assert ledger.reserved("n", "eth1") == (0, 0)
+    assert ledger.namespace_reserved("team") == (0, 0)
+    assert ledger.namespace_reserved("other") == (1, 1)
+
+
+def test_an_address_s_holder_is_the_pod_that_reserved_it_until_it_releases():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth1"): (1000, 1000)})
+    attachment = AttachmentReservation(network="storage", interface="net1", mode="macvlan", parent="eth1",
+                                       ip="10.0.0.7/24", mac="02:00:00:00:00:07")
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", attachments=[attachment]))
+    assert ledger.address_holder("storage", "10.0.0.7") == "a"
+    assert ledger.address_holder("storage", "10.0.0.8") is None
+    assert ledger.address_holder("other", "10.0.0.7") is None
+    ledger.release("a")
+    assert ledger.address_holder("storage", "10.0.0.7") is None
+
+
+def test_update_usable_changes_known_interfaces_in_place_and_refuses_a_new_one():
+    """One node's headroom changed: its capacities change in place (the batch check's
+    arrays too, without new slots); an interface the ledger lacks needs set_usable."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("m", "eth0"): (500, 500)})
+    rows_before, version = ledger.budget_rows()[0], ledger.version
+
+    assert ledger.update_usable({("n", "eth0"): (800, 700)}) is True
+    assert ledger.usable("n", "eth0") == (800, 700)
+    assert ledger.budget_rows()[0] is rows_before
+    assert rows_before[ledger.slot("n", "eth0")].tolist() == [800, 700]
+    assert rows_before[ledger.slot("m", "eth0")].tolist() == [500, 500]
+    assert ledger.version > version
+
+    version = ledger.version
+    assert ledger.update_usable({("n", "eth0"): (1, 1), ("n", "eth9"): (5, 5)}) is False
+    assert ledger.usable("n", "eth0") == (800, 700)
+    assert ledger.usable("n", "eth9") == (0, 0)
+    assert ledger.version == version

@@ -240,3 +240,25 @@ def test_update_usable_changes_known_interfaces_in_place_and_refuses_a_new_one()
     assert ledger.usable("n", "eth0") == (800, 700)
     assert ledger.usable("n", "eth9") == (0, 0)
     assert ledger.version == version
+
+
+def test_a_changed_reservation_for_a_held_uid_replaces_it_or_keeps_the_old_one_when_refused():
+    """A pod re-reserved with other rates (a retried bind after its plan changed): the new
+    reservation replaces the old, checked as if the old were gone; if the new one does not
+    fit, the pod keeps what it held."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=600)}))
+
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=900)}))
+    assert ledger.reserved("n", "eth0") == (900, 0)
+    assert ledger.holding("a").reservation.interfaces["eth0"].ingress == 900
+
+    try:
+        ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=1100)}))
+    except ReservationRefused:
+        pass
+    else:
+        raise AssertionError("must refuse")
+    assert ledger.reserved("n", "eth0") == (900, 0)
+    assert ledger.holding("a").reservation.interfaces["eth0"].ingress == 900

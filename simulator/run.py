@@ -29,7 +29,7 @@ from bandwidth_accounting.settings import CapacitySettings
 from contract.objects import BandwidthPolicy
 from demo.sample_cluster import sample_cluster
 from scheduler_extender.cluster import ClusterSnapshot
-from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
+from simulator import REPORT_INTERVAL, SEED, SHIPPED_EXTENDER_WEIGHT, ClusterShape, PolicyName
 from simulator.arrivals import Arrival, draw_arrivals
 from simulator.kube import KubeScheduler, feasible_nodes_to_find
 from simulator.links import HISTOGRAM_EDGES, LinkLoad
@@ -53,29 +53,13 @@ PROGRESS_STEPS = 10
 SAMPLES = 100
 """Utilisation samples per run, evenly spaced after the warm-up."""
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-REPORT_INTERVAL = 10.0
-"""The node reporter's default interval (``ReporterConfig.interval``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterShape:
-    zones: int = 4
-    nodes_per_switch: int = 25
-
-    def for_nodes(self, nodes: int) -> tuple[int, int, int]:
-        """(zones, switches per zone, nodes per switch) closest to ``nodes`` nodes."""
-        zones = max(1, min(self.zones, nodes))
-        per_switch = max(1, min(self.nodes_per_switch, nodes // zones))
-        switches = max(1, round(nodes / (zones * per_switch)))
-        return zones, switches, per_switch
-
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
     workload: Workload
     nodes: int
     pods: int
-    seed: int = 1
+    seed: int = SEED
     extender_weight: int = SHIPPED_EXTENDER_WEIGHT
     shape: ClusterShape = ClusterShape()
     observed_window: float = CapacitySettings().observed_window.total_seconds()

@@ -8,7 +8,7 @@ import sys
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from bandwidth_accounting.settings import CapacitySettings
-    from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
+    from simulator import REPORT_INTERVAL, SEED, SHIPPED_EXTENDER_WEIGHT, ClusterShape, PolicyName
 
     parser = subparsers.add_parser(
         "simulate",
@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--pods-per-node", type=_positive_number, metavar="LOAD",
         help="mean pods alive per node, overriding the workload's pods_per_node (sets the arrival rate)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED, help="(default %(default)s)")
     parser.add_argument(
         "--policies", nargs="+", type=PolicyName, default=list(PolicyName), metavar="POLICY",
         help=f"which to run: {', '.join(p.value for p in PolicyName)} (default all)",
@@ -48,11 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "pods that annotate nothing are then reserved and shaped to it under netsched",
     )
     parser.add_argument(
-        "--report-interval", type=_positive_number, default=10.0, metavar="SECONDS",
+        "--report-interval", type=_positive_number, default=REPORT_INTERVAL, metavar="SECONDS",
         help="the node reporters' interval (default %(default)s)",
     )
-    parser.add_argument("--zones", type=_positive, default=4, help="(default %(default)s)")
-    parser.add_argument("--nodes-per-switch", type=_positive, default=25, help="(default %(default)s)")
+    parser.add_argument("--zones", type=_positive, default=ClusterShape().zones, help="(default %(default)s)")
+    parser.add_argument("--nodes-per-switch", type=_positive, default=ClusterShape().nodes_per_switch, help="(default %(default)s)")
     parser.add_argument("--jobs", type=_positive, default=1, help="policies run in parallel processes (default %(default)s)")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument("--plot", metavar="PNG", help="write the link utilisation plot to this PNG file (needs the plot extra, matplotlib)")
@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plot:
         require_module("matplotlib")
+    from simulator import ClusterShape
     from simulator import report as reporting
-    from simulator.run import ClusterShape, SimulationConfig, run_simulation
+    from simulator.run import SimulationConfig, run_simulation
     from simulator.workload import WorkloadError, load_workload
 
     try:

@@ -15,10 +15,10 @@ from demo.sample_cluster import sample_cluster
 from scheduler_extender.metrics import NodeCollector
 from scheduler_extender.state import ClusterState
 from scheduler_extender.views import topology_view
-from simulator import PolicyName
+from simulator import ClusterShape, PolicyName
 from simulator.arrivals import draw_arrivals
 from simulator.policies import WithNetsched
-from simulator.run import ClusterShape, PolicyRun, SimulationConfig
+from simulator.run import PolicyRun, SimulationConfig
 from simulator.workload import Workload
 
 WORKLOAD = Workload.model_validate({

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.run import ClusterShape, SimulationConfig
+from simulator import ClusterShape
+from simulator.run import SimulationConfig
 from simulator.workload import Workload
 
 HOT = {

@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator import PolicyName
+from simulator import ClusterShape, PolicyName
 from simulator.arrivals import draw_arrivals
 from simulator.policies import WithNetsched
-from simulator.run import (
-    ClusterShape,
-    PolicyRun,
-    SimulationConfig,
-    run_simulation,
-)
+from simulator.run import PolicyRun, SimulationConfig, run_simulation
 
 TIMING_FIELDS = {"schedule_ms_mean", "schedule_ms_p99", "seconds"}
 

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from demo.sample_cluster import sample_cluster
-from simulator import SHIPPED_EXTENDER_WEIGHT, PolicyName
+from simulator import SHIPPED_EXTENDER_WEIGHT, ClusterShape, PolicyName
 from simulator.arrivals import draw_arrivals
 from simulator.links import LinkLoad
-from simulator.run import ClusterShape, PolicyRun, SimulationConfig, run_simulation
+from simulator.run import PolicyRun, SimulationConfig, run_simulation
 from simulator.workload import Workload, load_workload
 from topology.graph import Topology
 

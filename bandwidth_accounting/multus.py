@@ -30,6 +30,7 @@ from bandwidth_accounting.requirements import (
     json_list,
     valid_interface_name,
     valid_mac,
+    valid_object_name,
 )
 from contract import annotations
 from contract.annotations import quoted
@@ -39,8 +40,6 @@ NAME = annotations.MULTUS_NETWORKS
 # Multus's own check of the comma form (a DNS-1123 label) for namespaces and names.
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_CHARACTERS = 63
-# A NAD's name in the JSON form: a DNS-1123 subdomain, as the API server names objects.
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
 _USED_KEYS = ("name", "namespace", "interface", "interfaceRequest", "ips", "mac", "default-route",
               "bandwidth")
@@ -109,7 +108,7 @@ def _comma_element(value: str, position: int, item: str) -> dict[str, object]:
     if namespace.strip():
         element["namespace"] = namespace.strip()
     for what, text in (("namespace", namespace.strip()), ("name", name.strip())):
-        if (text or what == "name") and not (_LABEL.fullmatch(text) and len(text) <= _LABEL_CHARACTERS):
+        if (text or what == "name") and not _is_label(text):
             raise InvalidAnnotation(
                 NAME, value, f"element {position} {quoted(item)}: {what} {quoted(text)} must be "
                 "lower-case letters, digits and '-', starting and ending alphanumeric (a DNS-1123 label)",
@@ -123,11 +122,11 @@ def _attachment(value: str, position: int, element: dict[str, object], pod_names
                 ) -> AttachmentRequirement:
     fields = _fields(value, position, element)
     name = fields.get("name")
-    if not isinstance(name, str) or not _SUBDOMAIN.fullmatch(name):
+    if not isinstance(name, str) or not valid_object_name(name):
         raise InvalidAnnotation(NAME, value, f"element {position}: name {quoted(name)} is not a "
                                 "NetworkAttachmentDefinition name")
     namespace = fields.get("namespace") or pod_namespace
-    if not isinstance(namespace, str) or not (_LABEL.fullmatch(namespace) and len(namespace) <= 63):
+    if not isinstance(namespace, str) or not _is_label(namespace):
         raise InvalidAnnotation(NAME, value, f"element {position} ({quoted(name)}): namespace "
                                 f"{quoted(namespace)} is not a namespace name")
     network = f"{namespace}/{name}"
@@ -146,6 +145,11 @@ def _attachment(value: str, position: int, element: dict[str, object], pod_names
         ip=_address(value, label, fields.get("ips")),
         mac=_mac(value, label, fields.get("mac")),
     )
+
+
+def _is_label(text: str) -> bool:
+    """Whether ``text`` is a DNS-1123 label, as Multus checks namespaces and names."""
+    return len(text) <= _LABEL_CHARACTERS and _LABEL.fullmatch(text) is not None
 
 
 def _fields(value: str, position: int, element: dict[str, object]) -> dict[str, object]:

@@ -29,7 +29,8 @@ from contract.wire import IPAddress
 PRIMARY_INTERFACE = "eth0"
 # Matched with fullmatch: a "$" anchor would also accept a trailing newline.
 _INTERFACE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_NETWORK_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""A DNS-1123 subdomain: how the API server names a Network or a NetworkAttachmentDefinition."""
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 # Kubernetes' label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue):
 # an optional DNS subdomain prefix of at most 253 characters, then a name of at most 63.
@@ -283,7 +284,7 @@ def _attachments(value: str | None) -> tuple[AttachmentRequirement, ...]:
         if unknown:
             raise InvalidAnnotation(name, value, f"unknown key(s) {quoted(sorted(unknown))}")
         network = entry.get("name")
-        if not isinstance(network, str) or not _NETWORK_NAME.fullmatch(network):
+        if not isinstance(network, str) or not valid_object_name(network):
             raise InvalidAnnotation(name, value, f"network name {quoted(network)} is not valid")
         if network in networks:
             # Two attachments to one network would get the same address and MAC.
@@ -371,6 +372,11 @@ def valid_mac(mac: str) -> str | None:
     if mac.replace(":", "") == "0" * 12:
         return "is all zeros"
     return None
+
+
+def valid_object_name(name: str) -> bool:
+    """Whether ``name`` can name an API object such as a network (a DNS-1123 subdomain)."""
+    return _OBJECT_NAME.fullmatch(name) is not None
 
 
 def valid_interface_name(name: str) -> bool:

@@ -13,7 +13,7 @@ class Backoff:
     The n-th wait after a success is drawn between half and all of
     ``min(maximum, initial * 2**(n-1))``: half fixed, so a failing server is not hammered,
     half random, so the many clients that lost the API together (every node's reporter,
-    the extender's five watches) do not come back in step. Each user keeps its own
+    the extender's watches) do not come back in step. Each user keeps its own
     instance (one per watch, one per reporter): its state is its own run of failures.
     """
 

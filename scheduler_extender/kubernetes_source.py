@@ -66,7 +66,7 @@ class SourceError(RuntimeError):
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """A client by the credential rule (``kubernetes_access``), its pool sized for the
-    five watches plus ``CONCURRENT_BINDS`` binds in flight: a bind that waits for a free
+    ``WATCHED_RESOURCES`` watches plus ``CONCURRENT_BINDS`` binds in flight: a bind that waits for a free
     connection waits for another bind's API round trip. Raises ``NoConfiguration``.
     """
     return kubernetes_client(kubeconfig, pool_size=CONCURRENT_BINDS + WATCHED_RESOURCES)

@@ -9,7 +9,7 @@ import time
 
 from contract import annotations as ann
 from contract.objects import Pod
-from scheduler_extender.kubernetes_source import KubernetesClusterSource
+from scheduler_extender.kubernetes_source import WATCHED_RESOURCES, KubernetesClusterSource
 from scheduler_extender.state import ClusterState
 from tests.kube_api import ApiError, FakeKubeAPI
 from tests.kubernetes.conftest import (
@@ -23,10 +23,6 @@ from tests.kubernetes.conftest import (
     seed_nodes,
     wait_until,
 )
-
-# The source lists and then watches each kind it reads: nodes, nodenetworks, networks,
-# bandwidthpolicies, pods and (the in-test server serves the Multus CRD) NADs.
-WATCHED_KINDS = 6
 
 
 def reservation_json(node: str, egress: int = 300_000_000) -> str:
@@ -99,7 +95,7 @@ def test_start_lists_everything_and_rebuilds_the_ledger_from_bound_pods(kube_api
     assert state.ledger.reserved("node-01", "eth0") == (0, 0)
     # lists are paged (FAST pages hold 50): every page was asked with a limit
     lists = [r.path for r in kube_api.requests if "limit=" in r.path]
-    assert len(lists) == WATCHED_KINDS
+    assert len(lists) == WATCHED_RESOURCES
     assert any(path.startswith("/apis/k8s.cni.cncf.io/v1/network-attachment-definitions?") for path in lists)
 
 
@@ -155,7 +151,7 @@ def test_410_gone_relists_and_converges(kube_api, sources):
     state = ClusterState()
     source = sources()
     source.start(state)
-    wait_until(lambda: kube_api.open_watches == WATCHED_KINDS, what="a watch per kind")
+    wait_until(lambda: kube_api.open_watches == WATCHED_RESOURCES, what="a watch per kind")
     # The watch cache moves on without us: changes we never see as events, then 410.
     kube_api.pause()
     kube_api.delete(f"{PODS}/a")
@@ -178,7 +174,7 @@ def test_open_watches_told_410_relist(kube_api, sources):
     state = ClusterState()
     source = sources()
     source.start(state)
-    wait_until(lambda: kube_api.open_watches == WATCHED_KINDS, what="a watch per kind")
+    wait_until(lambda: kube_api.open_watches == WATCHED_RESOURCES, what="a watch per kind")
     kube_api.seed(PODS, bound_pod("before", "node-00"))
     kube_api.expire_watches()
     kube_api.seed(PODS, bound_pod("after", "node-00"))
@@ -192,7 +188,7 @@ def test_dropped_streams_resume_from_the_last_version_without_a_relist(kube_api,
     source = sources()
     source.start(state)
     for round_ in range(3):
-        wait_until(lambda: kube_api.open_watches == WATCHED_KINDS, what="a watch per kind")
+        wait_until(lambda: kube_api.open_watches == WATCHED_RESOURCES, what="a watch per kind")
         kube_api.seed(PODS, bound_pod(f"p{round_}", "node-00"))
         kube_api.drop_watches()
         kube_api.seed(PODS, bound_pod(f"q{round_}", "node-00"))
@@ -208,7 +204,7 @@ def test_500s_for_a_while_then_recovery(kube_api, sources):
     state = ClusterState()
     source = sources()
     source.start(state)
-    wait_until(lambda: kube_api.open_watches == WATCHED_KINDS, what="a watch per kind")
+    wait_until(lambda: kube_api.open_watches == WATCHED_RESOURCES, what="a watch per kind")
     failures = []
 
     def internal_error(method: str, path: str):
@@ -337,7 +333,7 @@ def test_resync_rebuilds_everything_and_the_watches_go_on_from_there(kube_api, s
     state = ClusterState()
     source = sources()
     source.start(state)
-    wait_until(lambda: kube_api.open_watches == WATCHED_KINDS, what="a watch per kind")
+    wait_until(lambda: kube_api.open_watches == WATCHED_RESOURCES, what="a watch per kind")
     watches_before = sum(1 for r in kube_api.requests if "watch=true" in r.path)
     state.ledger.release(state.ledger.holdings()[0].uid)  # the ledger drifted somehow
     source.resync()

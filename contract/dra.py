@@ -10,6 +10,9 @@ uses, and what it writes is complete for the API server's validation.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field
@@ -30,6 +33,29 @@ RESOURCE_SLICES = "resourceslices"
 DEVICE_CLASSES = "deviceclasses"
 RESOURCE_CLAIMS = "resourceclaims"
 """Plurals in the REST paths: slices and classes are cluster-scoped, claims namespaced."""
+
+
+_NOT_IN_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def device_name(interface: str) -> str:
+    """The device name of a node's interface in its ResourceSlice.
+
+    A device name must be a DNS label; a Linux interface name need not be one
+    (``eth0.100``, ``br_data``, ``Wan0``). A name that is already a label is kept, so
+    ``eth0`` is device ``eth0``; any other is lowered, its other characters made ``-``,
+    and suffixed with a hash of the original so that two interfaces never share a device.
+    """
+    label = _NOT_IN_DNS_LABEL.sub("-", interface.lower()).strip("-")
+    if label == interface and label:
+        return label
+    digest = hashlib.sha256(interface.encode()).hexdigest()[:8]
+    return f"{label[:54]}-{digest}" if label else f"if-{digest}"
+
+
+def interface_of_device(device: str, interfaces: Iterable[str]) -> str | None:
+    """Which of a node's ``interfaces`` is published as ``device`` (None: none of them)."""
+    return next((name for name in interfaces if device_name(name) == device), None)
 
 
 class DraMeta(WireModel):

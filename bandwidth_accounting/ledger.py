@@ -16,6 +16,7 @@ says from when on they count (stale ones count for nothing).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,8 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bandwidth_accounting.settings import CapacitySettings
+from contract import annotations
+from contract.objects import Node, NodeNetwork
 from contract.quantity import format_bandwidth
 from contract.reservation import DIRECTIONS, Direction, Reservation
+
+log = logging.getLogger(__name__)
 
 InterfaceKey = tuple[str, str]
 """(node, interface)."""
@@ -37,6 +43,33 @@ NEVER = float("nan")
 def usable_bps(speed_mbps: int, headroom: float) -> int:
     """Capacity netsched may promise on a link: its speed less the headroom kept free."""
     return int(speed_mbps * 1_000_000 * (1.0 - headroom))
+
+
+def node_headroom(node: Node | None, default: float) -> float:
+    """The node's ``netsched.io/headroom`` annotation, else ``default`` (also when it is unreadable)."""
+    if node is None:
+        return default
+    raw = node.metadata.annotations.get(annotations.HEADROOM)
+    if raw is None:
+        return default
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        log.warning("node %s: ignoring %s=%r (not a number)", node.name, annotations.HEADROOM, raw)
+        return default
+    if not 0 <= value < 1:
+        log.warning("node %s: ignoring %s=%r (outside 0-100%%)", node.name, annotations.HEADROOM, raw)
+        return default
+    return value
+
+
+def usable_by_interface(report: NodeNetwork, node: Node | None, capacity: CapacitySettings) -> dict[str, int]:
+    """Usable bits/s (the same in each direction) of every interface of a node's report.
+
+    The one rule for what a link can promise: the ledger's capacity and the devices
+    published for DRA (``bandwidth_accounting.devices``) both come from here."""
+    headroom = node_headroom(node, capacity.headroom)
+    return {interface.name: usable_bps(interface.speed_mbps, headroom) for interface in report.status.interfaces}
 
 
 @dataclass(frozen=True, slots=True)

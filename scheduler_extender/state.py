@@ -16,7 +16,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from bandwidth_accounting.batch import SlotMap
-from bandwidth_accounting.ledger import Holding, Ledger, usable_bps
+from bandwidth_accounting.ledger import Holding, Ledger, node_headroom, usable_by_interface
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
 from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
@@ -31,23 +31,6 @@ from topology.attachment_definitions import DefinitionNetwork, describe_definiti
 from topology.graph import Topology
 
 log = logging.getLogger(__name__)
-
-
-def node_headroom(node: Node | None, default: float) -> float:
-    if node is None:
-        return default
-    raw = node.metadata.annotations.get(annotations.HEADROOM)
-    if raw is None:
-        return default
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        log.warning("node %s: ignoring %s=%r (not a number)", node.name, annotations.HEADROOM, raw)
-        return default
-    if not 0 <= value < 1:
-        log.warning("node %s: ignoring %s=%r (outside 0-100%%)", node.name, annotations.HEADROOM, raw)
-        return default
-    return value
 
 
 class Rejection(StrEnum):
@@ -378,12 +361,8 @@ class ClusterState:
         report = self._node_networks.get(name)
         if report is None:
             return {}
-        headroom = node_headroom(self._nodes.get(name), self.capacity.headroom)
-        usable = {}
-        for interface in report.status.interfaces:
-            speed = usable_bps(interface.speed_mbps, headroom)
-            usable[(name, interface.name)] = (speed, speed)
-        return usable
+        usable = usable_by_interface(report, self._nodes.get(name), self.capacity)
+        return {(name, interface): (bps, bps) for interface, bps in usable.items()}
 
 
 def _place(node: Node) -> tuple[str | None, str | None, str | None]:

@@ -321,7 +321,7 @@ def _held_by_lower_priority(
     index = DIRECTIONS.index(direction)  # type: ignore[arg-type]
     total = 0
     for holding in ledger.holdings_on(node):
-        if holding.priority < priority:
+        if holding.priority < priority and holding.claim is None:  # a DRA allocation is no victim
             rates = holding.reservation.interfaces.get(interface)
             if rates is not None:
                 total += (rates.ingress, rates.egress)[index]

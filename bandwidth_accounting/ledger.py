@@ -73,8 +73,24 @@ def usable_by_interface(report: NodeNetwork, node: Node | None, capacity: Capaci
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimShare:
+    """Where a DRA holding comes from: one allocation result of a ResourceClaim."""
+
+    namespace: str
+    name: str
+    request: str
+    device: str
+    share_id: str | None
+    """kube-scheduler's ``shareID`` of the allocation on a shared device (None: not shared)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class Holding:
-    """One pod's reservation as the ledger keeps it."""
+    """One pod's reservation, or one DRA allocation result, as the ledger keeps it."""
 
     uid: str
     pod: str  # namespace/name, for people
@@ -83,6 +99,10 @@ class Holding:
     foreign: bool = False
     """Not netsched's reservation: a bound pod's bandwidth annotations, which the runtime shapes
     whoever placed the pod (another scheduler, or a pod without a reservation to trust)."""
+    claim: ClaimShare | None = None
+    """Set for a DRA allocation (``bandwidth_accounting.claims``): kube-scheduler took it from
+    the device's capacity; ``uid`` is then the claim's uid and share, never a pod's, so
+    preemption never picks it as a victim."""
 
     @property
     def node(self) -> str:
@@ -107,6 +127,8 @@ class Shortfall:
     """Traffic observed beyond the reservations (when observations count): nobody reserved it."""
     foreign_bps: int = 0
     """The part of ``reserved_bps`` that pods netsched did not place hold (their annotations)."""
+    claimed_bps: int = 0
+    """The part of ``reserved_bps`` that DRA claims hold (kube-scheduler allocated it)."""
 
     @property
     def load_bps(self) -> int:
@@ -115,11 +137,15 @@ class Shortfall:
     @property
     def message(self) -> str:
         observed = f", {format_bandwidth(self.observed_bps)} observed" if self.observed_bps else ""
-        foreign = ""
+        parts = []
         if self.foreign_bps:
-            # netsched never reserves past usable: only pods it did not place can over-commit
-            over = "; over-committed by them" if self.reserved_bps > self.usable_bps else ""
-            foreign = f" ({format_bandwidth(self.foreign_bps)} of it by pods of other schedulers{over})"
+            parts.append(f"{format_bandwidth(self.foreign_bps)} of it by pods of other schedulers")
+        if self.claimed_bps:
+            parts.append(f"{format_bandwidth(self.claimed_bps)} of it by DRA claims")
+        if parts and self.reserved_bps > self.usable_bps:
+            # netsched never reserves past usable: only holdings it records as facts can over-commit
+            parts[-1] += "; over-committed by them"
+        foreign = f" ({', '.join(parts)})" if parts else ""
         return (
             f"{self.interface} {self.direction}: {format_bandwidth(self.reserved_bps)} reserved{foreign}"
             f"{observed} of {format_bandwidth(self.usable_bps)} usable, asks {format_bandwidth(self.asked_bps)}"
@@ -220,6 +246,15 @@ class Ledger:
             held = [
                 h.reservation.interfaces.get(interface)
                 for h in self._by_node.get(node, {}).values() if h.foreign
+            ]
+        return sum(r.ingress for r in held if r), sum(r.egress for r in held if r)
+
+    def claimed(self, node: str, interface: str) -> tuple[int, int]:
+        """(ingress, egress) of ``interface`` held by DRA allocations."""
+        with self._lock:
+            held = [
+                h.reservation.interfaces.get(interface)
+                for h in self._by_node.get(node, {}).values() if h.claim is not None
             ]
         return sum(r.ingress for r in held if r), sum(r.egress for r in held if r)
 
@@ -339,10 +374,11 @@ class Ledger:
                 unreserved = max(0, observed[index] - reserved[index])
                 if asked[index] and reserved[index] + unreserved + asked[index] > usable[index]:
                     foreign = self.foreign_reserved(node, interface)[index]
+                    claimed = self.claimed(node, interface)[index]
                     result.append(
                         Shortfall(
                             node, interface, direction, reserved[index], usable[index], asked[index],
-                            unreserved, foreign,
+                            unreserved, foreign, claimed,
                         )
                     )
         return result

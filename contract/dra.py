@@ -215,6 +215,11 @@ class ResourceClaim(WireModel):
     spec: ResourceClaimSpec = Field(default_factory=ResourceClaimSpec)
     status: ResourceClaimStatus = Field(default_factory=ResourceClaimStatus)
 
+    @property
+    def key(self) -> str:
+        """namespace/name, as pods name the claim."""
+        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"
+
     def netsched_results(self) -> list[DeviceRequestAllocationResult]:
         """The allocation results on netsched's devices (a claim may mix drivers)."""
         if self.status.allocation is None:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from contract.dra import PodResourceClaim, PodResourceClaimStatus
 from contract.group import API_VERSION, BANDWIDTH_POLICY, NETWORK, NODE_NETWORK
 from contract.wire import IPAddress, IPNetwork, NetworkMode, WireModel
 
@@ -233,10 +234,14 @@ class PodSpec(WireModel):
     """``Never``: the pod waits rather than having lower-priority pods evicted for it."""
     scheduler_name: str = "default-scheduler"
     """Kubernetes' default when a pod names none."""
+    resource_claims: list[PodResourceClaim] = Field(default_factory=list)
+    """DRA claims the pod uses, by name or through a template (``contract.dra``)."""
 
 
 class PodStatus(WireModel):
     phase: str | None = None
+    resource_claim_statuses: list[PodResourceClaimStatus] = Field(default_factory=list)
+    """The names of the claims made from the pod's templates."""
 
 
 class Pod(WireModel):

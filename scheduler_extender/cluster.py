@@ -1,7 +1,7 @@
 """Where the extender's picture of the cluster comes from, and where bindings go.
 
 A *cluster source* loads Nodes, NodeNetworks, Networks, NetworkAttachmentDefinitions,
-BandwidthPolicies and Pods, streams their
+BandwidthPolicies, Pods and DRA ResourceClaims, streams their
 changes into a *sink* (the extender's ``ClusterState``), and carries out the one
 write a bind makes: a Binding that carries the reservation annotation. The file source
 (demo, tests) and the Kubernetes source implement the same protocol, so the
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.dra import ResourceClaim
 from contract.objects import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 
-ClusterObject = Node | NodeNetwork | Network | NetworkAttachmentDefinition | BandwidthPolicy | Pod
+ClusterObject = Node | NodeNetwork | Network | NetworkAttachmentDefinition | BandwidthPolicy | Pod | ResourceClaim
 
 CONCURRENT_BINDS = 64
 """Binds the extender carries out at once (each waits on one API call). kube-scheduler runs
@@ -39,6 +40,8 @@ class ClusterSnapshot:
     pods: list[Pod] = field(default_factory=list)
     definitions: list[NetworkAttachmentDefinition] = field(default_factory=list)
     """Multus NetworkAttachmentDefinitions (none where the CRD is not installed)."""
+    claims: list[ResourceClaim] = field(default_factory=list)
+    """DRA ResourceClaims (none where the API server does not serve resource.k8s.io/v1)."""
 
     def objects(self) -> Iterable[ClusterObject]:
         yield from self.nodes
@@ -47,6 +50,7 @@ class ClusterSnapshot:
         yield from self.definitions
         yield from self.bandwidth_policies
         yield from self.pods
+        yield from self.claims
 
 
 class ClusterSink(Protocol):
@@ -72,6 +76,11 @@ class ClusterSource(Protocol):
     def read_pod(self, namespace: str, name: str) -> Pod | None:
         """The pod as the API holds it now (None: it does not exist); raise ``BindConflict``
         when it cannot be read."""
+
+    def read_claim(self, namespace: str, name: str) -> ResourceClaim | None:
+        """The ResourceClaim as the API holds it now (None: it does not exist); raise
+        ``BindConflict`` when it cannot be read. Bind reads a pod's claims so: kube-scheduler
+        writes their allocation just before it calls bind, ahead of the watch."""
 
     def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
         """Create ``pod``'s Binding to ``node`` carrying ``annotations``, with the pod's uid

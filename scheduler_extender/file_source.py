@@ -17,12 +17,13 @@ import yaml
 from pydantic import TypeAdapter
 
 from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.dra import ResourceClaim
 from contract.objects import BandwidthPolicy, BandwidthPolicyStatus, Network, Node, NodeNetwork, Pod
 from scheduler_extender.cluster import BindConflict, ClusterObject, ClusterSink, ClusterSnapshot
 
 _KINDS: dict[str, type] = {
     "Node": Node, "NodeNetwork": NodeNetwork, "Network": Network, "BandwidthPolicy": BandwidthPolicy, "Pod": Pod,
-    "NetworkAttachmentDefinition": NetworkAttachmentDefinition,
+    "NetworkAttachmentDefinition": NetworkAttachmentDefinition, "ResourceClaim": ResourceClaim,
 }
 
 
@@ -79,6 +80,10 @@ class FileClusterSource:
     def read_pod(self, namespace: str, name: str) -> Pod | None:
         found = self._objects.get(("Pod", f"{namespace}/{name}"))
         return found if isinstance(found, Pod) else None
+
+    def read_claim(self, namespace: str, name: str) -> ResourceClaim | None:
+        found = self._objects.get(("ResourceClaim", f"{namespace}/{name}"))
+        return found if isinstance(found, ResourceClaim) else None
 
     def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
         """The API server's Binding: uid and resourceVersion preconditions, bound once,
@@ -154,10 +159,11 @@ def _lists(snapshot: ClusterSnapshot) -> dict[type, list]:
     return {
         Node: snapshot.nodes, NodeNetwork: snapshot.node_networks, Network: snapshot.networks,
         BandwidthPolicy: snapshot.bandwidth_policies, Pod: snapshot.pods,
-        NetworkAttachmentDefinition: snapshot.definitions,
+        NetworkAttachmentDefinition: snapshot.definitions, ResourceClaim: snapshot.claims,
     }
 
 
 def _key(obj: ClusterObject) -> tuple[str, str]:
-    name = obj.key if isinstance(obj, Pod | BandwidthPolicy | NetworkAttachmentDefinition) else obj.metadata.name
+    keyed = Pod | BandwidthPolicy | NetworkAttachmentDefinition | ResourceClaim
+    name = obj.key if isinstance(obj, keyed) else obj.metadata.name
     return type(obj).__name__, name

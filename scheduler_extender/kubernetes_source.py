@@ -1,8 +1,8 @@
 """The cluster as the Kubernetes API holds it: list + watch, and the bind.
 
 ``KubernetesClusterSource`` implements ``ClusterSource`` with the official client. It
-lists Nodes, Pods, ``NodeNetwork``, ``Network``, ``BandwidthPolicy`` and Multus's
-``NetworkAttachmentDefinition`` objects (in pages), hands the
+lists Nodes, Pods, ``NodeNetwork``, ``Network``, ``BandwidthPolicy``, Multus's
+``NetworkAttachmentDefinition`` and DRA's ``ResourceClaim`` objects (in pages), hands the
 snapshot to the sink, then follows each resource with a watch in its own thread,
 resuming from the last resourceVersion it saw (events and bookmarks), relisting when
 the server answers ``410 Gone`` and backing off while the API is unreachable or
@@ -33,6 +33,8 @@ from contract.attachment_definitions import (
     DEFINITION_VERSION,
     NetworkAttachmentDefinition,
 )
+from contract.dra import GROUP_VERSION as DRA_GROUP_VERSION
+from contract.dra import RESOURCE_CLAIMS, ResourceClaim
 from contract.group import BANDWIDTH_POLICY, GROUP, NETWORK, NODE_NETWORK, VERSION
 from contract.objects import (
     BandwidthPolicy,
@@ -55,9 +57,10 @@ from scheduler_extender.cluster import (
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
-WATCHED_RESOURCES = 6
-"""Nodes, NodeNetworks, Networks, BandwidthPolicies, Pods and NetworkAttachmentDefinitions:
-one long-lived watch each."""
+WATCHED_RESOURCES = 7
+"""Nodes, NodeNetworks, Networks, BandwidthPolicies, Pods, NetworkAttachmentDefinitions and
+ResourceClaims: one long-lived watch each."""
+DRA_GROUP, DRA_VERSION = DRA_GROUP_VERSION.split("/")
 
 
 class SourceError(RuntimeError):
@@ -95,7 +98,11 @@ class _Resource:
     args: tuple[Any, ...]
     resource_version: str = ""
     optional: bool = False
-    """A resource whose CRD another project installs (Multus's): absent (404), it has no objects."""
+    """A resource whose CRD another project installs (Multus's), or an API the cluster may not
+    serve (``resource.k8s.io/v1``): absent (404), it has no objects."""
+    absent_means: str = ""
+    """What an absent optional resource means, logged once when it is found absent."""
+    absent: bool = False
     known: dict[str, ClusterObject] = field(default_factory=dict)
     epoch: int = 0
     watcher: watch.Watch | None = None
@@ -176,6 +183,15 @@ class KubernetesClusterSource:
                 custom.list_cluster_custom_object,  # namespaced, listed in every namespace
                 (DEFINITION_GROUP, DEFINITION_VERSION, DEFINITION_PLURAL),
                 optional=True,
+                absent_means="Multus is not installed: pods naming its networks are refused",
+            ),
+            _Resource(
+                RESOURCE_CLAIMS,
+                ResourceClaim,
+                custom.list_cluster_custom_object,  # namespaced, listed in every namespace
+                (DRA_GROUP, DRA_VERSION, RESOURCE_CLAIMS),
+                optional=True,
+                absent_means="DRA allocations are not counted; annotation reservations work as before",
             ),
         ]
         self._custom = custom
@@ -240,6 +256,7 @@ class KubernetesClusterSource:
             BandwidthPolicy: snapshot.bandwidth_policies,
             Pod: snapshot.pods,
             NetworkAttachmentDefinition: snapshot.definitions,
+            ResourceClaim: snapshot.claims,
         }
         with self._apply_lock:
             for resource, listing in zip(self._resources, listings, strict=True):
@@ -271,6 +288,23 @@ class KubernetesClusterSource:
             raise BindConflict(f"reading pod {namespace}/{name}: {error}") from None
         except (ValueError, ValidationError) as error:
             raise BindConflict(f"reading pod {namespace}/{name}: unreadable answer: {error}") from None
+
+    def read_claim(self, namespace: str, name: str) -> ResourceClaim | None:
+        """The ResourceClaim as the API server holds it: bind reads a pod's claims so, since
+        kube-scheduler writes their allocation (PreBind) just before it calls bind."""
+        try:
+            with api_errors():
+                body = _read(self._custom.get_namespaced_custom_object(
+                    DRA_GROUP, DRA_VERSION, namespace, RESOURCE_CLAIMS, name,
+                    _preload_content=False, _request_timeout=self.settings.request_timeout,
+                ))
+            return ResourceClaim.model_validate(orjson.loads(body))
+        except NotFound:
+            return None
+        except ApiFailure as error:
+            raise BindConflict(f"reading ResourceClaim {namespace}/{name}: {error}") from None
+        except (ValueError, ValidationError) as error:
+            raise BindConflict(f"reading ResourceClaim {namespace}/{name}: unreadable answer: {error}") from None
 
     def bind(self, pod: Pod, node: str, annotations: Mapping[str, str]) -> None:
         """One ``pods/binding`` create: the API server sets ``spec.nodeName`` and merges the
@@ -350,7 +384,10 @@ class KubernetesClusterSource:
                 page = orjson.loads(body)
             except ApiFailure as error:
                 if isinstance(error, NotFound) and resource.optional:
-                    return _Listing("", {})  # the CRD is not installed: nothing of that kind
+                    if not resource.absent:
+                        log.info("%s are not served (404): %s", resource.name, resource.absent_means)
+                    resource.absent = True
+                    return _Listing("", {})  # the CRD or API is not installed: nothing of that kind
                 if isinstance(error, Gone) and token:
                     token = None  # the continuation expired: list again from the start
                     objects.clear()
@@ -358,6 +395,9 @@ class KubernetesClusterSource:
                 raise SourceError(f"listing {resource.name}: {error}") from None
             except ValueError as error:
                 raise SourceError(f"listing {resource.name}: {error}") from None
+            if resource.absent:
+                log.info("%s are served now", resource.name)
+                resource.absent = False
             for raw in page.get("items") or []:
                 obj = self._parse(resource, raw)
                 if obj is not None:

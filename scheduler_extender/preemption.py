@@ -179,7 +179,8 @@ def select_victims(
     leaving = set(gone) | {h.uid for h in holdings if _deleting(pods.get(h.uid))}
     if room.fits_without(leaving):
         return []
-    lower = [h for h in holdings if h.priority < priority and h.uid not in leaving]
+    # A DRA allocation is no pod: evicting is kube-scheduler's business there.
+    lower = [h for h in holdings if h.priority < priority and h.uid not in leaving and h.claim is None]
     if not room.fits_without(leaving | {h.uid for h in lower}):
         return None
     # most important first: they are the first to be reprieved

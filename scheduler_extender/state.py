@@ -16,6 +16,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from bandwidth_accounting.batch import SlotMap
+from bandwidth_accounting.claims import ClaimProblem, ClaimReading, claim_holdings
 from bandwidth_accounting.ledger import Holding, Ledger, node_headroom, usable_by_interface
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
@@ -23,6 +24,7 @@ from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
 from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.dra import ResourceClaim
 from contract.group import SCHEDULER_NAME
 from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 from contract.reservation import Rates, Reservation
@@ -122,6 +124,12 @@ class ClusterState:
         self._pods: dict[str, Pod] = {}
         self._placed: dict[str, dict[str, Pod]] = {}
         """namespace → uid → bound, running pods: what peer selectors are matched against."""
+        self._claims: dict[str, ResourceClaim] = {}
+        """namespace/name → ResourceClaim (every claim: a pod's filter reads what it asks)."""
+        self._claim_holdings: dict[str, set[str]] = {}
+        """namespace/name of a claim → the ledger keys of its DRA holdings."""
+        self._claim_problems: dict[str, list[ClaimProblem]] = {}
+        """namespace/name of a claim → what of its allocation is not counted as written."""
         self._topology: Topology | None = None
         self._slot_map: SlotMap | None = None
         self.generation = 0
@@ -148,11 +156,13 @@ class ClusterState:
                 self.observed.forget(node)
             for report in snapshot.node_networks:
                 self.observed.record_report(report)
+            self._claims = {c.key: c for c in snapshot.claims}
             self._invalidate_topology()
+            self._claim_holdings, self._claim_problems = {}, {}
+            readings = [self._read_claim(claim) for claim in self._claims.values()]
             warnings = self.ledger.rebuild(
-                holding
-                for pod in self._pods.values()
-                if (holding := self._holding_of(pod)) is not None
+                [holding for pod in self._pods.values() if (holding := self._holding_of(pod)) is not None]
+                + [holding for reading in readings for holding in reading.holdings]
             )
             for warning in warnings:
                 log.warning("rebuilt ledger: %s", warning)
@@ -162,6 +172,9 @@ class ClusterState:
         with self._lock:
             if isinstance(obj, Pod):
                 self._upsert_pod(obj)
+                return
+            if isinstance(obj, ResourceClaim):
+                self._upsert_claim(obj)
                 return
             if isinstance(obj, BandwidthPolicy):
                 self._policies.setdefault(obj.metadata.effective_namespace, {})[obj.metadata.name] = obj
@@ -174,6 +187,7 @@ class ClusterState:
                     return  # a heartbeat: same structure, nothing to rebuild
                 self._invalidate_topology()
                 self._recount_foreign(obj.metadata.name)
+                self._recount_claims(obj.metadata.name)
                 return
             if isinstance(obj, Node):
                 if self._refresh_node(obj):
@@ -192,6 +206,13 @@ class ClusterState:
                 self._placed.get(obj.metadata.effective_namespace, {}).pop(uid, None)
                 self._rejected.pop(uid, None)
                 self.ledger.release(uid)
+                return
+            if isinstance(obj, ResourceClaim):
+                key = obj.key
+                self._claims.pop(key, None)
+                self._claim_problems.pop(key, None)
+                for share in self._claim_holdings.pop(key, set()):
+                    self.ledger.release(share)
                 return
             if isinstance(obj, BandwidthPolicy):
                 self._policies.get(obj.metadata.effective_namespace, {}).pop(obj.metadata.name, None)
@@ -258,6 +279,20 @@ class ClusterState:
         """Reservations on bound pods that the ledger does not count, by pod name."""
         with self._lock:
             return sorted(self._rejected.values(), key=lambda r: r.pod)
+
+    def claim(self, key: str) -> ResourceClaim | None:
+        """A ResourceClaim by namespace/name, as the watch (or a bind's read) last saw it."""
+        return self._claims.get(key)
+
+    def claim_problems(self) -> list[ClaimProblem]:
+        """What of the DRA allocations is not counted as written, by claim."""
+        with self._lock:
+            return [p for key in sorted(self._claim_problems) for p in self._claim_problems[key]]
+
+    def claim_reading(self, claim: ResourceClaim) -> ClaimReading:
+        """``claim``'s allocation as holdings on the nodes as they are now (nothing recorded)."""
+        with self._lock:
+            return claim_holdings(claim, self._node_interfaces)
 
     def node_names(self) -> list[str]:
         return list(self.topology.nodes)
@@ -328,6 +363,51 @@ class ClusterState:
                 if holding is not None and holding.foreign:
                     self.ledger.record(holding)
 
+    def _upsert_claim(self, claim: ResourceClaim) -> None:
+        key = claim.key
+        known = self._claims.get(key)
+        if known is not None and _older(claim.metadata.resource_version, known.metadata.resource_version):
+            # A bind read this claim from the API ahead of the watch, which now brings an
+            # earlier write (kube-scheduler adds its finalizer before it writes the allocation).
+            return
+        self._claims[key] = claim
+        before = self._claim_holdings.get(key, set())
+        reading = self._read_claim(claim)
+        for stale in before - self._claim_holdings[key]:
+            self.ledger.release(stale)
+        for holding in reading.holdings:
+            self.ledger.record(holding)
+
+    def _read_claim(self, claim: ResourceClaim) -> ClaimReading:
+        """The claim's holdings; what cannot be counted as written is logged when it changes."""
+        key = claim.key
+        reading = claim_holdings(claim, self._node_interfaces)
+        if reading.problems != self._claim_problems.get(key, []):
+            for problem in reading.problems:
+                log.warning("%s", problem.message)
+        if reading.problems:
+            self._claim_problems[key] = reading.problems
+        else:
+            self._claim_problems.pop(key, None)
+        self._claim_holdings[key] = {h.uid for h in reading.holdings}
+        return reading
+
+    def _recount_claims(self, node: str) -> None:
+        """A node's interfaces changed: read again the claims allocated there (or waiting for
+        its report), so each device is charged to the interface it now names."""
+        for key, claim in list(self._claims.items()):
+            if claim.status.allocation is not None and any(
+                r.pool == node for r in claim.netsched_results()
+            ):
+                self._upsert_claim(claim)
+
+    def _node_interfaces(self, node: str) -> tuple[list[str], str | None] | None:
+        report = self._node_networks.get(node)
+        if report is None:
+            return None
+        pod_interface = self.topology.pod_interface(node)
+        return [i.name for i in report.status.interfaces], pod_interface.name if pod_interface else None
+
     def _refresh_node(self, node: Node) -> bool:
         """Apply a Node event without a rebuild when it leaves the node where it was: its
         status writes change nothing netsched reads, and a new headroom only changes that
@@ -363,6 +443,14 @@ class ClusterState:
             return {}
         usable = usable_by_interface(report, self._nodes.get(name), self.capacity)
         return {(name, interface): (bps, bps) for interface, bps in usable.items()}
+
+
+def _older(version: str | None, than: str | None) -> bool:
+    """Whether resourceVersion ``version`` was written before ``than``: kube-apiserver's are
+    etcd revisions, one counter for every write; anything else is never called older."""
+    if not (version and than and version.isdigit() and than.isdigit()):
+        return False
+    return int(version) < int(than)
 
 
 def _place(node: Node) -> tuple[str | None, str | None, str | None]:

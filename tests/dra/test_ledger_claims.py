@@ -1,0 +1,77 @@
+"""A ResourceClaim's allocation read as ledger holdings (bandwidth_accounting.claims), pure."""
+
+from __future__ import annotations
+
+from bandwidth_accounting.claims import ClaimProblemKind, claim_holdings
+from bandwidth_accounting.ledger import Ledger
+from contract.dra import ResourceClaim, device_name
+from tests.dra.ledger_objects import allocated_claim
+
+INTERFACES = {"node-a": (["eth0", "eth0.100", "eth1"], "eth0")}
+
+
+def read(claim: dict):
+    return claim_holdings(ResourceClaim.model_validate(claim), INTERFACES.get)
+
+
+def test_each_netsched_result_is_a_holding_on_the_interface_its_device_names():
+    claim = allocated_claim("fast", "node-a", device=device_name("eth0.100"), egress="4G", ingress="1500M")
+    other = dict(claim["status"]["allocation"]["devices"]["results"][0], driver="gpu.example.com", device="gpu0")
+    claim["status"]["allocation"]["devices"]["results"].append(other)
+    reading = read(claim)
+    assert reading.problems == []
+    [holding] = reading.holdings
+    assert holding.node == "node-a"
+    assert holding.reservation.interfaces["eth0.100"].egress == 4_000_000_000
+    assert holding.reservation.interfaces["eth0.100"].ingress == 1_500_000_000
+    share = claim["status"]["allocation"]["devices"]["results"][0]["shareID"]
+    assert holding.claim is not None and holding.claim.share_id == share
+    assert holding.claim.key == "default/fast"
+    assert holding.uid.endswith(f"{claim['metadata']['uid']}/{share}")
+
+
+def test_reading_twice_gives_the_same_keys_so_recording_again_never_double_counts():
+    claim = allocated_claim("fast", "node-a")
+    ledger = Ledger()
+    ledger.set_usable({("node-a", "eth0"): (9_000_000_000, 9_000_000_000)})
+    for _ in range(3):
+        for holding in read(claim).holdings:
+            ledger.record(holding)
+    assert ledger.reserved("node-a", "eth0") == (1_000_000_000, 4_000_000_000)
+    assert ledger.claimed("node-a", "eth0") == (1_000_000_000, 4_000_000_000)
+
+
+def test_unknown_node_is_not_counted_and_says_which_field():
+    reading = read(allocated_claim("fast", "node-gone"))
+    assert reading.holdings == []
+    [problem] = reading.problems
+    assert problem.kind is ClaimProblemKind.UNKNOWN_NODE
+    assert problem.field == "status.allocation.devices.results[0].pool"
+    assert "node-gone" in problem.message and "not counted" in problem.message
+
+
+def test_unknown_device_is_charged_to_the_pod_interface_and_said():
+    reading = read(allocated_claim("fast", "node-a", device="ens9"))
+    [holding] = reading.holdings
+    assert holding.reservation.interfaces["eth0"].egress == 4_000_000_000
+    [problem] = reading.problems
+    assert problem.kind is ClaimProblemKind.UNKNOWN_DEVICE
+    assert "'ens9'" in problem.message and "charged to its pod interface eth0" in problem.message
+
+
+def test_an_unreadable_quantity_counts_nothing_in_that_direction_and_names_the_value():
+    reading = read(allocated_claim("fast", "node-a", egress="500", ingress="1G"))
+    [holding] = reading.holdings
+    assert (holding.reservation.interfaces["eth0"].ingress, holding.reservation.interfaces["eth0"].egress) == (
+        1_000_000_000, 0,
+    )
+    [problem] = reading.problems
+    assert problem.kind is ClaimProblemKind.BAD_QUANTITY
+    assert problem.field == "status.allocation.devices.results[0].consumedCapacity.egress"
+    assert problem.value == "500" and "egress not counted" in problem.message
+
+
+def test_an_unallocated_claim_holds_nothing():
+    claim = allocated_claim("fast", "node-a")
+    del claim["status"]
+    assert read(claim).holdings == [] and read(claim).problems == []

@@ -87,6 +87,13 @@ def parse_bandwidth(value: str | int) -> int:
     return int(amount.to_integral_value(rounding=ROUND_CEILING))
 
 
+def is_zero_quantity(value: str) -> bool:
+    """Whether ``value`` is a Kubernetes quantity of nothing (``0``, ``0M``, ``0.0``): a DRA
+    capacity a claim did not ask for is consumed as zero, which no rate may be."""
+    match = _QUANTITY.fullmatch(str(value).strip()[:MAX_QUANTITY_CHARACTERS])
+    return match is not None and Decimal(match["number"]) == 0
+
+
 def format_bandwidth(bps: float) -> str:
     """A rate for people: ``9.2G``, ``500M``, ``1.5k``; three significant digits."""
     for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):

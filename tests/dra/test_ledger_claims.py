@@ -75,3 +75,11 @@ def test_an_unallocated_claim_holds_nothing():
     claim = allocated_claim("fast", "node-a")
     del claim["status"]
     assert read(claim).holdings == [] and read(claim).problems == []
+
+
+def test_a_direction_consumed_as_zero_counts_nothing_and_is_no_problem():
+    # deploy's request policy consumes "0" of a direction a claim does not name
+    reading = read(allocated_claim("fast", "node-a", egress="2G", ingress="0"))
+    [holding] = reading.holdings
+    assert holding.reservation.interfaces["eth0"].ingress == 0
+    assert reading.problems == []

@@ -65,6 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="a kube-scheduler profile that calls this extender; /bind refuses pods naming any other "
         f"(repeat for several; default {SCHEDULER_NAME})",
     )
+    parser.add_argument(
+        "--publish-resource-slices", action="store_true",
+        help="with --kubernetes: keep one resource.k8s.io/v1 ResourceSlice per node for DRA driver "
+        "netsched.io, its pod-traffic NICs as devices with their usable bandwidth (the leader writes; "
+        "needs deploy/dra/'s RBAC; docs/dra.md)",
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     parser.add_argument(
@@ -138,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("; ".join(problems))
     if args.read_only_port is not None and args.read_only_port == args.port:
         raise SystemExit("--read-only-port must differ from --port")
-    if not args.kubernetes and (args.kubeconfig or args.leader_elect):
-        raise SystemExit("--kubeconfig and --leader-elect need --kubernetes")
+    if not args.kubernetes and (args.kubeconfig or args.leader_elect or args.publish_resource_slices):
+        raise SystemExit("--kubeconfig, --leader-elect and --publish-resource-slices need --kubernetes")
     if args.kubernetes:
         source, elector = _kubernetes(args)
     else:
@@ -148,11 +154,14 @@ def run(args: argparse.Namespace) -> int:
     if elector is not None:
         extender.is_ready = elector.is_leader
     sink, helpers = _acting_on_refusals(args, extender, elector)
+    publisher = _slice_publisher(args, extender, elector)
 
     def follow() -> None:
         source.start(sink)  # returns at once once stopped
         if elector is not None and not stopping.is_set():
             elector.start()
+        if publisher is not None:  # DRA devices, written by the leader like the policy status
+            threading.Thread(target=publisher.run, args=(stopping,), name="resource-slices", daemon=True).start()
         PolicyStatusWriter(extender.state, source).run(stopping)  # BandwidthPolicy used/hard
 
     separate = args.read_only_port is not None
@@ -209,6 +218,18 @@ def _acting_on_refusals(args: argparse.Namespace, extender, elector):
     extender.refusal_listeners += [preemptor, requeuer]
     preemptor.start()
     return sink, [preemptor, requeuer]
+
+
+def _slice_publisher(args: argparse.Namespace, extender, elector):
+    """With --publish-resource-slices: the writer of the nodes' ResourceSlices (DRA)."""
+    if not args.publish_resource_slices:
+        return None
+    from scheduler_extender.kubernetes_source import api_client
+    from scheduler_extender.slices import SlicePublisher
+
+    return SlicePublisher(
+        extender.state, api_client(args.kubeconfig), may_write=elector.is_leader if elector is not None else None
+    )
 
 
 def _cluster_file(args: argparse.Namespace):

@@ -6,8 +6,8 @@ each ``key``, ``!key``, ``key=value`` (or ``==``), ``key!=value``, ``key in (a,b
 without the label. Field selectors follow ``fields.ParseSelector``: ``field=value`` (or
 ``==``) and ``field!=value``, only on the fields each resource declares selectable
 (every resource: ``metadata.name`` and ``metadata.namespace``; pods and nodes a few
-more, as in ``pkg/apis/core/v1/conversion.go``). Anything else is what the real server
-answers: 400 ``BadRequest``, ``field label not supported: <field>`` for a field it does
+more, as in ``pkg/apis/core/v1/conversion.go``; resourceslices ``spec.nodeName`` and
+``spec.driver``). Anything else is what the real server answers: 400 ``BadRequest``, ``field label not supported: <field>`` for a field it does
 not select on, and an ``unable to parse requirement`` message for a malformed label
 selector. Parsing errors carry the offending text; their wording is close to, not a
 copy of, apimachinery's.
@@ -33,6 +33,9 @@ SELECTABLE_FIELDS: dict[str, frozenset[str]] = {
         "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
     }),
     "nodes": frozenset({"spec.unschedulable"}),
+    # resource.k8s.io (pkg/apis/resource/v1/conversion.go): not spec.pool.name, which only
+    # client-side filters of the DRA helpers match on.
+    "resourceslices": frozenset({"spec.nodeName", "spec.driver"}),
 }
 """Beyond ``metadata.name`` and ``metadata.namespace``, which every resource selects on."""
 

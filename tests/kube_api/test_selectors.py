@@ -123,3 +123,19 @@ def test_a_watch_streams_objects_entering_and_leaving_the_selection(kube_api, ku
     listed = list(watch.Watch().stream(core.list_namespaced_pod, "default", field_selector="spec.nodeName=node-a",
                                        resource_version="0", timeout_seconds=1))
     assert [(e["type"], e["object"].metadata.name) for e in listed] == [("ADDED", "net"), ("ADDED", "web-1")]
+
+
+def test_resourceslices_select_on_driver_and_node_name_only(kube_api: FakeKubeAPI, kube_client) -> None:
+    """kube-apiserver's field labels for ResourceSlice: ``spec.driver`` and ``spec.nodeName``
+    (``spec.pool.name`` is refused: only client-side filters match on it)."""
+    for name, driver, node in (("a", "netsched.io", "node-a"), ("b", "netsched.io", "node-b"), ("c", "gpu.example", "node-a")):
+        kube_api.seed("/apis/resource.k8s.io/v1/resourceslices", {
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "metadata": {"name": name},
+            "spec": {"driver": driver, "nodeName": node, "pool": {"name": node, "generation": 1, "resourceSliceCount": 1}},
+        })
+    slices = client.ResourceV1Api(kube_client)
+    chosen = slices.list_resource_slice(field_selector="spec.driver=netsched.io,spec.nodeName=node-a")
+    assert [s.metadata.name for s in chosen.items] == ["a"]
+    with pytest.raises(ApiException) as refused:
+        slices.list_resource_slice(field_selector="spec.pool.name=node-a")
+    assert refused.value.status == 400 and "field label not supported: spec.pool.name" in refused.value.body

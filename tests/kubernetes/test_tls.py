@@ -121,7 +121,8 @@ def test_netsched_serve_takes_the_pair_on_the_command_line(kube_api, kubeconfig,
     ("extra", "message"),
     [
         (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
-        (["--leader-elect"], "--kubeconfig and --leader-elect need --kubernetes"),
+        (["--leader-elect"], "--kubeconfig, --leader-elect and --publish-resource-slices need --kubernetes"),
+        (["--publish-resource-slices"], "--kubeconfig, --leader-elect and --publish-resource-slices need --kubernetes"),
     ],
 )
 def test_serve_refuses_half_configurations(extra, message, tmp_path):

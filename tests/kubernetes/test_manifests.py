@@ -391,6 +391,13 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         requeuer.changed("room freed", causes)
         wait_until(lambda: requeuer.woken, what="the retry patch")
         requeuer.stop()
+        # a DRA claim's allocation is counted from the claims' watch; bind reads one afresh
+        claim = kube_api.seed("/apis/resource.k8s.io/v1/namespaces/default/resourceclaims", {
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "bandwidth", "namespace": "default"}, "spec": {"devices": {"requests": []}}})
+        wait_until(lambda: served.source.resource_versions()["resourceclaims"] == claim["metadata"]["resourceVersion"],
+                   what="the claim's watch")
+        assert served.source.read_claim("default", "bandwidth").metadata.name == "bandwidth"
         # a pod the watch has not delivered yet is read from the API before it is bound
         served.source.stop()
         late = kube_api.seed(PODS, pod_object("late", egress=None))

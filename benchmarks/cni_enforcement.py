@@ -23,7 +23,7 @@ reference ``bridge`` + ``host-local`` by the tests' runtime (tests/cni/runner.py
   answers and no client can hand off), each client: how many got the daemon's answer
 
 Run as root: ``.venv/bin/python benchmarks/cni_enforcement.py [--quick] [--chain-only]
-[--startup-only]``.
+[--startup-only] [--clients-only]``.
 """
 
 from __future__ import annotations
@@ -183,10 +183,15 @@ def client_start_to_exit(daemon: Daemon, state_dir: Path, rounds: int) -> None:
     VERSION is answered by the client without the daemon: pure start-up. DEL of a
     container the daemon never saw goes the whole way (connect, request, the daemon's
     lookup in its state dir, reply) with no netlink work at the far end. The reference
-    plugin's VERSION is a Go program's start-up; ``/bin/true`` is the floor: the spawn
-    and wait of this harness. CPU is the process's own user + system time (rusage),
-    which the machine's load inflates far less than the wall time.
+    plugin's VERSION is a Go program's start-up; ``/bin/true`` and a static C program
+    that only exits, built as the client is (``cc -static -O2``), are the floor: the
+    spawn and wait of this harness. CPU is the process's own user + system time
+    (rusage), which the machine's load inflates far less than the wall time.
     """
+    floor = state_dir.parent / "exit-only"
+    floor.with_suffix(".c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["cc", "-static", "-O2", "-s", "-o", str(floor), str(floor.with_suffix(".c"))],
+                   check=True)
     conf = {"cniVersion": "1.0.0", "name": "bench", "type": "netsched-cni",
             "stateDir": str(state_dir), "socket": str(daemon.socket_path)}
     stdin = json.dumps(conf).encode()
@@ -196,7 +201,8 @@ def client_start_to_exit(daemon: Daemon, state_dir: Path, rounds: int) -> None:
     runs = [(client, verb, str(client_dir(client) / "netsched-cni"))
             for client in THIN_CLIENTS for verb in calls]
     runs += [("reference bandwidth (Go)", "VERSION", str(REFERENCE_PLUGINS / "bandwidth")),
-             ("floor: /bin/true", "-", "/bin/true")]  # the spawn and wait of this harness
+             ("floor: /bin/true", "-", "/bin/true"),  # the spawn and wait of this harness
+             ("floor: static C, exits", "-", str(floor))]
     wall: dict[tuple[str, str, str], list[float]] = {run: [] for run in runs}
     cpu: dict[tuple[str, str, str], list[float]] = {run: [] for run in runs}
 
@@ -367,6 +373,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="pods per chain (default 30)")
     parser.add_argument("--startup-only", action="store_true",
                         help="only the bursts and the first ADD after the daemon starts")
+    parser.add_argument("--clients-only", action="store_true",
+                        help="only each thin client's start-to-exit beside the floors")
     parser.add_argument("--starts", type=int, default=5,
                         help="daemon starts for the first-ADD measurement (default 5)")
     parser.add_argument("--client-rounds", type=int, default=100,
@@ -383,6 +391,12 @@ def main() -> None:
     lab = Lab(Path(tempfile.mkdtemp(prefix="cni-bench-")))
     try:
         (node,) = switched_nodes(lab, 1)
+        if args.clients_only:
+            with running_daemon(node.netns, lab.workdir / "run" / "cni.sock",
+                                log=subprocess.DEVNULL) as daemon:
+                client_start_to_exit(daemon, lab.workdir / "client-state", args.client_rounds)
+            print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+            return
         if args.startup_only:
             with running_daemon(node.netns, lab.workdir / "run" / "cni.sock",
                                 log=subprocess.DEVNULL) as daemon:

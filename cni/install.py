@@ -3,11 +3,11 @@
 The init container of the ``netsched-cni`` DaemonSet runs this with the host's CNI
 directories mounted under ``/host``. It leaves three things on the node:
 
-- ``<bin dir>/netsched-cni``: the native thin client (``cni/thin_client``, a static Go
+- ``<bin dir>/netsched-cni``: the native thin client (``cni/thin_client``, a static C
   executable), copied from this image's ``<prefix>/libexec/netsched-cni/``. The runtime
   execs it for every ADD/DEL/CHECK; it forwards the call over ``socket`` to
   ``netsched-cni daemon``, which runs the plugin warm. The host needs nothing: no
-  python3, no libc, so immutable node OSes (Flatcar, Talos, Bottlerocket,
+  python3, no shared C library (libc is linked in), so immutable node OSes (Flatcar, Talos, Bottlerocket,
   Container-Optimized OS) run it as they run the reference plugins.
 - netsched-cni's plugin entry at the end of the ``plugins`` of the config the runtime
   actually uses (the lexicographically first ``*.conf``/``*.conflist``/``*.json`` of the
@@ -47,7 +47,7 @@ CLIENT_NAME = CNI_TYPE  # a runtime runs the executable its conflist entry's typ
 # Where the build puts the native client: `make cni-client` in the venv, the Dockerfile's
 # thin-client stage in the image (whose prefix is the virtualenv /opt/netsched).
 CLIENT_BUILD = Path(sys.prefix) / "libexec" / "netsched-cni" / CLIENT_NAME
-# The phrase the native client carries (cni/thin_client/main.go: identity): uninstall
+# The phrase the native client carries (cni/thin_client/main.c: IDENTITY): uninstall
 # removes only an executable that has it.
 CLIENT_MARKER = b"netsched-cni native thin client"
 

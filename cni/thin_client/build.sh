@@ -1,14 +1,11 @@
 #!/bin/sh
-# Builds the native netsched-cni thin client: build.sh OUTPUT [LINKER FLAG...]
-# One static executable (no cgo, no libc), standard library only, so nothing is
-# downloaded; `make cni-client` and deploy/Dockerfile both build it with this script.
-# Linker flags are for tests, e.g. -X main.replyTimeout=1s.
+# Builds the native netsched-cni thin client: build.sh OUTPUT [COMPILER FLAG...]
+# One static executable (C and the C library's archive, libc6-dev's libc.a: no dynamic
+# loader, nothing on the host needed); `make cni-client` and deploy/Dockerfile both build
+# it with this script. Compiler flags are for tests, e.g. -DREPLY_TIMEOUT_S=1.
 set -eu
 output=$(realpath -m "$1")
 shift
 cd "$(dirname "$0")"
-if [ -z "${GOCACHE:-}${XDG_CACHE_HOME:-}${HOME:-}" ]; then
-    export GOCACHE=/tmp/netsched-go-build # go needs a build cache; no HOME says where
-fi
-CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
-    go build -trimpath -buildvcs=false -ldflags="-s -w $*" -o "$output" .
+mkdir -p "$(dirname "$output")"
+${CC:-cc} -std=c11 -O2 -Wall -Wextra -static -s "$@" -o "$output" main.c json.c sha256.c

@@ -1,3 +1,0 @@
-module netsched/cni/thin_client
-
-go 1.22

@@ -6,7 +6,7 @@ PYTHON ?= python3
 EXTRAS := node,extender,plot,test
 # What builds the native CNI thin client: a C compiler and the C library's static archive.
 CNI_CLIENT_PACKAGES := gcc libc6-dev
-APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping \
+APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping tini \
 	$(CNI_CLIENT_PACKAGES)
 
 .PHONY: demo test bench mutate venv system-packages cni-client images clean
@@ -36,7 +36,8 @@ $(CNI_CLIENT): $(wildcard cni/thin_client/*.[ch]) cni/thin_client/build.sh
 	$(call apt-install,$(CNI_CLIENT_PACKAGES))
 	cni/thin_client/build.sh $@
 
-# Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium.
+# Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium;
+# tests/lifecycle runs the commands behind tini, the images' init (deploy/Dockerfile).
 system-packages:
 	$(call apt-install,$(APT_PACKAGES))
 

@@ -196,10 +196,29 @@ def test_a_variant_that_lists_deploy_itself_is_refused(tmp_path):
     assert "cycle detected" in result.stderr and "contains visited root" in result.stderr
 
 
+@pytest.mark.parametrize("root", [DEPLOY, PLAIN], ids=["mutual-tls", "plain-http"])
+def test_netsched_containers_keep_the_image_entry_point(root: Path) -> None:
+    """The images' ENTRYPOINT is the init that forwards signals (deploy/Dockerfile, tested in
+    tests/lifecycle/). A container's `command` replaces an image's ENTRYPOINT (`args`
+    replaces only its CMD), so netsched's containers give their command line as `args`."""
+    containers = [
+        c
+        for doc in built(root)
+        if doc["kind"] in ("Deployment", "DaemonSet")
+        for c in doc["spec"]["template"]["spec"].get("initContainers", [])
+        + doc["spec"]["template"]["spec"]["containers"]
+        if c["image"].startswith("netsched-")
+    ]
+    assert len(containers) >= 4  # extender, reporter, the CNI installer and daemon
+    for c in containers:
+        assert "command" not in c, c["name"]
+        assert c["args"][0] in ("netsched", "netsched-cni"), c["name"]
+
+
 def test_extender_commands_are_ones_the_cli_accepts():
     parser = build_parser()
-    base = container(find("Deployment", "netsched-extender", PLAIN), "extender")["command"]
-    https = container(find("Deployment", "netsched-extender"), "extender")["command"]
+    base = container(find("Deployment", "netsched-extender", PLAIN), "extender")["args"]
+    https = container(find("Deployment", "netsched-extender"), "extender")["args"]
     for command in (base, https):
         assert command[0] == "netsched"
         args = parser.parse_args(command[1:])
@@ -276,7 +295,7 @@ def test_the_https_configuration_differs_only_where_tls_needs_it():
         assert {"key": key, "path": path.removeprefix(mount["mountPath"] + "/")} in volume["items"]
     # the extender's pair and client CA are the files its flags name
     extender = find("Deployment", "netsched-extender")
-    args = build_parser().parse_args(container(extender, "extender")["command"][1:])
+    args = build_parser().parse_args(container(extender, "extender")["args"][1:])
     (mount,) = container(extender, "extender")["volumeMounts"]
     volume = pod_volumes(extender)[mount["name"]]["secret"]
     assert volume["secretName"] == "netsched-extender-tls"
@@ -291,7 +310,7 @@ def test_the_https_configuration_differs_only_where_tls_needs_it():
 
 def test_the_lease_names_agree():
     args = build_parser().parse_args(
-        container(find("Deployment", "netsched-extender"), "extender")["command"][1:]
+        container(find("Deployment", "netsched-extender"), "extender")["args"][1:]
     )
     role = find("Role", "netsched-extender-lease")
     assert role["metadata"]["namespace"] == args.lease_namespace
@@ -488,8 +507,8 @@ def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     reporter = find("DaemonSet", "netsched-reporter")["spec"]["template"]["spec"]["containers"][0]
     assert init["image"] == daemon["image"] == reporter["image"]
 
-    assert init["command"][:2] == ["netsched-cni", "install"]
-    args = install.build_parser().parse_args(init["command"][2:] + init.get("args", []))
+    assert init["args"][:2] == ["netsched-cni", "install"]
+    args = install.build_parser().parse_args(init["args"][2:])
     assert not args.uninstall and args.timeout is None
     # install writes into the host's CNI dirs, as runtimes read them
     assert host_path_at(daemonset, init, str(args.bin_dir)) == "/opt/cni/bin"
@@ -499,7 +518,7 @@ def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     assert init["securityContext"]["runAsUser"] == 0  # the image itself runs as 65534
 
     # the daemon finds, at the paths the plugin entry names, what is there on the host
-    assert daemon["command"] == ["netsched-cni", "daemon", "--socket", args.socket]
+    assert daemon["args"] == ["netsched-cni", "daemon", "--socket", args.socket]
     assert daemon["securityContext"]["privileged"] is True
     for path in (args.kubeconfig_path, args.socket, args.state_dir):
         assert host_path_at(daemonset, daemon, path) == path

@@ -49,10 +49,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PLAIN = DEPLOY / "plain-http"
 """The variant without TLS; the default (deploy/) speaks mutual TLS."""
+DRA = DEPLOY / "dra"
+"""The variant where DRA accounts bandwidth and the extender publishes ResourceSlices."""
 MANIFESTS = sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
-KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
+
+
+def _kind(root: Path) -> str:
+    return yaml.safe_load((root / "kustomization.yaml").read_text()).get("kind", "Kustomization")
+
+
+KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml") if _kind(p.parent) == "Kustomization")
+COMPONENTS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml") if _kind(p.parent) == "Component")
+"""Kustomize Components (mutual-tls/): pieces that variants take in, never built on their own."""
 CLUSTER_SCOPED = {
-    "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace",
+    "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace", "DeviceClass",
     "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
 }
@@ -113,7 +123,7 @@ def test_every_manifest_parses_into_named_objects(path):
     assert docs, f"{path} is empty"
     for doc in docs:
         assert doc.get("apiVersion") and doc.get("kind"), doc
-        if doc["kind"] != "Kustomization":
+        if doc["kind"] not in ("Kustomization", "Component"):
             assert doc.get("metadata", {}).get("name"), doc
 
 
@@ -138,26 +148,31 @@ def test_every_kustomization_builds_into_distinct_placed_objects(root):
 
 
 def referenced_files(root: Path) -> set[Path]:
-    """The files a kustomization names: file resources and patch files."""
+    """The files a kustomization names: file resources and patch files, its components' too."""
     (config,) = documents(root / "kustomization.yaml")
     entries = [r for r in config.get("resources", [])]
     entries += [p["path"] for p in config.get("patches", []) if "path" in p]
     entries += config.get("patchesStrategicMerge", [])
-    return {(root / e).resolve() for e in entries if (root / e).is_file()}
+    found = {(root / e).resolve() for e in entries if (root / e).is_file()}
+    for component in config.get("components", []):
+        found |= referenced_files((root / component).resolve()) | {(root / component / "kustomization.yaml").resolve()}
+    return found
 
 
 def test_every_manifest_is_built_by_some_kustomization():
     """A manifest no kustomization names is never applied (samples are applied by hand)."""
     named = set().union(*(referenced_files(root) for root in KUSTOMIZATIONS))
     manifests = {
-        p for p in MANIFESTS if "samples" not in p.parts and p.name != "kustomization.yaml"
+        p for p in MANIFESTS
+        if "samples" not in p.parts and (p.name != "kustomization.yaml" or p.parent in COMPONENTS)
     }
     assert manifests - named == set(), "no kustomization names these"
 
 
 def patch_targets(root: Path) -> set[tuple[str, str]]:
+    """What a kustomization's patches (and its components') change, as (kind, name)."""
     (config,) = documents(root / "kustomization.yaml")
-    targets = set()
+    targets = set().union(*(patch_targets((root / c).resolve()) for c in config.get("components", [])))
     for patch in config.get("patches", []):
         if "target" in patch:
             targets.add((patch["target"]["kind"], patch["target"]["name"]))
@@ -229,6 +244,9 @@ def test_extender_commands_are_ones_the_cli_accepts():
     )
     for command in (base, https):
         assert parser.parse_args(command[1:]).read_only_port == 9090
+        assert not parser.parse_args(command[1:]).publish_resource_slices
+    dra = container(find("Deployment", "netsched-extender", DRA), "extender")["command"]
+    assert dra == [*https, "--publish-resource-slices"] and parser.parse_args(dra[1:]).publish_resource_slices
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"netsched", "netsched-cni"} <= set(scripts)
 
@@ -306,6 +324,51 @@ def test_the_https_configuration_differs_only_where_tls_needs_it():
     for probe in ("readinessProbe", "livenessProbe"):
         get = container(extender, "extender")[probe]["httpGet"]
         assert ports[get["port"]] == args.read_only_port and get.get("scheme", "HTTP") == "HTTP"
+
+
+def test_the_dra_configuration_only_asks_the_extender_for_scores():
+    """With DRA accounting bandwidth, kube-scheduler consults the extender for prioritize
+    alone: it filters nothing, binds nothing, preempts for nothing, and its absence blocks
+    no pod. Everything else is the default's: same Service, TLS, weight and profile."""
+    default = scheduler_config(find("ConfigMap", "netsched-scheduler-config"))
+    dra = scheduler_config(find("ConfigMap", "netsched-scheduler-config", DRA))
+    (full,), (scoring,) = default["extenders"], dra["extenders"]
+    verbs = ("filterVerb", "prioritizeVerb", "bindVerb", "preemptVerb")
+    assert {v: scoring.get(v) for v in verbs} == {
+        "filterVerb": None, "prioritizeVerb": full["prioritizeVerb"], "bindVerb": None, "preemptVerb": None
+    }
+    assert scoring["ignorable"] is True and full["ignorable"] is False
+    rest = lambda e: {k: v for k, v in e.items() if k not in (*verbs, "ignorable")}
+    assert rest(scoring) == rest(full)
+    assert {k: v for k, v in dra.items() if k != "extenders"} == {
+        k: v for k, v in default.items() if k != "extenders"
+    }
+    # the DRA variant is the default plus DRA's objects: the same scheduler Deployment (TLS mounts)
+    assert find("Deployment", "netsched-scheduler", DRA) == find("Deployment", "netsched-scheduler")
+
+
+def test_the_deviceclass_and_the_samples_name_the_contracts_driver_and_class():
+    from contract import dra as contract_dra
+
+    device_class = contract_dra.DeviceClass.model_validate(find("DeviceClass", contract_dra.DEVICE_CLASS, DRA))
+    (selector,) = device_class.spec.selectors
+    assert selector.cel.expression == f'device.driver == "{contract_dra.DRIVER}"'
+    samples = documents(DRA / "samples" / "claims.yaml")
+    claims = [contract_dra.ResourceClaimSpec.model_validate(d["spec"]["spec"] if d["kind"] == "ResourceClaimTemplate"
+                                                            else d["spec"]) for d in samples if "Claim" in d["kind"]]
+    assert len(claims) == 2
+    for claim in claims:
+        for request in claim.devices.requests:
+            assert request.exactly.device_class_name == contract_dra.DEVICE_CLASS
+            assert set(request.exactly.capacity.requests) <= {contract_dra.INGRESS, contract_dra.EGRESS}
+    names = {d["metadata"]["name"] for d in samples}
+    scheduler = scheduler_config(find("ConfigMap", "netsched-scheduler-config", DRA))["profiles"][0]["schedulerName"]
+    for pod in (d for d in samples if d["kind"] == "Pod"):
+        assert pod["spec"]["schedulerName"] == scheduler
+        for claim in pod["spec"]["resourceClaims"]:
+            assert (claim.get("resourceClaimName") or claim.get("resourceClaimTemplateName")) in names
+            assert all(claim["name"] in {c["name"] for c in box.get("resources", {}).get("claims", [])}
+                       for box in pod["spec"]["containers"])
 
 
 def test_the_lease_names_agree():
@@ -455,6 +518,39 @@ def test_rbac_allows_exactly_what_the_extender_does(kube_api: FakeKubeAPI, serve
         for v in rule["verbs"]
     }
     assert granted == used, f"granted but never used: {granted - used}"
+
+
+def test_dra_rbac_allows_exactly_what_the_slice_publisher_does(kube_api: FakeKubeAPI, client_for):
+    """deploy/dra/'s ClusterRole against the requests ``--publish-resource-slices`` makes:
+    list, create, replace, delete, and nothing more."""
+    from bandwidth_accounting.settings import CapacitySettings
+    from contract.objects import Node, NodeNetwork
+    from scheduler_extender.slices import SlicePublisher
+    from scheduler_extender.state import ClusterState
+    from tests.kubernetes.conftest import node_network_object, node_object
+
+    state = ClusterState(CapacitySettings())
+    nodes = [Node.model_validate({**node_object(n), "metadata": {**node_object(n)["metadata"], "uid": n}})
+             for n in ("node-00", "node-01")]
+    state.reset(ClusterSnapshot(nodes=nodes, node_networks=[
+        NodeNetwork.model_validate(node_network_object(n)) for n in ("node-00", "node-01")]))
+    publisher = SlicePublisher(state, client_for())
+    assert publisher.sync().created == 2
+    state.upsert(NodeNetwork.model_validate(node_network_object("node-00", speed_mbps=25_000)))
+    assert publisher.sync().updated == 1
+    state.delete(nodes[1])
+    assert publisher.sync().deleted == 1
+    made = {rbac_verb(r.method, r.path) for r in kube_api.requests}
+    rules = find("ClusterRole", "netsched-extender-resourceslices", DRA)["rules"]
+    for group, resource, verb, _namespace, name in made:
+        assert allowed(rules, group, resource, verb, name), (group, resource, verb, name)
+    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {(g, r, v) for g, r, v, _, _ in made}
+    binding = find("ClusterRoleBinding", "netsched-extender-resourceslices", DRA)
+    assert binding["roleRef"]["name"] == "netsched-extender-resourceslices"
+    extender = find("Deployment", "netsched-extender", DRA)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": extender["spec"]["template"]["spec"][
+        "serviceAccountName"], "namespace": extender["metadata"]["namespace"]}]
 
 
 # -- the CNI DaemonSet: installer, daemon and host paths agree ------------------------------

@@ -245,7 +245,7 @@ def test_extender_commands_are_ones_the_cli_accepts():
     for command in (base, https):
         assert parser.parse_args(command[1:]).read_only_port == 9090
         assert not parser.parse_args(command[1:]).publish_resource_slices
-    dra = container(find("Deployment", "netsched-extender", DRA), "extender")["command"]
+    dra = container(find("Deployment", "netsched-extender", DRA), "extender")["args"]
     assert dra == [*https, "--publish-resource-slices"] and parser.parse_args(dra[1:]).publish_resource_slices
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"netsched", "netsched-cni"} <= set(scripts)

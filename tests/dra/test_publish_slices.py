@@ -213,3 +213,40 @@ def test_rbac_refusal_is_said_once_with_what_to_apply(kube_api, publisher, caplo
     lines = [r.getMessage() for r in caplog.records if r.name == "scheduler_extender.slices"]
     assert len(lines) == 1 and "deploy/dra/" in lines[0] and "403" in lines[0]
     assert len([r for r in kube_api.requests if "resourceslices" in r.path]) > 1  # it keeps trying
+
+
+def test_netsched_serve_publishes_as_the_leader(kube_api, tmp_path):
+    """The flag end to end: ``netsched serve --kubernetes --leader-elect
+    --publish-resource-slices`` takes the Lease, then writes one slice per node."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.kubernetes.conftest import NODE_NETWORKS, NODES, node_network_object, node_object
+
+    for name in ("node-00", "node-01"):
+        kube_api.seed(NODES, node_object(name))
+        kube_api.seed(NODE_NETWORKS, node_network_object(name))
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "netsched.cli", "serve", "--kubernetes", "--kubeconfig", str(kubeconfig),
+         "--port", str(port), "--leader-elect", "--identity", "r1", "--publish-resource-slices"],
+        cwd=Path(__file__).resolve().parents[2], stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(stored(kube_api)) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert set(stored(kube_api)) == {"node-00-netsched.io", "node-01-netsched.io"}, log.read_text()
+        uid = kube_api.get(f"{NODES}/node-00")["metadata"]["uid"]
+        assert stored(kube_api)["node-00-netsched.io"].metadata.owner_references[0]["uid"] == uid
+        lease = kube_api.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/netsched-extender")
+        assert lease["spec"]["holderIdentity"] == "r1"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -61,11 +61,13 @@ images:
 	done
 
 # Mutation testing (mutmut; tests in pyproject.toml [tool.mutmut]); slow, not in `test`.
-# The functions mutated: the ledger, the batch fit check, address allocation, the bind
-# path (bind, _bind, _reserve) and the token-bucket shaping. Survivors:
-# `$(VENV)/bin/mutmut results`, one in detail: `$(VENV)/bin/mutmut show NAME`.
-MUTATE := 'bandwidth_accounting.ledger.*' 'bandwidth_accounting.batch.*' \
-	'bandwidth_accounting.ipam.*' 'scheduler_extender.scheduler.*bind*' \
+# The functions mutated: all of bandwidth_accounting/ (the ledger, the fit checks, policy,
+# observed load, annotation parsing, address allocation, DRA devices and claims), the bind
+# path (bind, _bind, _reserve) and the token-bucket shaping. One module at a time:
+# `make mutate MUTATE='bandwidth_accounting.fit.*'`; on a shared machine
+# `MUTATE_JOBS=1 nice -n 19 make mutate ...`. Survivors: `$(VENV)/bin/mutmut results`,
+# one in detail: `$(VENV)/bin/mutmut show NAME`.
+MUTATE := 'bandwidth_accounting.*' 'scheduler_extender.scheduler.*bind*' \
 	'scheduler_extender.scheduler.*_reserve*' 'cni.shaping.*'
 mutate: venv
 	$(VENV)/bin/pip install --quiet 'mutmut>=3.3'

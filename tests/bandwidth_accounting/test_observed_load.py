@@ -106,6 +106,50 @@ def test_window_holds_the_highest_report_then_lets_go(ledger):
     assert ledger.observed("node-1", "eth0", since) == (0, 0)
 
 
+def test_a_configured_window_holds_a_report_exactly_that_long(ledger):
+    """Not the default 60 s: a report exactly a window old still counts, a second older not."""
+    observed = ObservedLoad(ledger, window=timedelta(seconds=20))
+    since = at(1_000)
+    observed.record("node-1", at(100), {"eth0": (0, 6 * G)})
+    observed.record("node-1", at(80), {"eth0": (0, 1 * G)})
+    assert ledger.observed("node-1", "eth0", since) == (0, 6 * G)
+    observed.record("node-1", at(79), {"eth0": (0, 1 * G)})
+    assert ledger.observed("node-1", "eth0", since) == (0, 1 * G)
+
+
+def test_a_report_no_newer_than_the_last_is_ignored_even_when_it_says_more(ledger):
+    observed = ObservedLoad(ledger)
+    since = at(1_000)
+    observed.record("node-1", at(30), {"eth0": (0, 1 * G)})
+    observed.record("node-1", at(30), {"eth0": (0, 8 * G)})  # the same report time, replayed
+    observed.record("node-1", at(40), {"eth0": (0, 8 * G)})  # an older object from a relist
+    assert ledger.observed("node-1", "eth0", since) == (0, 1 * G)
+    assert observed.nodes() == {"node-1"}
+
+
+def test_each_node_has_its_own_history(ledger):
+    ledger.set_usable({("node-1", "eth0"): (9 * G, 9 * G), ("node-2", "eth0"): (9 * G, 9 * G)})
+    observed = ObservedLoad(ledger)
+    since = at(1_000)
+    observed.record("node-1", at(30), {"eth0": (0, 8 * G)})
+    observed.record("node-2", at(40), {"eth0": (0, 1 * G)})  # older than node-1's report: still node-2's first
+    assert ledger.observed("node-2", "eth0", since) == (0, 1 * G)
+    assert ledger.observed("node-1", "eth0", since) == (0, 8 * G)
+
+
+def test_a_forgotten_node_starts_a_new_history(ledger):
+    """A node deleted and recreated: its old reports neither hold its load nor make newer
+    reports look old."""
+    observed = ObservedLoad(ledger)
+    since = at(1_000)
+    observed.record("node-1", at(30), {"eth0": (0, 8 * G)})
+    observed.forget("node-1")
+    observed.forget("node-2")  # never reported: nothing to forget, no error
+    assert observed.nodes() == set()
+    observed.record("node-1", at(35), {"eth0": (0, 2 * G)})
+    assert ledger.observed("node-1", "eth0", since) == (0, 2 * G)
+
+
 def test_report_rates_map_received_to_ingress_and_sent_to_egress(ledger):
     ObservedLoad(ledger).record_report(one_node(rx_bps=2 * G, tx_bps=3 * G, beat=NOW - timedelta(seconds=7)))
     assert ledger.observed("node-1", "eth0", since=at(30)) == (2 * G, 3 * G)

@@ -1,5 +1,6 @@
 """``netsched simulate``: pods arriving and leaving a simulated cluster, placed by kube-scheduler
-alone (bandwidth-blind) and by kube-scheduler with netsched, through the extender's own code.
+alone (bandwidth-blind), by kube-scheduler with netsched, through the extender's own code,
+and by kube-scheduler allocating bandwidth itself as DRA claims, with and without netsched's scores.
 
 The names of the compared policies, the shipped extender weight and the defaults of a run are
 here, in the package itself, because ``netsched``'s parser offers them on every command it builds, ``netsched
@@ -20,6 +21,12 @@ class PolicyName(StrEnum):
     """kube-scheduler with netsched; every pod annotated ``netsched.io/placement: spread``."""
     PACK = "netsched-pack"
     """kube-scheduler with netsched; every pod annotated ``netsched.io/placement: pack``."""
+    DRA = "dra"
+    """kube-scheduler allocating each pod's bandwidth as a DRA claim on netsched's devices
+    (consumable capacity), with its default scores alone; no extender."""
+    DRA_SCORED = "dra-netsched-scoring"
+    """As ``DRA``, with netsched's prioritize (zones, peers, headroom) as a score-only
+    extender, its filter left out: the DRA scheduler configuration."""
 
 
 SHIPPED_EXTENDER_WEIGHT = 5

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,17 +84,37 @@ class KubeScheduler:
 
     # -- filter --------------------------------------------------------------------------
 
-    def feasible(self, cpu: float, memory: float, affinity: np.ndarray | None = None) -> np.ndarray:
-        """Indexes of the nodes kube-scheduler would send on: the first feasible ones found
-        from the rotating start, at most ``feasible_nodes_to_find``. ``affinity`` masks the
-        nodes the pod's required node affinity allows."""
-        count = len(self.names)
+    def fits(self, cpu: float, memory: float, affinity: np.ndarray | None = None) -> np.ndarray:
+        """Which nodes pass ``NodeResourcesFit`` and the required node affinity (``affinity``
+        masks the nodes it allows)."""
         fits = (self.cpu_used + cpu <= self.cpu_allocatable) & (self.memory_used + memory <= self.memory_allocatable)
         if affinity is not None:
             fits &= affinity
+        return fits
+
+    def feasible(
+        self, cpu: float, memory: float, affinity: np.ndarray | None = None,
+        plugin: Callable[[int], bool] | None = None,
+    ) -> np.ndarray:
+        """Indexes of the nodes kube-scheduler would send on: the first feasible ones found
+        from the rotating start, at most ``feasible_nodes_to_find``. ``plugin`` is one more
+        filter plugin of kube-scheduler's own (DRA's ``DynamicResources``): a node must pass
+        it too to count as found, so the search goes on past the nodes it fails."""
+        count = len(self.names)
         start = self.next_start
-        found = np.flatnonzero(np.roll(fits, -start))[: feasible_nodes_to_find(count)]
-        examined = count if len(found) < feasible_nodes_to_find(count) else int(found[-1]) + 1
+        wanted = feasible_nodes_to_find(count)
+        order = np.flatnonzero(np.roll(self.fits(cpu, memory, affinity), -start))
+        if plugin is None:
+            found = order[:wanted]
+        else:
+            kept = []
+            for position in order.tolist():
+                if plugin((position + start) % count):
+                    kept.append(position)
+                    if len(kept) == wanted:
+                        break
+            found = np.array(kept, dtype=np.int64)
+        examined = count if len(found) < wanted else int(found[-1]) + 1
         self.next_start = (start + examined) % count
         return (found + start) % count
 

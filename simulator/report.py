@@ -34,7 +34,7 @@ def table(report: SimulationReport) -> str:
             [
                 result.policy.value,
                 str(result.placed),
-                f"{result.refused} ({result.refused_by_kube}+{result.refused_by_netsched})"
+                f"{result.refused} ({result.refused_by_kube}+{result.refused_by_netsched + result.refused_by_allocator})"
                 if result.refused else "0",
                 str(result.links_over_capacity_peak),
                 f"{result.links_over_capacity_mean:.2f}",
@@ -65,7 +65,8 @@ def table(report: SimulationReport) -> str:
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     legend = (
-        "refused = (kube-scheduler's filters + netsched's filter); over cap = most links above their "
+        "refused = (kube-scheduler's CPU/memory/affinity filters + the bandwidth filter: netsched's, or DRA's "
+        "allocator, \"cannot allocate all claims\"); over cap = most links above their "
         "link speed at once, counting all traffic, and how many at an average moment; episodes = times "
         "a link went over (those a noisy pod's arrival started) and how long they lasted; utilisation "
         "over sampled link states; x-zone = peer traffic between zones."

@@ -2,9 +2,10 @@
 
 Each policy gets its own copy of the cluster and replays the same arrivals (see
 ``arrivals``). Events are handled in simulated-time order: departures free CPU,
-memory, traffic and (under netsched) the reservation; an arrival goes through
-kube-scheduler's filter, then the policy; every ``report_interval`` the node reporters
-publish each link's rate over the interval just ended (all reporters at once);
+memory, traffic and (under netsched) the reservation or (under DRA) the claim; an
+arrival goes through kube-scheduler's filters (under DRA, its allocator among them), then
+the policy; every ``report_interval`` the node reporters publish each link's rate over
+the interval just ended (all reporters at once);
 samples record every link's utilisation. A refused pod is dropped (kube-scheduler
 would keep it pending and retry).
 """
@@ -40,6 +41,8 @@ from simulator.policies import (
     Placed,
     Policy,
     Refused,
+    RunParts,
+    WithDra,
     WithNetsched,
 )
 from simulator.workload import Workload
@@ -85,6 +88,8 @@ class PolicyResult(BaseModel):
     refused: int
     refused_by_kube: int
     refused_by_netsched: int
+    refused_by_allocator: int
+    """DRA: pods whose claim no node could take ("cannot allocate all claims")."""
     bind_conflicts: int
     links: int
     links_over_capacity_peak: int
@@ -195,14 +200,16 @@ class PolicyRun:
         self.links = LinkLoad(topology, workload.networks())
         self.peers = PeerIndex(topology)
         self.policy: Policy
+        parts = RunParts(
+            self.kube, topology, snapshot, self.links, lambda: EPOCH + timedelta(seconds=self.now),
+            config.extender_weight, timedelta(seconds=config.observed_window),
+        )
         if name is PolicyName.BLIND:
             self.policy = BandwidthBlind(self.kube, topology, self.links)
+        elif name in (PolicyName.DRA, PolicyName.DRA_SCORED):
+            self.policy = WithDra(name, parts)
         else:
-            clock = lambda: EPOCH + timedelta(seconds=self.now)
-            self.policy = WithNetsched(
-                name, self.kube, snapshot, self.links, clock, config.extender_weight,
-                timedelta(seconds=config.observed_window),
-            )
+            self.policy = WithNetsched(name, parts)
         self.departures: list[tuple[float, int, Placed]] = []
         self.sample_times = _sample_times(arrivals, workload.mean_lifetime)
         self.warmup = self.sample_times[0] if self.sample_times else 0.0
@@ -269,8 +276,14 @@ class PolicyRun:
     def _arrive(self, arrival: Arrival) -> None:
         requirements = parse_requirements(arrival.annotations)
         started = time.perf_counter()
-        candidates = self.kube.feasible(arrival.cpu, arrival.memory, self.policy.affinity(requirements))
-        outcome = self.policy.place(arrival, requirements, candidates) if len(candidates) else Refused.KUBE
+        affinity, plugin = self.policy.affinity(requirements), self.policy.filter_plugin(requirements)
+        candidates = self.kube.feasible(arrival.cpu, arrival.memory, affinity, plugin)
+        if len(candidates):
+            outcome = self.policy.place(arrival, requirements, candidates)
+        elif plugin is not None and self.kube.fits(arrival.cpu, arrival.memory, affinity).any():
+            outcome = Refused.CLAIMS
+        else:
+            outcome = Refused.KUBE
         self.schedule_seconds[arrival.index] = time.perf_counter() - started
         if isinstance(outcome, Refused):
             self.counts[outcome] += 1
@@ -301,6 +314,7 @@ class PolicyRun:
             refused=refused,
             refused_by_kube=self.counts[Refused.KUBE],
             refused_by_netsched=self.counts[Refused.NETWORK],
+            refused_by_allocator=self.counts[Refused.CLAIMS],
             bind_conflicts=self.counts[Refused.BIND],
             links=links.links,
             links_over_capacity_peak=links.over_peak,

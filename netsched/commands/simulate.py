@@ -12,10 +12,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
     parser = subparsers.add_parser(
         "simulate",
-        help="simulate pods arriving and leaving; compare netsched with bandwidth-blind scheduling",
+        help="simulate pods arriving and leaving; compare netsched with bandwidth-blind scheduling and DRA",
         description="A discrete-event simulation of pods arriving and leaving a sample cluster, placed by "
-        "kube-scheduler alone and by kube-scheduler with netsched (spread and pack), through the "
-        "extender's own filter, prioritize and bind.",
+        "kube-scheduler alone, by kube-scheduler with netsched (spread and pack), through the "
+        "extender's own filter, prioritize and bind, and by kube-scheduler allocating bandwidth as DRA "
+        "claims itself, alone and with netsched's prioritize.",
     )
     parser.add_argument("--nodes", type=_positive, default=500, help="cluster size (default %(default)s)")
     parser.add_argument("--pods", type=_positive, default=10_000, help="pods arriving (default %(default)s)")

@@ -32,7 +32,9 @@ def test_every_arrival_is_placed_or_refused(report) -> None:
     for result in report.policies:
         assert result.arrived == 600
         assert result.placed + result.refused == result.arrived
-        assert result.refused == result.refused_by_kube + result.refused_by_netsched + result.bind_conflicts
+        assert result.refused == (
+            result.refused_by_kube + result.refused_by_netsched + result.refused_by_allocator + result.bind_conflicts
+        )
         # arrivals plus the departures of placed pods that left before the last arrival
         assert result.arrived <= result.events <= result.arrived + result.placed
 

@@ -25,7 +25,8 @@ def test_table_and_plot(hot_file, tmp_path, capsys) -> None:
     assert main(["simulate", *SMALL, "--workload", str(hot_file), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "workload hot: 16 nodes in 2 zones, 300 pods (seed 1), 8 alive per node" in out
-    for policy in ("bandwidth-blind", "netsched-spread", "netsched-pack"):
+    for policy in ("bandwidth-blind", "netsched-reservations-only", "netsched-spread", "netsched-pack",
+                   "dra", "dra-netsched-scoring"):
         assert f"\n{policy} " in out
     assert f"plot: {plot}" in out
     data = plot.read_bytes()

@@ -50,6 +50,29 @@ def test_feasible_sampling_rotates_and_respects_resources() -> None:
     assert len(kube.feasible(9, 2**30)) == 0
 
 
+def test_a_filter_plugin_of_its_own_counts_toward_the_nodes_found() -> None:
+    """DRA's ``DynamicResources`` is one of kube-scheduler's filters: the search stops after
+    ``numFeasibleNodesToFind`` nodes that pass it too, examining more nodes when it fails some
+    (an extender, called after the search, only ever sees the nodes found)."""
+    kube = KubeScheduler.build(topology(4, 10, 5), cpu=8, memory=32 * 2**30, rng=random.Random(1))
+    asked = []
+
+    def odd_only(node: int) -> bool:
+        asked.append(node)
+        return node % 2 == 1
+
+    found = kube.feasible(1, 2**30, plugin=odd_only)
+    assert found.tolist() == list(range(1, 200, 2))  # 100 found among all 200 nodes
+    assert asked == list(range(200))
+    assert kube.next_start == 0  # every node was examined
+    kube.cpu_used[:10] = 8
+    asked.clear()
+    assert kube.feasible(1, 2**30, plugin=lambda node: asked.append(node) or True).tolist() == list(range(10, 110))
+    assert asked == list(range(10, 110))  # nodes failing CPU are never asked, the search stops at 100
+    assert kube.next_start == 110
+    assert len(kube.feasible(1, 2**30, plugin=lambda node: False)) == 0
+
+
 def test_scores_prefer_free_nodes_and_spread_an_app_over_zones() -> None:
     kube = KubeScheduler.build(topology(2, 1, 2), cpu=8, memory=32 * 2**30, rng=random.Random(1))
     everyone = np.arange(4)

@@ -106,3 +106,16 @@ def test_the_bundled_noisy_workload_has_unannotated_talkers():
     workload = load_workload("noisy-neighbours")
     quiet = [t for t in workload.templates if not t.annotated]
     assert quiet and max(t.egress.mean for t in quiet if t.egress) > 1e9
+
+
+def test_dras_allocator_does_not_see_traffic_nobody_claimed(config):
+    """The allocator counts claims only: like netsched counting reservations alone, it puts
+    claims on links that unclaimed traffic already fills, so episodes start with its own
+    placements, with or without netsched's scores (which read only a DRA pod's peers);
+    netsched with observed load starts none and keeps fewer links over capacity."""
+    results = run_simulation(config, [PolicyName.DRA, PolicyName.DRA_SCORED, PolicyName.SPREAD]).policies
+    alone, scored, seeing = results
+    for dra in (alone, scored):
+        assert dra.episodes - dra.noisy_episodes > 0
+        assert seeing.links_over_capacity_mean < dra.links_over_capacity_mean / 1.5
+    assert seeing.episodes == seeing.noisy_episodes

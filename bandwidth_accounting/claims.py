@@ -165,16 +165,9 @@ class InvalidClaim(ValueError):
 
 
 def pod_claim_names(pod: Pod) -> list[str]:
-    """namespace/name of every ResourceClaim the pod uses: named directly, or made from a
-    template (known once the claim controller wrote it into the pod's status)."""
+    """namespace/name of every ResourceClaim the pod uses (``Pod.claim_names``)."""
     namespace = pod.metadata.effective_namespace
-    made = {s.name: s.resource_claim_name for s in pod.status.resource_claim_statuses}
-    names = []
-    for entry in pod.spec.resource_claims:
-        name = entry.resource_claim_name or made.get(entry.name)
-        if name:
-            names.append(f"{namespace}/{name}")
-    return names
+    return [f"{namespace}/{name}" for name in pod.claim_names()]
 
 
 def is_netsched_claim(claim: ResourceClaim) -> bool:

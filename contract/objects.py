@@ -259,6 +259,17 @@ class Pod(WireModel):
     def is_terminal(self) -> bool:
         return self.status.phase in ("Succeeded", "Failed")
 
+    def claim_names(self) -> list[str]:
+        """Names of the ResourceClaims the pod uses (in its namespace): named directly, or
+        made from a template (known once the claim controller wrote it into the status)."""
+        made = {s.name: s.resource_claim_name for s in self.status.resource_claim_statuses}
+        names = []
+        for entry in self.spec.resource_claims:
+            name = entry.resource_claim_name or made.get(entry.name)
+            if name:
+                names.append(name)
+        return names
+
 
 __all__ = [
     "BandwidthPolicy",

@@ -9,7 +9,7 @@ CNI_CLIENT_PACKAGES := gcc libc6-dev
 APT_PACKAGES := iperf3 iproute2 containernetworking-plugins chromium chromium-driver ethtool iputils-ping tini \
 	$(CNI_CLIENT_PACKAGES)
 
-.PHONY: demo test bench mutate venv system-packages cni-client images clean
+.PHONY: demo test bench mutate venv system-packages cni-client kubelet-api images clean
 
 demo: venv
 	$(VENV)/bin/netsched demo
@@ -35,6 +35,16 @@ cni-client: $(CNI_CLIENT)
 $(CNI_CLIENT): $(wildcard cni/thin_client/*.[ch]) cni/thin_client/build.sh
 	$(call apt-install,$(CNI_CLIENT_PACKAGES))
 	cni/thin_client/build.sh $@
+
+# The kubelet's DRA and plugin-registration gRPC code, generated from netsched's copies of
+# the kubelet protos (cni/kubelet_api/*.proto) and committed: the node image runs it
+# without grpcio-tools. KUBELET_API_OUT elsewhere writes a fresh copy there instead
+# (tests/cni/test_kubelet_api.py compares it with the committed one).
+KUBELET_API_OUT ?= .
+kubelet-api: venv
+	$(VENV)/bin/python -m grpc_tools.protoc -I. --python_out=$(KUBELET_API_OUT) \
+		--grpc_python_out=$(KUBELET_API_OUT) cni/kubelet_api/dra.proto \
+		cni/kubelet_api/pluginregistration.proto
 
 # Kernel tests need iperf3, iproute2 and the reference CNI plugins; browser tests need chromium;
 # tests/lifecycle runs the commands behind tini, the images' init (deploy/Dockerfile).

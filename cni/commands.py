@@ -25,7 +25,7 @@ from cni.config import (
     parse_attachments,
 )
 from cni.errors import CNIError, ErrorCode
-from cni.kube import fetch_reservation, pod_identity
+from cni.kube import fetch_pod, pod_identity, reservation_of
 from cni.netns import (
     NamespaceGone,
     NotANamespace,
@@ -39,6 +39,8 @@ from cni.rtnl import Rtnl
 from cni.state import AttachedInterface, Record, StateDir
 from cni.validate import check_rate, validate_attachments, validate_network_name
 from cni.versions import SUPPORTED_VERSIONS
+from contract.annotations import RESERVATION
+from contract.objects import Pod
 from contract.reservation import AttachmentReservation
 
 
@@ -98,16 +100,25 @@ def require_prev_result(conf: NetConf) -> Result:
 
 
 def desired_state(env: Environment, conf: NetConf) -> Desired:
-    """Limits and attachments from the reservation annotation, else from the config."""
+    """Limits and attachments from the reservation annotation, else from the pod's prepared
+    ResourceClaims (primary) and the config (attachments), else from the config alone."""
     validate_network_name(conf.name)
     runtime = conf.runtime_config.bandwidth
-    reservation = None
+    bursts = (runtime.ingress_burst, runtime.egress_burst) if runtime else (0, 0)
+    reservation = claimed = None
     if conf.kubeconfig:
-        reservation = fetch_reservation(conf.kubeconfig, *pod_identity(env.args),
-                                        conf.node_name or os.environ.get("NODE_NAME") or None,
-                                        conf.scheduler_names)
+        pod = fetch_pod(conf.kubeconfig, *pod_identity(env.args))
+        reservation = reservation_of(pod, conf.node_name or os.environ.get("NODE_NAME") or None,
+                                     conf.scheduler_names)
+        claimed = claimed_limits(pod, StateDir(conf.state_dir), bursts)
+        if reservation is not None and claimed is not None:
+            meta = pod.get("metadata") or {}
+            raise CNIError(ErrorCode.RESERVATION_REJECTED,
+                           f"pod {meta.get('namespace')}/{meta.get('name')} has both a "
+                           f"{RESERVATION} annotation and netsched ResourceClaims: netsched "
+                           "enforces one or the other, never both",
+                           "the extender refuses such a pod too (docs/dra.md)")
     if reservation is not None:
-        bursts = (runtime.ingress_burst, runtime.egress_burst) if runtime else (0, 0)
         delegated = [att for att in reservation.attachments if att.definition is not None]
         made_by_multus = next((att for att in delegated if att.interface == env.ifname), None)
         if made_by_multus is not None:
@@ -125,13 +136,38 @@ def desired_state(env: Environment, conf: NetConf) -> Desired:
         for direction in ("ingress", "egress"):
             check_rate(f"reservation.primary.{direction}", getattr(reservation.primary, direction))
     else:
-        primary = Limits(runtime.ingress_rate, runtime.ingress_burst, runtime.egress_rate,
-                         runtime.egress_burst) if runtime else Limits()
+        if claimed is not None:  # the claims' rates replace the runtime's, as a reservation's do
+            primary = claimed
+        elif runtime:
+            primary = Limits(runtime.ingress_rate, runtime.ingress_burst, runtime.egress_rate,
+                             runtime.egress_burst)
+        else:
+            primary = Limits()
         attachments, source = parse_attachments(conf.attachments), "attachments"
     validate_attachments(attachments, env.ifname, source)
     limits = {env.ifname: primary}
     limits.update({att.interface: Limits(att.ingress, 0, att.egress, 0) for att in attachments})
     return Desired(limits, list(attachments))
+
+
+def claimed_limits(pod: dict[str, Any], state: StateDir, bursts: tuple[int, int]
+                   ) -> Limits | None:
+    """The primary interface's limits from the pod's ResourceClaims that the kubelet plugin
+    prepared (None: it has none of netsched's). Every netsched device is an interface that
+    carries pod traffic, so each allocation is bandwidth of the pod's primary interface, and
+    several add up per direction (docs/dra.md, "On the node")."""
+    parsed = Pod.model_validate(pod)
+    namespace = parsed.metadata.effective_namespace
+    prepared = [claim for name in parsed.claim_names()
+                if (claim := state.prepared_claim(namespace, name)) is not None]
+    if not prepared:
+        return None
+    ingress = sum(device.ingress for claim in prepared for device in claim.devices)
+    egress = sum(device.egress for claim in prepared for device in claim.devices)
+    field = f"ResourceClaims {', '.join(claim.name for claim in prepared)}"
+    check_rate(f"{field}: ingress", ingress)
+    check_rate(f"{field}: egress", egress)
+    return Limits(ingress, bursts[0], egress, bursts[1])
 
 
 def pod_namespace(env: Environment) -> int:

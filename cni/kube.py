@@ -1,8 +1,10 @@
-"""The pod's ``netsched.io/reservation`` annotation, read from the API server.
+"""What the plugin reads from the API server: the pod an ADD is for (its
+``netsched.io/reservation`` annotation and its ResourceClaims' names), and, for the DRA
+kubelet plugin, a ResourceClaim.
 
-Only used when the config names a kubeconfig; the kubernetes client (with
-``kubernetes_access``) is imported here, lazily, because importing it costs more than a
-whole ADD without it.
+Only used when the config names a kubeconfig (or the daemon serves the kubelet plugin);
+the kubernetes client (with ``kubernetes_access``) is imported here, lazily, because
+importing it costs more than a whole ADD without it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from cni.config import DEFAULT_SCHEDULER_NAMES, cni_arg
 from cni.errors import CNIError, ErrorCode
 from contract.annotations import RESERVATION
+from contract.dra import GROUP_VERSION, RESOURCE_CLAIMS, ResourceClaim
 from contract.reservation import Reservation
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 API_TIMEOUT_S = 5
 
@@ -33,13 +40,8 @@ def pod_identity(args: dict[str, str]) -> tuple[str, str]:
     return namespace, name
 
 
-def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str | None = None,
-                      scheduler_names: Sequence[str] = DEFAULT_SCHEDULER_NAMES,
-                      ) -> Reservation | None:
-    """The pod's reservation, or None when the pod has none (netsched did not place it).
-
-    A reservation is enforced only when it passes :func:`check_trust`.
-    """
+def fetch_pod(kubeconfig: str, namespace: str, name: str) -> dict[str, Any]:
+    """The pod an ADD is for, as the API server has it (plain JSON: only a few fields are read)."""
     from kubernetes import client
 
     from kubernetes_access import ApiFailure, NoConfiguration, NotFound, api_client, api_errors
@@ -64,7 +66,21 @@ def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str
     except ValueError as exc:
         raise CNIError(ErrorCode.TRY_AGAIN_LATER, f"pod {namespace}/{name}: API answer is not JSON",
                        str(exc)) from exc
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(RESERVATION)
+    if not isinstance(pod, dict):
+        raise CNIError(ErrorCode.TRY_AGAIN_LATER, f"pod {namespace}/{name}: API answer is not "
+                       "an object", repr(pod)[:200])
+    return pod
+
+
+def reservation_of(pod: dict[str, Any], this_node: str | None = None,
+                   scheduler_names: Sequence[str] = DEFAULT_SCHEDULER_NAMES,
+                   ) -> Reservation | None:
+    """The pod's reservation, or None when the pod has none (netsched did not place it).
+
+    A reservation is enforced only when it passes :func:`check_trust`.
+    """
+    metadata = pod.get("metadata") or {}
+    raw = (metadata.get("annotations") or {}).get(RESERVATION)
     if raw is None:
         return None
     try:
@@ -75,9 +91,24 @@ def fetch_reservation(kubeconfig: str, namespace: str, name: str, this_node: str
         raise CNIError(ErrorCode.INVALID_CONFIG,
                        f"annotation {RESERVATION}: {field or '(value)'}: {first['msg']}",
                        f"value {first.get('input')!r}") from exc
-    check_trust(reservation, pod.get("spec") or {}, f"{namespace}/{name}", this_node,
-                scheduler_names)
+    check_trust(reservation, pod.get("spec") or {},
+                f"{metadata.get('namespace')}/{metadata.get('name')}", this_node, scheduler_names)
     return reservation
+
+
+def fetch_claim(api: ApiClient, namespace: str, name: str) -> ResourceClaim:
+    """One ResourceClaim (``resource.k8s.io/v1``); raises ``kubernetes_access.ApiFailure``."""
+    from kubernetes import client
+
+    from kubernetes_access import api_errors
+
+    group, version = GROUP_VERSION.split("/")
+    with api_errors():
+        response = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            group, version, namespace, RESOURCE_CLAIMS, name, _preload_content=False,
+            _request_timeout=API_TIMEOUT_S)
+        body = response.data
+    return ResourceClaim.model_validate_json(body)
 
 
 def check_trust(reservation: Reservation, spec: dict, pod: str, this_node: str | None,

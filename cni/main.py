@@ -22,7 +22,10 @@ from cni.versions import SPEC_VERSION, version_report
 # typing's own import costs every ADD ~4 ms; type checkers read this name as True.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Mapping
+
+    from cni.kubelet_plugin import Serving
 
 
 def _top_level_string(raw: bytes, key: str) -> str | None:
@@ -136,31 +139,84 @@ def warm_up() -> None:
     kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(kubernetes.client.Configuration()))
 
 
-def daemon(argv: list[str]) -> int:
-    """``netsched-cni daemon``: serve invocations on the node's socket until SIGTERM."""
-    from cni.daemon import serve, stop_on_signals
-
-    stop = stop_on_signals()  # first: the imports below take a second, see stop_on_signals
+def daemon_parser() -> argparse.ArgumentParser:
+    """The options of ``netsched-cni daemon`` (the DaemonSet's command is checked against them)."""
     import argparse
-    import logging
-    import time
+
+    from cni.config import DEFAULT_STATE_DIR
+    from cni.kubelet_plugin import PLUGIN_DIR, REGISTRY_DIR
 
     parser = argparse.ArgumentParser(prog="netsched-cni daemon",
                                      description="Run CNI invocations for the thin client.")
     parser.add_argument("--socket", default=DEFAULT_SOCKET,
                         help=f"Unix socket to listen on (default {DEFAULT_SOCKET})")
-    args = parser.parse_args(argv)
+    dra = parser.add_argument_group(
+        "DRA kubelet plugin", "Prepare ResourceClaims of driver netsched.io for the kubelet "
+        "(docs/dra.md); off unless --kubelet-registry is given.")
+    dra.add_argument("--kubelet-registry", metavar="DIR",
+                     help=f"the kubelet's plugin registration directory ({REGISTRY_DIR})")
+    dra.add_argument("--kubelet-plugin-dir", metavar="DIR", default=PLUGIN_DIR,
+                     help=f"where the DRA service's socket goes (default {PLUGIN_DIR})")
+    dra.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                     help="where prepared claims are kept: the plugin config's stateDir "
+                     f"(default {DEFAULT_STATE_DIR})")
+    dra.add_argument("--kubeconfig", default=None,
+                     help="to read ResourceClaims (default: the pod's service account)")
+    dra.add_argument("--node-name", default=os.environ.get("NODE_NAME"),
+                     help="this node (default: the NODE_NAME environment variable)")
+    return parser
+
+
+def daemon(argv: list[str]) -> int:
+    """``netsched-cni daemon``: serve invocations on the node's socket until SIGTERM, and
+    with ``--kubelet-registry`` the DRA kubelet plugin of driver netsched.io beside them."""
+    from cni.daemon import serve, stop_on_signals
+
+    stop = stop_on_signals()  # first: the imports below take a second, see stop_on_signals
+    import logging
+    import time
+
+    args = daemon_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.perf_counter()
     warm_up()
     logging.getLogger("netsched.cni.daemon").info(
         "warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+    kubelet_plugin = None
     try:
+        if args.kubelet_registry:
+            kubelet_plugin = _serve_kubelet_plugin(args)
         serve(args.socket, run, ready=lambda: print(f"ready {args.socket}", flush=True), stop=stop)
     except CNIError as exc:
         print(f"netsched-cni daemon: {exc.msg}", file=sys.stderr)
         return 1
+    finally:
+        if kubelet_plugin is not None:
+            kubelet_plugin.stop()
     return 0
+
+
+def _serve_kubelet_plugin(args: argparse.Namespace) -> Serving:
+    """Start the DRA kubelet plugin from the daemon's arguments."""
+    from functools import partial
+
+    from cni import kubelet_plugin
+    from cni.kube import fetch_claim
+    from cni.state import StateDir
+    from kubernetes_access import NoConfiguration, api_client
+
+    if not args.node_name:
+        raise CNIError(ErrorCode.INVALID_CONFIG, "--node-name: not set, nor NODE_NAME: the "
+                       "kubelet plugin prepares claims allocated on this node only")
+    try:
+        api = api_client(args.kubeconfig, retries=None)
+    except NoConfiguration as exc:
+        raise CNIError(ErrorCode.INVALID_CONFIG, f"--kubeconfig: cannot load {exc.where}",
+                       exc.detail) from exc
+    plugin = kubelet_plugin.KubeletPlugin(
+        node=args.node_name, state=StateDir(args.state_dir), read_claim=partial(fetch_claim, api),
+        local_interfaces=kubelet_plugin.node_interfaces)
+    return kubelet_plugin.serve(plugin, args.kubelet_registry, args.kubelet_plugin_dir)
 
 
 USAGE = """usage: netsched-cni                  a CNI plugin: CNI_* variables, config on stdin

@@ -18,7 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,15 +207,15 @@ class Daemon:
     """``netsched-cni daemon`` inside a node namespace, as the CNI DaemonSet runs it."""
 
     def __init__(self, node_netns: str, socket_path: Path, node_name: str | None = None,
-                 log: int | IO[str] = subprocess.PIPE) -> None:
+                 log: int | IO[str] = subprocess.PIPE, args: Sequence[str] = ()) -> None:
         """``node_name``: the NODE_NAME the DaemonSet's downward API would set. ``log``:
         where its log goes; a pipe (tests read it after stopping the daemon) holds a few
         hundred invocations' lines before the daemon blocks writing, so long runs pass
-        a file or DEVNULL."""
+        a file or DEVNULL. ``args``: more of the daemon's options (the kubelet plugin's)."""
         self.socket_path = socket_path
         env = {**os.environ, "NODE_NAME": node_name} if node_name else None
         self.process = subprocess.Popen(
-            [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path)],
+            [str(netsched_cni_binary()), "daemon", "--socket", str(socket_path), *args],
             stdout=subprocess.PIPE, stderr=log, text=True, env=env,
             preexec_fn=_enter(node_netns),  # noqa: PLW1509 - only system calls, see _LIBC
         )
@@ -236,8 +236,9 @@ class Daemon:
 
 @contextmanager
 def running_daemon(node_netns: str, socket_path: Path, node_name: str | None = None,
-                   log: int | IO[str] = subprocess.PIPE) -> Iterator[Daemon]:
-    daemon = Daemon(node_netns, socket_path, node_name, log)
+                   log: int | IO[str] = subprocess.PIPE, args: Sequence[str] = ()
+                   ) -> Iterator[Daemon]:
+    daemon = Daemon(node_netns, socket_path, node_name, log, args)
     try:
         yield daemon
     finally:

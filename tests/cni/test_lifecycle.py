@@ -15,7 +15,13 @@ import pytest
 
 from tests.cni.lab import Lab, link_names, qdiscs, sh
 from tests.cni.runner import PluginError, Runtime
-from tests.cni.topologies import MBIT, Node, attachment, lone_node, switched_nodes
+from tests.cni.topologies import (
+    MBIT,
+    assert_nothing_of_ours,
+    attachment,
+    lone_node,
+    switched_nodes,
+)
 
 pytestmark = pytest.mark.kernel
 
@@ -27,20 +33,6 @@ def ours(runtime: Runtime, version: str = "1.1.0", **extra: Any) -> dict[str, An
     conf = copy.deepcopy(runtime.conflist["plugins"][-1])
     conf.update(cniVersion=version, name=runtime.conflist["name"], **extra)
     return conf
-
-
-def assert_nothing_of_ours(node: Node, pod: str, *, eth0_expected: bool) -> None:
-    """No attachment, ifb, qdisc, segment device or record of netsched-cni is left."""
-    names = link_names(pod)
-    assert names == ({"lo", "eth0"} if eth0_expected else {"lo"}), names
-    if eth0_expected:
-        kinds = {q["kind"] for q in qdiscs(pod, "eth0")}
-        assert not kinds & {"tbf", "ingress"}, kinds
-    assert not [n for n in link_names(node.netns) if n.startswith("nsx")]
-    records = Path(node.state_dir()) / "records"
-    assert not records.exists() or not list(records.iterdir())
-    segments = Path(node.state_dir()) / "segments"
-    assert not segments.exists() or not list(segments.iterdir())
 
 
 def test_del_after_add_leaves_nothing(lab: Lab) -> None:

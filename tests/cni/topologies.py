@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from tests.cni.lab import Lab
+from tests.cni.lab import Lab, link_names, qdiscs
 from tests.cni.runner import Runtime, lab_conflist
 
 GBIT = 1_000_000_000
@@ -72,3 +73,17 @@ def attachment(node: Node, *, mode: str, interface: str = "net1", ip: str | None
     if mtu is not None:
         body["mtu"] = mtu
     return body
+
+
+def assert_nothing_of_ours(node: Node, pod: str, *, eth0_expected: bool) -> None:
+    """No attachment, ifb, qdisc, segment device or record of netsched-cni is left."""
+    names = link_names(pod)
+    assert names == ({"lo", "eth0"} if eth0_expected else {"lo"}), names
+    if eth0_expected:
+        kinds = {q["kind"] for q in qdiscs(pod, "eth0")}
+        assert not kinds & {"tbf", "ingress"}, kinds
+    assert not [n for n in link_names(node.netns) if n.startswith("nsx")]
+    records = Path(node.state_dir()) / "records"
+    assert not records.exists() or not list(records.iterdir())
+    segments = Path(node.state_dir()) / "segments"
+    assert not segments.exists() or not list(segments.iterdir())

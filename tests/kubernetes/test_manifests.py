@@ -571,9 +571,11 @@ def host_path_at(daemonset: dict[str, Any], container_spec: dict[str, Any], path
     raise AssertionError(f"{container_spec['name']} does not mount {path}")
 
 
-def test_cni_rbac_grants_only_get_on_pods():
-    (rule,) = find("ClusterRole", "netsched-cni")["rules"]
-    assert rule == {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}
+def test_cni_rbac_grants_only_get_on_pods_and_resourceclaims():
+    assert find("ClusterRole", "netsched-cni")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims"], "verbs": ["get"]},
+    ]
     binding = find("ClusterRoleBinding", "netsched-cni")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netsched-cni"
@@ -590,6 +592,8 @@ def test_cni_rbac_grants_only_get_on_pods():
 
 def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     from cni import install
+    from cni.kubelet_plugin import PLUGIN_DIR, REGISTRY_DIR
+    from cni.main import daemon_parser
 
     daemonset = find("DaemonSet", "netsched-cni")
     pod = daemonset["spec"]["template"]["spec"]
@@ -614,17 +618,29 @@ def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     assert init["securityContext"]["runAsUser"] == 0  # the image itself runs as 65534
 
     # the daemon finds, at the paths the plugin entry names, what is there on the host
-    assert daemon["args"] == ["netsched-cni", "daemon", "--socket", args.socket]
+    assert daemon["args"][:2] == ["netsched-cni", "daemon"]
+    options = daemon_parser().parse_args(daemon["args"][2:])
+    assert (options.socket, options.state_dir) == (args.socket, args.state_dir)
     assert daemon["securityContext"]["privileged"] is True
     for path in (args.kubeconfig_path, args.socket, args.state_dir):
         assert host_path_at(daemonset, daemon, path) == path
+    # the kubelet plugin: its registration socket where the kubelet's plugin watcher looks,
+    # its service's socket in the kubelet's plugin dir for the driver
+    assert options.kubelet_registry == REGISTRY_DIR
+    for path in (options.kubelet_registry, options.kubelet_plugin_dir):
+        assert host_path_at(daemonset, daemon, path) == path
+    assert options.kubelet_plugin_dir == PLUGIN_DIR
+    assert options.kubeconfig is None and options.node_name is None, (
+        "the service account, and NODE_NAME from the downward API")
+    assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in (
+        daemon["env"])
     mounts = {m["mountPath"]: m for m in daemon["volumeMounts"]}
     assert mounts["/etc/cni/net.d"].get("readOnly") is True
     assert mounts["/var/run/netns"]["mountPropagation"] == "HostToContainer"
     assert host_path_at(daemonset, daemon, "/var/run/netns") == "/var/run/netns"
     assert not {"cni-bin"} & {m["name"] for m in daemon["volumeMounts"]}
     volumes = pod_volumes(daemonset)
-    for name in ("socket-dir", "state"):
+    for name in ("socket-dir", "state", "kubelet-registry", "kubelet-plugin"):
         assert volumes[name]["hostPath"]["type"] == "DirectoryOrCreate"
 
 
@@ -638,10 +654,17 @@ def test_the_example_conflist_carries_the_entry_install_writes():
 
 
 def test_cni_rbac_allows_exactly_what_the_plugin_asks_the_api(kube_api: FakeKubeAPI, kubeconfig):
-    from cni.kube import fetch_reservation
+    """An ADD reads its pod; the kubelet plugin reads the claim it prepares."""
+    from cni.kube import fetch_claim, fetch_pod
+    from kubernetes_access import api_client
+    from tests.cni.dra_objects import CLAIMS, allocated_claim
 
     (pod,) = seed_pods(kube_api, 1)
-    fetch_reservation(str(kubeconfig), pod["metadata"]["namespace"], pod["metadata"]["name"])
+    namespace = pod["metadata"]["namespace"]
+    kube_api.seed(CLAIMS.format(namespace=namespace), allocated_claim(
+        namespace, "bandwidth", node="node-0", device="eth0", consumed={"egress": "1G"}))
+    fetch_pod(str(kubeconfig), namespace, pod["metadata"]["name"])
+    fetch_claim(api_client(str(kubeconfig)), namespace, "bandwidth")
     made = {rbac_verb(r.method, r.path) for r in kube_api.requests}
     assert made, "the plugin made no API request"
     rules = find("ClusterRole", "netsched-cni")["rules"]

@@ -20,7 +20,9 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXTENDER_ONLY = "fastapi,starlette,uvicorn,numpy,networkx,orjson,httpx,cryptography"
 PLOT_ONLY = "matplotlib"
-NODE_ONLY = "pyroute2"
+NODE_DISTRIBUTIONS = {"pyroute2": "pyroute2", "grpcio": "grpc", "protobuf": "google"}
+"""The node extra's distributions and the top-level module each installs."""
+NODE_ONLY = ",".join(NODE_DISTRIBUTIONS.values())
 
 
 def run_without(absent: str, module: str, *arguments: str, **popen: object) -> subprocess.Popen:
@@ -57,7 +59,8 @@ def test_reporter_once_runs_on_the_node_extras(tmp_path: Path) -> None:
 
 def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
     """The CNI DaemonSet's two containers: the installer, then the daemon with the plugin's
-    modules and the kubernetes client imported at start, answering over its socket."""
+    modules and the kubernetes client imported at start, answering over its socket, and
+    the DRA kubelet plugin (grpcio, protobuf) answering the kubelet's GetInfo over its own."""
     bin_dir, conf_dir = tmp_path / "bin", tmp_path / "net.d"
     bin_dir.mkdir()
     conf_dir.mkdir()
@@ -74,8 +77,17 @@ def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
     assert [p["type"] for p in chained["plugins"]] == ["bridge", "netsched-cni"]
 
     socket_path = tmp_path / "run" / "cni.sock"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://10.96.0.1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
     daemon = run_without(
-        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "daemon", "--socket", str(socket_path)
+        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "daemon", "--socket", str(socket_path),
+        "--kubelet-registry", str(tmp_path / "registry"), "--kubelet-plugin-dir",
+        str(tmp_path / "plugin"), "--state-dir", str(tmp_path / "state"), "--kubeconfig",
+        str(kubeconfig), "--node-name", "node-a",
     )
     try:
         assert daemon.stdout.readline() == f"ready {socket_path}\n"
@@ -83,6 +95,9 @@ def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
 
         code, output = forward(str(socket_path), {"CNI_COMMAND": "VERSION"}, b'{"cniVersion": "1.0.0"}')
         assert code == 0 and "1.0.0" in json.loads(output)["supportedVersions"]
+        from tests.cni.dra_objects import Kubelet
+
+        assert Kubelet(tmp_path / "registry").register().name == "netsched.io"
         daemon.send_signal(signal.SIGTERM)
     finally:
         code, _, err = finish(daemon)
@@ -121,7 +136,7 @@ def test_the_node_extras_are_disjoint_from_the_extenders() -> None:
         return {r.split("[")[0].split(">")[0].split("=")[0].strip() for r in extras[extra]}
 
     assert names("plot") == set(PLOT_ONLY.split(","))
-    assert names("node") == set(NODE_ONLY.split(","))
+    assert names("node") == set(NODE_DISTRIBUTIONS)
     assert names("extender") <= set(EXTENDER_ONLY.split(","))
 
 

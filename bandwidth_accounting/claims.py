@@ -26,7 +26,8 @@ Pure: no I/O, no locks; the caller applies the holdings to its ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -230,6 +231,41 @@ def claim_shortfalls(
     return failed
 
 
+def overcommits(holdings: Iterable[Holding], ledger: Ledger) -> list[Shortfall]:
+    """The budgets that recording ``holdings`` would take past usable capacity, each holding
+    replacing what its key already holds (the watch may have recorded the claim first).
+
+    kube-scheduler allocated them without seeing annotation reservations; call this with
+    the ledger locked and record the holdings under the same lock, or a reservation taken
+    in between is not counted.
+    """
+    asked: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    held: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for holding in holdings:
+        for sums, record in ((asked, holding), (held, ledger.holding(holding.uid))):
+            if record is None:
+                continue
+            for interface, rates in record.reservation.interfaces.items():
+                pair = sums[(record.node, interface)]
+                pair[0] += rates.ingress
+                pair[1] += rates.egress
+    result = []
+    for (node, interface), wanted in asked.items():
+        usable = ledger.usable(node, interface)
+        reserved = ledger.reserved(node, interface)
+        foreign = ledger.foreign_reserved(node, interface)
+        claimed = ledger.claimed(node, interface)
+        own = held[(node, interface)]
+        for index, direction in enumerate(DIRECTIONS):
+            others = reserved[index] - own[index]
+            if wanted[index] and others + wanted[index] > usable[index]:
+                result.append(Shortfall(
+                    node, interface, direction, others, usable[index], wanted[index],
+                    foreign_bps=foreign[index], claimed_bps=claimed[index] - own[index],
+                ))
+    return result
+
+
 __all__ = [
     "HOLDING_PREFIX",
     "ClaimAsk",
@@ -242,5 +278,6 @@ __all__ = [
     "claim_holdings",
     "claim_shortfalls",
     "is_netsched_claim",
+    "overcommits",
     "pod_claim_names",
 ]

@@ -43,6 +43,8 @@ class Cause(StrEnum):
     BANDWIDTH = "bandwidth"
     POLICY = "bandwidth_policy"
     """The namespace's BandwidthPolicy: a per-pod maximum, a namespace total, or a bad policy."""
+    CLAIM = "resource_claim"
+    """A netsched ResourceClaim that cannot be read, or asked beside bandwidth annotations."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from http import HTTPStatus
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -383,11 +384,12 @@ class KubernetesClusterSource:
                     ))
                 page = orjson.loads(body)
             except ApiFailure as error:
-                if isinstance(error, NotFound) and resource.optional:
+                if _absent(resource, error):
                     if not resource.absent:
-                        log.info("%s are not served (404): %s", resource.name, resource.absent_means)
+                        why = "not served (404)" if isinstance(error, NotFound) else "forbidden to us (403)"
+                        log.info("%s are %s: %s", resource.name, why, resource.absent_means)
                     resource.absent = True
-                    return _Listing("", {})  # the CRD or API is not installed: nothing of that kind
+                    return _Listing("", {})  # not installed, or not ours to read: nothing of that kind
                 if isinstance(error, Gone) and token:
                     token = None  # the continuation expired: list again from the start
                     objects.clear()
@@ -435,8 +437,8 @@ class KubernetesClusterSource:
                 self._relist(resource, epoch, backoff)
                 continue
             except ApiFailure as error:
-                if isinstance(error, NotFound) and resource.optional:
-                    # Not installed (yet): look again now and then, without filling the log.
+                if _absent(resource, error):
+                    # Not installed (or allowed) yet: look again now and then, without filling the log.
                     self._stopping.wait(self.settings.absent_crd_interval)
                     self._relist(resource, epoch, backoff)
                     continue
@@ -532,6 +534,13 @@ def _read(response: Any) -> bytes:
         return response.data
     finally:
         response.release_conn()
+
+
+def _absent(resource: _Resource, error: ApiFailure) -> bool:
+    """An optional resource the cluster does not serve (404), or that the extender's
+    ClusterRole does not let it read (403, an install older than the resource): it has no
+    objects, and everything else works."""
+    return resource.optional and (isinstance(error, NotFound) or error.status == HTTPStatus.FORBIDDEN)
 
 
 def _first_error(error: ValidationError) -> str:

@@ -41,6 +41,7 @@ from kubernetes import client
 from bandwidth_accounting.fit import Cause
 from contract import annotations
 from contract.attachment_definitions import NetworkAttachmentDefinition
+from contract.dra import ResourceClaim
 from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 from kubernetes_access import ApiFailure, Unavailable, api_errors
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
@@ -225,6 +226,9 @@ class RequeueingSink:
         if isinstance(obj, Pod):
             self._pod_changed(obj, lambda: self.state.upsert(obj))
             return
+        if isinstance(obj, ResourceClaim):
+            self._claim_changed(obj, lambda: self.state.upsert(obj))
+            return
         self.state.upsert(obj)
         if isinstance(obj, NodeNetwork):
             self._report(obj)
@@ -245,6 +249,9 @@ class RequeueingSink:
             self._pod_changed(obj, lambda: self.state.delete(obj))
             self.requeuer.forget(obj.metadata.uid or obj.key)
             return
+        if isinstance(obj, ResourceClaim):
+            self._claim_changed(obj, lambda: self.state.delete(obj))
+            return
         self.state.delete(obj)
         if isinstance(obj, NodeNetwork):
             self._reports.pop(obj.metadata.name, None)
@@ -264,6 +271,16 @@ class RequeueingSink:
         if before is not None and self.state.ledger.holding(uid) != before:
             self.requeuer.changed(f"{before.pod} freed room on {before.node}", ROOM_CAUSES, before.node)
             self.requeuer.changed(f"{before.pod} freed part of its namespace's total", POLICY_CAUSES)
+
+    def _claim_changed(self, claim: ResourceClaim, apply: Callable[[], None]) -> None:
+        """A claim deallocated, moved or deleted frees room where it held some."""
+        before = self.state.claim_charges(claim.key)
+        apply()
+        after = self.state.claim_charges(claim.key)
+        for node, (ingress, egress) in before.items():
+            now = after.get(node, (0, 0))
+            if now[0] < ingress or now[1] < egress:
+                self.requeuer.changed(f"ResourceClaim {claim.key} freed room on {node}", ROOM_CAUSES, node)
 
     def _report(self, report: NodeNetwork) -> None:
         node = report.metadata.name

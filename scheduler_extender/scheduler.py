@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from contextlib import ExitStack
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,16 @@ from itertools import compress
 import numpy as np
 
 from bandwidth_accounting.batch import batch_fit
+from bandwidth_accounting.claims import (
+    ClaimAsk,
+    InvalidClaim,
+    claim_asks,
+    claim_shortfalls,
+    is_netsched_claim,
+    overcommits,
+    pod_claim_names,
+)
+from bandwidth_accounting.devices import pod_traffic_interfaces
 from bandwidth_accounting.fit import (
     Cause,
     Plan,
@@ -41,6 +52,7 @@ from bandwidth_accounting.requirements import (
 )
 from bandwidth_accounting.settings import FitSettings
 from contract import annotations
+from contract.dra import DEVICE_CLASS, ResourceClaim
 from contract.group import SCHEDULER_NAME
 from contract.objects import Pod
 from contract.reservation import Reservation
@@ -153,6 +165,23 @@ class Cycle:
 
 
 @dataclass(frozen=True, slots=True)
+class PodClaims:
+    """The pod's ResourceClaims of DeviceClass bandwidth.netsched.io, as the state knows them."""
+
+    keys: tuple[str, ...] = ()
+    """namespace/name of each."""
+    asks: tuple[ClaimAsk, ...] = ()
+    """What those not allocated yet ask; allocated ones are in the ledger already."""
+    problem: str | None = None
+    """Why one of them cannot be read (``InvalidClaim``)."""
+    allocated: tuple[ResourceClaim, ...] = ()
+    """Those allocated already (a shared claim, or an earlier attempt's allocation)."""
+
+
+NO_CLAIMS = PodClaims()
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     fit: FitSettings = field(default_factory=FitSettings)
     scheduler_names: frozenset[str] = frozenset({SCHEDULER_NAME})
@@ -190,17 +219,33 @@ class Scheduler:
             cause = Cause.INVALID_ANNOTATION if isinstance(error, InvalidAnnotation) else Cause.POLICY
             result.refusals = dict.fromkeys(names, [Refusal(cause, str(error))])
             return self._decided("filter", pod, result)
-        if not requirements.needs_resources:
-            result.passed = names
+        claims = self.claims_of(pod)
+        refusal = _claim_refusal(pod, requirements, claims)
+        if refusal is not None:
+            result.refusals = dict.fromkeys(names, [refusal])
             return self._decided("filter", pod, result)
+        if requirements.needs_resources:
+            self._fit(pod, requirements, policies, names, result)
+        else:
+            result.passed = names
+        if claims.asks:
+            self._fit_claims(claims.asks, result)
+        for claim in claims.allocated:
+            self._fit_allocated(claim, result)
+        return self._decided("filter", pod, result)
 
+    def _fit(
+        self, pod: Pod, requirements: PodRequirements, policies: Sequence[NamespacePolicy], names: list[str],
+        result: FilterResult,
+    ) -> None:
+        """The annotations' asks against every candidate, into ``result``."""
         state = self.state
         uid = _uid(pod)
         everywhere = pod_refusals(requirements, state.topology, state.ledger, uid)
         everywhere += self._policy_refusals(pod, requirements, policies)
         if everywhere:
             result.refusals = dict.fromkeys(names, everywhere)
-            return self._decided("filter", pod, result)
+            return
         topology = state.topology
         evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
         fits = evaluation.fits.tolist()
@@ -210,7 +255,44 @@ class Scheduler:
             result.refusals = {
                 name: evaluation.exact[name] for name, fit in zip(names, fits, strict=True) if not fit
             }  # type: ignore[misc]
-        return self._decided("filter", pod, result)
+
+    def _fit_allocated(self, claim: ResourceClaim, result: FilterResult) -> None:
+        """Refuse the node of an allocated claim that over-commits it beside the reservations.
+
+        An allocation stays when bind refused it (kube-scheduler's Unreserve only takes the
+        pod out of ``reservedFor``), and the pod's next attempt goes to the same node: say
+        why it cannot go there until room is freed (which wakes it) instead of failing binds."""
+        shortfalls = overcommits(self.state.claim_reading(claim).holdings, self.state.ledger)
+        for node in sorted({s.node for s in shortfalls} & set(result.passed)):
+            result.passed.remove(node)
+            result.refusals[node] = [
+                Refusal(Cause.BANDWIDTH, f"claim {claim.key} (allocated here): {s.message}")
+                for s in shortfalls if s.node == node
+            ]
+
+    def _fit_claims(self, asks: Sequence[ClaimAsk], result: FilterResult) -> None:
+        """Refuse the passed nodes where no interface has room for a claim's ask beside the
+        annotation reservations and the other DRA allocations: kube-scheduler's allocator
+        sees only the latter. Not resolvable by netsched's preemption (its victims are
+        annotation pods; a claim's is kube-scheduler's business)."""
+        state = self.state
+        topology, ledger = state.topology, state.ledger
+        since = self.settings.fit.observed_since(self.clock())
+        passed = []
+        for name in result.passed:
+            interfaces = (
+                [i.name for i in pod_traffic_interfaces(topology, name)] if name in topology.node_networks else []
+            )
+            failed = claim_shortfalls(list(asks), name, interfaces, ledger, since)
+            if not failed:
+                passed.append(name)
+                continue
+            result.refusals[name] = [
+                Refusal(Cause.BANDWIDTH, f"claim {ask.claim} request {ask.request}: {shortfall.message}")
+                for ask, shortfalls in failed
+                for shortfall in shortfalls
+            ] or [Refusal(Cause.BANDWIDTH, f"no interface of {name} carries pod traffic (no DRA device)")]
+        result.passed = passed
 
     # -- prioritize --------------------------------------------------------------------
 
@@ -310,10 +392,24 @@ class Scheduler:
             requirements, policies = self.requirements_of(pod)
         except (InvalidAnnotation, InvalidPolicy) as error:
             raise BindError(str(error)) from None
+        claims = self._claims_to_bind(pod)
+        held = ExitStack()
+        if claims:
+            # The claims are the pod's ask (the watch may not have shown them to requirements_of).
+            requirements = parse_requirements(pod.metadata.annotations, pod.metadata.effective_namespace)
+            refusal = _claim_refusal(pod, requirements, PodClaims(tuple(c.key for c in claims)))
+            if refusal is not None:
+                raise BindError(refusal.message)
+            # The state before the ledger, as the sources take them: admitting a claim updates both.
+            held.enter_context(self.state.locked())
+            held.enter_context(ledger.locked())
         reservation, reserved_now, recorded = None, False, {}
-        if requirements.needs_resources:
-            reservation, reserved_now = self._reserve(pod, requirements, node, policies)
-            recorded = {annotations.RESERVATION: reservation.model_dump_json(exclude_none=True)}
+        with held:
+            if claims:
+                self._admit_claims(pod, node, claims)
+            if requirements.needs_resources:
+                reservation, reserved_now = self._reserve(pod, requirements, node, policies)
+                recorded = {annotations.RESERVATION: reservation.model_dump_json(exclude_none=True)}
         try:
             self.source.bind(pod, node, recorded)
         except BindConflict as error:
@@ -321,6 +417,51 @@ class Scheduler:
                 ledger.release(uid)
             raise BindError(f"binding failed: {error}", conflict=True) from None
         return reservation
+
+    def _claims_to_bind(self, pod: Pod) -> list[ResourceClaim]:
+        """The pod's netsched claims as the API holds them now: kube-scheduler wrote their
+        allocation (its DRA plugin's PreBind) just before calling bind, ahead of the watch."""
+        claims = []
+        for key in pod_claim_names(pod):
+            namespace, name = key.split("/", 1)
+            try:
+                claim = self.source.read_claim(namespace, name)
+            except BindConflict as error:
+                raise BindError(str(error), conflict=True) from None
+            if claim is None:
+                raise BindError(f"pod {pod.key}: ResourceClaim {key} does not exist", conflict=True)
+            if is_netsched_claim(claim):
+                claims.append(claim)
+        return claims
+
+    def _admit_claims(self, pod: Pod, node: str, claims: list[ResourceClaim]) -> None:
+        """Check the claims' allocation against the whole ledger and record it, or raise.
+
+        kube-scheduler allocated it counting only DRA allocations; annotation reservations
+        are invisible to it. Call with the state and the ledger locked: the check and the
+        record are one step, as ``Ledger.reserve`` is for a reservation."""
+        holdings = []
+        for claim in claims:
+            results = claim.netsched_results()
+            if not results:
+                raise BindError(f"pod {pod.key}: ResourceClaim {claim.key} is not allocated", conflict=True)
+            elsewhere = sorted({r.pool for r in results} - {node})
+            if elsewhere:
+                raise BindError(
+                    f"pod {pod.key}: ResourceClaim {claim.key} is allocated on {', '.join(elsewhere)}, not {node}",
+                    conflict=True,
+                )
+            holdings += self.state.claim_reading(claim).holdings
+        shortfalls = overcommits(holdings, self.state.ledger)
+        if shortfalls:
+            keys = ", ".join(c.key for c in claims)
+            raise BindError(
+                f"{pod.key}: ResourceClaim {keys} would over-commit {node} beside its reservations: "
+                + "; ".join(s.message for s in shortfalls),
+                conflict=True,
+            )
+        for claim in claims:
+            self.state.upsert(claim)
 
     def _pod_to_bind(self, namespace: str, name: str, uid: str) -> Pod:
         """The pod kube-scheduler asks to bind, as the API holds it, checked to be the one
@@ -424,16 +565,41 @@ class Scheduler:
         other annotations."""
         metadata = pod.metadata
         namespace = metadata.effective_namespace
-        key = (namespace, self.state.generation, tuple(map(metadata.annotations.get, annotations.INPUTS)))
+        # A pod with a netsched claim asks its bandwidth there: no namespace default beside it.
+        claimed = bool(pod.spec.resource_claims) and bool(self.claims_of(pod).keys)
+        inputs = tuple(map(metadata.annotations.get, annotations.INPUTS))
+        key = (namespace, self.state.generation, claimed, inputs)
         known = self._requirements.get(key)
         if known is None:
             requirements = parse_requirements(metadata.annotations, namespace)
             policies = self.state.namespace_policies(namespace)
-            known = with_defaults(requirements, policies), policies
+            known = (requirements if claimed else with_defaults(requirements, policies)), policies
             if len(self._requirements) >= REMEMBERED_REQUIREMENTS:
                 self._requirements.clear()
             self._requirements[key] = known
         return known
+
+    def claims_of(self, pod: Pod) -> PodClaims:
+        """The pod's netsched claims as the state knows them (one not seen yet is not counted:
+        bind reads them all from the API)."""
+        if not pod.spec.resource_claims:
+            return NO_CLAIMS
+        keys: list[str] = []
+        asks: list[ClaimAsk] = []
+        allocated: list[ResourceClaim] = []
+        for key in pod_claim_names(pod):
+            claim = self.state.claim(key)
+            if claim is None or not is_netsched_claim(claim):
+                continue
+            keys.append(key)
+            if claim.status.allocation is not None:
+                allocated.append(claim)
+            else:
+                try:
+                    asks += claim_asks(claim)
+                except InvalidClaim as error:
+                    return PodClaims(tuple(keys), (), str(error))
+        return PodClaims(tuple(keys), tuple(asks), allocated=tuple(allocated))
 
     def _policy_refusals(
         self, pod: Pod, requirements: PodRequirements, policies: Sequence[NamespacePolicy]
@@ -469,6 +635,28 @@ class Scheduler:
             )
         )
         return result
+
+
+def _claim_refusal(pod: Pod, requirements: PodRequirements, claims: PodClaims) -> Refusal | None:
+    """A netsched claim netsched cannot read, or bandwidth asked both by annotation and by
+    claim: one ask, one record (the ledger, the CNI and the views each read one of them)."""
+    if claims.problem is not None:
+        return Refusal(Cause.CLAIM, claims.problem)
+    if not claims.keys:
+        return None
+    asked = [name for name in (annotations.INGRESS_BANDWIDTH, annotations.EGRESS_BANDWIDTH)
+             if pod.metadata.annotations.get(name)]
+    asked += sorted({
+        annotations.MULTUS_NETWORKS if "/" in a.network else annotations.NETWORKS
+        for a in requirements.attachments if a.ingress_bps or a.egress_bps
+    })
+    if not asked:
+        return None
+    return Refusal(
+        Cause.CLAIM,
+        f"bandwidth asked both ways: annotation {', '.join(asked)} and ResourceClaim "
+        f"{', '.join(claims.keys)} (DeviceClass {DEVICE_CLASS}); ask by one of them",
+    )
 
 
 def _uid(pod: Pod) -> str:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,6 +36,9 @@ from topology.attachment_definitions import DefinitionNetwork, describe_definiti
 from topology.graph import Topology
 
 log = logging.getLogger(__name__)
+
+DELETED_CLAIMS_KEPT = 4096
+"""Deleted ResourceClaims remembered, so that a bind's older read cannot bring one back."""
 
 
 class Rejection(StrEnum):
@@ -130,6 +136,8 @@ class ClusterState:
         """namespace/name of a claim → the ledger keys of its DRA holdings."""
         self._claim_problems: dict[str, list[ClaimProblem]] = {}
         """namespace/name of a claim → what of its allocation is not counted as written."""
+        self._deleted_claims: OrderedDict[str, None] = OrderedDict()
+        """uids of the last claims deleted: a bind's read of one, applied after its deletion, is stale."""
         self._topology: Topology | None = None
         self._slot_map: SlotMap | None = None
         self.generation = 0
@@ -209,6 +217,10 @@ class ClusterState:
                 return
             if isinstance(obj, ResourceClaim):
                 key = obj.key
+                if obj.metadata.uid:
+                    self._deleted_claims[obj.metadata.uid] = None
+                    while len(self._deleted_claims) > DELETED_CLAIMS_KEPT:
+                        self._deleted_claims.popitem(last=False)
                 self._claims.pop(key, None)
                 self._claim_problems.pop(key, None)
                 for share in self._claim_holdings.pop(key, set()):
@@ -280,9 +292,29 @@ class ClusterState:
         with self._lock:
             return sorted(self._rejected.values(), key=lambda r: r.pod)
 
+    @contextmanager
+    def locked(self) -> Iterator[ClusterState]:
+        """Hold the state still. Take it before the ledger's lock, never after: sources apply
+        events holding this lock and then the ledger's."""
+        with self._lock:
+            yield self
+
     def claim(self, key: str) -> ResourceClaim | None:
         """A ResourceClaim by namespace/name, as the watch (or a bind's read) last saw it."""
         return self._claims.get(key)
+
+    def claim_charges(self, key: str) -> dict[str, tuple[int, int]]:
+        """What claim ``key`` holds per node, all interfaces together: (ingress, egress)."""
+        with self._lock:
+            charges: dict[str, tuple[int, int]] = {}
+            for uid in self._claim_holdings.get(key, ()):
+                holding = self.ledger.holding(uid)
+                if holding is not None:
+                    ingress, egress = charges.get(holding.node, (0, 0))
+                    for rates in holding.reservation.interfaces.values():
+                        ingress, egress = ingress + rates.ingress, egress + rates.egress
+                    charges[holding.node] = (ingress, egress)
+            return charges
 
     def claim_problems(self) -> list[ClaimProblem]:
         """What of the DRA allocations is not counted as written, by claim."""
@@ -365,6 +397,8 @@ class ClusterState:
 
     def _upsert_claim(self, claim: ResourceClaim) -> None:
         key = claim.key
+        if claim.metadata.uid in self._deleted_claims:
+            return  # a bind read it just before its deletion reached the watch
         known = self._claims.get(key)
         if known is not None and _older(claim.metadata.resource_version, known.metadata.resource_version):
             # A bind read this claim from the API ahead of the watch, which now brings an

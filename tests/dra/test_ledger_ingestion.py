@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from scheduler_extender.kubernetes_source import WATCHED_RESOURCES
 from scheduler_extender.state import ClusterState
 from tests.dra.ledger_objects import CLAIMS, FINALIZER, allocated_claim, allocation, claim_object
@@ -21,8 +23,8 @@ from tests.kubernetes.conftest import (  # noqa: F401 - fixtures
     sources,
     wait_until,
 )
+from tests.kubernetes.conftest import NODE_NETWORKS, PODS, node_network_object
 from tests.kubernetes.test_source import bound_pod
-from tests.kubernetes.conftest import PODS
 
 G = 1_000_000_000
 
@@ -88,8 +90,6 @@ def test_allocation_added_changed_removed_and_claim_deleted(kube_api, sources):
 
 
 def test_a_claim_on_a_node_without_report_counts_once_the_report_arrives(kube_api, sources, caplog):
-    from tests.kubernetes.conftest import NODE_NETWORKS, node_network_object
-
     seed_nodes(kube_api, 1)
     kube_api.seed(CLAIMS, allocated_claim("early", "node-new", egress="3G"))
     state = ClusterState()
@@ -104,14 +104,20 @@ def test_a_claim_on_a_node_without_report_counts_once_the_report_arrives(kube_ap
     assert state.claim_problems() == []
 
 
-def test_a_cluster_without_the_dra_api_works_as_before_and_says_so_once(kube_api, sources, caplog):
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (ApiError(404, "NotFound", "the server could not find the requested resource"), "not served (404)"),
+        # an install whose ClusterRole predates the claims: RBAC refuses, everything else works
+        (ApiError(403, "Forbidden", 'resourceclaims.resource.k8s.io is forbidden'), "forbidden to us (403)"),
+    ],
+)
+def test_a_cluster_without_the_dra_api_works_as_before_and_says_so_once(kube_api, sources, caplog, answer, said):
     seed_nodes(kube_api, 1)
     kube_api.seed(PODS, bound_pod("holder", "node-00"))
 
     def no_dra(method: str, path: str) -> ApiError | None:
-        if path.startswith("/apis/resource.k8s.io/"):
-            return ApiError(404, "NotFound", "the server could not find the requested resource")
-        return None
+        return answer if path.startswith("/apis/resource.k8s.io/") else None
 
     kube_api.fault = no_dra
     state = ClusterState()
@@ -120,8 +126,7 @@ def test_a_cluster_without_the_dra_api_works_as_before_and_says_so_once(kube_api
         source.start(state)
         source.resync()
     assert state.ledger.reserved("node-00", "eth0") == (0, 300_000_000)
-    said = [r.getMessage() for r in caplog.records if "resourceclaims are" in r.getMessage()]
-    assert said == [
-        "resourceclaims are not served (404): DRA allocations are not counted; "
-        "annotation reservations work as before"
+    logged = [r.getMessage() for r in caplog.records if "resourceclaims are" in r.getMessage()]
+    assert logged == [
+        f"resourceclaims are {said}: DRA allocations are not counted; annotation reservations work as before"
     ]

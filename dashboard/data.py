@@ -100,6 +100,8 @@ class PodReservation(BaseModel):
     interfaces: dict[str, Pair]
     attachments: list[AttachmentSummary]
     foreign: bool = Field(description="Placed by another scheduler (or holding no reservation netsched trusts): its bandwidth annotations, which the runtime shapes; no attachments.")
+    claim: str | None = Field(default=None, description="namespace/name of the DRA ResourceClaim holding it (kube-scheduler allocated it), if one does.")
+    share_id: str | None = Field(default=None, description="The claim's shareID on the shared device.")
 
 
 class RefusalGroup(BaseModel):
@@ -242,8 +244,10 @@ def dashboard_view(
                 for a in h.reservation.attachments
             ],
             foreign=h.foreign,
+            claim=h.claim.key if h.claim is not None else None,
+            share_id=h.claim.share_id if h.claim is not None else None,
         )
-        for h in sorted(holdings, key=lambda h: h.pod)
+        for h in sorted(holdings, key=lambda h: (h.pod, h.uid))
     ]
     recent = list(decisions)[-RECENT_DECISIONS:]
     return DashboardView(

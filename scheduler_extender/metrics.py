@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bandwidth_accounting.claims import ClaimProblemKind
 from contract.reservation import DIRECTIONS
 from scheduler_extender.state import ClusterState, Rejection
 
@@ -71,7 +72,8 @@ class ExtenderMetrics:
 
 
 class RejectionCollector(Collector):
-    """Reservations on bound pods that the ledger refuses to count, per reason (docs/security.md)."""
+    """Reservations on bound pods that the ledger refuses to count, per reason (docs/security.md),
+    and DRA allocation results it does not count as written, per reason (docs/dra.md)."""
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
@@ -87,6 +89,16 @@ class RejectionCollector(Collector):
         for reason in Rejection:
             rejected.add_metric([reason.value], reasons.count(reason))
         yield rejected
+        uncounted = GaugeMetricFamily(
+            "netsched_claim_allocation_problems",
+            "DRA allocation results not counted as written: a pool without NodeNetwork report, a "
+            "device no interface is (charged to the pod interface), a consumed capacity netsched cannot read.",
+            labels=["reason"],
+        )
+        kinds = [p.kind for p in self.state.claim_problems()]
+        for kind in ClaimProblemKind:
+            uncounted.add_metric([kind.value], kinds.count(kind))
+        yield uncounted
 
 
 class InterfaceCollector(Collector):
@@ -104,7 +116,13 @@ class InterfaceCollector(Collector):
         )
         reserved = GaugeMetricFamily(
             "netsched_interface_reserved_bps",
-            "Bandwidth reserved by bound pods, bits/s.",
+            "Bandwidth held on the interface: bound pods' reservations and DRA claims' allocations, bits/s.",
+            labels=labels,
+        )
+        claimed = GaugeMetricFamily(
+            "netsched_interface_claimed_bps",
+            "The part of netsched_interface_reserved_bps that DRA ResourceClaims hold "
+            "(kube-scheduler allocated it), bits/s.",
             labels=labels,
         )
         observed = GaugeMetricFamily(
@@ -117,14 +135,17 @@ class InterfaceCollector(Collector):
             for interface in report.status.interfaces:
                 usable = ledger.usable(node, interface.name)
                 held = ledger.reserved(node, interface.name)
+                by_claims = ledger.claimed(node, interface.name)
                 seen = (interface.rx_bps, interface.tx_bps)
                 for index, direction in enumerate(DIRECTIONS):
                     key = [node, interface.name, direction]
                     capacity.add_metric(key, usable[index])
                     reserved.add_metric(key, held[index])
+                    claimed.add_metric(key, by_claims[index])
                     observed.add_metric(key, seen[index])
         yield capacity
         yield reserved
+        yield claimed
         yield observed
 
 
@@ -165,6 +186,8 @@ class NodeCollector(Collector):
         topology, ledger, now = self.state.topology, self.state.ledger, self.clock()
         holding_counts: dict[str, int] = {}
         for holding in ledger.holdings():
+            if holding.claim is not None:
+                continue  # an allocation result, not a pod: netsched_interface_claimed_bps shows it
             holding_counts[holding.node] = holding_counts.get(holding.node, 0) + 1
         for node in sorted(topology.nodes.keys() | topology.node_networks.keys()):
             location = topology.location(node)

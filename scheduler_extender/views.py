@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from bandwidth_accounting.ledger import Holding
 from bandwidth_accounting.requirements import InvalidAnnotation, parse_requirements
 from contract import annotations
 from contract.objects import BandwidthPolicySpec, InterfaceRole, NetworkSpec, Pod
@@ -25,7 +26,8 @@ class InterfaceView(BaseModel):
     oper_state: str
     networks: list[str]
     usable: Rates
-    reserved: Rates
+    reserved: Rates = Field(description="Held by annotation reservations and DRA claims together.")
+    claimed: Rates = Field(default_factory=Rates, description="The part of reserved that DRA claims hold.")
     observed: Rates
 
 
@@ -66,12 +68,46 @@ class DefinitionView(BaseModel):
         )
 
 
+class ClaimShareView(BaseModel):
+    """A DRA allocation result: kube-scheduler took this from the device's capacity."""
+
+    namespace: str
+    name: str
+    request: str
+    device: str
+    share_id: str | None = Field(description="kube-scheduler's shareID of the allocation on the shared device.")
+
+
 class ReservationView(BaseModel):
-    uid: str
-    pod: str
+    uid: str = Field(description="The pod's uid; for a DRA claim, the ledger key (claim uid and shareID).")
+    pod: str = Field(description="namespace/name of the pod; for a DRA claim, of the pods it is reserved for "
+                     "(or the claim's, while none).")
     priority: int
     reservation: Reservation
     foreign: bool = Field(default=False, description="Placed by another scheduler (or holding no reservation netsched trusts): its bandwidth annotations, which the runtime shapes; no attachments.")
+    claim: ClaimShareView | None = Field(default=None, description="Set when a DRA ResourceClaim holds it.")
+
+    @classmethod
+    def of(cls, holding: Holding) -> ReservationView:
+        share = holding.claim
+        return cls(
+            uid=holding.uid, pod=holding.pod, priority=holding.priority, reservation=holding.reservation,
+            foreign=holding.foreign,
+            claim=None if share is None else ClaimShareView(
+                namespace=share.namespace, name=share.name, request=share.request, device=share.device,
+                share_id=share.share_id,
+            ),
+        )
+
+
+class ClaimProblemView(BaseModel):
+    """Part of a DRA allocation not counted as written (bandwidth_accounting.claims)."""
+
+    claim: str
+    reason: str
+    field: str
+    value: str
+    outcome: str
 
 
 class PolicyView(BaseModel):
@@ -101,6 +137,10 @@ class TopologyView(BaseModel):
     rejected_reservations: list[RejectedReservationView] = Field(
         default_factory=list,
         description="Reservations on bound pods that the ledger does not count (docs/security.md).",
+    )
+    claim_problems: list[ClaimProblemView] = Field(
+        default_factory=list,
+        description="DRA allocations not counted as written: unknown node or device, unreadable quantity.",
     )
 
 
@@ -136,6 +176,7 @@ def topology_view(state: ClusterState) -> TopologyView:
                 networks=carried.get(iface.name, []),
                 usable=_rates(ledger.usable(name, iface.name)),
                 reserved=_rates(ledger.reserved(name, iface.name)),
+                claimed=_rates(ledger.claimed(name, iface.name)),
                 observed=_rates((iface.rx_bps, iface.tx_bps)),
             )
             for iface in topology.interfaces(name).values()
@@ -162,9 +203,13 @@ def topology_view(state: ClusterState) -> TopologyView:
         RejectedReservationView(uid=r.uid, pod=r.pod, reason=r.reason.value, detail=r.detail)
         for r in state.rejected_reservations()
     ]
+    problems = [
+        ClaimProblemView(claim=p.claim, reason=p.kind.value, field=p.field, value=p.value, outcome=p.outcome)
+        for p in state.claim_problems()
+    ]
     return TopologyView(
         nodes=nodes, networks=networks, definitions=definitions, reservations=reservation_views(state),
-        policies=policy_views(state), rejected_reservations=rejected,
+        policies=policy_views(state), rejected_reservations=rejected, claim_problems=problems,
     )
 
 
@@ -183,12 +228,7 @@ def reservation_views(state: ClusterState, node: str | None = None) -> list[Rese
     """Pods holding reservations (all, or those on ``node``), by pod name."""
     ledger = state.ledger
     holdings = ledger.holdings() if node is None else ledger.holdings_on(node)
-    return [
-        ReservationView(
-            uid=h.uid, pod=h.pod, priority=h.priority, reservation=h.reservation, foreign=h.foreign
-        )
-        for h in sorted(holdings, key=lambda h: h.pod)
-    ]
+    return [ReservationView.of(h) for h in sorted(holdings, key=lambda h: (h.pod, h.uid))]
 
 
 def decision_views(decisions: list[Decision]) -> list[DecisionView]:
@@ -234,6 +274,10 @@ class ExplainView(BaseModel):
         default_factory=list,
         description="The NetworkAttachmentDefinitions the pod asks for, as netsched reads them "
         "(mode, link, VLAN, subnet, or why their reach is unknown).",
+    )
+    claims: list[str] = Field(
+        default_factory=list,
+        description="namespace/name of the pod's ResourceClaims of DeviceClass bandwidth.netsched.io.",
     )
 
 
@@ -293,6 +337,7 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
         nodes=verdicts,
         rejected_reservation=rejected,
         definitions=_asked_definitions(pod, topology),
+        claims=list(scheduler.claims_of(pod).keys),
     )
 
 

@@ -366,7 +366,7 @@
               " · observed ", h("b", null, rate(x.observed[i])), " · capacity ", h("b", null, rate(x.capacity[i])))];
         })))),
       h("div", { class: "subhead" }, `Pods holding bandwidth here (${pods.length})`),
-      pods.length ? h("ul", { class: "node-pods-list" }, pods.map((r) => h("li", null, h("span", null, r.pod, r.foreign ? h("small", { class: "foreign" }, " · another scheduler's") : null), h("span", null, podRates(r))))) : h("p", { class: "empty" }, "None."),
+      pods.length ? h("ul", { class: "node-pods-list" }, pods.map((r) => h("li", null, h("span", null, r.pod, r.foreign ? h("small", { class: "foreign" }, " · another scheduler's") : null, r.claim ? h("small", { class: "claim" }, ` · DRA claim ${r.claim}`) : null), h("span", null, podRates(r))))) : h("p", { class: "empty" }, "None."),
       refusals.length ? [h("div", { class: "subhead" }, "Refused here in recent decisions"),
         h("ul", { class: "node-pods-list" }, refusals.slice(0, 8).map(([d, reason]) => h("li", null, h("span", null, d.pod), h("span", { style: "color:#fecaca" }, reason))))] : null));
   }
@@ -424,7 +424,7 @@
     body.replaceChildren(...shown.map((r) => h("tr", {
       dataset: { pod: r.pod, node: r.node }, class: ui.seenPods.has(r.uid) || ui.firstRender ? "" : "new", onclick: () => { select(r.node); reveal(r.node); },
     },
-    h("td", null, r.pod, r.priority ? h("div", { class: "muted" }, `priority ${r.priority}`) : null, r.foreign ? h("div", { class: "muted foreign" }, "another scheduler's pod") : null),
+    h("td", null, r.pod, r.priority ? h("div", { class: "muted" }, `priority ${r.priority}`) : null, r.foreign ? h("div", { class: "muted foreign" }, "another scheduler's pod") : null, r.claim ? h("div", { class: "muted claim" }, `DRA claim ${r.claim}, share ${r.share_id || "-"}`) : null),
     h("td", null, r.node),
     h("td", null, Object.entries(r.interfaces).map(([name, [i, e]]) => h("div", { class: "rate" }, h("b", null, name), ` ↓${rate(i)} ↑${rate(e)}`))),
     h("td", null, r.attachments.length ? r.attachments.map((a) => h("div", { class: "rate" }, h("b", null, a.interface), ` ${a.network} · ${a.segment} on ${a.parent}`, a.ip ? h("div", { class: "muted" }, a.ip) : null)) : h("span", { class: "muted" }, "—")))),

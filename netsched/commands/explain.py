@@ -85,7 +85,9 @@ def render(view: ExplainView) -> str:
         lines.append(f"  its netsched.io/reservation is not counted: {view.rejected_reservation}")
     for name, value in sorted(view.annotations.items()):
         lines.append(f"  {name}: {value}")
-    if not view.annotations and not any(p.spec.default for p in view.policies):
+    for claim in view.claims:
+        lines.append(f"  ResourceClaim {claim} (DeviceClass bandwidth.netsched.io)")
+    if not view.annotations and not view.claims and not any(p.spec.default for p in view.policies):
         lines.append("  no netsched annotations: fits every node with a neutral score")
     for definition in view.definitions:
         lines.append(definition)

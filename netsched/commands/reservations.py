@@ -57,6 +57,8 @@ def render_table(held: list[ReservationView]) -> str:
             )
             or ("(another scheduler's pod: its annotations)" if item.foreign else "-")
         )
+        if item.claim is not None:
+            attachments = f"(DRA claim {item.claim.namespace}/{item.claim.name}, share {item.claim.share_id or '-'})"
         interfaces = sorted(reservation.interfaces.items()) or [("-", None)]
         for index, (name, rates) in enumerate(interfaces):
             first = index == 0

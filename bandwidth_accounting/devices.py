@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bandwidth_accounting.ledger import usable_by_interface
+from bandwidth_accounting.ledger import node_headroom, usable_by_interface
 from bandwidth_accounting.settings import CapacitySettings
 from contract import dra
 from contract.objects import NetworkInterface
@@ -115,6 +115,27 @@ def pod_traffic_interfaces(topology: Topology, node: str) -> list[NetworkInterfa
             and interface.oper_state in UP_STATES
         ),
         key=lambda interface: interface.name,
+    )
+
+
+def node_inputs(topology: Topology, node: str, capacity: CapacitySettings) -> tuple[object, ...]:
+    """Everything ``node_devices`` reads of the node, as one comparable value: equal inputs
+    build equal slices, so a writer rebuilds only the nodes whose inputs changed. Observed
+    rates and heartbeats, which reporters re-send every few seconds, are not inputs."""
+    node_object = topology.nodes.get(node)
+    pod = topology.pod_interface(node)
+    carried = topology.networks_by_interface(node)
+    return (
+        node_object.metadata.uid if node_object else None,
+        node_headroom(node_object, capacity.headroom) if node_object else None,
+        node in topology.node_networks,
+        topology.location(node),
+        pod.name if pod else None,
+        tuple(
+            (i.name, i.kind, i.role, i.speed_mbps, i.mtu, i.oper_state, tuple(i.vlans), tuple(i.vnis),
+             tuple(sorted(n for n in carried.get(i.name, []) if n in topology.networks)), i.name in carried)
+            for i in topology.interfaces(node).values()
+        ),
     )
 
 

@@ -6,9 +6,10 @@ usable capacity the ledger counts (the cluster's headroom, the node's
 Node labels and Network objects: cluster knowledge the extender already follows and the
 reporter does not have. One writer per slice: only the leader writes (``may_write``).
 
-Every few seconds, when the cluster picture changed (``ClusterState.generation``) or a
-minute has passed, the leader lists the slices of its driver, builds each node's slice
-(``bandwidth_accounting.devices``) and writes only the differences: a new node's slice is
+Every few seconds, when the cluster picture changed (``ClusterState.generation``), the
+leader builds each node's slice (``bandwidth_accounting.devices``), compares it with what
+the API holds (listed when it starts writing, after a failure and every ten minutes; its
+own writes in between) and writes only the differences: a new node's slice is
 created, a changed one replaced under its resourceVersion with the pool's generation
 bumped (DRA consumers use the pool's highest generation), one of a node or report that is
 gone deleted (the Node's ownerReference also has the garbage collector do that). A write
@@ -33,7 +34,7 @@ import orjson
 from kubernetes import client
 from pydantic import ValidationError
 
-from bandwidth_accounting.devices import node_devices
+from bandwidth_accounting.devices import NodeDevices, node_devices, node_inputs
 from contract import dra
 from kubernetes_access import ApiFailure, Conflict, NotFound, Refused, api_errors
 from scheduler_extender.state import ClusterState
@@ -41,8 +42,9 @@ from scheduler_extender.state import ClusterState
 log = logging.getLogger(__name__)
 
 SYNC_SECONDS = 5.0
-RELIST_SECONDS = 60.0
-"""Look at the API's slices this often even when nothing changed here (someone deleted one)."""
+RELIST_SECONDS = 600.0
+"""List the API's slices again this often even when nothing failed (someone deleted one): a
+list of 5,000 slices costs seconds (benchmarks/resource_slices.py)."""
 ABSENT_SECONDS = 300.0
 """How often to look again for ``resource.k8s.io/v1`` when the API server does not serve it."""
 PAGE_SIZE = 500
@@ -63,6 +65,10 @@ class ApiAbsent(RuntimeError):
     """The API server does not serve ``resource.k8s.io/v1`` resourceslices (404)."""
 
 
+def _resource_version(written: dict[str, Any]) -> str | None:
+    return (written.get("metadata") or {}).get("resourceVersion")
+
+
 def _content(resource_slice: dra.ResourceSlice) -> dict[str, Any]:
     """What a slice says, less the pool generation that counts its changes."""
     return {
@@ -71,8 +77,29 @@ def _content(resource_slice: dra.ResourceSlice) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Held:
+    """A slice as the API holds it, as far as this writer knows (listed, or written by it)."""
+
+    content: dict[str, Any]
+    generation: int
+    resource_version: str | None
+
+
+@dataclass(slots=True)
+class _Built:
+    inputs: tuple[object, ...]
+    node_devices: NodeDevices | None
+    content: dict[str, Any] | None
+
+
 class SlicePublisher:
-    """Writes what ``bandwidth_accounting.devices`` builds from the state, where it differs."""
+    """Writes what ``bandwidth_accounting.devices`` builds from the state, where it differs.
+
+    What the API holds is listed when this replica starts writing, after a failed write, and
+    every ``RELIST_SECONDS``; in between, the writer's own record of its writes stands for
+    it. A node's slice is rebuilt only when its inputs (``devices.node_inputs``) changed:
+    at 5,000 nodes a change anywhere costs the inputs of every node, not every slice."""
 
     def __init__(
         self,
@@ -89,16 +116,22 @@ class SlicePublisher:
         self._clock = clock
         self._synced: int | None = None
         """``state.generation`` of the last sync that wrote everything it had to."""
+        self._held: dict[str, _Held] | None = None
+        """Slice name → what the API holds; None: not known, list it."""
         self._listed_at = -math.inf
-        self._said: dict[str, tuple[str, ...]] = {}
-        """node → what was left out of its slice, as last logged (logged again on change)."""
+        self._built: dict[str, _Built] = {}
+        """node → its slice and the inputs it was built from."""
         self._problem: str | None = None
         """The last failure logged, so that a failure lasting many syncs is said once."""
 
     # -- one round -----------------------------------------------------------------------
 
     def due(self) -> bool:
-        return self._synced != self.state.generation or self._clock() - self._listed_at >= RELIST_SECONDS
+        return (
+            self._held is None
+            or self._synced != self.state.generation
+            or self._clock() - self._listed_at >= RELIST_SECONDS
+        )
 
     def sync(self) -> SyncResult | None:
         """Make the API's slices of our driver the ones the state builds; None when this
@@ -106,33 +139,40 @@ class SlicePublisher:
 
         Raises ``ApiAbsent`` (404 on the group) and ``ApiFailure`` for a failed list."""
         if self.may_write is not None and not self.may_write():
-            self._synced = None  # a replica that becomes leader starts from a full look
+            self._held = None  # a replica that becomes leader starts from a fresh list
             return None
         if not self.due():
             return None
         generation = self.state.generation
-        listed_at = self._clock()
-        existing = self._list()
+        if self._held is None or self._clock() - self._listed_at >= RELIST_SECONDS:
+            listed_at = self._clock()
+            self._held = self._list()
+            self._listed_at = listed_at
+        held = self._held
         desired = self._desired()
         created = updated = deleted = conflicts = 0
         failed: list[str] = []
-        for name, wanted in desired.items():
-            have = existing.get(name)
+        for name, (wanted, content) in desired.items():
+            have = held.get(name)
             try:
                 if have is None:
-                    self._call(self._slices.create_resource_slice, self._body(wanted))
+                    written = self._call(self._slices.create_resource_slice, self._body(wanted))
                     created += 1
-                elif _content(have) != _content(wanted):
-                    wanted.spec.pool.generation = have.spec.pool.generation + 1
-                    wanted.metadata.resource_version = have.metadata.resource_version
-                    self._call(self._slices.replace_resource_slice, name, self._body(wanted))
+                elif have.content != content:
+                    wanted = wanted.model_copy(deep=True)
+                    wanted.spec.pool.generation = have.generation + 1
+                    wanted.metadata.resource_version = have.resource_version
+                    written = self._call(self._slices.replace_resource_slice, name, self._body(wanted))
                     updated += 1
+                else:
+                    continue
+                held[name] = _Held(content, wanted.spec.pool.generation, _resource_version(written))
             except Conflict as error:
                 log.info("ResourceSlice %s: %s; writing it again at the next sync", name, error.message)
                 conflicts += 1
             except ApiFailure as error:  # this node's slice only: the others are still written
                 failed.append(f"{name}: {error}")
-        for name in existing.keys() - desired.keys():
+        for name in held.keys() - desired.keys():
             try:
                 self._call(self._slices.delete_resource_slice, name)
                 deleted += 1
@@ -140,8 +180,12 @@ class SlicePublisher:
                 pass  # gone already (the garbage collector, after its Node)
             except ApiFailure as error:
                 failed.append(f"deleting {name}: {error}")
-        self._listed_at = listed_at
-        self._synced = generation if not (conflicts or failed) else None
+                continue
+            held.pop(name, None)
+        if conflicts or failed:
+            self._held, self._synced = None, None  # list again, then write what is still different
+        else:
+            self._synced = generation
         if failed:
             self._say(f"writing ResourceSlices failed: {'; '.join(failed)}")
         elif self._problem is not None:
@@ -173,23 +217,30 @@ class SlicePublisher:
 
     # -- pieces --------------------------------------------------------------------------
 
-    def _desired(self) -> dict[str, dra.ResourceSlice]:
-        topology = self.state.topology
+    def _desired(self) -> dict[str, tuple[dra.ResourceSlice, dict[str, Any]]]:
+        """Slice name → (the slice, its content), rebuilding only nodes whose inputs changed."""
+        topology, capacity = self.state.topology, self.state.capacity
         desired = {}
+        built: dict[str, _Built] = {}
         for node in sorted(topology.nodes):
-            built = node_devices(topology, node, self.state.capacity)
-            if built is None:
-                continue
-            desired[built.slice.metadata.name] = built.slice
-            if self._said.get(node, ()) != built.left_out:
-                if built.left_out:
-                    log.warning("ResourceSlice of node %s leaves out: %s", node, "; ".join(built.left_out))
-                self._said[node] = built.left_out
+            inputs = node_inputs(topology, node, capacity)
+            cached = self._built.get(node)
+            if cached is None or cached.inputs != inputs:
+                made = node_devices(topology, node, capacity)
+                if made is not None and made.left_out and (
+                    cached is None or cached.node_devices is None or cached.node_devices.left_out != made.left_out
+                ):
+                    log.warning("ResourceSlice of node %s leaves out: %s", node, "; ".join(made.left_out))
+                cached = _Built(inputs, made, _content(made.slice) if made is not None else None)
+            built[node] = cached
+            if cached.node_devices is not None and cached.content is not None:
+                desired[cached.node_devices.slice.metadata.name] = (cached.node_devices.slice, cached.content)
+        self._built = built
         return desired
 
-    def _list(self) -> dict[str, dra.ResourceSlice]:
+    def _list(self) -> dict[str, _Held]:
         """Our driver's slices by name (``spec.driver`` is a field the API server selects on)."""
-        found: dict[str, dra.ResourceSlice] = {}
+        found: dict[str, _Held] = {}
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"field_selector": f"spec.driver={dra.DRIVER}", "limit": PAGE_SIZE}
@@ -212,7 +263,9 @@ class SlicePublisher:
                         "metadata": raw.get("metadata") or {"name": ""},
                         "spec": {"driver": dra.DRIVER, "pool": {"name": "", "generation": 0, "resourceSliceCount": 0}},
                     })
-                found[parsed.metadata.name] = parsed
+                found[parsed.metadata.name] = _Held(
+                    _content(parsed), parsed.spec.pool.generation, parsed.metadata.resource_version
+                )
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return found

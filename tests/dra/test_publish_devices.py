@@ -192,3 +192,20 @@ def test_listed_form_and_slice_names():
     assert slice_name("n1") == "n1-netsched.io"
     long = "n" * 250
     assert len(slice_name(long)) <= 253 and slice_name(long) != slice_name(long[:-1])
+
+
+def test_inputs_change_with_what_shapes_the_slice_and_not_with_heartbeats():
+    from bandwidth_accounting.devices import node_inputs
+
+    def inputs(nodes=None, reports=None, networks=(STORAGE, BACKUP)):
+        return node_inputs(Topology(nodes or [node()], reports or [report()], list(networks)), "node-a",
+                           CapacitySettings())
+
+    base = inputs()
+    busy = report()
+    busy.status.interfaces[0].rx_bps = 5_000_000
+    assert inputs(reports=[busy]) == base  # observed rates: every few seconds, no slice change
+    faster = report()
+    faster.status.interfaces[0].speed_mbps = 25_000
+    changes = [inputs(nodes=[node(headroom="30%")]), inputs(reports=[faster]), inputs(networks=(STORAGE,))]
+    assert all(changed != base for changed in changes)

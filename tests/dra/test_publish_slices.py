@@ -21,7 +21,7 @@ from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations, dra
 from contract.objects import Network, Node, NodeNetwork
 from scheduler_extender.cluster import ClusterSnapshot
-from scheduler_extender.slices import SlicePublisher
+from scheduler_extender.slices import RELIST_SECONDS, SlicePublisher
 from scheduler_extender.state import ClusterState
 from tests.kube_api import ApiError, FakeKubeAPI, kube_api, kube_client  # noqa: F401 - fixtures
 
@@ -97,10 +97,22 @@ def test_nothing_is_written_when_nothing_changed(kube_api, publisher, clock):
     publisher.sync()
     before = len(writes(kube_api))
     assert publisher.sync() is None  # nothing changed here: not even a list
-    clock.now += 61  # a minute later it looks again, and finds nothing to write
+    clock.now += RELIST_SECONDS  # later it lists again, and finds nothing to write
     assert publisher.sync().created == 0
     assert len(writes(kube_api)) == before
     assert [m for m, _ in writes(kube_api)] == ["POST", "POST"]
+    assert len([r for r in kube_api.requests if r.method == "GET"]) == 2
+
+
+def test_a_slice_someone_else_changed_is_put_back_at_the_next_list(kube_api, publisher, clock):
+    publisher.sync()
+    obj = kube_api.get(f"{SLICES}/node-a-netsched.io")
+    obj["spec"]["devices"] = []
+    kube_api.handle("PUT", f"{SLICES}/node-a-netsched.io", "application/json", obj)
+    clock.now += RELIST_SECONDS
+    assert publisher.sync().updated == 1
+    restored = stored(kube_api)["node-a-netsched.io"]
+    assert [d.name for d in restored.spec.devices] == ["eth0", "eth1"] and restored.spec.pool.generation == 2
 
 
 def test_a_changed_link_or_headroom_replaces_the_slice_with_the_pool_generation_bumped(

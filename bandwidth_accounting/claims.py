@@ -211,24 +211,30 @@ def claim_shortfalls(
     failed = []
     for ask in asks:
         best, best_room = None, None
-        every: list[Shortfall] = []
         for interface in interfaces:
             before = planned.get(interface, (0, 0))
-            charge = {interface: (before[0] + ask.ingress, before[1] + ask.egress)}
-            short = ledger.shortfalls(node, charge, observed_since)
-            if short:
-                every += short
-                continue
+            need = (before[0] + ask.ingress, before[1] + ask.egress)
             free = ledger.free(node, interface, observed_since)
-            room = min(free[0] - charge[interface][0], free[1] - charge[interface][1])
+            # as Ledger.shortfalls decides: a direction asking nothing always fits
+            if any(n and n > f for n, f in zip(need, free, strict=True)):
+                continue
+            room = min(free[0] - need[0], free[1] - need[1])
             if best_room is None or room > best_room:
                 best, best_room = interface, room
         if best is None:
-            failed.append((ask, every))
+            failed.append((ask, [
+                shortfall
+                for interface in interfaces
+                for shortfall in ledger.shortfalls(node, {interface: _plus(planned.get(interface), ask)}, observed_since)
+            ]))
             continue
-        before = planned.get(best, (0, 0))
-        planned[best] = (before[0] + ask.ingress, before[1] + ask.egress)
+        planned[best] = _plus(planned.get(best), ask)
     return failed
+
+
+def _plus(planned: tuple[int, int] | None, ask: ClaimAsk) -> tuple[int, int]:
+    ingress, egress = planned or (0, 0)
+    return ingress + ask.ingress, egress + ask.egress
 
 
 def overcommits(holdings: Iterable[Holding], ledger: Ledger) -> list[Shortfall]:

@@ -206,6 +206,8 @@ class Scheduler:
         self._cycles: OrderedDict[tuple, Cycle] = OrderedDict()
         """The last filter evaluations, by (pod uid, requirements, topology generation)."""
         self._requirements: dict[tuple, tuple[PodRequirements, list[NamespacePolicy]]] = {}
+        self._devices: tuple[Topology | None, dict[str, list[str]]] = (None, {})
+        """The topology and its nodes' interfaces published as DRA devices, as filter read them."""
         """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
 
     # -- filter ------------------------------------------------------------------------
@@ -270,6 +272,17 @@ class Scheduler:
                 for s in shortfalls if s.node == node
             ]
 
+    def _device_interfaces(self, topology: Topology, node: str) -> list[str]:
+        """The interfaces of ``node`` published as DRA devices, kept per topology."""
+        if self._devices[0] is not topology:
+            self._devices = (topology, {})
+        known = self._devices[1].get(node)
+        if known is None:
+            known = self._devices[1][node] = (
+                [i.name for i in pod_traffic_interfaces(topology, node)] if node in topology.node_networks else []
+            )
+        return known
+
     def _fit_claims(self, asks: Sequence[ClaimAsk], result: FilterResult) -> None:
         """Refuse the passed nodes where no interface has room for a claim's ask beside the
         annotation reservations and the other DRA allocations: kube-scheduler's allocator
@@ -280,10 +293,7 @@ class Scheduler:
         since = self.settings.fit.observed_since(self.clock())
         passed = []
         for name in result.passed:
-            interfaces = (
-                [i.name for i in pod_traffic_interfaces(topology, name)] if name in topology.node_networks else []
-            )
-            failed = claim_shortfalls(list(asks), name, interfaces, ledger, since)
+            failed = claim_shortfalls(list(asks), name, self._device_interfaces(topology, name), ledger, since)
             if not failed:
                 passed.append(name)
                 continue

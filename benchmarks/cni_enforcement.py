@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import resource
 import subprocess
@@ -210,8 +211,9 @@ def client_start_to_exit(daemon: Daemon, state_dir: Path, rounds: int) -> None:
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
         return used.ru_utime + used.ru_stime
 
-    for _ in range(rounds):
-        for run in runs:
+    order = random.Random(16)
+    for _ in range(rounds):  # in a new order each round: what runs after what varies alike
+        for run in order.sample(runs, len(runs)):
             client, verb, program = run
             before, start = children_cpu(), time.perf_counter()
             done = subprocess.run([program], input=stdin, env=calls.get(verb, {}),

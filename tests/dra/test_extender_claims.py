@@ -114,12 +114,13 @@ def test_an_allocation_and_a_reservation_binding_at_once_cannot_both_take_the_li
     schedule = Schedule()
     extender.state.ledger._lock = schedule.lock()
 
+    check = scheduler_module.overcommits
+
     def checked_then_pause(*args, **kwargs):
-        found = scheduler_module.__dict__["_overcommits"](*args, **kwargs)
+        found = check(*args, **kwargs)
         schedule.point("checked")
         return found
 
-    monkeypatch.setitem(scheduler_module.__dict__, "_overcommits", scheduler_module.overcommits)
     monkeypatch.setattr(scheduler_module, "overcommits", checked_then_pause)
     source.apply(pod("dra", claim="fast"))
     claim(source, claim_object("fast"))

@@ -83,3 +83,19 @@ def test_a_direction_consumed_as_zero_counts_nothing_and_is_no_problem():
     [holding] = reading.holdings
     assert holding.reservation.interfaces["eth0"].ingress == 0
     assert reading.problems == []
+
+
+def test_a_cluster_file_may_hold_claims_and_the_state_counts_them():
+    """``netsched serve --cluster`` and the demo read ResourceClaims like any object."""
+    from scheduler_extender.file_source import FileClusterSource, parse_objects
+    from scheduler_extender.state import ClusterState
+    from tests.dra.ledger_objects import small_cluster
+
+    source = FileClusterSource(parse_objects([
+        *small_cluster(("node-x",)),
+        {"kind": "List", "items": [allocated_claim("fast", "node-x", egress="2G", ingress="1G")]},
+    ]))
+    state = ClusterState()
+    source.start(state)
+    assert state.ledger.claimed("node-x", "eth0") == (1_000_000_000, 2_000_000_000)
+    assert source.read_claim("default", "fast") is not None

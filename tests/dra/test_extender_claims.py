@@ -160,3 +160,15 @@ def test_an_allocation_bind_refused_keeps_its_node_refused_with_the_reason(exten
     assert result.unresolvable == {
         "node-x": "claim default/fast (allocated here): eth0 egress: 6G reserved of 9G usable, asks 4G"
     }
+
+
+def test_a_claim_asking_a_rate_netsched_cannot_shape_is_refused_naming_the_field(extender, source):
+    # kube-apiserver takes any quantity; the deploy's request policy rounds up to 1k steps,
+    # but a class without it would let "500" (bits/s) through
+    claim(source, claim_object("tiny", egress="500"))
+    result = extender.scheduler.filter(pod("dra", claim="tiny"), ["node-x"])
+    assert result.unresolvable == {
+        "node-x": "ResourceClaim default/tiny: spec.devices.requests[0].exactly.capacity.requests.egress: "
+        "'500' is below 1k (1 kbit/s), the least Kubernetes shapes"
+    }
+    assert result.refusals["node-x"][0].cause is Cause.CLAIM

@@ -1,9 +1,9 @@
 """Run a netsched entry point as if some distributions were not installed.
 
 ``python -m tests.packaging.absent numpy,fastapi netsched.cli serve ...`` makes
-every import of those top-level packages fail as a missing distribution does
-(``ModuleNotFoundError`` naming it), then runs the module as ``__main__``. It shows what
-an image built with fewer extras can run, without building one.
+every import of those packages (or subpackages: ``kubernetes.aio``) fail as a missing
+distribution does (``ModuleNotFoundError`` naming it), then runs the module as
+``__main__``. It shows what an image built with fewer extras can run, without building one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ class Absent(importlib.abc.MetaPathFinder):
         self.names = names
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] in self.names:
+        """``names`` may hold a package (``numpy``) or a subpackage (``kubernetes.aio``)."""
+        if any(name == absent or name.startswith(absent + ".") for absent in self.names):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 

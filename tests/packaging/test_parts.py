@@ -18,11 +18,16 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-EXTENDER_ONLY = "fastapi,starlette,uvicorn,numpy,networkx,orjson,httpx,cryptography"
+EXTENDER_ONLY = "fastapi,starlette,uvicorn,uvloop,httptools,numpy,networkx,orjson,httpx,cryptography"
 PLOT_ONLY = "matplotlib"
 NODE_DISTRIBUTIONS = {"pyroute2": "pyroute2", "grpcio": "grpc", "protobuf": "google"}
 """The node extra's distributions and the top-level module each installs."""
 NODE_ONLY = ",".join(NODE_DISTRIBUTIONS.values())
+ASYNCIO_CLIENT = "kubernetes.aio,aiohttp,aiohttp_retry"
+"""What deploy/environment.py prunes from both images: the kubernetes client's asyncio
+half and the distributions only it needs."""
+NOT_IN_NODE_IMAGE = f"{EXTENDER_ONLY},{PLOT_ONLY},{ASYNCIO_CLIENT}"
+NOT_IN_EXTENDER_IMAGE = f"{NODE_ONLY},{PLOT_ONLY},{ASYNCIO_CLIENT}"
 
 
 def run_without(absent: str, module: str, *arguments: str, **popen: object) -> subprocess.Popen:
@@ -46,7 +51,7 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, st
 def test_reporter_once_runs_on_the_node_extras(tmp_path: Path) -> None:
     """netlink discovery, the report and its JSON: pydantic, pyroute2, pyyaml only."""
     process = run_without(
-        f"{EXTENDER_ONLY},{PLOT_ONLY}", "netsched.cli", "reporter", "--once",
+        NOT_IN_NODE_IMAGE, "netsched.cli", "reporter", "--once",
         "--node-name", "node-a", "--sample-seconds", "0.1",
         env={"PATH": os.environ["PATH"]},
     )
@@ -68,7 +73,7 @@ def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
         "cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge", "bridge": "cni0"}],
     }))
     code, _, err = finish(run_without(
-        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "install",
+        NOT_IN_NODE_IMAGE, "cni.main", "install",
         "--bin-dir", str(bin_dir), "--conf-dir", str(conf_dir), "--timeout", "5",
         env={**os.environ, "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"},
     ))
@@ -84,7 +89,7 @@ def test_cni_install_and_daemon_run_on_the_node_extras(tmp_path: Path) -> None:
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
     daemon = run_without(
-        f"{EXTENDER_ONLY},{PLOT_ONLY}", "cni.main", "daemon", "--socket", str(socket_path),
+        NOT_IN_NODE_IMAGE, "cni.main", "daemon", "--socket", str(socket_path),
         "--kubelet-registry", str(tmp_path / "registry"), "--kubelet-plugin-dir",
         str(tmp_path / "plugin"), "--state-dir", str(tmp_path / "state"), "--kubeconfig",
         str(kubeconfig), "--node-name", "node-a",
@@ -149,9 +154,7 @@ def test_the_demo_runs_on_the_extender_extras() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    demo = run_without(
-        f"{NODE_ONLY},{PLOT_ONLY}", "netsched.cli", "demo", "--port", str(port)
-    )
+    demo = run_without(NOT_IN_EXTENDER_IMAGE, "netsched.cli", "demo", "--port", str(port))
     try:
         while "webhook" not in (line := demo.stdout.readline()):
             assert line, demo.stderr.read()
@@ -161,3 +164,51 @@ def test_the_demo_runs_on_the_extender_extras() -> None:
     finally:
         code, _, err = finish(demo)
     assert code == 0 and "Traceback" not in err, err
+
+
+def test_every_module_imports_without_the_asyncio_client() -> None:
+    """Both images lose the kubernetes client's asyncio half and aiohttp (deploy/
+    environment.py): no module of netsched, nor any of the synchronous client it loads,
+    may import them."""
+    code, out, err = finish(run_without(ASYNCIO_CLIENT, "tests.packaging.import_every_module"))
+    assert code == 0, err
+    imported = set(out.split())
+    assert {"kubernetes_access", "scheduler_extender.kubernetes_source", "scheduler_extender.leader",
+            "node_reporter.main", "cni.daemon"} <= imported
+
+
+def deploy_environment():
+    """deploy/environment.py, the image build's pruning step, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("environment", REPOSITORY / "deploy/environment.py")
+    environment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(environment)
+    return environment
+
+
+def test_the_asyncio_client_is_what_prune_removes() -> None:
+    """The names made absent above are the ones deploy/environment.py sets aside."""
+    environment = deploy_environment()
+    assert environment.ASYNCIO_HALF == "kubernetes/aio/"
+    assert {n.replace("_", "-") for n in ASYNCIO_CLIENT.split(",")} == {
+        "kubernetes.aio", *environment.ASYNCIO_REQUIREMENTS
+    }
+
+
+def test_prune_drops_aiohttp_and_keeps_what_the_node_image_runs() -> None:
+    """On this environment's installed metadata, with the node image's requirements as
+    roots (deploy/requirements.py): aiohttp and what only it needs go; the synchronous
+    client's own requirements stay, and an extra nobody asked for (prometheus-client's
+    ``aiohttp``) keeps nothing."""
+    import tomllib
+
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
+    roots = [*project["dependencies"], *project["optional-dependencies"]["node"]]
+    unneeded = set(deploy_environment().unneeded(roots))
+    assert {"aiohttp", "aiohttp-retry", "multidict", "yarl", "frozenlist"} <= unneeded
+    assert unneeded.isdisjoint({
+        "kubernetes", "urllib3", "requests", "requests-oauthlib", "websocket-client",
+        "python-dateutil", "certifi", "pyyaml", "pydantic", "pydantic-core", "pyroute2",
+        "prometheus-client",
+    })

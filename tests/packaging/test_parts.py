@@ -158,6 +158,11 @@ def test_the_demo_runs_on_the_extender_extras() -> None:
     try:
         while "webhook" not in (line := demo.stdout.readline()):
             assert line, demo.stderr.read()
+        # bound to loopback by default: it says how to reach it from outside a container
+        assert demo.stdout.readline() == (
+            "Listening on 127.0.0.1 only: in a container, add --host 0.0.0.0 to reach it "
+            "from outside.\n"
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/topology", timeout=10) as answer:
             assert len(json.load(answer)["nodes"]) == 12
         demo.send_signal(signal.SIGTERM)

@@ -84,10 +84,11 @@ class SharedDevice:
     def consumes(self, asks: tuple[int, int]) -> tuple[int, int] | None:
         """What a request asking ``asks`` consumes of the device (rounded up by its request
         policy), or None when the policy refuses it."""
-        consumed = tuple(-(-ask // step) * step for ask, step in zip(asks, self.step, strict=True))
-        if consumed[0] > self.largest[0] or consumed[1] > self.largest[1]:
+        (ingress_step, egress_step), (ingress_max, egress_max) = self.step, self.largest
+        ingress, egress = -(-asks[0] // ingress_step) * ingress_step, -(-asks[1] // egress_step) * egress_step
+        if ingress > ingress_max or egress > egress_max:
             return None
-        return consumed  # type: ignore[return-value]
+        return ingress, egress
 
 
 def _pair(quantities) -> tuple[int, int]:
@@ -152,10 +153,25 @@ class DeviceAllocator:
             self.devices.append([SharedDevice.read(d) for d in published.slice.spec.devices] if published else [])
         self.consumed = [[[0, 0] for _ in devices] for devices in self.devices]
         """Per node, per device: (ingress, egress) the allocated claims consume."""
+        self._selected: dict[tuple[int, str | None], tuple[int, ...]] = {}
+        """Positions of the devices a request's selector matches, per (node, network)."""
 
     def allocate(self, node: int, requests: Sequence[CapacityRequest]) -> Allocation | None:
         """The allocator's first solution for the claim on ``node`` (None: it cannot)."""
         devices, consumed = self.devices[node], self.consumed[node]
+        options = []
+        """Per request, in slice order: (position, device, share) of each device it selects
+        and whose request policy takes it."""
+        for request in requests:
+            selected = self._selected.get((node, request.network))
+            if selected is None:
+                selected = self._selected[(node, request.network)] = tuple(
+                    position for position, device in enumerate(devices) if request.selects(device)
+                )
+            options.append([
+                (position, devices[position], share) for position in selected
+                if (share := devices[position].consumes(request.asks)) is not None
+            ])
         taking: dict[int, tuple[int, int]] = {}
         """This claim's requests so far, per device (the allocator's ``allocatingCapacity``)."""
         chosen: list[tuple[int, tuple[int, int]]] = []
@@ -163,16 +179,11 @@ class DeviceAllocator:
         def search(index: int) -> bool:
             if index == len(requests):
                 return True
-            request = requests[index]
-            for position, device in enumerate(devices):
-                if not request.selects(device):
-                    continue
-                share = device.consumes(request.asks)
-                if share is None:
-                    continue
+            for position, device, share in options[index]:
                 taken = taking.get(position, (0, 0))
-                total = [consumed[position][d] + taken[d] + share[d] for d in (0, 1)]
-                if total[0] > device.capacity[0] or total[1] > device.capacity[1]:
+                held = consumed[position]
+                if (held[0] + taken[0] + share[0] > device.capacity[0]
+                        or held[1] + taken[1] + share[1] > device.capacity[1]):
                     continue
                 taking[position] = (taken[0] + share[0], taken[1] + share[1])
                 chosen.append((position, share))

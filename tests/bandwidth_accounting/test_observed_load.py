@@ -197,6 +197,22 @@ def test_preemption_can_cure_only_what_reservations_hold(ledger):
     assert isinstance(plan_on_node(PodRequirements(egress_bps=3 * G), "node-1", topology, view, NOW, high), Plan)
 
 
+def test_only_lower_priority_holdings_count_as_curable_and_all_of_them(ledger):
+    """9G usable, 6G reserved: 4G by two pods below the asking pod's priority, 2G by one at
+    it. Evicting the two frees 4G, so 3G free + 4G is the most a refusal can be cured by."""
+    for uid, priority, egress in (("low-a", 0, 3 * G), ("low-b", 5, 1 * G), ("peer", 10, 2 * G)):
+        ledger.reserve(uid, uid, priority, Reservation(node="node-1", interfaces={"eth0": Rates(ingress=0, egress=egress)}))
+    topology = Topology([Node(metadata=ObjectMeta(name="node-1"))], [one_node()], [])
+
+    def refusal(egress: int):
+        [refused] = plan_on_node(PodRequirements(egress_bps=egress), "node-1", topology, ledger, NOW, FitSettings(),
+                                 priority=10)
+        return refused
+
+    assert refusal(7 * G).resolvable
+    assert not refusal(7 * G + 1).resolvable
+
+
 def test_observations_survive_a_capacity_change(ledger):
     ledger.set_observed("node-1", at(5), {"eth0": (1 * G, 2 * G)})
     ledger.set_usable({("node-1", "eth0"): (18 * G, 18 * G)})

@@ -26,11 +26,18 @@ from pydantic_core import PydanticCustomError
 
 from cni.errors import CNIError, ErrorCode, invalid_config
 from cni.versions import SUPPORTED_VERSIONS
+from contract.dra import DRIVER
 from contract.group import SCHEDULER_NAME
 from contract.rates import rate_problem
 from contract.reservation import AttachmentReservation
 
 DEFAULT_STATE_DIR = "/var/lib/cni/netsched"
+KUBELET_REGISTRY_DIR = "/var/lib/kubelet/plugins_registry"
+"""Where the kubelet's plugin watcher looks for registration sockets."""
+KUBELET_PLUGIN_DIR = f"/var/lib/kubelet/plugins/{DRIVER}"
+"""Where the DRA kubelet plugin's own socket goes. Both are here, not in
+``cni.kubelet_plugin``, so that the daemon's parser does not load grpc on nodes that do
+not serve DRA."""
 DEFAULT_MAX_QUEUE_MS = 25.0
 DEFAULT_SCHEDULER_NAMES = (SCHEDULER_NAME,)
 

@@ -37,6 +37,7 @@ from cni.kubelet_api import (
     pluginregistration_pb2,
     pluginregistration_pb2_grpc,
 )
+from cni.config import KUBELET_PLUGIN_DIR, KUBELET_REGISTRY_DIR
 from cni.state import PreparedClaim, PreparedDevice, StateDir
 from contract.dra import DRIVER, EGRESS, INGRESS, ResourceClaim, interface_of_device
 from contract.quantity import QuantityError, is_zero_quantity, parse_bandwidth
@@ -49,8 +50,6 @@ SUPPORTED_SERVICES = ("v1.DRAPlugin",)
 """``PluginInfo.supported_versions``: for DRA, the services served at the endpoint as
 "<last part of the proto package>.<service>"; the v1.36 kubelet picks the first it knows
 of ``v1.DRAPlugin`` and ``v1beta1.DRAPlugin`` and refuses a plugin that lists neither."""
-REGISTRY_DIR = "/var/lib/kubelet/plugins_registry"
-PLUGIN_DIR = f"/var/lib/kubelet/plugins/{DRIVER}"
 REGISTRATION_SOCKET = f"{DRIVER}-reg.sock"
 DRA_SOCKET = "dra.sock"
 WORKERS = 4
@@ -233,8 +232,8 @@ class Serving:
             path.unlink(missing_ok=True)
 
 
-def serve(plugin: KubeletPlugin, registry_dir: str = REGISTRY_DIR,
-          plugin_dir: str = PLUGIN_DIR) -> Serving:
+def serve(plugin: KubeletPlugin, registry_dir: str = KUBELET_REGISTRY_DIR,
+          plugin_dir: str = KUBELET_PLUGIN_DIR) -> Serving:
     """Start the DRA service, then announce it: the kubelet calls GetInfo as soon as the
     registration socket appears, and dials the endpoint right after."""
     endpoint = Path(plugin_dir) / DRA_SOCKET

@@ -143,8 +143,7 @@ def daemon_parser() -> argparse.ArgumentParser:
     """The options of ``netsched-cni daemon`` (the DaemonSet's command is checked against them)."""
     import argparse
 
-    from cni.config import DEFAULT_STATE_DIR
-    from cni.kubelet_plugin import PLUGIN_DIR, REGISTRY_DIR
+    from cni.config import DEFAULT_STATE_DIR, KUBELET_PLUGIN_DIR, KUBELET_REGISTRY_DIR
 
     parser = argparse.ArgumentParser(prog="netsched-cni daemon",
                                      description="Run CNI invocations for the thin client.")
@@ -154,9 +153,9 @@ def daemon_parser() -> argparse.ArgumentParser:
         "DRA kubelet plugin", "Prepare ResourceClaims of driver netsched.io for the kubelet "
         "(docs/dra.md); off unless --kubelet-registry is given.")
     dra.add_argument("--kubelet-registry", metavar="DIR",
-                     help=f"the kubelet's plugin registration directory ({REGISTRY_DIR})")
-    dra.add_argument("--kubelet-plugin-dir", metavar="DIR", default=PLUGIN_DIR,
-                     help=f"where the DRA service's socket goes (default {PLUGIN_DIR})")
+                     help=f"the kubelet's plugin registration directory ({KUBELET_REGISTRY_DIR})")
+    dra.add_argument("--kubelet-plugin-dir", metavar="DIR", default=KUBELET_PLUGIN_DIR,
+                     help=f"where the DRA service's socket goes (default {KUBELET_PLUGIN_DIR})")
     dra.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                      help="where prepared claims are kept: the plugin config's stateDir "
                      f"(default {DEFAULT_STATE_DIR})")

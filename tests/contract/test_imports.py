@@ -57,3 +57,15 @@ def test_the_node_parts_load_nothing_of_the_extender(statement: str) -> None:
     assert "contract" in loaded
     assert not loaded & EXTENDER_ONLY, sorted(loaded & EXTENDER_ONLY)
     assert not loaded & {"topology", "bandwidth_accounting", "scheduler_extender"}
+
+
+def test_a_daemon_without_dra_does_not_load_grpc() -> None:
+    """grpc and protobuf cost the daemon about 18 MiB of memory on every node; they load
+    only when ``--kubelet-registry`` turns the DRA kubelet plugin on."""
+    probe = (f"{CNI_DAEMON}; cni.main.daemon_parser().parse_args([]); cni.main.warm_up(); "
+             "import json, sys; print(json.dumps(sorted(sys.modules)))")
+    output = subprocess.run([sys.executable, "-c", probe], cwd=REPOSITORY, check=True,
+                            capture_output=True, text=True).stdout
+    loaded = [name for name in json.loads(output)
+              if name.split(".")[0] == "grpc" or name.startswith("google.protobuf")]
+    assert not loaded, loaded

@@ -592,7 +592,7 @@ def test_cni_rbac_grants_only_get_on_pods_and_resourceclaims():
 
 def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
     from cni import install
-    from cni.kubelet_plugin import PLUGIN_DIR, REGISTRY_DIR
+    from cni.config import KUBELET_PLUGIN_DIR, KUBELET_REGISTRY_DIR
     from cni.main import daemon_parser
 
     daemonset = find("DaemonSet", "netsched-cni")
@@ -626,10 +626,10 @@ def test_the_cni_daemonset_mounts_what_install_and_the_daemon_use():
         assert host_path_at(daemonset, daemon, path) == path
     # the kubelet plugin: its registration socket where the kubelet's plugin watcher looks,
     # its service's socket in the kubelet's plugin dir for the driver
-    assert options.kubelet_registry == REGISTRY_DIR
+    assert options.kubelet_registry == KUBELET_REGISTRY_DIR
     for path in (options.kubelet_registry, options.kubelet_plugin_dir):
         assert host_path_at(daemonset, daemon, path) == path
-    assert options.kubelet_plugin_dir == PLUGIN_DIR
+    assert options.kubelet_plugin_dir == KUBELET_PLUGIN_DIR
     assert options.kubeconfig is None and options.node_name is None, (
         "the service account, and NODE_NAME from the downward API")
     assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in (

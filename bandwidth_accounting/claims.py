@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bandwidth_accounting.ledger import ClaimShare, Holding, Ledger, Shortfall
-from contract.dra import DEVICE_CLASS, DRIVER, ResourceClaim, interface_of_device
+from contract.dra import DEVICE_CLASS, DRIVER, ResourceClaim, capacity_bps, interface_of_device
 from contract.objects import Pod
-from contract.quantity import QuantityError, is_zero_quantity, parse_bandwidth
+from contract.quantity import QuantityError
 from contract.reservation import DIRECTIONS, Rates, Reservation
 
 HOLDING_PREFIX = "resourceclaim:"
@@ -141,7 +141,7 @@ def _rates(capacity: Mapping[str, str]) -> tuple[Rates, list[tuple[str, str, Qua
     for direction in DIRECTIONS:
         raw = capacity.get(direction)
         try:
-            rates[direction] = 0 if raw is None or is_zero_quantity(raw) else parse_bandwidth(raw)
+            rates[direction] = capacity_bps(raw)
         except QuantityError as error:
             unreadable.append((direction, raw, error))
             rates[direction] = 0

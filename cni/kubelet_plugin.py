@@ -39,8 +39,8 @@ from cni.kubelet_api import (
 )
 from cni.config import KUBELET_PLUGIN_DIR, KUBELET_REGISTRY_DIR
 from cni.state import PreparedClaim, PreparedDevice, StateDir
-from contract.dra import DRIVER, EGRESS, INGRESS, ResourceClaim, interface_of_device
-from contract.quantity import QuantityError, is_zero_quantity, parse_bandwidth
+from contract.dra import DRIVER, EGRESS, INGRESS, ResourceClaim, capacity_bps, interface_of_device
+from contract.quantity import QuantityError
 
 log = logging.getLogger("netsched.cni.kubelet_plugin")
 
@@ -62,10 +62,8 @@ class ClaimRefused(Exception):
 def _rate(quantity: str | None, field: str) -> int:
     """Bits/s of one consumed capacity; absent or zero (what kube-scheduler consumes of a
     capacity the claim did not ask for) is not shaped."""
-    if quantity is None or is_zero_quantity(quantity):
-        return 0
     try:
-        return parse_bandwidth(quantity)
+        return capacity_bps(quantity)
     except QuantityError as exc:
         raise ClaimRefused(f"{field}: {exc}") from exc
 

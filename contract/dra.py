@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from contract.quantity import is_zero_quantity, parse_bandwidth
 from contract.wire import WireModel
 
 DRIVER = "netsched.io"
@@ -33,6 +34,16 @@ RESOURCE_SLICES = "resourceslices"
 DEVICE_CLASSES = "deviceclasses"
 RESOURCE_CLAIMS = "resourceclaims"
 """Plurals in the REST paths: slices and classes are cluster-scoped, claims namespaced."""
+
+
+def capacity_bps(quantity: str | None) -> int:
+    """Bits/s of one of a device's ``ingress``/``egress`` quantities in a claim (asked or
+    consumed). Absent or zero is 0: what kube-scheduler consumes of a capacity the claim
+    did not name (the request policy's default), which nothing shapes or holds. Anything
+    else must be a rate netsched reads; raises ``contract.quantity.QuantityError``."""
+    if quantity is None or is_zero_quantity(quantity):
+        return 0
+    return parse_bandwidth(quantity)
 
 
 _NOT_IN_DNS_LABEL = re.compile(r"[^a-z0-9-]+")

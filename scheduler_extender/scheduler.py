@@ -206,9 +206,9 @@ class Scheduler:
         self._cycles: OrderedDict[tuple, Cycle] = OrderedDict()
         """The last filter evaluations, by (pod uid, requirements, topology generation)."""
         self._requirements: dict[tuple, tuple[PodRequirements, list[NamespacePolicy]]] = {}
+        """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
         self._devices: tuple[Topology | None, dict[str, list[str]]] = (None, {})
         """The topology and its nodes' interfaces published as DRA devices, as filter read them."""
-        """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
 
     # -- filter ------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from contract.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.bounded import BoundedLog, text_bytes
 from scheduler_extender.cluster import BindConflict, ClusterSource
+from scheduler_extender.keyed_lock import KeyedLock
 from scheduler_extender.preemption import Room, select_victims
 from scheduler_extender.state import ClusterState
 from topology.graph import Topology
@@ -209,6 +210,8 @@ class Scheduler:
         """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
         self._devices: tuple[Topology | None, dict[str, list[str]]] = (None, {})
         """The topology and its nodes' interfaces published as DRA devices, as filter read them."""
+        self._binding = KeyedLock()
+        """Pod uid → its bind in flight: a retried bind waits for the first, Binding included."""
 
     # -- filter ------------------------------------------------------------------------
 
@@ -378,9 +381,10 @@ class Scheduler:
 
     def bind(self, namespace: str, name: str, uid: str, node: str) -> Reservation | None:
         """Reserve, then bind with the reservation in the Binding; on failure release the
-        reservation and raise BindError."""
+        reservation and raise BindError. Binds of one pod run one at a time (``KeyedLock``)."""
         try:
-            reservation = self._bind(namespace, name, uid, node)
+            with self._binding.held(uid):
+                reservation = self._bind(namespace, name, uid, node)
         except BindError as error:
             self.decisions.append(
                 Decision(self.clock(), "bind", f"{namespace}/{name}", node, error=str(error))

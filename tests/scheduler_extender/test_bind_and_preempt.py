@@ -14,6 +14,7 @@ from contract import annotations as ann
 from contract.objects import Pod
 from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
+from scheduler_extender.keyed_lock import KeyedLock
 from tests.conftest import make_pod
 from tests.interleaving import Schedule
 
@@ -165,34 +166,37 @@ def test_concurrent_binds_of_one_pod_charge_it_once(served, extender, source):
 
 
 @pytest.fixture
-def schedule(extender, monkeypatch) -> Schedule:
-    """Binds that stop where told between planning the reservation and taking it.
-
-    The seam is ``reservation_for``'s return (plan made, address picked, nothing taken
-    yet); the ledger's lock reports who has to wait for it.
+def schedule(extender, source, monkeypatch) -> Schedule:
+    """Binds that stop where told: ``planned`` (``reservation_for`` returned: plan made,
+    address picked, nothing taken yet) or ``binding`` (reserved, the Binding not yet
+    written). The ledger's lock and each pod's bind lock report who has to wait for them.
     """
     schedule = Schedule()
     extender.state.ledger._lock = schedule.lock()
+    extender.scheduler._binding = KeyedLock(schedule.lock)
+    write_binding = source.bind
 
     def planned_then_pause(*args, **kwargs):
         reservation = reservation_for(*args, **kwargs)
         schedule.point("planned")
         return reservation
 
+    def pause_then_bind(*args, **kwargs):
+        schedule.point("binding")
+        return write_binding(*args, **kwargs)
+
     monkeypatch.setattr(scheduler_module, "reservation_for", planned_then_pause)
+    monkeypatch.setattr(source, "bind", pause_then_bind)
     return schedule
 
 
-def test_a_bind_retried_while_the_first_is_planning_keeps_the_pod_s_reservation(extender, source, schedule):
-    """kube-scheduler retries a bind whose reply it lost while the first is still running.
-
-    The retry must wait for the first's check-and-reserve: if both could plan before
-    either reserved, both would own the reservation, and the one whose Binding the API
-    server refuses (the pod is bound by then) would release it from under the bound pod.
-    """
+def retried_while_the_first_is_at(point: str, extender, source, schedule: Schedule) -> str:
+    """Bind a pod asking 2G to node-b-1, stop that bind at ``point``, retry it, let both
+    finish; check that the pod is bound there and holds the reservation its annotation
+    records, charged once. What the retry did when the first was stopped is returned."""
     pod = source.apply(make_pod("retried", {ann.EGRESS_BANDWIDTH: "2G"}))
     bind = extender.scheduler.bind
-    schedule.stop("first", at="planned")
+    schedule.stop("first", at=point)
     schedule.start("first", bind, "default", "retried", pod.metadata.uid, "node-b-1")
     assert schedule.next_event("first") == "paused"
     schedule.start("retry", bind, "default", "retried", pod.metadata.uid, "node-b-1")
@@ -205,8 +209,34 @@ def test_a_bind_retried_while_the_first_is_planning_keeps_the_pod_s_reservation(
     assert holding is not None
     assert holding.reservation.model_dump_json(exclude_none=True) == bound.metadata.annotations[ann.RESERVATION]
     assert extender.state.ledger.reserved("node-b-1", "eth0") == (0, 2_000_000_000)
-    assert len(schedule.results) + len(schedule.errors) == 2 and "first" in schedule.results
-    assert retry_did == "blocked"
+    assert "first" in schedule.results and len(schedule.results) + len(schedule.errors) == 2
+    assert len(extender.scheduler._binding) == 0  # no lock kept for a pod no bind is running for
+    return retry_did
+
+
+def test_a_bind_retried_while_the_first_is_planning_keeps_the_pod_s_reservation(extender, source, schedule):
+    """kube-scheduler retries a bind whose reply it lost while the first is still running.
+
+    The retry must wait for the first's check-and-reserve: if both could plan before
+    either reserved, both would own the reservation, and the one whose Binding the API
+    server refuses (the pod is bound by then) would release it from under the bound pod.
+    """
+    assert retried_while_the_first_is_at("planned", extender, source, schedule) == "blocked"
+
+
+def test_a_retry_answered_while_the_first_bind_writes_its_binding_keeps_the_reservation(extender, source, schedule):
+    """The first bind has reserved (the ledger's lock is free again) and not yet written its
+    Binding when the retry arrives.
+
+    If the retry could reuse the reservation and write its Binding first, the API server
+    would refuse the first's (the pod is bound by then; the in-test source refuses a second
+    Binding as kube-apiserver does) and the first would release the reservation from under
+    the bound pod. Binds of one pod must run one at a time, Binding included; the retry,
+    which then finds the pod bound, is answered with the same reservation.
+    """
+    assert retried_while_the_first_is_at("binding", extender, source, schedule) == "blocked"
+    assert schedule.errors == {}
+    assert schedule.results["first"] == schedule.results["retry"]
 
 
 def test_two_pods_planning_addresses_at_once_get_different_ones(extender, source, schedule):

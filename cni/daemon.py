@@ -3,7 +3,7 @@
 It runs the very same ``cni.main.run`` as the executable, with pydantic and pyroute2
 imported once (see ``cni.client`` for why, and for the wire format). Requests are read
 concurrently (a client that connects and stalls holds up nobody) and run one at a time,
-like separate plugin processes taking the state directory's lock. The socket is created
+each with its reply, like separate plugin processes taking the state directory's lock. The socket is created
 mode 0600 (and its directory 0700 when the daemon makes it): only root may call it.
 
 DELs that found no daemon wait in ``pending-del/`` beside the socket (``cni.client.hand_off``).
@@ -66,7 +66,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.invoke = invoke
         self.socket_path = path
         self.pending = Path(pending_dir(path))
-        self.one_at_a_time = threading.Lock()
+        # Re-entrant: a handler holds it from its invocation until its reply is written.
+        self.one_at_a_time = threading.RLock()
         self.stopping = False
         super().__init__(path, _Handler)
 
@@ -122,7 +123,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.run_pending()
 
     def finish_running(self) -> None:
-        """Wait for the invocation in progress; refuse those still waiting for their turn."""
+        """Wait for the invocation in progress and its reply; refuse those still waiting
+        for their turn. The process exits right after, taking the handler threads with it:
+        a reply still unwritten would turn an ADD that was done into "try again"."""
         with self.one_at_a_time:
             self.stopping = True
 
@@ -140,9 +143,12 @@ class _Handler(socketserver.StreamRequestHandler):
         if len(raw) > MAX_MESSAGE_BYTES:
             error = CNIError(ErrorCode.DECODE_FAILURE,
                              f"daemon request larger than {MAX_MESSAGE_BYTES} bytes")
-            code, output = 1, error.to_json(SPEC_VERSION)
-        else:
-            code, output = self.server.answer(raw)
+            self._reply(1, error.to_json(SPEC_VERSION))
+            return
+        with self.server.one_at_a_time:  # the reply is part of the invocation: see finish_running
+            self._reply(*self.server.answer(raw))
+
+    def _reply(self, code: int, output: str) -> None:
         try:
             self.wfile.write(json.dumps({"exitCode": code, "stdout": output}).encode())
         except OSError as exc:  # the client gave up; the work is done and recorded

@@ -107,3 +107,35 @@ def test_stopping_waits_for_the_running_invocation_and_refuses_the_next(served) 
     assert late["exitCode"] == 1 and json.loads(late["stdout"])["code"] == 11  # try again later
     assert recorder.events == ["a starts", "a ends", "stopped"]
     assert stopper_did == "blocked"
+
+
+def test_stopping_waits_for_the_reply_of_the_invocation_that_ran(served) -> None:
+    """The daemon's process exits as soon as it has stopped, and its handler threads with
+    it: a stop that came between an invocation's end and its reply would leave the client
+    with no answer, which it reports as "try again" (code 11) for an ADD that was done.
+    The handler is stopped right there; the stop must wait for the reply."""
+    server, recorder, schedule, path = served
+    answer = server.answer
+
+    def answer_then_pause(raw: bytes) -> tuple[int, str]:
+        code, output = answer(raw)
+        schedule.point("answered", who=json.loads(raw)["env"]["CNI_CONTAINERID"])
+        return code, output
+
+    server.answer = answer_then_pause
+    schedule.stop("a", at="answered")
+    schedule.start("client-a", request, path, "a")
+    assert schedule.any_event() == ("a", "paused")
+
+    def stop() -> None:
+        server.finish_running()
+        recorder.events.append("stopped")
+
+    schedule.start("stopper", stop)
+    stopper_did = schedule.next_event("stopper")
+    schedule.release("a")
+    schedule.finish()
+
+    assert stopper_did == "blocked"
+    assert json.loads(schedule.results["client-a"]["stdout"])["container"] == "a"
+    assert recorder.events == ["a starts", "a ends", "stopped"]

@@ -52,8 +52,11 @@ def client_dir(client: str) -> Path:
 class PluginError(Exception):
     """A plugin exited non-zero; ``error`` is its CNI error JSON (code, msg, details)."""
 
-    def __init__(self, plugin: str, command: str, error: dict[str, Any], stderr: str) -> None:
-        super().__init__(f"{plugin} {command} failed: {error}\n{stderr[-3000:]}")
+    def __init__(self, plugin: str, command: str, error: dict[str, Any], stderr: str,
+                 returncode: int) -> None:
+        status = (f"killed by {signal.Signals(-returncode).name}" if returncode < 0
+                  else f"exit {returncode}")
+        super().__init__(f"{plugin} {command} failed ({status}): {error}\n{stderr[-3000:]}")
         self.plugin = plugin
         self.error = error
         self.stderr = stderr
@@ -136,7 +139,7 @@ class Runtime:
                 error = json.loads(output)
             except ValueError:
                 error = {"msg": output}
-            raise PluginError(plugin_type, command, error, done.stderr.decode())
+            raise PluginError(plugin_type, command, error, done.stderr.decode(), done.returncode)
         return json.loads(output) if output else None
 
     def add(self, container_id: str, netns_path: str, ifname: str = "eth0",

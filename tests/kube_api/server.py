@@ -18,7 +18,8 @@ the real server does: ``ADDED``/``MODIFIED``/``DELETED`` from the given
 ``resourceVersion`` on (a watch without one first lists what exists as ``ADDED``),
 ``BOOKMARK`` every ``bookmark_interval`` seconds with ``allowWatchBookmarks``, and the
 stream ends cleanly after ``timeoutSeconds``. History can be compacted (``compact()``):
-a watch from before that answers an ``ERROR`` event with a ``410 Expired`` Status, and
+open watches still get every event, and a watch opened from before the compaction
+answers an ``ERROR`` event with a ``410 Expired`` Status, and
 a list ``continue`` token from before it is ``410 Gone``. Lists of namespaced resources
 without a namespace span all namespaces and honour ``limit``/``continue``. Pods have
 the ``binding`` subresource (UID and resourceVersion preconditions; 409 for a pod being
@@ -155,8 +156,12 @@ class WatchDropped(Exception):
 
 @dataclass(eq=False)
 class _OpenWatch:
+    where: ResourcePath
+    since: int = 0
+    """The revision up to which history has been looked at for this watch."""
     cut: str | None = None  # "drop" or "expire"
     events: list[dict[str, Any]] = field(default_factory=list)
+    """Events due to the client before anything newer from history."""
     selection: Selection = field(default_factory=Selection)
     known: set[tuple[str, str]] = field(default_factory=set)
     """(namespace, name) of the selected objects the client has been told about."""
@@ -322,6 +327,12 @@ class FakeKubeAPI:
             self._compact()
 
     def _compact(self) -> None:
+        # The real server's watch cache has already dispatched every event into each open
+        # watcher's channel: compacting etcd takes nothing from a watch that is open. Only
+        # a watch opened (or resumed) from before the compaction is told 410.
+        for watch in self._watches:
+            if watch.cut is None:
+                watch.events.extend(self._unsent(watch))
         self._compacted = self._revision
         self._history.clear()
 
@@ -374,7 +385,7 @@ class FakeKubeAPI:
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
         chosen = _selection(where, query)
-        watch = _OpenWatch(selection=chosen)
+        watch = _OpenWatch(where, selection=chosen)
         with self._lock:
             wanted = query.get("resourceVersion", "")
             if wanted in ("", "0"):
@@ -394,8 +405,9 @@ class FakeKubeAPI:
                     watch.events = [_expired(since, self._compacted)]
                     watch.cut = "ended"
                 watch.known = self._selected_at(where, chosen, since)
+            watch.since = since
             self._watches.add(watch)
-        return self._stream(where, watch, since, time.monotonic() + timeout, bookmarks)
+        return self._stream(watch, time.monotonic() + timeout, bookmarks)
 
     def _selected_at(self, where: ResourcePath, chosen: Selection, since: int) -> set[tuple[str, str]]:
         """(namespace, name) of the objects ``chosen`` selected at revision ``since``: what a
@@ -417,9 +429,22 @@ class FakeKubeAPI:
         )
         return held | {_sort_key(o) for o in unchanged_since if chosen.matches(o)}
 
-    def _stream(
-        self, where: ResourcePath, watch: _OpenWatch, since: int, deadline: float, bookmarks: bool
-    ) -> Iterator[dict[str, Any]]:
+    def _unsent(self, watch: _OpenWatch) -> list[dict[str, Any]]:
+        """The events of history after ``watch.since`` that the watch sends; moves it on."""
+        where = watch.where
+        start = bisect.bisect_right(self._history, watch.since, key=lambda event: event.revision)
+        watch.since = self._revision
+        return [
+            seen
+            for event in self._history[start:]
+            if _same_resource(event.where, where)
+            and where.namespace in (None, event.where.namespace)
+            and (seen := watch.through_selection(event)) is not None
+        ]
+
+    def _stream(self, watch: _OpenWatch, deadline: float, bookmarks: bool
+                ) -> Iterator[dict[str, Any]]:
+        where = watch.where
         try:
             last_sent = time.monotonic()
             while True:
@@ -428,24 +453,14 @@ class FakeKubeAPI:
                         batch, watch.events = watch.events, []
                         if batch or watch.cut is not None:
                             break
-                        start = bisect.bisect_right(
-                            self._history, since, key=lambda event: event.revision
-                        )
-                        batch = [
-                            seen
-                            for event in self._history[start:]
-                            if _same_resource(event.where, where)
-                            and where.namespace in (None, event.where.namespace)
-                            and (seen := watch.through_selection(event)) is not None
-                        ]
-                        since = self._revision
+                        batch = self._unsent(watch)
                         if batch:
                             break
                         now = time.monotonic()
                         if now >= deadline:
                             return
                         if bookmarks and now - last_sent >= self.bookmark_interval:
-                            batch = [_bookmark(where, since)]
+                            batch = [_bookmark(where, watch.since)]
                             break
                         wait = deadline - now
                         if bookmarks:
@@ -457,7 +472,7 @@ class FakeKubeAPI:
                 if cut == "drop":
                     raise WatchDropped()
                 if cut == "expire":
-                    yield _expired(since, self._compacted)
+                    yield _expired(watch.since, self._compacted)
                     return
                 if cut == "ended":
                     return

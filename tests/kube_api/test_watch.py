@@ -129,6 +129,24 @@ def test_a_compacted_version_is_410_for_watches_and_continues(kube_api, core):
     assert old_page.value.status == 410
 
 
+def test_compaction_takes_nothing_from_an_open_watch(kube_api):
+    """kube-apiserver's watch cache dispatches each event into every open watcher's
+    channel as it happens: an etcd compaction after that takes nothing from a watch
+    already open, however far behind its reader is. (Only a watch opened or resumed from
+    before the compaction is told 410.) The stream here is opened and read in this
+    thread, so the compaction falls between the write and the read on every run."""
+    since = kube_api.revision
+    stream = kube_api.open_watch(f"{PODS}?watch=true&resourceVersion={since}&timeoutSeconds=1")
+    kube_api.seed(PODS, pod("before-compaction"))
+    kube_api.compact()
+    kube_api.seed(PODS, pod("after-compaction"))
+    events = list(stream)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "before-compaction"),
+        ("ADDED", "after-compaction"),
+    ]
+
+
 def test_open_watches_can_be_dropped_or_expired(kube_api, core):
     outcomes = {}
 

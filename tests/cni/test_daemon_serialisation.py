@@ -87,33 +87,13 @@ def test_a_request_arriving_during_an_invocation_waits_for_it(served) -> None:
     assert b_did == "blocked"
 
 
-def test_stopping_waits_for_the_running_invocation_and_refuses_the_next(served) -> None:
-    server, recorder, schedule, path = served
-    schedule.stop("a", at="invoked")
-    schedule.start("client-a", request, path, "a")
-    assert schedule.any_event() == ("a", "paused")
-    def stop() -> None:
-        server.finish_running()
-        recorder.events.append("stopped")
-
-    schedule.start("stopper", stop)
-    stopper_did = schedule.next_event("stopper")
-    schedule.release("a")
-    schedule.finish()
-
-    assert recorder.events == ["a starts", "a ends", "stopped"]
-    assert json.loads(schedule.results["client-a"]["stdout"])["container"] == "a"
-    late = request(path, "late")
-    assert late["exitCode"] == 1 and json.loads(late["stdout"])["code"] == 11  # try again later
-    assert recorder.events == ["a starts", "a ends", "stopped"]
-    assert stopper_did == "blocked"
-
-
-def test_stopping_waits_for_the_reply_of_the_invocation_that_ran(served) -> None:
-    """The daemon's process exits as soon as it has stopped, and its handler threads with
-    it: a stop that came between an invocation's end and its reply would leave the client
-    with no answer, which it reports as "try again" (code 11) for an ADD that was done.
-    The handler is stopped right there; the stop must wait for the reply."""
+@pytest.mark.parametrize("paused_at", ["invoked", "answered"])
+def test_stopping_waits_for_the_running_invocation_and_its_reply(served, paused_at) -> None:
+    """A stop waits for the invocation in progress and refuses the next. It also waits for
+    the reply: the daemon's process exits as soon as it has stopped, taking the handler
+    threads with it, so a stop between an invocation's end and its reply would leave the
+    client with no answer, which it reports as "try again" (code 11) for an ADD that was
+    done. The handler is stopped in its invocation, or after it before the reply."""
     server, recorder, schedule, path = served
     answer = server.answer
 
@@ -123,7 +103,7 @@ def test_stopping_waits_for_the_reply_of_the_invocation_that_ran(served) -> None
         return code, output
 
     server.answer = answer_then_pause
-    schedule.stop("a", at="answered")
+    schedule.stop("a", at=paused_at)
     schedule.start("client-a", request, path, "a")
     assert schedule.any_event() == ("a", "paused")
 
@@ -137,5 +117,8 @@ def test_stopping_waits_for_the_reply_of_the_invocation_that_ran(served) -> None
     schedule.finish()
 
     assert stopper_did == "blocked"
+    assert recorder.events == ["a starts", "a ends", "stopped"]
     assert json.loads(schedule.results["client-a"]["stdout"])["container"] == "a"
+    late = request(path, "late")
+    assert late["exitCode"] == 1 and json.loads(late["stdout"])["code"] == 11  # try again later
     assert recorder.events == ["a starts", "a ends", "stopped"]

@@ -168,18 +168,21 @@ class _OpenWatch:
 
     def through_selection(self, event: _Event) -> dict[str, Any] | None:
         """The event as this watch sends it: as is, turned into ADDED or DELETED where the
-        object enters or leaves the selection, or None where it stays outside it."""
+        object enters or leaves the selection, or None where it stays outside it.
+
+        The object is the history's own: ``_record`` stored a copy nobody changes, and the
+        stream only serialises it (kube-apiserver too encodes an event once for its watchers)."""
         obj, key = event.object, _sort_key(event.object)
         if not self.selection.requirements:
-            return {"type": event.type, "object": copy.deepcopy(obj)}
+            return {"type": event.type, "object": obj}
         held = key in self.known
         if event.type != "DELETED" and self.selection.matches(obj):
             self.known.add(key)
-            return {"type": "MODIFIED" if held else "ADDED", "object": copy.deepcopy(obj)}
+            return {"type": "MODIFIED" if held else "ADDED", "object": obj}
         if not held:
             return None
         self.known.discard(key)
-        return {"type": "DELETED", "object": copy.deepcopy(obj)}
+        return {"type": "DELETED", "object": obj}
 
 
 def _same_resource(a: ResourcePath, b: ResourcePath) -> bool:
@@ -219,7 +222,10 @@ class FakeKubeAPI:
         self.port = 0
         self._history: list[_Event] = []
         self._compacted = 0
-        self._changed = threading.Condition(self._lock)
+        self._changed: dict[tuple[str, str, str], threading.Condition] = {}
+        """One condition per resource (group, version, plural), all on ``_lock``: a change
+        wakes only the watches of its resource, as kube-apiserver's watch cache (one per
+        resource) dispatches an event only to that resource's watchers."""
         self._watches: set[_OpenWatch] = set()
         self.bookmark_interval = 1.0
         """Seconds between BOOKMARK events on watches that allow them."""
@@ -318,13 +324,25 @@ class FakeKubeAPI:
         with self._lock:
             for watch in self._watches:
                 watch.cut = "drop"
-            self._changed.notify_all()
+            self._wake_all()
 
     def compact(self) -> None:
         """Forget history up to now: older resourceVersions are gone (410) for watches
         and list continuations, as after an etcd compaction."""
         with self._lock:
             self._compact()
+
+    def _changes_of(self, where: ResourcePath) -> threading.Condition:
+        """The condition the watches of ``where``'s resource wait on; the caller holds ``_lock``."""
+        resource = (where.group, where.version, where.plural)
+        condition = self._changed.get(resource)
+        if condition is None:
+            condition = self._changed[resource] = threading.Condition(self._lock)
+        return condition
+
+    def _wake_all(self) -> None:
+        for condition in self._changed.values():
+            condition.notify_all()
 
     def _compact(self) -> None:
         # The real server's watch cache has already dispatched every event into each open
@@ -342,7 +360,7 @@ class FakeKubeAPI:
             self._compact()
             for watch in self._watches:
                 watch.cut = "expire"
-            self._changed.notify_all()
+            self._wake_all()
 
     # -- the API ----------------------------------------------------------------------
 
@@ -465,7 +483,7 @@ class FakeKubeAPI:
                         wait = deadline - now
                         if bookmarks:
                             wait = min(wait, last_sent + self.bookmark_interval - now)
-                        self._changed.wait(max(wait, 0.001))
+                        self._changes_of(where).wait(max(wait, 0.001))
                     cut = watch.cut
                 yield from batch
                 last_sent = time.monotonic()
@@ -582,7 +600,7 @@ class FakeKubeAPI:
     def _record(self, where: ResourcePath, type_: str, obj: dict[str, Any]) -> None:
         """Append a change to the history that watches stream, and wake them."""
         self._history.append(_Event(self._revision, where, type_, copy.deepcopy(obj)))
-        self._changed.notify_all()
+        self._changes_of(where).notify_all()
 
     def _bind(self, where: ResourcePath, body: Any) -> dict[str, Any]:
         """``POST pods/<name>/binding``, as kube-apiserver's ``BindingREST`` does it.

@@ -19,7 +19,11 @@ Three processes on loopback, started afresh for every configuration:
 
 Reported per configuration: pods/s (first filter to last bind answered), client-side p50/p99
 of each verb, the most binds in flight, the extender process's CPU seconds per pod and its
-CPU share; and the ratio of netsched's pods/s to the pass-through's in the same run.
+CPU share, the API server process's CPU per pod (it shares the machine: netsched's watches
+make it send every bound pod once more); and the ratio of netsched's pods/s to the
+pass-through's in the same run. The two extenders take turns, the first of each round
+alternating, so that a drift in the machine's load falls on both; the summary adds up all
+rounds of a size (pods over seconds), since single rounds move with the load.
 
     .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500]
     .venv/bin/python benchmarks/extender_throughput.py --writes  # 5,000 nodes, kubelet rates
@@ -306,9 +310,9 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
             names = [f"node-{i:05d}" for i in range(nodes)][: kube_scheduler_candidates(nodes)]
             go.set()
             time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
-            cpu = cpu_seconds(served.pid)
+            cpu, api_cpu = cpu_seconds(served.pid), cpu_seconds(api.pid)
             result = schedule(extender_port, pending, names, binds_in_flight, burst)
-            cpu = cpu_seconds(served.pid) - cpu
+            cpu, api_cpu = cpu_seconds(served.pid) - cpu, cpu_seconds(api.pid) - api_cpu
         finally:
             served.terminate()
             served.join(10)
@@ -318,7 +322,8 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
     row = {"extender": kind, "nodes": nodes, "candidates": len(names), "pods": len(pending),
            "writes_per_s": writes_per_s, "pods_per_s": len(pending) / result["elapsed"],
            "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
-           "cpu_ms_per_pod": cpu / len(pending) * 1000, "cpu_share": cpu / result["elapsed"]}
+           "cpu_ms_per_pod": cpu / len(pending) * 1000, "cpu_share": cpu / result["elapsed"],
+           "api_cpu_ms_per_pod": api_cpu / len(pending) * 1000, "elapsed": result["elapsed"]}
     for verb, seconds in timings.items():
         ordered = sorted(seconds)
         row[f"{verb}_p50"] = statistics.median(ordered) * 1000 if ordered else float("nan")
@@ -344,7 +349,20 @@ def print_row(row: dict, baseline: dict | None) -> None:
           f"{row['pods_per_s']:>8.0f}{ratio:>7}"
           f"{row['filter_p50']:>8.1f}/{row['filter_p99']:<7.1f}{row['prioritize_p50']:>7.1f}/{row['prioritize_p99']:<7.1f}"
           f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['cpu_ms_per_pod']:>11.2f}"
-          f"{row['cpu_share']:>6.0%}", flush=True)
+          f"{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}", flush=True)
+
+
+def print_summary(nodes: int, rows: list[dict]) -> None:
+    """All rounds of one size added up: pods over seconds per extender, and their ratio."""
+    def total(kind: str) -> tuple[float, list[float]]:
+        mine = [row for row in rows if row["extender"] == kind]
+        return (sum(row["pods"] for row in mine) / sum(row["elapsed"] for row in mine),
+                sorted(row["cpu_ms_per_pod"] for row in mine))
+
+    (passthrough, passthrough_cpu), (netsched, netsched_cpu) = total("passthrough"), total("netsched")
+    print(f"  {nodes} nodes, {len(rows) // 2} rounds: passthrough {passthrough:.0f} pods/s, netsched {netsched:.0f} "
+          f"pods/s, ratio {netsched / passthrough:.2f}; CPU ms/pod median passthrough "
+          f"{statistics.median(passthrough_cpu):.2f}, netsched {statistics.median(netsched_cpu):.2f}", flush=True)
 
 
 def main() -> None:
@@ -377,11 +395,15 @@ def main() -> None:
                 baseline = baseline or row
     else:
         for nodes in args.sizes:
-            for _ in range(args.rounds):
-                rows = [measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst)
-                        for kind in ("passthrough", "netsched")]
-                print_row(rows[0], None)
-                print_row(rows[1], rows[0])
+            done: list[dict] = []
+            for round_ in range(args.rounds):
+                order = ("passthrough", "netsched") if round_ % 2 == 0 else ("netsched", "passthrough")
+                rows = {kind: measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst)
+                        for kind in order}
+                for kind in order:
+                    print_row(rows[kind], rows["passthrough"] if kind == "netsched" else None)
+                done += rows.values()
+            print_summary(nodes, done)
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Linux {platform.release()}, Python {platform.python_version()}; "
           f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bandwidth_accounting.claims import ClaimProblemKind, claim_holdings
+from bandwidth_accounting.claims import ClaimProblem, ClaimProblemKind, claim_holdings
 from bandwidth_accounting.ledger import Ledger
 from contract.dra import ResourceClaim, device_name
+from contract.reservation import Rates
 from tests.dra.ledger_objects import allocated_claim
 
 INTERFACES = {"node-a": (["eth0", "eth0.100", "eth1"], "eth0")}
@@ -99,3 +100,47 @@ def test_a_cluster_file_may_hold_claims_and_the_state_counts_them():
     source.start(state)
     assert state.ledger.claimed("node-x", "eth0") == (1_000_000_000, 2_000_000_000)
     assert source.read_claim("default", "fast") is not None
+
+
+def test_every_result_is_read_past_the_ones_that_cannot_be_counted_each_problem_field_by_field():
+    """One claim, five results: a node without a report, another driver's device, a device
+    on a node with neither that interface nor a pod interface, one charged to the pod
+    interface, one with an unreadable quantity; the readable ones are all held."""
+    claim = allocated_claim("many", "node-a", device="eth1", egress="2G", ingress="1G")
+    results = claim["status"]["allocation"]["devices"]["results"]
+    good = results[0]
+    results[:] = [
+        dict(good, pool="node-gone", shareID="s0"), dict(good, driver="gpu.example.com", shareID="s1"),
+        dict(good, pool="node-b", device="ens9", shareID="s2"), dict(good, device="ens9", shareID="s3"),
+        dict(good, consumedCapacity={"egress": "lots", "ingress": "3G"}, shareID="s4"), dict(good, shareID="s5"),
+    ]
+    reading = claim_holdings(ResourceClaim.model_validate(claim), {**INTERFACES, "node-b": (["eth1"], None)}.get)
+    where = "status.allocation.devices.results"
+    assert reading.problems == [
+        ClaimProblem("default/many", ClaimProblemKind.UNKNOWN_NODE, f"{where}[0].pool", "node-gone",
+                     "no NodeNetwork report for that node: not counted until one arrives"),
+        ClaimProblem("default/many", ClaimProblemKind.UNKNOWN_DEVICE, f"{where}[2].device", "ens9",
+                     "no interface of node node-b is that device, and it has no pod interface: not counted"),
+        ClaimProblem("default/many", ClaimProblemKind.UNKNOWN_DEVICE, f"{where}[3].device", "ens9",
+                     "no interface of node node-a is that device: charged to its pod interface eth0"),
+        ClaimProblem("default/many", ClaimProblemKind.BAD_QUANTITY, f"{where}[4].consumedCapacity.egress", "lots",
+                     "'lots' is not a Kubernetes quantity (examples: 100M, 1G, 1500k, 1Gi): egress not counted"),
+    ]
+    assert [(h.uid.rsplit("/", 1)[1], h.reservation.primary_parent, h.reservation.primary) for h in reading.holdings] == [
+        ("s3", "eth0", Rates(ingress=1_000_000_000, egress=2_000_000_000)),
+        ("s4", "eth1", Rates(ingress=3_000_000_000, egress=0)),
+        ("s5", "eth1", Rates(ingress=1_000_000_000, egress=2_000_000_000)),
+    ]
+    for holding in reading.holdings:
+        assert holding.reservation.interfaces == {holding.reservation.primary_parent: holding.reservation.primary}
+        assert (holding.priority, holding.pod, holding.reservation.node) == (0, "default/many", "node-a")
+
+
+def test_a_holding_names_the_pods_the_claim_is_reserved_for_in_the_claim_s_namespace():
+    consumers = [{"resource": "pods", "name": "web-1", "uid": "u1"}, {"resource": "pods", "name": "web-2", "uid": "u2"},
+                 {"resource": "deployments", "apiGroup": "apps", "name": "web", "uid": "u3"}]
+    claim = allocated_claim("shared", "node-a", consumers=consumers)
+    del claim["metadata"]["namespace"]
+    [holding] = read(claim).holdings
+    assert holding.pod == "default/web-1,web-2"
+    assert (holding.claim.namespace, holding.claim.key) == ("default", "default/shared")

@@ -209,3 +209,73 @@ def test_inputs_change_with_what_shapes_the_slice_and_not_with_heartbeats():
     faster.status.interfaces[0].speed_mbps = 25_000
     changes = [inputs(nodes=[node(headroom="30%")]), inputs(reports=[faster]), inputs(networks=(STORAGE,))]
     assert all(changed != base for changed in changes)
+
+
+def test_a_listed_value_fits_up_to_exactly_the_attribute_limit():
+    fits = "v" * (ATTRIBUTE_VALUE_MAX - 2)  # ",v…v," is 64 characters
+    assert listed([fits]) == (f",{fits},", [])
+    assert listed([fits + "w"]) == (",", [fits + "w"])
+    assert listed(["a", "b" * (ATTRIBUTE_VALUE_MAX - 4), "c"]) == (f",a,{'b' * (ATTRIBUTE_VALUE_MAX - 4)},", ["c"])
+
+
+def test_quantities_up_to_exa_and_beyond_keep_the_largest_suffix():
+    assert [quantity(10**e) for e in (12, 15, 18, 21)] == ["1T", "1P", "1E", "1000E"]
+    assert quantity(2_500 * 10**12) == "2500T"
+
+
+def test_a_long_node_name_is_cut_where_the_slice_name_fits_and_never_ends_in_a_dot_or_dash():
+    keep = 253 - len(dra.DRIVER) - 10  # name, "-", 8 hex digits, "-", the driver
+    assert slice_name("n" * (253 - len(dra.DRIVER) - 1)) == "n" * (253 - len(dra.DRIVER) - 1) + f"-{dra.DRIVER}"
+    import hashlib
+
+    for node_name in ("a" * (keep - 2) + "-." + "b" * 40, "a" * keep + "b" * 40):
+        digest = hashlib.sha256(node_name.encode()).hexdigest()[:8]
+        assert slice_name(node_name) == f"{'a' * (keep - 2) if '-' in node_name else 'a' * keep}-{digest}-{dra.DRIVER}"
+        assert len(slice_name(node_name)) <= 253
+
+
+def test_an_interface_without_capacity_is_left_out_and_the_ones_after_it_are_not():
+    built = build(reports=[report(interfaces=[
+        {"name": "eth0", "role": "storage", "speedMbps": 0, "vlans": [100]},
+        {"name": "eth1", "role": "pod", "speedMbps": 1_000},
+    ])])
+    assert [d.name for d in built.slice.spec.devices] == ["eth1"]
+    assert built.left_out == ("eth0: no capacity to promise (speed 0 Mbit/s)",)
+
+
+def test_a_node_without_a_uid_owns_nothing_and_a_string_of_exactly_the_limit_is_sent():
+    zone = "z" * ATTRIBUTE_VALUE_MAX
+    labels = {"topology.kubernetes.io/zone": zone, "netsched.io/switch": "tor-1"}
+    nodes = [Node.model_validate({"metadata": {"name": "node-a", "labels": labels}})]
+    built = build(nodes=nodes)
+    assert built.slice.metadata.owner_references is None
+    assert all(attribute(device, "zone") == zone for device in built.slice.spec.devices)
+    assert built.left_out == ()
+
+
+def test_exactly_the_device_limit_is_sent_whole_and_past_it_every_reason_is_kept():
+    def interfaces(count: int) -> list[dict]:
+        return [{"name": "p000", "role": "pod", "speedMbps": 1000}] + [
+            {"name": f"s{i:03d}", "role": "storage", "speedMbps": 1000, "vlans": [100]} for i in range(count - 1)]
+
+    full = build(reports=[report(interfaces=interfaces(DEVICES_MAX))])
+    assert len(full.slice.spec.devices) == DEVICES_MAX and full.left_out == ()
+    idle = {"name": "a-idle", "role": "storage", "speedMbps": 0, "vlans": [100]}
+    over = build(reports=[report(interfaces=[idle, *interfaces(DEVICES_MAX + 1)])])
+    assert over.left_out == ("a-idle: no capacity to promise (speed 0 Mbit/s)", "s127: over 128 devices")
+
+
+def test_inputs_change_with_the_node_s_identity_place_and_headroom_and_a_node_gone_has_some():
+    from bandwidth_accounting.devices import node_inputs
+
+    def inputs(nodes=None, capacity=CapacitySettings()):
+        return node_inputs(Topology(nodes if nodes is not None else [node()], [report()], [STORAGE, BACKUP]),
+                           "node-a", capacity)
+
+    base = inputs()
+    moved = node()
+    moved.metadata.labels["topology.kubernetes.io/zone"] = "z2"
+    assert inputs(nodes=[node(uid="uid-b")]) != base  # recreated: the slice's owner changes
+    assert inputs(nodes=[moved]) != base
+    assert inputs(capacity=CapacitySettings(headroom=0.2)) != base
+    assert inputs(nodes=[]) != base and inputs(nodes=[]) == inputs(nodes=[])

@@ -138,3 +138,58 @@ def test_both_annotations_together_stay_within_the_per_pod_limit():
     theirs = json.dumps([{"name": f"b{i}", "interface": f"m{i}"} for i in range(7)])
     with pytest.raises(InvalidAnnotation, match="10 networks in netsched.io/networks and 7 here; the limit is 16"):
         parse_requirements({annotations.NETWORKS: ours, MULTUS: theirs}, "team")
+
+
+LABEL_RULE = "lower-case letters, digits and '-', starting and ending alphanumeric (a DNS-1123 label)"
+BANDWIDTH_KEYS = "ingressRate, ingressBurst, egressRate, egressBurst"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('{"name": "storage"}', "the JSON form must be a list of network-selection elements"),
+        ("storage@a@b", "element 1 'storage@a@b' has more than one '@'"),
+        ("infra/", f"element 1 'infra/': name '' must be {LABEL_RULE}"),
+        ("Infra/storage", f"element 1 'Infra/storage': namespace 'Infra' must be {LABEL_RULE}"),
+        ('[{"name": 5}]', "element 1: name 5 is not a NetworkAttachmentDefinition name"),
+        ('[{"name": "storage", "namespace": "In_Fra"}]', "element 1 ('storage'): namespace 'In_Fra' is not a namespace name"),
+        ('[{"name": "a", "interface": "much-too-long-name"}]',
+         "element 1 (team/a): interface 'much-too-long-name' is not a valid interface name (1-15 letters, digits, "
+         "'_', '.' or '-')"),
+        ('[{"name": "a", "speed": 1}]', "element 1: unknown key 'speed' (known: name, namespace, interface, "
+         "interfaceRequest, ips, mac, default-route, bandwidth, portMappings, cni-args, infiniband-guid, deviceID)"),
+        ('[{"name": "a", "bandwidth": 5}]', f"element 1 (team/a): bandwidth must be an object with {BANDWIDTH_KEYS}"),
+        ('[{"name": "a", "bandwidth": {"rate": 1}}]',
+         f"element 1 (team/a): bandwidth key 'rate' is not one of {BANDWIDTH_KEYS}"),
+        ('[{"name": "a", "bandwidth": {"egressRate": 500}}]',
+         "element 1 (team/a): bandwidth.egressRate 500 is below 1k (1 kbit/s), the least Kubernetes and netsched shape"),
+        ('[{"name": "a", "ips": ["10.0.0.5/24", "fd00::5/64"]}]',
+         "element 1 (team/a): ips ['10.0.0.5/24', 'fd00::5/64']: netsched reserves one address per attachment"),
+        ('[{"name": "a", "mac": 7}]', "element 1 (team/a): mac 7 is not a MAC address"),
+        ('[{"name": "a", "default-route": ["gateway"]}]', "element 1 (team/a): default-route 'gateway' is not an IP address"),
+        ('[{"name": "a", "default-route": [167772161]}]', "element 1 (team/a): default-route 167772161 is not an IP address"),
+    ],
+)
+def test_each_refusal_says_exactly_which_element_and_field(value, reason):
+    """Whole reasons: the element's position and network, the field and its value."""
+    with pytest.raises(InvalidAnnotation) as error:
+        attachments(value)
+    assert (error.value.annotation, error.value.value, error.value.reason) == (MULTUS, value, reason)
+
+
+def test_a_direction_multus_gives_no_rate_is_not_reserved():
+    [ingress_only, egress_only, neither] = attachments(json.dumps([
+        {"name": "a", "bandwidth": {"ingressRate": 7000}}, {"name": "b", "bandwidth": {"egressRate": 5000}},
+        {"name": "c", "bandwidth": {"ingressBurst": 9, "egressBurst": 9}},
+    ]))
+    assert [(a.ingress_bps, a.egress_bps) for a in (ingress_only, egress_only, neither)] == [
+        (7000, 0), (0, 5000), (0, 0)]
+
+
+def test_limits_are_accepted_at_exactly_their_value_and_an_empty_mac_is_none():
+    namespace = "n" * 63  # a DNS-1123 label's longest
+    [found] = attachments(f"{namespace}/storage")
+    assert found.network == f"{namespace}/storage"
+    assert len(attachments(",".join(f"n{i}" for i in range(annotations.MAX_ATTACHMENTS)))) == annotations.MAX_ATTACHMENTS
+    [no_mac] = attachments('[{"name": "a", "mac": ""}]')
+    assert no_mac.mac is None

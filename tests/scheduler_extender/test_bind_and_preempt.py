@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -76,6 +77,7 @@ def test_failed_binding_releases_the_reservation(served, extender, source, monke
     assert ann.RESERVATION not in source.get(Pod, pod.key).metadata.annotations  # one write, refused
     *_, decision = extender.scheduler.decisions  # what the dashboard and `netsched explain` show
     assert (decision.verb, decision.pod, decision.node, decision.error) == ("bind", "default/lost", "node-a-1", error)
+    assert isinstance(decision.time, datetime)
 
 
 def test_deleting_a_bound_pod_releases_its_reservation(served, extender, source):
@@ -140,7 +142,11 @@ def test_preempt_drops_nodes_where_no_victims_suffice(served, source):
 
 def test_a_retried_bind_is_answered_and_keeps_the_reservation(served, extender, source):
     pod = source.apply(make_pod("retry", {ann.EGRESS_BANDWIDTH: "1G"}))
+    before = datetime.now(UTC)
     assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    *_, decision = extender.scheduler.decisions  # what the dashboard and `netsched explain` show
+    assert (decision.verb, decision.pod, decision.node, decision.error) == ("bind", "default/retry", "node-a-1", "")
+    assert before <= decision.time <= datetime.now(UTC)
     # The reply was lost; kube-scheduler binds again.
     assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scheduler_extender.keyed_lock import KeyedLock
 from tests.interleaving import Schedule
 
@@ -30,11 +32,8 @@ def test_a_key_held_makes_the_same_key_wait_and_lets_another_through():
 
 def test_a_key_is_freed_when_its_holder_raises():
     locks = KeyedLock()
-    try:
-        with locks.held("a"):
-            raise ValueError("bind failed")
-    except ValueError:
-        pass
+    with pytest.raises(ValueError), locks.held("a"):
+        raise ValueError("bind failed")
     assert len(locks) == 0
     with locks.held("a"):
         assert len(locks) == 1

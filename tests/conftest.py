@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,15 @@ from scheduler_extender.app import create_app
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.server import BackgroundServer, ServeOptions
+
+# This process hosts gRPC (the DRA kubelet plugin's tests serve and call it) and also forks
+# plugins and servers with a preexec_fn (tests/cni/runner.py enters the node's namespace).
+# With gRPC's fork support on, its handler restarts the poller thread in the forked child,
+# and the child's close_fds then closes the poller's epoll fd before exec: the child aborts
+# ("Epoll1Poller ... epoll_wait error: Bad file descriptor", grpc/grpc#43055; 146 of 3,838
+# forks beside an active channel here, 0 with it off). containerd is a Go process and the
+# node daemon forks nothing, so only this harness meets it. Read when grpc is first loaded.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 # `make mutate` runs the tests once per mutant (pyproject.toml's [tool.mutmut] selects this
 # profile): one failing example kills the mutant; shrinking it took minutes per mutant.

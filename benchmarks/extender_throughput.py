@@ -5,7 +5,11 @@ Three processes on loopback, started afresh for every configuration:
 - the in-test API server (tests/kube_api) holding the nodes, their NodeNetworks and the
   pending pods, with ``--api-latency-ms`` added to every request it serves (a real
   kube-apiserver writes to etcd before it answers); optionally a kubelet's Node status
-  writes (full Node objects, as the watch delivers them) at ``--write-rates``;
+  writes (full Node objects, as the watch delivers them) at ``--write-rates``. Its seeded
+  objects are kept out of Python's cyclic collector (``gc.freeze``): kube-apiserver's Go
+  collector runs beside its handlers, while this stand-in's full collections, scanning the
+  whole seeded cluster, stop every request at once (``--api-full-collections`` brings them
+  back);
 - the extender: netsched (``netsched serve --kubernetes`` as deployed: list + watch through
   the official client, bind with one Binding) or the pass-through extender on the same
   stack (FastAPI + uvicorn, the same body reader, the same Binding call through the same
@@ -34,6 +38,7 @@ Prints one table per part; figures and the machine go in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import multiprocessing
@@ -74,7 +79,7 @@ KUBELET_STATUS_SECONDS = 300
 # -- the API server process ----------------------------------------------------------------
 
 
-def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: float,
+def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: float, freeze: bool,
                ready: Any, go: Any, stop: Any) -> None:
     from tests.kube_api import FakeKubeAPI
     from tests.kubernetes.conftest import NODE_NETWORKS, NODES, PODS, node_network_object
@@ -104,6 +109,9 @@ def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: f
             time.sleep(latency)  # etcd's write and the server's own work, before it answers
 
     api.fault = slow
+    if freeze:
+        gc.collect()
+        gc.freeze()
     api.resume()
 
     def kubelets() -> None:
@@ -286,12 +294,12 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
 
 
 def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-            binds_in_flight: int, burst: bool = False) -> dict[str, Any]:
+            binds_in_flight: int, burst: bool = False, freeze_api: bool = True) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
     api = context.Process(target=api_server, daemon=True,
-                          args=(nodes, pods, latency_ms / 1000, api_port, writes_per_s, ready, go, stop))
+                          args=(nodes, pods, latency_ms / 1000, api_port, writes_per_s, freeze_api, ready, go, stop))
     api.start()
     if not ready.wait(600):
         raise RuntimeError("API server did not start")
@@ -377,6 +385,8 @@ def main() -> None:
     parser.add_argument("--writes", action="store_true",
                         help="instead: netsched at --write-nodes nodes without and with kubelet status writes")
     parser.add_argument("--write-nodes", type=int, default=5000)
+    parser.add_argument("--api-full-collections", action="store_true",
+                        help="leave the API server's seeded objects to Python's cyclic collector")
     parser.add_argument("--write-factors", type=float, nargs="+", default=[0, 1, 10],
                         help="multiples of the kubelet rate (one write per node every 5 min)")
     args = parser.parse_args()
@@ -390,7 +400,7 @@ def main() -> None:
             baseline = None
             for factor in args.write_factors:
                 row = measure("netsched", args.write_nodes, args.pods, args.api_latency_ms, rate * factor,
-                              args.binds_in_flight)
+                              args.binds_in_flight, freeze_api=not args.api_full_collections)
                 print_row(row, baseline)
                 baseline = baseline or row
     else:
@@ -398,7 +408,8 @@ def main() -> None:
             done: list[dict] = []
             for round_ in range(args.rounds):
                 order = ("passthrough", "netsched") if round_ % 2 == 0 else ("netsched", "passthrough")
-                rows = {kind: measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst)
+                rows = {kind: measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst,
+                                      freeze_api=not args.api_full_collections)
                         for kind in order}
                 for kind in order:
                     print_row(rows[kind], rows["passthrough"] if kind == "netsched" else None)

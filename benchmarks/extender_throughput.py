@@ -348,7 +348,8 @@ def list_pods(port: int) -> list[dict]:
 
 
 HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"
-          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'CPU':>6}")
+          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'CPU':>6}"
+          f"{'API ms/pod':>11}")
 
 
 def print_row(row: dict, baseline: dict | None) -> None:

@@ -200,7 +200,17 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
             except httpx.HTTPError:
                 return False
 
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return True
+            except OSError:
+                return False
+
+        # The read-only listener is up and the cluster loaded before uvicorn binds the verbs'
+        # port: under load that gap is long enough for a first POST to be refused.
         wait_until(ready, timeout=PROCESS_START_TIMEOUT, what="the read-only listener")
+        wait_until(listening, timeout=PROCESS_START_TIMEOUT, what="the verbs' listener")
         context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
         status, answer = post(context, port, "/filter", {"Pod": {"metadata": {"name": "p"}}, "NodeNames": ["node-00"]})
         assert (status, answer["NodeNames"]) == (200, ["node-00"])

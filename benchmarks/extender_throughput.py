@@ -4,12 +4,12 @@ Three processes on loopback, started afresh for every configuration:
 
 - the in-test API server (tests/kube_api) holding the nodes, their NodeNetworks and the
   pending pods, with ``--api-latency-ms`` added to every request it serves (a real
-  kube-apiserver writes to etcd before it answers); optionally a kubelet's Node status
-  writes (full Node objects, as the watch delivers them) at ``--write-rates``. Its seeded
-  objects are kept out of Python's cyclic collector (``gc.freeze``): kube-apiserver's Go
-  collector runs beside its handlers, while this stand-in's full collections, scanning the
-  whole seeded cluster, stop every request at once (``--api-full-collections`` brings them
-  back);
+  kube-apiserver writes to etcd before it answers); optionally kubelets' Node status
+  writes (full Node objects, as the watch delivers them) at ``--write-factors`` times a
+  kubelet's rate. Its seeded objects are kept out of Python's cyclic collector
+  (``gc.freeze``): kube-apiserver's Go collector runs beside its handlers, while this
+  stand-in's full collections, scanning the whole seeded cluster, stop every request at
+  once (``--api-full-collections`` brings them back);
 - the extender: netsched (``netsched serve --kubernetes`` as deployed: list + watch through
   the official client, bind with one Binding) or the pass-through extender on the same
   stack (FastAPI + uvicorn, the same body reader, the same Binding call through the same
@@ -386,10 +386,10 @@ def main() -> None:
     parser.add_argument("--writes", action="store_true",
                         help="instead: netsched at --write-nodes nodes without and with kubelet status writes")
     parser.add_argument("--write-nodes", type=int, default=5000)
-    parser.add_argument("--api-full-collections", action="store_true",
-                        help="leave the API server's seeded objects to Python's cyclic collector")
     parser.add_argument("--write-factors", type=float, nargs="+", default=[0, 1, 10],
                         help="multiples of the kubelet rate (one write per node every 5 min)")
+    parser.add_argument("--api-full-collections", action="store_true",
+                        help="leave the API server's seeded objects to Python's cyclic collector")
     args = parser.parse_args()
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "

@@ -207,8 +207,8 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
             except OSError:
                 return False
 
-        # The read-only listener is up and the cluster loaded before uvicorn binds the verbs'
-        # port: under load that gap is long enough for a first POST to be refused.
+        # The read-only listener can be up and the cluster loaded before uvicorn has bound
+        # the verbs' port: a POST in between would be refused.
         wait_until(ready, timeout=PROCESS_START_TIMEOUT, what="the read-only listener")
         wait_until(listening, timeout=PROCESS_START_TIMEOUT, what="the verbs' listener")
         context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])

@@ -1,10 +1,16 @@
 """The ledger's promise: never past capacity, whatever the sequence of reserve, release and rebuild."""
 
+import logging
+
+import numpy as np
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from bandwidth_accounting.ledger import Holding, Ledger, ReservationRefused
+from bandwidth_accounting.ledger import Holding, Ledger, ReservationRefused, Shortfall, node_headroom, usable_bps
+from contract import annotations
+from contract.objects import Node
 from contract.reservation import AttachmentReservation, Rates, Reservation
 from tests.interleaving import Schedule
 
@@ -262,3 +268,191 @@ def test_a_changed_reservation_for_a_held_uid_replaces_it_or_keeps_the_old_one_w
         raise AssertionError("must refuse")
     assert ledger.reserved("n", "eth0") == (900, 0)
     assert ledger.holding("a").reservation.interfaces["eth0"].ingress == 900
+
+
+def test_an_attachment_without_an_address_does_not_hide_a_taken_address_after_it():
+    """A pod's first attachment has no address (a definition's own IPAM), its second asks one
+    another pod holds: the second must still be refused."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth1"): (1000, 1000)})
+
+    def attachment(interface: str, ip: str | None) -> AttachmentReservation:
+        return AttachmentReservation(network="storage", interface=interface, mode="macvlan", parent="eth1",
+                                     ip=ip, mac="02:00:00:00:00:07")
+
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", attachments=[attachment("net1", "10.0.0.7/24")]))
+    asks = Reservation(node="n", attachments=[attachment("net1", None), attachment("net2", "10.0.0.7/24")])
+    try:
+        ledger.reserve("b", "default/b", 0, asks)
+    except ReservationRefused as refused:
+        assert refused.reasons == ["storage: address 10.0.0.7 is already taken"]
+    else:
+        raise AssertionError("must refuse")
+    assert ledger.holding("b") is None
+
+
+def test_a_node_s_new_observations_replace_only_its_own_and_clear_the_batch_rows_of_what_it_dropped():
+    """A report lists the interfaces it measured: one it no longer lists has no observed load
+    any more (in the dicts and in the arrays the batch fit reads), and other nodes' stay."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("n", "eth1"): (1000, 1000), ("m", "eth1"): (1000, 1000)})
+    ledger.set_observed("n", 100.0, {"eth0": (10, 20), "eth1": (30, 40)})
+    ledger.set_observed("m", 100.0, {"eth1": (50, 60)})
+
+    ledger.set_observed("n", 110.0, {"eth0": (11, 21)})
+    observed, observed_at = ledger.observed_rows()
+    assert ledger.observed("n", "eth0", since=0.0) == (11, 21)
+    assert ledger.observed("n", "eth1", since=0.0) == (0, 0)
+    assert ledger.observed("m", "eth1", since=0.0) == (50, 60)
+    assert observed[ledger.slot("n", "eth0")].tolist() == [11, 21] and observed_at[ledger.slot("n", "eth0")] == 110.0
+    assert observed[ledger.slot("n", "eth1")].tolist() == [0, 0] and np.isnan(observed_at[ledger.slot("n", "eth1")])
+    assert observed[ledger.slot("m", "eth1")].tolist() == [50, 60] and observed_at[ledger.slot("m", "eth1")] == 100.0
+
+
+def test_usable_capacity_is_the_link_speed_in_bits_less_the_headroom():
+    assert usable_bps(10_000, 0.1) == 9_000_000_000  # a 10G link, 10 % kept free
+    assert usable_bps(1, 0.0) == 1_000_000
+
+
+def headroom_node(value: str) -> Node:
+    return Node.model_validate({"metadata": {"name": "n1", "annotations": {annotations.HEADROOM: value}}})
+
+
+@pytest.mark.parametrize(("value", "headroom"), [("0", 0.0), ("0%", 0.0), ("0.25", 0.25), ("99%", 0.99)])
+def test_a_node_s_headroom_from_zero_up_to_below_all_of_the_link(value, headroom):
+    assert node_headroom(headroom_node(value), default=0.1) == pytest.approx(headroom)
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("1", "outside 0-100%"), ("100%", "outside 0-100%"), ("150%", "outside 0-100%"), ("-5%", "outside 0-100%"),
+    ("lots", "not a number"),
+])
+def test_an_unusable_headroom_falls_back_to_the_default_and_says_which_node_and_value(value, why, caplog):
+    """100 % headroom would promise nothing on any link of the node: refused like a typo."""
+    with caplog.at_level(logging.WARNING, logger="bandwidth_accounting.ledger"):
+        assert node_headroom(headroom_node(value), default=0.1) == 0.1
+    assert caplog.messages == [f"node n1: ignoring {annotations.HEADROOM}={value!r} ({why})"]
+
+
+def test_an_interface_without_capacity_on_record_refuses_whatever_is_asked_of_it():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    try:
+        ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth9": Rates(ingress=1)}))
+    except ReservationRefused as refused:
+        assert refused.reasons == ["eth9 ingress: 0 reserved of 0 usable, asks 1"]
+    else:
+        raise AssertionError("must refuse")
+
+
+def test_a_shortfall_names_the_part_other_schedulers_pods_hold_on_that_interface():
+    """A pod another scheduler placed holds 300 on eth0 of node n (its annotations, a fact);
+    nothing foreign on eth1 or on node m."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("n", "eth1"): (1000, 1000), ("m", "eth0"): (1000, 1000)})
+    ledger.record(Holding("f", "other/f", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=300)}),
+                          foreign=True))
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=600)}))
+    ledger.reserve("b", "default/b", 0, Reservation(node="n", interfaces={"eth1": Rates(ingress=900)}))
+    ledger.reserve("c", "default/c", 0, Reservation(node="m", interfaces={"eth0": Rates(ingress=900)}))
+
+    assert ledger.shortfalls("n", {"eth0": (200, 0), "eth1": (200, 0)}) == [
+        Shortfall("n", "eth0", "ingress", 900, 1000, 200, foreign_bps=300),
+        Shortfall("n", "eth1", "ingress", 900, 1000, 200),
+    ]
+    assert ledger.shortfalls("m", {"eth0": (200, 0)}) == [Shortfall("m", "eth0", "ingress", 900, 1000, 200)]
+
+
+def test_recording_a_changed_holding_for_a_uid_replaces_the_old_one():
+    """The pod's annotation changed (a resize, or another scheduler's pod re-read): the
+    ledger holds what the cluster records now, not what it recorded first."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    ledger.record(Holding("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=100)})))
+    changed = Holding("a", "default/a", 5, Reservation(node="n", interfaces={"eth0": Rates(egress=40)}))
+    ledger.record(changed)
+    assert ledger.holding("a") == changed
+    assert ledger.reserved("n", "eth0") == (0, 40)
+    ledger.record(changed)  # a replayed event
+    assert ledger.reserved("n", "eth0") == (0, 40)
+
+
+def test_a_rebuild_resets_the_batch_rows_and_warns_only_past_usable_naming_both():
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (100, 100), ("n", "eth1"): (100, 100)})
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth1": Rates(ingress=50, egress=50)}))
+
+    exactly_usable = Holding("b", "default/b", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=100)}))
+    assert ledger.rebuild([exactly_usable]) == []
+    usable, reserved = ledger.budget_rows()
+    assert reserved[ledger.slot("n", "eth0")].tolist() == [100, 0]
+    assert reserved[ledger.slot("n", "eth1")].tolist() == [0, 0]  # a's holding is gone from the arrays too
+
+    past = Holding("c", "default/c", 0, Reservation(node="n", interfaces={"eth1": Rates(egress=150)}))
+    assert ledger.rebuild([past]) == ["n/eth1: reserved [0, 150] exceeds usable (100, 100)"]
+
+
+def test_every_change_to_the_reservations_or_capacities_moves_the_version_forward():
+    """Caches are keyed on ``version``: a value that came back (or stood still) would serve a
+    plan made against other reservations."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    versions = [ledger.version]
+    for change in (
+        lambda: ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=1)})),
+        lambda: ledger.reserve("b", "default/b", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=1)})),
+        lambda: ledger.release("a"),
+        lambda: ledger.release("b"),
+        lambda: ledger.set_usable({("n", "eth0"): (900, 900)}),
+    ):
+        change()
+        versions.append(ledger.version)
+    assert versions == sorted(set(versions))
+
+
+def test_a_release_clears_the_batch_rows_and_forgets_an_interface_nothing_is_on_any_more():
+    """The batch fit reads the arrays, not the dicts; ``interfaces()`` lists what has capacity
+    or reservations (a recorded fact can sit on an interface without capacity)."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=10, egress=5)}))
+    ledger.record(Holding("f", "other/f", 0, Reservation(node="n", interfaces={"eth7": Rates(ingress=3)}),
+                          foreign=True))
+    assert set(ledger.interfaces()) == {("n", "eth0"), ("n", "eth7")}
+
+    ledger.release("a")
+    ledger.release("f")
+    assert ledger.budget_rows()[1][ledger.slot("n", "eth0")].tolist() == [0, 0]
+    assert set(ledger.interfaces()) == {("n", "eth0")}
+
+
+def test_new_capacities_keep_the_reservations_in_the_batch_rows():
+    """The topology changed (a node joined): every slot is laid out again, and the rows of
+    interfaces that hold reservations must carry them into the new layout."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000)})
+    ledger.reserve("a", "default/a", 0, Reservation(node="n", interfaces={"eth0": Rates(ingress=10, egress=5)}))
+    ledger.set_observed("n", 100.0, {"eth0": (30, 20)})
+
+    ledger.set_usable({("m", "eth0"): (500, 500), ("n", "eth0"): (1000, 1000)})
+    usable, reserved = ledger.budget_rows()
+    observed, observed_at = ledger.observed_rows()
+    row = ledger.slot("n", "eth0")
+    assert (usable[row].tolist(), reserved[row].tolist(), observed[row].tolist(), observed_at[row]) == (
+        [1000, 1000], [10, 5], [30, 20], 100.0)
+    other = ledger.slot("m", "eth0")
+    assert (usable[other].tolist(), reserved[other].tolist(), observed[other].tolist()) == ([500, 500], [0, 0], [0, 0])
+    assert np.isnan(observed_at[other])
+
+
+def test_a_new_ledger_has_nothing_and_empty_batch_rows_of_the_right_shape():
+    """What a node view (``node_view`` builds a fresh ledger) and a ledger before its first
+    topology answer: nothing usable, nothing held, arrays with no slots."""
+    ledger = Ledger()
+    assert ledger.usable("n", "eth0") == ledger.free("n", "eth0") == (0, 0)
+    assert set(ledger.interfaces()) == set() and ledger.holdings_on("n") == []
+    assert ledger.namespace_reserved("default") == (0, 0) and ledger.version == 0
+    (usable, reserved), (observed, observed_at) = ledger.budget_rows(), ledger.observed_rows()
+    assert usable.shape == reserved.shape == observed.shape == (0, 2)
+    assert usable.dtype == reserved.dtype == observed.dtype == np.int64
+    assert observed_at.shape == (0,) and observed_at.dtype == np.float64

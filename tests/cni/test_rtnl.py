@@ -106,3 +106,31 @@ def test_attributes_round_trip() -> None:
                                                                     rtnl.string(1, "ifb"))
     found = rtnl.attrs(packed)
     assert found == {3: b"eth0\0", 4: struct.pack("=I", 1500), 18: rtnl.string(1, "ifb")}
+
+
+def tbf_dump(bucket, rate64: bool) -> dict[int, bytes]:
+    """A root tbf's attributes as the kernel dumps them (net/sched/sch_tbf.c, tbf_dump): the
+    32-bit parameters, and the 64-bit rate only when the rate does not fit 32 bits."""
+    ours = rtnl.attrs(shaping.tbf_options(bucket))
+    options = rtnl.attr(shaping.TCA_TBF_PARMS, ours[shaping.TCA_TBF_PARMS])
+    if rate64:
+        options += rtnl.attr(shaping.TCA_TBF_RATE64, ours[shaping.TCA_TBF_RATE64])
+    return {shaping.TCA_KIND: b"tbf\0", shaping.TCA_OPTIONS: options}
+
+
+def test_the_root_tbf_is_read_back_from_a_dump_by_rate_and_queue() -> None:
+    """What CHECK compares: (rate in bytes/s, limit in bytes) of the tbf at the root, the
+    64-bit rate where the kernel sends it; other qdiscs (the ingress one, a tbf elsewhere)
+    are not it."""
+    slow, fast = plan_bucket(10_000_000, 0, 25, 1500), plan_bucket(40_000_000_000, 0, 25, 1500)
+    ingress = (3, shaping.TC_H_INGRESS, {shaping.TCA_KIND: b"ingress\0"})
+    elsewhere = (3, 0x10001, tbf_dump(fast, rate64=True))
+    assert shaping._root_tbf([ingress, elsewhere, (3, shaping.TC_H_ROOT, tbf_dump(slow, rate64=False))]) == (
+        1_250_000, 31_250)
+    assert shaping._root_tbf([(3, shaping.TC_H_ROOT, tbf_dump(fast, rate64=True))]) == (
+        5_000_000_000, 125_000_000)
+    assert shaping._root_tbf([ingress, elsewhere]) is None
+    not_tbf = (3, shaping.TC_H_ROOT, {shaping.TCA_KIND: b"fq_codel\0"})
+    assert shaping._root_tbf([not_tbf]) is None
+    assert shaping._has_ingress([not_tbf, ingress]) is True
+    assert shaping._has_ingress([not_tbf]) is False

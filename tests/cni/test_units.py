@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -153,3 +154,27 @@ def test_a_person_gets_the_usage_without_the_plugin_waiting_on_stdin(
         assert plugin.wait(timeout=20) == code  # stdin stays open: it must not be read
         output = getattr(plugin, stream).read()
     assert "netsched-cni daemon" in output and "netsched-cni install" in output
+
+
+def test_the_applied_shaping_as_the_result_reports_it() -> None:
+    """``describe`` is what the CNI result's ``netsched.io/shaping`` entry and the docs show:
+    every field by its exact name, the burst in bits, the queue in bytes and milliseconds."""
+    bucket = plan_bucket(10_000_000, 2**32 - 1, 25, 1500)
+    assert bucket.describe() == {"rate": 10_000_000, "burst": 250_000, "queueBytes": 31_250,
+                                 "queueMs": 25.0, "burstClamped": True}
+    slow = plan_bucket(300_000, 0, 25, 1500)  # two frames at 300 kbit/s: 80.746666… ms
+    assert slow.describe()["queueMs"] == 80.75
+
+
+def test_what_was_asked_is_kept_and_clamping_compares_whole_bytes() -> None:
+    asked = plan_bucket(10_000_000, 2_000_000, 25, 1500)
+    assert asked.requested_burst_bits == 2_000_000
+    # 250,004 bits is 31,250 whole bytes: exactly the 25 ms bucket, so nothing was clamped
+    exact = plan_bucket(10_000_000, 31_250 * 8 + 4, 25, 1500)
+    assert exact.burst_bytes == 31_250 and not exact.burst_clamped
+
+
+def test_an_ifb_name_is_nsb_and_eleven_hex_digits_of_the_container_and_interface() -> None:
+    """14 characters: within IFNAMSIZ (15) and the same name at DEL as at ADD."""
+    digest = hashlib.sha256(b"abc/eth0").hexdigest()
+    assert ifb_name("abc", "eth0") == f"nsb{digest[:11]}"

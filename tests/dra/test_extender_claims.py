@@ -9,6 +9,8 @@ bind) under the ledger lock, and refuses a pod that asks both ways.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bandwidth_accounting.fit import Cause
@@ -35,6 +37,14 @@ G = 1_000_000_000
 
 def claim(source: FileClusterSource, obj: dict) -> ResourceClaim:
     return source.apply(ResourceClaim.model_validate(obj))  # type: ignore[return-value]
+
+
+def refused_bind(extender, source: FileClusterSource, name: str, node: str) -> str:
+    """Bind pod ``default/name`` to ``node``, which must refuse and leave it unbound; the reason."""
+    with pytest.raises(BindError) as refused:
+        extender.scheduler.bind("default", name, f"uid-{name}", node)
+    assert source.get(Pod, f"default/{name}").spec.node_name is None
+    return str(refused.value)
 
 
 def test_an_annotation_pod_counts_dra_allocations_as_used(extender, source):
@@ -88,13 +98,10 @@ def test_bind_refuses_an_allocation_that_would_over_commit_beside_reservations(e
     source.apply(pod("dra", claim="fast"))
     # kube-scheduler's PreBind wrote the allocation: its allocator saw 9G free on eth0
     claim(source, allocated_claim("fast", "node-x", egress="4G", ingress="1G"))
-    with pytest.raises(BindError) as refused:
-        extender.scheduler.bind("default", "dra", "uid-dra", "node-x")
-    assert str(refused.value) == (
+    assert refused_bind(extender, source, "dra", "node-x") == (
         "default/dra: ResourceClaim default/fast would over-commit node-x beside its reservations: "
         "eth0 egress: 6G reserved of 9G usable, asks 4G"
     )
-    assert source.get(Pod, "default/dra").spec.node_name is None
 
 
 def test_bind_admits_an_allocation_that_fits_and_the_ledger_holds_it_once(extender, source):
@@ -172,3 +179,16 @@ def test_a_claim_asking_a_rate_netsched_cannot_shape_is_refused_naming_the_field
         "'500' is below 1k (1 kbit/s), the least Kubernetes shapes"
     }
     assert result.refusals["node-x"][0].cause is Cause.CLAIM
+
+
+def test_bind_refuses_a_pod_asking_both_ways_naming_both(extender, source):
+    """Filter refuses such a pod everywhere; bind checks again, reading the claims from the
+    API: kube-scheduler may have filtered the pod before its claim was allocated."""
+    networks = json.dumps([{"name": "storage", "egress": "1G"}])
+    source.apply(pod("twice", claim="fast", annotations={ann.NETWORKS: networks}))
+    claim(source, allocated_claim("fast", "node-x", egress="4G", ingress="1G"))
+    assert refused_bind(extender, source, "twice", "node-x") == (
+        "bandwidth asked both ways: annotation netsched.io/networks and ResourceClaim default/fast "
+        "(DeviceClass bandwidth.netsched.io); ask by one of them"
+    )
+    assert extender.state.ledger.holding("uid-twice") is None  # the claim's allocation is kube-scheduler's fact

@@ -108,3 +108,17 @@ def test_the_dashboard_and_topology_show_used_beside_the_policy(served, source, 
                 "used": {"ingress": 50_000_000, "egress": 100_000_000}}
     assert served.get("/api/v1/topology").json()["policies"] == [expected]
     assert served.get("/api/v1/dashboard").json()["policies"] == [expected]
+
+
+def test_bind_checks_the_namespace_total_again(served, extender, source, team_a):
+    """Two pods hold 200M of team-a's 250M hard egress; a third, bound without a filter that
+    saw them (kube-scheduler filtered it earlier), is refused at bind and reserves nothing."""
+    for index in range(2):
+        assert schedule(served, source, make_pod(f"p{index}", namespace="team-a"))["NodeNames"] == NAMES
+    late = source.apply(make_pod("late", namespace="team-a"))
+    bound = served.post("/bind", json={"PodName": "late", "PodNamespace": "team-a",
+                                       "PodUID": late.metadata.uid, "Node": "node-a-1"}).json()
+    assert bound == {"Error": "team-a/late no longer fits node-a-1: "
+                              "BandwidthPolicy team-a/limits: egress 200M used of 250M hard, asks 100M"}
+    assert extender.state.ledger.holding(late.metadata.uid) is None
+    assert extender.state.ledger.namespace_reserved("team-a") == (100_000_000, 200_000_000)

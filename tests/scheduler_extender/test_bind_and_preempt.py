@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from ipaddress import IPv4Address
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from bandwidth_accounting.fit import reservation_for
 from bandwidth_accounting.requirements import parse_requirements
 from contract import annotations as ann
-from contract.objects import Pod
+from contract.objects import Network, Pod
 from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
 from scheduler_extender.keyed_lock import KeyedLock
@@ -75,6 +76,7 @@ def test_failed_binding_releases_the_reservation(served, extender, source, monke
     assert extender.state.ledger.holdings() == []
     assert extender.state.ledger.reserved("node-a-1", "eth0") == (0, 0)
     assert ann.RESERVATION not in source.get(Pod, pod.key).metadata.annotations  # one write, refused
+    assert extender.metrics.registry.get_sample_value("netsched_bind_conflicts_total") == 1  # a lost race
     *_, decision = extender.scheduler.decisions  # what the dashboard and `netsched explain` show
     assert (decision.verb, decision.pod, decision.node, decision.error) == ("bind", "default/lost", "node-a-1", error)
     assert isinstance(decision.time, datetime)
@@ -272,12 +274,72 @@ def test_two_pods_planning_addresses_at_once_get_different_ones(extender, source
 def test_a_bind_to_another_node_while_the_pod_is_being_bound_is_a_conflict(served, extender, source):
     """A first bind has reserved on node-a-1 and not yet written the Binding; a second one
     for node-a-2 must neither take a second reservation nor release the first's."""
-    pod = source.apply(make_pod("split", {ann.EGRESS_BANDWIDTH: "1G"}))
+    pod = source.apply(make_pod("split", {ann.EGRESS_BANDWIDTH: "1G"}, priority=7))
     in_flight = extender.scheduler._reserve(pod, parse_requirements(pod.metadata.annotations), "node-a-1")
     error = served.post("/bind", json=bind_body(pod, "node-a-2")).json()["Error"]
     assert error == "default/split is being bound to node-a-1"
     ledger = extender.state.ledger
-    assert ledger.holding(pod.metadata.uid).reservation == in_flight[0]
+    holding = ledger.holding(pod.metadata.uid)
+    assert holding.reservation == in_flight[0]
+    # preemption reads who holds it and at which priority before the Binding's update arrives
+    assert (holding.pod, holding.priority) == ("default/split", 7)
     assert ledger.reserved("node-a-2", "eth0") == (0, 0)
     assert extender.metrics.registry.get_sample_value("netsched_bind_conflicts_total") == 1
     assert source.get(Pod, pod.key).spec.node_name is None
+
+
+def test_a_retried_bind_of_a_pod_that_asks_nothing_is_answered(served, extender, source):
+    """The pod holds no reservation: the retry finds it bound and answers with nothing."""
+    pod = source.apply(make_pod("plain"))
+    for _ in range(2):
+        assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    assert source.get(Pod, pod.key).spec.node_name == "node-a-1"
+    assert extender.state.ledger.holdings() == []
+
+
+def test_a_retry_that_reused_the_in_flight_reservation_releases_nothing_when_its_binding_is_refused(
+    served, extender, source, monkeypatch
+):
+    """The first bind reserved on node-a-1 and its Binding is not in the watch yet; a retry for
+    the same node reuses that reservation. When the API server refuses the retry's Binding
+    (the first's got there), the reservation stays: it is the first's, and the pod is bound."""
+    pod = source.apply(make_pod("reused", {ann.EGRESS_BANDWIDTH: "1G"}))
+    in_flight, taken = extender.scheduler._reserve(pod, parse_requirements(pod.metadata.annotations), "node-a-1")
+    assert taken
+
+    def refuse(bound: Pod, node: str, annotations: dict[str, str]) -> None:
+        raise BindConflict('pod reused is already assigned to node "node-a-1"')
+
+    monkeypatch.setattr(source, "bind", refuse)
+    error = served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"]
+    assert error == 'binding failed: pod reused is already assigned to node "node-a-1"'
+    ledger = extender.state.ledger
+    assert ledger.holding(pod.metadata.uid).reservation == in_flight
+    assert ledger.reserved("node-a-1", "eth0") == (0, 1_000_000_000)
+
+
+def test_the_reservation_annotation_carries_only_the_fields_that_are_set(served, extender, source):
+    """What the CNI plugin and `netsched explain` read back: an attachment's unset fields
+    (VLAN, VNI, gateway...) are left out, not written as nulls on every bound pod."""
+    pod = source.apply(make_pod("attached", {ann.NETWORKS: "storage", ann.EGRESS_BANDWIDTH: "1G"}))
+    assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    annotation = source.get(Pod, pod.key).metadata.annotations[ann.RESERVATION]
+    assert "null" not in annotation
+    held = extender.state.ledger.holding(pod.metadata.uid).reservation
+    assert annotation == held.model_dump_json(exclude_none=True)
+    assert held.model_dump_json() != annotation  # the attachment has unset fields to leave out
+
+
+def test_a_bind_finding_the_network_s_pool_empty_is_a_conflict_naming_the_network(served, extender, source):
+    """The tenant network's range narrowed to two addresses (an operator edited it): the
+    third pod's plan fits the link, but no address is left when the bind allocates one."""
+    tenant = source.get(Network, "tenant").model_copy(deep=True)
+    tenant.spec.range_start, tenant.spec.range_end = IPv4Address("10.40.1.0"), IPv4Address("10.40.1.1")
+    source.apply(tenant)
+    pods = [source.apply(make_pod(f"t{i}", {ann.NETWORKS: "tenant"})) for i in range(3)]
+    for pod in pods[:2]:
+        assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    error = served.post("/bind", json=bind_body(pods[2], "node-a-1")).json()["Error"]
+    assert error == "default/t2 no longer fits node-a-1: network 'tenant': no free address left in 10.40.0.0/16"
+    assert extender.state.ledger.holding(pods[2].metadata.uid) is None
+    assert extender.metrics.registry.get_sample_value("netsched_bind_conflicts_total") == 1

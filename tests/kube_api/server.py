@@ -965,7 +965,10 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.write(b"0\r\n\r\n")
             except WatchDropped:
-                self.connection.shutdown(socket.SHUT_RDWR)
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # the client had already gone (ENOTCONN): nothing left to cut
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client went away
             finally:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
+import time
 
 import pytest
 from kubernetes import client, watch
@@ -178,6 +180,27 @@ def test_open_watches_can_be_dropped_or_expired(kube_api, core):
     expired.join(5)
     assert outcomes["expire"] == 410
     assert outcomes["drop"] not in ("ended", 410), "a cut stream is an error, not a clean end"
+
+
+def test_a_dropped_watch_whose_client_reset_the_connection_ends_quietly(kube_api, capsys):
+    """A client gone with a reset (a killed process) before its watch is cut: the server
+    ends the stream without an error, as kube-apiserver does with a vanished watcher. The
+    fake's cut (a shutdown of the socket) met the closed connection (ENOTCONN) and its
+    handler thread died with a traceback."""
+    sock = socket.create_connection(("127.0.0.1", kube_api.port), timeout=5)
+    sock.sendall(b"GET /api/v1/pods?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # linger 0: a reset, as the kernel sends for a process killed mid-stream
+    time.sleep(0.2)
+    assert kube_api.open_watches == 1
+    kube_api.drop_watches()
+    deadline = time.monotonic() + 5
+    while kube_api.open_watches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # the handler thread reports an error right after the stream ends
+    assert kube_api.open_watches == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_binding_sets_the_node_once_with_a_uid_precondition(kube_api, core):

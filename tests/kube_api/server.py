@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import copy
 import json
 import socket
@@ -965,10 +966,8 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.write(b"0\r\n\r\n")
             except WatchDropped:
-                try:
+                with contextlib.suppress(OSError):  # the client had already gone (ENOTCONN)
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # the client had already gone (ENOTCONN): nothing left to cut
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client went away
             finally:

@@ -1,6 +1,6 @@
 """Pods per second through the extender as kube-scheduler drives it, beside a pass-through extender.
 
-Three processes on loopback, started afresh for every configuration:
+Per configuration, processes on loopback:
 
 - the in-test API server (tests/kube_api) holding the nodes, their NodeNetworks and the
   pending pods, with ``--api-latency-ms`` added to every request it serves (a real
@@ -21,15 +21,19 @@ Three processes on loopback, started afresh for every configuration:
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
   up to ``--binds-in-flight`` (64) at once.
 
-Reported per configuration: pods/s (first filter to last bind answered), client-side p50/p99
-of each verb, the most binds in flight, the extender process's CPU seconds per pod and its
-CPU share, the API server process's CPU per pod (it shares the machine: netsched's watches
-make it send every bound pod once more); and the ratio of netsched's pods/s to the
-pass-through's in the same run. The two extenders take turns, the first of each round
-alternating, so that a drift in the machine's load falls on both; the summary adds up all
-rounds of a size (pods over seconds), since single rounds move with the load.
+The comparison runs both extenders side by side: each with its own API server, both up at
+once, taking turns of ``--turn`` pods (pass-through, netsched, netsched, pass-through, ...)
+until each has scheduled ``--pods``. The machine's load drifts over minutes; turns of a
+fraction of a second put both extenders under the same drift, where whole runs one after
+the other did not (single rounds of 1,500 pods moved by a factor of two).
 
-    .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500]
+Reported per extender: pods/s (first filter to last bind answered, summed over its turns),
+client-side p50/p99 of each verb, the most binds in flight, the extender process's CPU per
+pod (all threads, and its event loop's thread alone) and its CPU share, the API server
+process's CPU per pod (netsched's watches make it send every bound pod once more); and the
+ratio of netsched's pods/s to the pass-through's.
+
+    .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500] [--turn 50]
     .venv/bin/python benchmarks/extender_throughput.py --writes  # 5,000 nodes, kubelet rates
 
 Prints one table per part; figures and the machine go in docs/benchmarks.md.
@@ -50,10 +54,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,8 +233,10 @@ def wait_ready(port: int, deadline: float) -> None:
         time.sleep(0.2)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU seconds of a process, or of one of its threads (the main thread's id is the pid)."""
+    where = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
+    fields = Path(where).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -293,8 +303,24 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
     return {"elapsed": elapsed, "timings": timings, "errors": errors, "most_in_flight": most}
 
 
-def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-            binds_in_flight: int, burst: bool = False, freeze_api: bool = True) -> dict[str, Any]:
+@dataclass
+class Stack:
+    """One API server and one extender in front of it, pods pending."""
+
+    kind: str
+    nodes: int
+    port: int
+    extender_pid: int
+    api_pid: int
+    pending: list[dict]
+    names: list[str]
+    go: Any
+
+
+@contextmanager
+def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
+          freeze_api: bool = True) -> Iterator[Stack]:
+    """Start the in-test API server and ``kind``'s extender; stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
@@ -314,30 +340,75 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
         served.start()
         try:
             wait_ready(extender_port, time.monotonic() + 600)
-            pending = list_pods(api_port)
             names = [f"node-{i:05d}" for i in range(nodes)][: kube_scheduler_candidates(nodes)]
-            go.set()
-            time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
-            cpu, api_cpu = cpu_seconds(served.pid), cpu_seconds(api.pid)
-            result = schedule(extender_port, pending, names, binds_in_flight, burst)
-            cpu, api_cpu = cpu_seconds(served.pid) - cpu, cpu_seconds(api.pid) - api_cpu
+            yield Stack(kind, nodes, extender_port, served.pid, api.pid, list_pods(api_port), names, go)
         finally:
             served.terminate()
             served.join(10)
             stop.set()
             api.join(30)
-    timings = result["timings"]
-    row = {"extender": kind, "nodes": nodes, "candidates": len(names), "pods": len(pending),
-           "writes_per_s": writes_per_s, "pods_per_s": len(pending) / result["elapsed"],
+
+
+def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
+            binds_in_flight: int, burst: bool = False, freeze_api: bool = True) -> dict[str, Any]:
+    """One extender alone: every pending pod in one go."""
+    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api) as served:
+        served.go.set()
+        time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
+        before = usage(served)
+        result = schedule(served.port, served.pending, served.names, binds_in_flight, burst)
+        used = usage(served) - before
+    return summary(served, result, used, writes_per_s)
+
+
+def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
+                         burst: bool = False, freeze_api: bool = True) -> dict[str, dict[str, Any]]:
+    """Both extenders up at once, each with its own API server, taking turns of ``turn``
+    pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
+    load lasting longer than a couple of turns falls on both alike. A turn ends when its
+    last bind is answered, so the next one starts on a quiet machine."""
+    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api) as passthrough,
+          stack("netsched", nodes, pods, latency_ms, 0, freeze_api) as netsched):
+        stacks = (passthrough, netsched)
+        results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
+                                 "errors": [], "most_in_flight": 0} for served in stacks}
+        for served in stacks:
+            served.go.set()
+        before = {served.kind: usage(served) for served in stacks}
+        for index, start in enumerate(range(0, pods, turn)):
+            for served in stacks if index % 2 == 0 else reversed(stacks):
+                done = schedule(served.port, served.pending[start:start + turn], served.names, binds_in_flight, burst)
+                total = results[served.kind]
+                total["elapsed"] += done["elapsed"]
+                total["errors"] += done["errors"]
+                total["most_in_flight"] = max(total["most_in_flight"], done["most_in_flight"])
+                for verb, seconds in done["timings"].items():
+                    total["timings"][verb] += seconds
+        return {served.kind: summary(served, results[served.kind], usage(served) - before[served.kind], 0)
+                for served in stacks}
+
+
+def usage(served: Stack) -> np.ndarray:
+    """CPU seconds so far: the extender's, its event loop's (the main thread), the API server's."""
+    return np.array([cpu_seconds(served.extender_pid), cpu_seconds(served.extender_pid, served.extender_pid),
+                     cpu_seconds(served.api_pid)])
+
+
+def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float) -> dict[str, Any]:
+    pods, timings = len(served.pending), result["timings"]
+    cpu, loop_cpu, api_cpu = used.tolist()
+    row = {"extender": served.kind, "nodes": served.nodes, "candidates": len(served.names),
+           "pods": pods, "writes_per_s": writes_per_s, "pods_per_s": pods / result["elapsed"],
            "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
-           "cpu_ms_per_pod": cpu / len(pending) * 1000, "cpu_share": cpu / result["elapsed"],
-           "api_cpu_ms_per_pod": api_cpu / len(pending) * 1000, "elapsed": result["elapsed"]}
+           "cpu_ms_per_pod": cpu / pods * 1000, "loop_ms_per_pod": loop_cpu / pods * 1000,
+           "cpu_share": cpu / result["elapsed"],
+           "api_cpu_ms_per_pod": api_cpu / pods * 1000, "elapsed": result["elapsed"]}
     for verb, seconds in timings.items():
         ordered = sorted(seconds)
         row[f"{verb}_p50"] = statistics.median(ordered) * 1000 if ordered else float("nan")
         row[f"{verb}_p99"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else float("nan")
     if result["errors"]:
-        print(f"  {kind}: {len(result['errors'])} errors, first: {result['errors'][0]}", flush=True)
+        print(f"  {served.kind}: {len(result['errors'])} errors, first: {result['errors'][0]}", flush=True)
     return row
 
 
@@ -348,7 +419,7 @@ def list_pods(port: int) -> list[dict]:
 
 
 HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"
-          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'CPU':>6}"
+          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'loop':>6}{'CPU':>6}"
           f"{'API ms/pod':>11}")
 
 
@@ -358,7 +429,7 @@ def print_row(row: dict, baseline: dict | None) -> None:
           f"{row['pods_per_s']:>8.0f}{ratio:>7}"
           f"{row['filter_p50']:>8.1f}/{row['filter_p99']:<7.1f}{row['prioritize_p50']:>7.1f}/{row['prioritize_p99']:<7.1f}"
           f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['cpu_ms_per_pod']:>11.2f}"
-          f"{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}", flush=True)
+          f"{row['loop_ms_per_pod']:>6.2f}{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}", flush=True)
 
 
 def print_summary(nodes: int, rows: list[dict]) -> None:
@@ -380,7 +451,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=1500)
     parser.add_argument("--api-latency-ms", type=float, default=5.0)
     parser.add_argument("--binds-in-flight", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating pass-through/netsched runs per size")
+    parser.add_argument("--rounds", type=int, default=2, help="side-by-side runs per size")
+    parser.add_argument("--turn", type=int, default=50, help="pods per turn when the two extenders take turns")
     parser.add_argument("--burst", action="store_true",
                         help="instead: only binds, --binds-in-flight at once, at each size")
     parser.add_argument("--writes", action="store_true",
@@ -407,13 +479,11 @@ def main() -> None:
     else:
         for nodes in args.sizes:
             done: list[dict] = []
-            for round_ in range(args.rounds):
-                order = ("passthrough", "netsched") if round_ % 2 == 0 else ("netsched", "passthrough")
-                rows = {kind: measure(kind, nodes, args.pods, args.api_latency_ms, 0, args.binds_in_flight, args.burst,
-                                      freeze_api=not args.api_full_collections)
-                        for kind in order}
-                for kind in order:
-                    print_row(rows[kind], rows["passthrough"] if kind == "netsched" else None)
+            for _ in range(args.rounds):
+                rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
+                                            args.burst, freeze_api=not args.api_full_collections)
+                print_row(rows["passthrough"], None)
+                print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()
             print_summary(nodes, done)
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "

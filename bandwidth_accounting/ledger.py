@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bandwidth_accounting.journal import ChangeJournal
 from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.objects import Node, NodeNetwork
@@ -179,6 +180,9 @@ class Ledger:
         self._addresses: dict[str, dict[int, str]] = defaultdict(dict)  # network → address → uid
         self._by_namespace: dict[str, list[int]] = {}  # namespace → reserved (ingress, egress), all interfaces
         self._version = 0
+        self.changes = ChangeJournal()
+        """The nodes whose budgets, reservations or observed load changed, for caches of fit
+        answers (``version`` says only that something changed)."""
 
     # -- reading ---------------------------------------------------------------------
 
@@ -320,6 +324,7 @@ class Ledger:
             for key in self._observed:
                 self._mirror_observed(key)
             self._version += 1
+            self.changes.reset()
 
     def update_usable(self, usable: Mapping[InterfaceKey, tuple[int, int]]) -> bool:
         """Change the usable capacity of interfaces the ledger already has (one node's
@@ -330,6 +335,8 @@ class Ledger:
             for key, rates in usable.items():
                 self._usable[key] = rates
                 self._usable_rows[self._slots[key]] = rates
+            for node in {node for node, _ in usable}:
+                self.changes.record(node)
             self._version += 1
             return True
 
@@ -438,6 +445,7 @@ class Ledger:
             self._addresses.clear()
             for holding in holdings:
                 self.record(holding)
+            self.changes.reset()
             return [
                 f"{node}/{interface}: reserved {reserved} exceeds usable {self.usable(node, interface)}"
                 for (node, interface), reserved in self._reserved.items()
@@ -463,6 +471,7 @@ class Ledger:
             at, ingress, egress = self._observed.get(key, (NEVER, 0, 0))
             self._observed_rows[row] = (ingress, egress)
             self._observed_at_rows[row] = at
+        self.changes.record(key[0], timed=True)
 
     def _mirror(self, key: InterfaceKey, reserved: list[int]) -> None:
         row = self._slots.get(key)
@@ -488,6 +497,7 @@ class Ledger:
         self._holdings[holding.uid] = holding
         self._by_node[holding.node][holding.uid] = holding
         self._version += 1
+        self.changes.record(node)
 
     def _remove(self, holding: Holding) -> None:
         node = holding.node
@@ -516,3 +526,4 @@ class Ledger:
         if not on_node:
             del self._by_node[holding.node]
         self._version += 1
+        self.changes.record(node)

@@ -1,12 +1,19 @@
-"""Filter and prioritize in-process: the batch fit check beside the per-node check it replaced.
+"""Filter and prioritize in-process: the fit table, the batch check and the per-node check.
 
 No HTTP: ``Scheduler.filter`` and ``Scheduler.prioritize`` called directly on the
 sample cluster's shape (as in ``extender_latency.py``), for the annotated fixture pod
 (100M in, 200M out on eth0, 2G in, 1G out on the storage network), every node a
-candidate, nothing placed yet. *per node* is what both verbs did before
-``bandwidth_accounting/batch.py``: ``plan_on_node`` for every candidate (and, for
-prioritize, the headroom of each plan); it is still the exact check bind uses, so the
-two columns run the same requirements against the same ledger in one run.
+candidate. Three ways one run answers the same pod:
+
+- *new shape*: a pod whose asks no pod before it had (its egress differs by a kilobit
+  each call): the batch check over every candidate, ``plan_on_node`` where it cannot
+  decide (``scheduler_extender/evaluation.py``, ``evaluate``);
+- *replica*: the next pod of a workload after another pod's bind changed one node (a
+  reservation taken or released on it between calls): the shape's fit table, brought
+  up to date on that node (``FitTables``);
+- *per node*: what both verbs did before the batch check, ``plan_on_node`` for every
+  candidate (and, for prioritize, the headroom of each plan); it is still the exact
+  check bind uses.
 
     .venv/bin/python benchmarks/extender_inprocess.py [--sizes 500 5000] [--repeat 30]
 
@@ -28,9 +35,12 @@ from pathlib import Path
 from extender_latency import FIXTURES, bench_cluster
 
 from bandwidth_accounting.fit import Plan, plan_on_node
+from bandwidth_accounting.ledger import Holding
 from bandwidth_accounting.requirements import parse_requirements
 from bandwidth_accounting.settings import FitSettings
+from contract.annotations import EGRESS_BANDWIDTH
 from contract.objects import Pod
+from contract.reservation import Rates, Reservation
 from scheduler_extender import scoring
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
@@ -64,14 +74,30 @@ def measure(nodes: int, repeat: int) -> list[tuple[str, float, float]]:
     names = state.node_names()
     counter = iter(range(10**9))
 
-    def fresh_pod() -> Pod:
-        """A new UID each call: no outcome cached from the call before."""
+    def fresh_pod(*, new_shape: bool = False) -> Pod:
+        """A new UID each call; with ``new_shape`` also asks a kilobit more than any pod before."""
         pod = Pod.model_validate(template)
-        pod.metadata.uid = f"bench-{next(counter)}"
+        number = next(counter)
+        pod.metadata.uid = f"bench-{number}"
+        if new_shape:
+            pod.metadata.annotations[EGRESS_BANDWIDTH] = f"{200_000 + number}k"
         return pod
 
     requirements = parse_requirements(fresh_pod().metadata.annotations)
     fit = FitSettings()
+    neighbour = Holding("bench-neighbour", "default/neighbour", 0,
+                        Reservation(node=names[0], interfaces={"eth0": Rates(ingress=1_000_000, egress=1_000_000)}))
+
+    def another_bind() -> None:
+        """Another pod's reservation on one node, taken or released: what the replica's table catches up on."""
+        if state.ledger.release(neighbour.uid) is None:
+            state.ledger.record(neighbour)
+
+    def replica(verb: Callable[[Pod, list[str]], object]) -> Callable[[], object]:
+        def call() -> object:
+            another_bind()
+            return verb(fresh_pod(), names)
+        return call
 
     def per_node_filter() -> list[str]:
         now, topology, ledger = datetime.now(UTC), state.topology, state.ledger
@@ -85,9 +111,11 @@ def measure(nodes: int, repeat: int) -> list[tuple[str, float, float]]:
 
     assert len(scheduler.filter(fresh_pod(), names).passed) == len(per_node_filter()) == len(names)
     return [
-        ("filter", *timed(lambda: scheduler.filter(fresh_pod(), names), repeat)),
+        ("filter new shape", *timed(lambda: scheduler.filter(fresh_pod(new_shape=True), names), repeat)),
+        ("filter replica", *timed(replica(scheduler.filter), repeat)),
         ("filter per node", *timed(per_node_filter, repeat)),
-        ("prioritize", *timed(lambda: scheduler.prioritize(fresh_pod(), names), repeat)),
+        ("prioritize new shape", *timed(lambda: scheduler.prioritize(fresh_pod(new_shape=True), names), repeat)),
+        ("prioritize replica", *timed(replica(scheduler.prioritize), repeat)),
         ("prioritize per node", *timed(per_node_prioritize, repeat)),
     ]
 
@@ -97,10 +125,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    print(f"{'nodes':>6} {'call':<20} {'median ms':>10} {'max ms':>8}")
+    print(f"{'nodes':>6} {'call':<22} {'median ms':>10} {'max ms':>8}")
     for nodes in args.sizes:
         for call, median, worst in measure(nodes, args.repeat):
-            print(f"{nodes:>6} {call:<20} {median:>10.2f} {worst:>8.2f}")
+            print(f"{nodes:>6} {call:<22} {median:>10.2f} {worst:>8.2f}")
     print(f"\nmachine: {machine()}")
 
 

@@ -18,7 +18,6 @@ from itertools import compress
 
 import numpy as np
 
-from bandwidth_accounting.batch import batch_fit
 from bandwidth_accounting.claims import (
     ClaimAsk,
     InvalidClaim,
@@ -58,6 +57,7 @@ from contract.objects import Pod
 from contract.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.bounded import BoundedLog, text_bytes
+from scheduler_extender.evaluation import Cluster, Evaluation, FitTables, Shape
 from scheduler_extender.cluster import BindConflict, ClusterSource
 from scheduler_extender.keyed_lock import KeyedLock
 from scheduler_extender.preemption import Room, select_victims
@@ -75,9 +75,6 @@ CACHED_CYCLES = 32
 REMEMBERED_REQUIREMENTS = 1024
 """Distinct (namespace, netsched annotations) whose parsed requirements are kept; the
 replicas of a workload share one entry."""
-
-Outcome = Plan | list[Refusal]
-
 
 class BindError(Exception):
     """A bind that must fail so that kube-scheduler retries the pod; the message is for a person."""
@@ -122,20 +119,6 @@ class Decision:
     passed: int = 0
     refused: Mapping[str, str] = field(default_factory=dict)
     error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """One pod against a list of candidates."""
-
-    fits: np.ndarray
-    headroom: np.ndarray
-    """Smallest share of usable capacity left after placing the pod; NaN: no budget
-    involved, or the pod does not fit there."""
-    exact: dict[str, Outcome]
-    """``plan_on_node`` outcomes of the candidates the batch check could not settle."""
-    rows: np.ndarray
-    """Topology row of each candidate (-1: unknown node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +193,7 @@ class Scheduler:
         """``requirements_of`` by (namespace, state generation, netsched annotation values)."""
         self._devices: tuple[Topology | None, dict[str, list[str]]] = (None, {})
         """The topology and its nodes' interfaces published as DRA devices, as filter read them."""
+        self._fit_tables = FitTables()
         self._binding = KeyedLock()
         """Pod uid → its bind in flight: a retried bind waits for the first, Binding included."""
 
@@ -258,7 +242,7 @@ class Scheduler:
         self._keep_cycle(pod, requirements, Cycle(evaluation, result.passed))
         if len(result.passed) < len(names):
             result.refusals = {
-                name: evaluation.exact[name] for name, fit in zip(names, fits, strict=True) if not fit
+                name: evaluation.refusals[name] for name, fit in zip(names, fits, strict=True) if not fit
             }  # type: ignore[misc]
 
     def _fit_allocated(self, claim: ResourceClaim, result: FilterResult) -> None:
@@ -342,21 +326,10 @@ class Scheduler:
     def _evaluate(
         self, pod: Pod, requirements: PodRequirements, names: list[str], topology: Topology, rows: np.ndarray
     ) -> Evaluation:
-        """The pod against every candidate: ``batch_fit`` for all, ``plan_on_node`` where it
-        cannot decide."""
+        """The pod against every candidate (``evaluation.FitTables``)."""
         state = self.state
-        ledger = state.ledger
-        now, fit, priority = self.clock(), self.settings.fit, pod.spec.priority
-        batch = batch_fit(requirements, rows, topology, ledger, state.slot_map(topology), now, fit)
-        exact: dict[str, Outcome] = {}
-        fits, headroom = batch.fits.copy(), batch.headroom.copy()
-        for index in np.flatnonzero(~batch.fits).tolist():
-            name = names[index]
-            outcome = exact[name] = plan_on_node(requirements, name, topology, ledger, now, fit, priority)
-            if isinstance(outcome, Plan):
-                fits[index] = True
-                headroom[index] = scoring.headroom_left(outcome, ledger, fit.observed_since(now))
-        return Evaluation(fits=fits, headroom=headroom, exact=exact, rows=rows)
+        cluster = Cluster(topology, state.ledger, state.slot_map(topology), self.settings.fit)
+        return self._fit_tables.evaluate(Shape(requirements, pod.spec.priority), names, rows, cluster, self.clock())
 
     def _keep_cycle(self, pod: Pod, requirements: PodRequirements, cycle: Cycle) -> None:
         """Keep a filter's evaluation for the prioritize call of the same scheduling cycle.

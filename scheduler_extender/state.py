@@ -192,7 +192,9 @@ class ClusterState:
                 self._node_networks[obj.metadata.name] = obj
                 self.observed.record_report(obj)
                 if self._topology is not None and self._topology.refresh_report(obj):
-                    return  # a heartbeat: same structure, nothing to rebuild
+                    # A heartbeat: same structure, nothing to rebuild; fit answers of this node go.
+                    self.ledger.changes.record(obj.metadata.name, timed=True)
+                    return
                 self._invalidate_topology()
                 self._recount_foreign(obj.metadata.name)
                 self._recount_claims(obj.metadata.name)

@@ -223,10 +223,10 @@ class Topology:
         self.node_networks[name] = report
         self._interfaces[name] = {iface.name: iface for iface in report.status.interfaces}
         beat = report.status.heartbeat_time
-        if beat is not None:
+        if beat is not None:  # a report without one says nothing of the node's liveness
             self._heartbeats[name] = beat
-        if "rows" in self.__dict__:
-            self.rows.heartbeat[self.rows.position[name]] = beat.timestamp() if beat else np.nan
+            if "rows" in self.__dict__:
+                self.rows.heartbeat[self.rows.position[name]] = beat.timestamp()
         return True
 
     def location(self, node: str) -> Location | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,6 +71,11 @@ class NodeRows:
 
     def rows_of(self, names: list[str]) -> np.ndarray:
         """Row of each name; -1 for names the topology does not know."""
+        if len(names) > 1:
+            try:  # every name known, the common case: one C call for the lot, half the cost of a lookup each
+                return np.array(itemgetter(*names)(self.position), dtype=np.int64)
+            except KeyError:
+                pass
         return np.fromiter(map(self.position.get, names, repeat(-1)), dtype=np.int64, count=len(names))
 
     def hops_between(self, rows: np.ndarray, row: int) -> np.ndarray:

@@ -57,8 +57,8 @@ from contract.objects import Pod
 from contract.reservation import Reservation
 from scheduler_extender import scoring
 from scheduler_extender.bounded import BoundedLog, text_bytes
-from scheduler_extender.evaluation import Cluster, Evaluation, FitTables, Shape
 from scheduler_extender.cluster import BindConflict, ClusterSource
+from scheduler_extender.evaluation import Cluster, Evaluation, FitTables, Shape
 from scheduler_extender.keyed_lock import KeyedLock
 from scheduler_extender.preemption import Room, select_victims
 from scheduler_extender.state import ClusterState
@@ -194,6 +194,7 @@ class Scheduler:
         self._devices: tuple[Topology | None, dict[str, list[str]]] = (None, {})
         """The topology and its nodes' interfaces published as DRA devices, as filter read them."""
         self._fit_tables = FitTables()
+        """Per pod shape seen twice, the fit check's answer for every node, kept for its replicas."""
         self._binding = KeyedLock()
         """Pod uid → its bind in flight: a retried bind waits for the first, Binding included."""
 
@@ -243,7 +244,7 @@ class Scheduler:
         if len(result.passed) < len(names):
             result.refusals = {
                 name: evaluation.refusals[name] for name, fit in zip(names, fits, strict=True) if not fit
-            }  # type: ignore[misc]
+            }
 
     def _fit_allocated(self, claim: ResourceClaim, result: FilterResult) -> None:
         """Refuse the node of an allocated claim that over-commits it beside the reservations.

@@ -124,3 +124,16 @@ def test_row_hops_equal_the_tree_hops(topology):
     everyone = np.arange(len(rows.names))
     for row, name in enumerate(rows.names):
         assert rows.hops_between(everyone, row).tolist() == [topology.hops(other, name) for other in rows.names]
+
+
+def test_a_report_without_a_heartbeat_keeps_the_last_one_in_the_rows_too():
+    """The batch check reads heartbeats from the rows, the per-node check from the graph:
+    a refreshed report must leave both saying the same (a report without one says nothing)."""
+    snapshot = sample_cluster()
+    topology = Topology(snapshot.nodes, snapshot.node_networks, snapshot.networks)
+    report = snapshot.node_networks[0]
+    name = report.metadata.name
+    row = topology.rows.position[name]
+    silent = report.model_copy(update={"status": report.status.model_copy(update={"heartbeat_time": None})})
+    assert topology.refresh_report(silent)
+    assert topology.rows.heartbeat[row] == topology.heartbeat(name).timestamp() == report.status.heartbeat_time.timestamp()

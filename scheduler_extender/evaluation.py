@@ -179,10 +179,11 @@ def _catch_up(table: FitTable, shape: Shape, changes: Changes, cluster: Cluster,
     """Check again, node by node, the nodes recorded since the table's mark: a few nodes cost
     less through ``plan_on_node`` than through the batch check's fixed dozens of array operations."""
     names, position = cluster.topology.rows.names, cluster.topology.rows.position
-    for row in sorted(position[node] for node in changes.nodes if node in position):
-        table.fits[row], table.headroom[row] = False, np.nan
+    changed = sorted(position[node] for node in changes.nodes if node in position)
+    table.fits[changed], table.headroom[changed] = False, np.nan
+    for row in changed:
         table.refusals.pop(names[row], None)
-        table.refusals.update(_settle(shape, names, [row], cluster, now, table.fits, table.headroom))
+    table.refusals.update(_settle(shape, names, changed, cluster, now, table.fits, table.headroom))
     if changes.timed:
         table.expires = _expiry(cluster, now.timestamp())
     table.mark = changes.mark

@@ -17,12 +17,12 @@ from bandwidth_accounting.settings import FitSettings
 from contract import annotations as ann
 from contract.reservation import Rates, Reservation
 from demo.sample_cluster import sample_cluster
-from scheduler_extender import evaluation as evaluation_module
 from scheduler_extender.evaluation import Cluster, FitTables, Shape, evaluate
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
 from tests.bandwidth_accounting.random_clusters import NOW, build, nodes, observations, rates, requirements
 from tests.conftest import make_pod
+from tests.scheduler_extender.fit_checks import counting_checks
 
 changes = st.lists(
     st.one_of(
@@ -80,25 +80,6 @@ def test_a_table_answers_as_a_fresh_evaluation_after_any_change(
             case ("wait", seconds):
                 now += timedelta(seconds=seconds)
         agree()
-
-
-def counting_checks(monkeypatch) -> list[int | str]:
-    """What each fit check was asked: the number of candidates of a ``batch_fit``, the node of a
-    ``plan_on_node``."""
-    calls: list[int | str] = []
-    batch, plan = evaluation_module.batch_fit, evaluation_module.plan_on_node
-
-    def counted_batch(requirements, rows, *args, **kwargs):
-        calls.append(len(rows))
-        return batch(requirements, rows, *args, **kwargs)
-
-    def counted_plan(requirements, node, *args, **kwargs):
-        calls.append(node)
-        return plan(requirements, node, *args, **kwargs)
-
-    monkeypatch.setattr(evaluation_module, "batch_fit", counted_batch)
-    monkeypatch.setattr(evaluation_module, "plan_on_node", counted_plan)
-    return calls
 
 
 def test_a_bind_makes_the_next_replica_check_only_its_node(extender, source, monkeypatch):

@@ -6,20 +6,8 @@ from __future__ import annotations
 import json
 
 from contract import annotations as ann
-from scheduler_extender import evaluation as evaluation_module
 from tests.conftest import make_pod
-
-
-def counting_batch_fit(monkeypatch) -> list[int]:
-    calls = []
-    real = evaluation_module.batch_fit
-
-    def counted(requirements, rows, *args, **kwargs):
-        calls.append(len(rows))
-        return real(requirements, rows, *args, **kwargs)
-
-    monkeypatch.setattr(evaluation_module, "batch_fit", counted)
-    return calls
+from tests.scheduler_extender.fit_checks import counting_checks
 
 
 def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch):
@@ -28,7 +16,7 @@ def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch
     pod = source.apply(make_pod("web", {ann.EGRESS_BANDWIDTH: "15G",
                                         ann.NETWORKS: json.dumps([{"name": "storage", "ingress": "1G"}])}))
     fresh = scheduler.prioritize(pod, names)  # no filter before it: computed
-    calls = counting_batch_fit(monkeypatch)
+    calls = counting_checks(monkeypatch, plans=False)
     passed = scheduler.filter(pod, names).passed
     assert passed and len(passed) < len(names)  # 15G does not fit the 10G nodes
     scores = scheduler.prioritize(pod, passed)
@@ -44,7 +32,7 @@ def test_a_new_topology_or_an_unknown_candidate_computes_again(extender, source,
     scheduler = extender.scheduler
     names = extender.state.node_names()
     pod = source.apply(make_pod("db", {ann.EGRESS_BANDWIDTH: "1G"}))
-    calls = counting_batch_fit(monkeypatch)
+    calls = counting_checks(monkeypatch, plans=False)
     scheduler.filter(pod, names[:4])
     scheduler.prioritize(pod, names[:6])  # two it did not filter: the shape's second sight builds its table
     assert calls == [4, len(names)]

@@ -170,9 +170,10 @@ def create_app(
     async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
         with metrics.verb_seconds["prioritize"].time():
-            scores = scheduler.prioritize(args.Pod, args.node_names())
-            # Thousands of {"Host", "Score"} pairs: plain dicts through orjson, not model objects.
-            return json_response(orjson.dumps([{"Host": host, "Score": score} for host, score in scores.items()]))
+            names = args.node_names()
+            scores = scheduler.prioritize(args.Pod, names)
+            # Hundreds of {"Host", "Score"} pairs: plain dicts through orjson, not model objects.
+            return json_response(orjson.dumps([{"Host": h, "Score": s} for h, s in zip(names, scores, strict=True)]))
 
     @app.post(
         "/bind", response_model=ExtenderBindingResult, tags=["webhook"], openapi_extra=request_body(ExtenderBindingArgs)

@@ -238,13 +238,15 @@ class Scheduler:
             return
         topology = state.topology
         evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
-        fits = evaluation.fits.tolist()
-        result.passed = list(compress(names, fits))
-        self._keep_cycle(pod, requirements, Cycle(evaluation, result.passed))
-        if len(result.passed) < len(names):
+        if evaluation.fits.all():  # the common case: nothing to pick out name by name
+            result.passed = names
+        else:
+            fits = evaluation.fits.tolist()
+            result.passed = list(compress(names, fits))
             result.refusals = {
                 name: evaluation.refusals[name] for name, fit in zip(names, fits, strict=True) if not fit
             }
+        self._keep_cycle(pod, requirements, Cycle(evaluation, result.passed))
 
     def _fit_allocated(self, claim: ResourceClaim, result: FilterResult) -> None:
         """Refuse the node of an allocated claim that over-commits it beside the reservations.
@@ -253,8 +255,10 @@ class Scheduler:
         pod out of ``reservedFor``), and the pod's next attempt goes to the same node: say
         why it cannot go there until room is freed (which wakes it) instead of failing binds."""
         shortfalls = overcommits(self.state.claim_reading(claim).holdings, self.state.ledger)
-        for node in sorted({s.node for s in shortfalls} & set(result.passed)):
-            result.passed.remove(node)
+        refused = {s.node for s in shortfalls} & set(result.passed)
+        # A new list: the one filter passed may be kept for prioritize (``Cycle``).
+        result.passed = [node for node in result.passed if node not in refused]
+        for node in sorted(refused):
             result.refusals[node] = [
                 Refusal(Cause.BANDWIDTH, f"claim {claim.key} (allocated here): {s.message}")
                 for s in shortfalls if s.node == node
@@ -294,19 +298,22 @@ class Scheduler:
 
     # -- prioritize --------------------------------------------------------------------
 
-    def prioritize(self, pod: Pod, node_names: Iterable[str]) -> dict[str, int]:
-        """Scores 0..10 per node; a pod netsched has no opinion about scores all nodes alike."""
+    def prioritize(self, pod: Pod, node_names: Iterable[str]) -> list[int]:
+        """Scores 0..10, one per node in the order given; a pod netsched has no opinion
+        about scores all nodes alike. A list, not a dict by name: kube-scheduler sends
+        hundreds of candidates per call, and their answer is built in that order anyway."""
         names = list(node_names)
+        neutral = [scoring.NEUTRAL_SCORE] * len(names)
         try:
             requirements, _ = self.requirements_of(pod)
         except (InvalidAnnotation, InvalidPolicy):
-            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
+            return neutral
         if not requirements.needs_resources and requirements.peers is None:
-            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
+            return neutral
         topology = self.state.topology
         if pod_refusals(requirements, topology, self.state.ledger, _uid(pod)):
             # Filter refuses such a pod everywhere (an unknown network, say) with the reason.
-            return dict.fromkeys(names, scoring.NEUTRAL_SCORE)
+            return neutral
         rows = topology.rows
         opinions = []
         if requirements.peers is not None:
@@ -322,7 +329,7 @@ class Scheduler:
         scores = scoring.combine(opinions, len(names))
         if fits is not None:
             scores = np.where(fits, scores, 0)
-        return dict(zip(names, scores.tolist(), strict=True))
+        return scores.tolist()
 
     def _evaluate(
         self, pod: Pod, requirements: PodRequirements, names: list[str], topology: Topology, rows: np.ndarray

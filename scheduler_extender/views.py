@@ -306,7 +306,8 @@ def explain_view(scheduler: Scheduler, pod: Pod) -> ExplainView:
     state = scheduler.state
     names = state.node_names()
     filtered = probe.filter(pod, names)
-    scores = probe.prioritize(pod, filtered.passed) if filtered.passed else {}
+    passed = filtered.passed
+    scores = dict(zip(passed, probe.prioritize(pod, passed), strict=True)) if passed else {}
     topology = state.topology
     verdicts = []
     for name in names:

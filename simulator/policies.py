@@ -188,9 +188,9 @@ class RunParts:
     observed_window: timedelta
 
 
-def with_extender_scores(totals: np.ndarray, scores: dict[str, int], names: list[str], weight: int) -> np.ndarray:
-    """kube-scheduler's totals plus an extender's 0-10 scores × its weight × 10."""
-    return totals + weight * EXTENDER_SCORE_SCALE * np.array([scores[name] for name in names])
+def with_extender_scores(totals: np.ndarray, scores: list[int], weight: int) -> np.ndarray:
+    """kube-scheduler's totals plus an extender's 0-10 scores (one per candidate, in order) × its weight × 10."""
+    return totals + weight * EXTENDER_SCORE_SCALE * np.array(scores)
 
 
 class WithNetsched:
@@ -226,7 +226,7 @@ class WithNetsched:
         nodes = np.fromiter((self.position[name] for name in passed), dtype=np.int64, count=len(passed))
         totals = kube.scores(nodes, arrival.cpu, arrival.memory, arrival.template)
         if len(passed) > 1:  # kube-scheduler skips prioritize when one node is left
-            totals = with_extender_scores(totals, scheduler.prioritize(pod, passed), passed, self.extender_weight)
+            totals = with_extender_scores(totals, scheduler.prioritize(pod, passed), self.extender_weight)
         node = kube.choose(nodes, totals)
         name = kube.names[node]
         try:
@@ -317,7 +317,7 @@ class WithDra:
             if len(candidates) > 1:  # kube-scheduler skips extenders' prioritize when one node is left
                 names = [kube.names[index] for index in candidates.tolist()]
                 scores = self.extender.scheduler.prioritize(pod, names)
-                totals = with_extender_scores(totals, scores, names, self.extender_weight)
+                totals = with_extender_scores(totals, scores, self.extender_weight)
         node = kube.choose(candidates, totals)
         name = kube.names[node]
         allocation = self.found.get(node)

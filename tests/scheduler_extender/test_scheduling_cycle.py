@@ -15,16 +15,16 @@ def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch
     names = extender.state.node_names()
     pod = source.apply(make_pod("web", {ann.EGRESS_BANDWIDTH: "15G",
                                         ann.NETWORKS: json.dumps([{"name": "storage", "ingress": "1G"}])}))
-    fresh = scheduler.prioritize(pod, names)  # no filter before it: computed
+    fresh = dict(zip(names, scheduler.prioritize(pod, names), strict=True))  # no filter before it: computed
     calls = counting_checks(monkeypatch, plans=False)
     passed = scheduler.filter(pod, names).passed
     assert passed and len(passed) < len(names)  # 15G does not fit the 10G nodes
     scores = scheduler.prioritize(pod, passed)
     assert calls == [len(names)]  # one batch check for the cycle
-    assert scores == {name: fresh[name] for name in passed}
+    assert scores == [fresh[name] for name in passed]
     # Another extender after netsched may drop nodes: a subset, in any order, is still this cycle's.
     fewer = passed[::-2]
-    assert scheduler.prioritize(pod, fewer) == {name: fresh[name] for name in fewer}
+    assert scheduler.prioritize(pod, fewer) == [fresh[name] for name in fewer]
     assert calls == [len(names)]
 
 

@@ -14,6 +14,7 @@ from bandwidth_accounting.fit import reservation_for
 from bandwidth_accounting.requirements import parse_requirements
 from contract import annotations as ann
 from contract.objects import Network, Pod
+from contract.reservation import Reservation
 from scheduler_extender import scheduler as scheduler_module
 from scheduler_extender.cluster import BindConflict
 from scheduler_extender.keyed_lock import KeyedLock
@@ -328,6 +329,32 @@ def test_the_reservation_annotation_carries_only_the_fields_that_are_set(served,
     held = extender.state.ledger.holding(pod.metadata.uid).reservation
     assert annotation == held.model_dump_json(exclude_none=True)
     assert held.model_dump_json() != annotation  # the attachment has unset fields to leave out
+
+
+def test_the_watch_s_copy_of_a_bind_keeps_the_held_reservation_and_an_edited_one_is_read_again(
+        served, extender, source, monkeypatch):
+    """kube-apiserver sends every bound pod back on the pod watch, carrying the annotation
+    bind wrote: the ledger keeps the reservation it holds, and nothing is parsed again. An
+    annotation that differs from it is read and counted as written."""
+    pod = source.apply(make_pod("echoed", {ann.NETWORKS: "storage", ann.EGRESS_BANDWIDTH: "1G"}))
+    assert served.post("/bind", json=bind_body(pod, "node-a-1")).json()["Error"] == ""
+    held = extender.state.ledger.holding(pod.metadata.uid).reservation
+    parsed = []
+    parse = Reservation.model_validate_json
+    monkeypatch.setattr(Reservation, "model_validate_json", lambda raw: parsed.append(raw) or parse(raw))
+    bound = source.get(Pod, pod.key)
+    source.apply(bound.model_copy(deep=True))  # the watch's MODIFIED event of the bind
+    assert parsed == []
+    assert extender.state.ledger.holding(pod.metadata.uid).reservation is held
+
+    edited = bound.model_copy(deep=True)
+    written = json.loads(edited.metadata.annotations[ann.RESERVATION])
+    written["interfaces"]["eth0"]["egress"] = 2_000_000_000
+    edited.metadata.annotations[ann.RESERVATION] = json.dumps(written)
+    source.apply(edited)
+    assert len(parsed) == 1
+    assert extender.state.ledger.holding(pod.metadata.uid).reservation.interfaces["eth0"].egress == 2_000_000_000
+    assert extender.state.ledger.reserved("node-a-1", "eth0")[1] == 2_000_000_000
 
 
 def test_a_bind_finding_the_network_s_pool_empty_is_a_conflict_naming_the_network(served, extender, source):

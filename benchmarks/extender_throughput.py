@@ -35,6 +35,13 @@ ratio of netsched's pods/s to the pass-through's.
 
     .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500] [--turn 50]
     .venv/bin/python benchmarks/extender_throughput.py --writes  # 5,000 nodes, kubelet rates
+    .venv/bin/python benchmarks/extender_throughput.py --ablate pod-watch  # netsched without a step
+
+``--ablate`` takes steps out of netsched (its answers are then wrong on purpose): ``filter``
+passes every node, ``prioritize`` scores 0, ``reserve`` binds without check-and-reserve (the
+ledger never changes, so no fit table catches up either), ``pod-watch`` never watches pods
+after the first list (kube-apiserver then sends no bound pod back). The ratio it gains is
+what that step costs in pods/s.
 
 Prints one table per part; figures and the machine go in docs/benchmarks.md.
 """
@@ -145,10 +152,36 @@ def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: f
 # -- the extender process ------------------------------------------------------------------
 
 
-def extender(kind: str, kubeconfig: str, port: int) -> None:
+ABLATIONS = ("filter", "prioritize", "reserve", "pod-watch")
+
+
+def ablate(parts: tuple[str, ...]) -> None:
+    """Take steps out of netsched, in the extender's process only: its answers are wrong on
+    purpose (every node passes, every score 0, binds without a reservation, bound pods
+    never seen again). What each is worth is where the time per pod goes."""
+    from scheduler_extender.kubernetes_source import KubernetesClusterSource
+    from scheduler_extender.scheduler import FilterResult, Scheduler
+
+    if "filter" in parts:
+        Scheduler.filter = lambda self, pod, names: FilterResult(passed=list(names))
+    if "prioritize" in parts:
+        Scheduler.prioritize = lambda self, pod, names: [0] * len(list(names))
+    if "reserve" in parts:
+        def bind_only(self: Scheduler, namespace: str, name: str, uid: str, node: str) -> None:
+            self.source.bind(self._pod_to_bind(namespace, name, uid), node, {})
+        Scheduler._bind = bind_only
+    if "pod-watch" in parts:
+        follow = KubernetesClusterSource._follow
+        KubernetesClusterSource._follow = lambda self, resource: (
+            None if resource.name == "pods" else follow(self, resource))
+
+
+def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = ()) -> None:
     import uvicorn
 
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
+
+    ablate(ablated)
 
     source = KubernetesClusterSource(api_client(kubeconfig))
     if kind == "netsched":
@@ -319,7 +352,7 @@ class Stack:
 
 @contextmanager
 def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-          freeze_api: bool = True) -> Iterator[Stack]:
+          freeze_api: bool = True, ablated: tuple[str, ...] = ()) -> Iterator[Stack]:
     """Start the in-test API server and ``kind``'s extender; stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
@@ -336,7 +369,7 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port), daemon=True)
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated), daemon=True)
         served.start()
         try:
             wait_ready(extender_port, time.monotonic() + 600)
@@ -362,13 +395,14 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
 
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
-                         burst: bool = False, freeze_api: bool = True) -> dict[str, dict[str, Any]]:
+                         burst: bool = False, freeze_api: bool = True,
+                         ablated: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Both extenders up at once, each with its own API server, taking turns of ``turn``
     pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
     load lasting longer than a couple of turns falls on both alike. A turn ends when its
     last bind is answered, so the next one starts on a quiet machine."""
     with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api) as passthrough,
-          stack("netsched", nodes, pods, latency_ms, 0, freeze_api) as netsched):
+          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated) as netsched):
         stacks = (passthrough, netsched)
         results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
                                  "errors": [], "most_in_flight": 0} for served in stacks}
@@ -460,12 +494,14 @@ def main() -> None:
     parser.add_argument("--write-nodes", type=int, default=5000)
     parser.add_argument("--write-factors", type=float, nargs="+", default=[0, 1, 10],
                         help="multiples of the kubelet rate (one write per node every 5 min)")
+    parser.add_argument("--ablate", nargs="+", choices=ABLATIONS, default=[],
+                        help="take these steps out of netsched (wrong answers, on purpose): what each costs")
     parser.add_argument("--api-full-collections", action="store_true",
                         help="leave the API server's seeded objects to Python's cyclic collector")
     args = parser.parse_args()
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
-          "times in ms at the client")
+          "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else ""))
     print(HEADER)
     if args.writes:
         rate = args.write_nodes / KUBELET_STATUS_SECONDS
@@ -481,7 +517,8 @@ def main() -> None:
             done: list[dict] = []
             for _ in range(args.rounds):
                 rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
-                                            args.burst, freeze_api=not args.api_full_collections)
+                                            args.burst, freeze_api=not args.api_full_collections,
+                                            ablated=tuple(args.ablate))
                 print_row(rows["passthrough"], None)
                 print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()

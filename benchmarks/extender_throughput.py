@@ -38,7 +38,8 @@ ratio of netsched's pods/s to the pass-through's.
     .venv/bin/python benchmarks/extender_throughput.py --ablate pod-watch  # netsched without a step
 
 ``--ablate`` takes steps out of netsched (its answers are then wrong on purpose): ``filter``
-passes every node, ``prioritize`` scores 0, ``reserve`` binds without check-and-reserve (the
+passes every node (prioritize then runs the fit check itself, as it does for a pod whose
+filter it did not see), ``prioritize`` scores 0, ``reserve`` binds without check-and-reserve (the
 ledger never changes, so no fit table catches up either), ``pod-watch`` never watches pods
 after the first list (kube-apiserver then sends no bound pod back). The ratio it gains is
 what that step costs in pods/s.

@@ -69,3 +69,8 @@ class Reservation(WireModel):
         default_factory=dict, description="Bits/s reserved per host interface and direction."
     )
     attachments: list[AttachmentReservation] = Field(default_factory=list)
+
+    def annotation(self) -> str:
+        """The value of the pod's reservation annotation, as bind writes it: the fields that
+        are set (an attachment's unset VLAN, VNI or gateway are left out, not written as null)."""
+        return self.model_dump_json(exclude_none=True)

@@ -404,7 +404,7 @@ class Scheduler:
                 self._admit_claims(pod, node, claims)
             if requirements.needs_resources:
                 reservation, reserved_now = self._reserve(pod, requirements, node, policies)
-                recorded = {annotations.RESERVATION: reservation.model_dump_json(exclude_none=True)}
+                recorded = {annotations.RESERVATION: reservation.annotation()}
         try:
             self.source.bind(pod, node, recorded)
         except BindConflict as error:

@@ -68,7 +68,7 @@ def _read_reservation(
         return None
     if (too_long := annotations.oversized(annotations.RESERVATION, raw)) is not None:
         return Rejection.TOO_LARGE, f"{annotations.RESERVATION} {too_long}"
-    if held is not None and raw == held.model_dump_json(exclude_none=True):
+    if held is not None and raw == held.annotation():
         # What bind wrote, back through the watch: writing it again costs a third of reading it.
         return held
     try:

@@ -141,6 +141,21 @@ class RecordedRequest:
     body: Any
 
 
+class WatchEvent(dict[str, Any]):
+    """``{"type", "object"}`` as a watch sends it, with its JSON line encoded at most once.
+
+    kube-apiserver's watch cache encodes an event once for all the watchers it goes to
+    (``cachingObject``, KEP-1152 "Less object serializations"): a second watcher of pods
+    costs the server a write, not an encoding. The stream sends ``line()``."""
+
+    _line: bytes | None = None
+
+    def line(self) -> bytes:
+        if self._line is None:
+            self._line = json.dumps(self).encode() + b"\n"
+        return self._line
+
+
 @dataclass(frozen=True)
 class _Event:
     """One change in the store's history, at the revision it created."""
@@ -149,6 +164,15 @@ class _Event:
     where: ResourcePath
     type: str
     object: dict[str, Any]
+    sent: dict[str, WatchEvent] = field(default_factory=dict, compare=False)
+    """The event as watches send it, by type (a selection may send a MODIFIED as ADDED or
+    DELETED): one object per type, shared by every watcher."""
+
+    def as_sent(self, type_: str) -> WatchEvent:
+        sent = self.sent.get(type_)
+        if sent is None:
+            sent = self.sent.setdefault(type_, WatchEvent(type=type_, object=self.object))
+        return sent
 
 
 class WatchDropped(Exception):
@@ -167,23 +191,23 @@ class _OpenWatch:
     known: set[tuple[str, str]] = field(default_factory=set)
     """(namespace, name) of the selected objects the client has been told about."""
 
-    def through_selection(self, event: _Event) -> dict[str, Any] | None:
+    def through_selection(self, event: _Event) -> WatchEvent | None:
         """The event as this watch sends it: as is, turned into ADDED or DELETED where the
         object enters or leaves the selection, or None where it stays outside it.
 
         The object is the history's own: ``_record`` stored a copy nobody changes, and the
-        stream only serialises it (kube-apiserver too encodes an event once for its watchers)."""
+        event is encoded once for every watch that sends it (``WatchEvent``)."""
         obj, key = event.object, _sort_key(event.object)
         if not self.selection.requirements:
-            return {"type": event.type, "object": obj}
+            return event.as_sent(event.type)
         held = key in self.known
         if event.type != "DELETED" and self.selection.matches(obj):
             self.known.add(key)
-            return {"type": "MODIFIED" if held else "ADDED", "object": obj}
+            return event.as_sent("MODIFIED" if held else "ADDED")
         if not held:
             return None
         self.known.discard(key)
-        return {"type": "DELETED", "object": obj}
+        return event.as_sent("DELETED")
 
 
 def _same_resource(a: ResourcePath, b: ResourcePath) -> bool:
@@ -962,7 +986,7 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             try:
                 for event in events:
-                    line = json.dumps(event).encode() + b"\n"
+                    line = event.line() if isinstance(event, WatchEvent) else json.dumps(event).encode() + b"\n"
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.write(b"0\r\n\r\n")
             except WatchDropped:

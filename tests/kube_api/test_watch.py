@@ -149,6 +149,31 @@ def test_compaction_takes_nothing_from_an_open_watch(kube_api):
     ]
 
 
+def test_an_event_is_encoded_once_for_all_its_watchers(kube_api, monkeypatch):
+    """kube-apiserver's watch cache encodes an event once and writes the same bytes to
+    every watcher it goes to (``cachingObject``, KEP-1152): a second watcher of pods, as
+    netsched's beside kube-scheduler's informer, costs the server a write, not an
+    encoding. A watch whose selection turns the change into ADDED sends that type."""
+    since = kube_api.revision
+    plain = kube_api.open_watch(f"{PODS}?watch=true&resourceVersion={since}&timeoutSeconds=1")
+    also_plain = kube_api.open_watch(f"/api/v1/pods?watch=true&resourceVersion={since}&timeoutSeconds=1")
+    selected = kube_api.open_watch(
+        f"{PODS}?watch=true&resourceVersion={since}&timeoutSeconds=1&fieldSelector=spec.nodeName%3Dnode-a"
+    )
+    kube_api.seed(PODS, pod("p"))
+    kube_api.handle("PATCH", f"{PODS}/p", "application/merge-patch+json", {"spec": {"nodeName": "node-a"}})
+    encoded = []
+    dumps = json.dumps
+    monkeypatch.setattr(json, "dumps", lambda obj, *a, **k: encoded.append(obj["type"]) or dumps(obj, *a, **k))
+    first, second, third = list(plain), list(also_plain), list(selected)
+
+    assert [e["type"] for e in first] == [e["type"] for e in second] == ["ADDED", "MODIFIED"]
+    assert all(a is b and a.line() is b.line() for a, b in zip(first, second))
+    assert [e["type"] for e in third] == ["ADDED"] and third[0] is not first[1]
+    assert json.loads(third[0].line())["object"]["spec"]["nodeName"] == "node-a"
+    assert sorted(encoded) == ["ADDED", "ADDED", "MODIFIED"], "one encoding per event and type sent"
+
+
 def test_open_watches_can_be_dropped_or_expired(kube_api, core):
     outcomes = {}
 

@@ -42,7 +42,7 @@ from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
 from scheduler_extender.app import body, create_app, json_response
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
-from scheduler_extender.wire import ExtenderArgs
+from scheduler_extender.wire import ExtenderArgs, host_priorities
 
 FIXTURE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 
@@ -81,7 +81,7 @@ def all_pass(names: list[str]) -> Response:
 
 def all_zero(names: list[str]) -> Response:
     """The pass-through prioritize reply: every candidate scores 0."""
-    return json_response(orjson.dumps([{"Host": name, "Score": 0} for name in names]))
+    return json_response(host_priorities(names, [0] * len(names)))
 
 
 def apps(nodes: int) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from scheduler_extender.wire import (
     M,
     MetaPod,
     MetaVictims,
+    host_priorities,
     read_body,
 )
 
@@ -171,9 +172,7 @@ def create_app(
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
         with metrics.verb_seconds["prioritize"].time():
             names = args.node_names()
-            scores = scheduler.prioritize(args.Pod, names)
-            # Hundreds of {"Host", "Score"} pairs: plain dicts through orjson, not model objects.
-            return json_response(orjson.dumps([{"Host": h, "Score": s} for h, s in zip(names, scores, strict=True)]))
+            return json_response(host_priorities(names, scheduler.prioritize(args.Pod, names)))
 
     @app.post(
         "/bind", response_model=ExtenderBindingResult, tags=["webhook"], openapi_extra=request_body(ExtenderBindingArgs)

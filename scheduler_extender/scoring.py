@@ -16,9 +16,9 @@ import numpy as np
 from bandwidth_accounting.fit import Plan
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import Placement
+from scheduler_extender.wire import MAX_EXTENDER_PRIORITY as MAX_SCORE
 from topology.rows import NodeRows
 
-MAX_SCORE = 10
 NEUTRAL_SCORE = 0
 """What every node gets from a pod netsched has no opinion about: it changes no ranking."""
 MAX_HOPS = 8

@@ -1,6 +1,11 @@
 """Malformed HTTP bodies get a 4xx naming the field, never a 500 or a crash."""
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scheduler_extender.wire import MAX_EXTENDER_PRIORITY, host_priorities
 
 
 @pytest.mark.parametrize("verb", ["/filter", "/prioritize", "/preempt"])
@@ -33,6 +38,23 @@ def test_pod_with_null_labels_and_annotations_is_accepted(served):
     body = {"Pod": {"metadata": {"name": "p", "labels": None, "annotations": None}}, "Nodes": None,
             "NodeNames": ["node-a-1"]}
     assert served.post("/filter", json=body).json()["NodeNames"] == ["node-a-1"]
+
+
+def test_prioritize_answers_every_name_as_sent_even_one_json_must_escape(served):
+    """The reply is written piece by piece (``wire.host_priorities``), not by one encoder
+    over a list: a name with a quote, a backslash, a control character or non-ASCII text
+    must still come back as valid JSON, in order, one entry per name."""
+    names = ["node-a-1", 'qu"ote', 'a","b', "back\\slash", "ends\\", "new\nline", "zoné-ü", "node-a-1"]
+    body = {"Pod": {"metadata": {"name": "p"}}, "Nodes": None, "NodeNames": names}
+    reply = served.post("/prioritize", json=body)
+    assert reply.status_code == 200
+    assert reply.json() == [{"Host": name, "Score": 0} for name in names]
+
+
+@given(st.lists(st.tuples(st.text(), st.integers(0, MAX_EXTENDER_PRIORITY))))
+def test_host_priorities_is_the_json_of_one_host_priority_per_name(pairs):
+    names, scores = [name for name, _ in pairs], [score for _, score in pairs]
+    assert orjson.loads(host_priorities(names, scores)) == [{"Host": n, "Score": s} for n, s in pairs]
 
 
 def test_the_service_is_healthy_ready_and_documents_itself(served):

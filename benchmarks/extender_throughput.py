@@ -19,7 +19,9 @@ Per configuration, processes on loopback:
   the candidates kube-scheduler sends by default, /prioritize with those that passed, pick
   the best), and each binding cycle runs on its own, as kube-scheduler starts a goroutine
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
-  up to ``--binds-in-flight`` (64) at once.
+  up to ``--binds-in-flight`` (64) at once. Like kube-scheduler, it lists and watches the
+  pods not finished (its pod informer), so each API server sends every bound pod to it,
+  encoded once for all its watchers, as kube-apiserver does.
 
 The comparison runs both extenders side by side: each with its own API server, both up at
 once, taking turns of ``--turn`` pods (pass-through, netsched, netsched, pass-through, ...)
@@ -68,6 +70,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import numpy as np
 import orjson
@@ -337,6 +340,62 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
     return {"elapsed": elapsed, "timings": timings, "errors": errors, "most_in_flight": most}
 
 
+NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
+"""The field selector of kube-scheduler's pod informer (``newPodInformer``)."""
+
+
+class PodInformer(threading.Thread):
+    """kube-scheduler's pod informer: list, then watch every pod not finished.
+
+    kube-scheduler learns from this watch that a pod it bound is bound (its cache confirms
+    the assumed pod), so kube-apiserver encodes every bound pod for it whether an extender
+    watches pods too or not; an extender's own pod watch then costs the server only the
+    write of the same bytes (``tests/kube_api``'s ``WatchEvent``). Each event is parsed, as
+    the informer decodes it; ``bound`` counts the pods seen with a node."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True, name=f"informer-{port}")
+        self.port = port
+        self.pending: list[dict] = []
+        self.bound = 0
+        self.listed = threading.Event()
+        self._connection: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        selector = urlencode({"fieldSelector": NOT_FINISHED})
+        listing = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        listing.request("GET", f"/api/v1/pods?{selector}")
+        page = orjson.loads(listing.getresponse().read())
+        self.pending = [pod for pod in page["items"] if not pod["spec"].get("nodeName")]
+        self._connection = http.client.HTTPConnection("127.0.0.1", self.port)
+        self._connection.request("GET", f"/api/v1/pods?{selector}&watch=true&allowWatchBookmarks=true"
+                                        f"&resourceVersion={page['metadata']['resourceVersion']}&timeoutSeconds=3600")
+        stream = self._connection.getresponse()
+        self.listed.set()
+        buffer = b""
+        try:
+            while chunk := stream.read1(65536):
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    event = orjson.loads(line)
+                    if event["type"] == "MODIFIED" and event["object"]["spec"].get("nodeName"):
+                        self.bound += 1
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # stop() cut the stream
+
+    def saw_bound(self, pods: int, timeout: float = 5.0) -> bool:
+        """Whether the watch has brought ``pods`` bound pods (the last binds' events may be on their way)."""
+        deadline = time.monotonic() + timeout
+        while self.bound < pods and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.bound >= pods
+
+    def stop(self) -> None:
+        if self._connection is not None and self._connection.sock is not None:
+            self._connection.sock.shutdown(2)
+        self.join(5)
+
+
 @dataclass
 class Stack:
     """One API server and one extender in front of it, pods pending."""
@@ -349,6 +408,7 @@ class Stack:
     pending: list[dict]
     names: list[str]
     go: Any
+    informer: PodInformer
 
 
 @contextmanager
@@ -372,11 +432,16 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
         served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated), daemon=True)
         served.start()
+        informer = PodInformer(api_port)
+        informer.start()
         try:
             wait_ready(extender_port, time.monotonic() + 600)
+            if not informer.listed.wait(120):
+                raise RuntimeError("the pod informer did not list")
             names = [f"node-{i:05d}" for i in range(nodes)][: kube_scheduler_candidates(nodes)]
-            yield Stack(kind, nodes, extender_port, served.pid, api.pid, list_pods(api_port), names, go)
+            yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, names, go, informer)
         finally:
+            informer.stop()
             served.terminate()
             served.join(10)
             stop.set()
@@ -444,13 +509,9 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
         row[f"{verb}_p99"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else float("nan")
     if result["errors"]:
         print(f"  {served.kind}: {len(result['errors'])} errors, first: {result['errors'][0]}", flush=True)
+    if not served.informer.saw_bound(pods - len(result["errors"])):
+        print(f"  {served.kind}: the pod informer saw {served.informer.bound} pods bound, not {pods}", flush=True)
     return row
-
-
-def list_pods(port: int) -> list[dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    connection.request("GET", "/api/v1/namespaces/default/pods")
-    return [pod for pod in orjson.loads(connection.getresponse().read())["items"] if not pod["spec"].get("nodeName")]
 
 
 HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"

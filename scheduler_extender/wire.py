@@ -171,13 +171,13 @@ _AFTER_HOST = tuple(b'","Score":%d},{"Host":"' % score for score in range(MAX_EX
 def host_priorities(names: Sequence[str], scores: Sequence[int]) -> bytes:
     """``list[HostPriority]`` as JSON, one ``{"Host", "Score"}`` per name in order.
 
-    kube-scheduler sends hundreds of candidates. A dict per host for orjson costs more
-    than the rest of the reply, and that many dicts alive at once nearly fill the cyclic
-    collector's young generation (700 objects) on every call: a collection started among
-    them promotes them all, and the older generations' collections come round sooner.
-    Instead orjson encodes the names in one call, and the encoded list is cut at its
-    separators: inside a JSON string every quote is escaped, so ``","`` only ever stands
-    between two names. Scores other than 0..10 raise ``IndexError``."""
+    kube-scheduler sends hundreds of candidates. A dict per host for orjson is as fast,
+    but that many dicts alive at once nearly fill the cyclic collector's young generation
+    (700 objects) on every call: a collection started among them promotes them all, and
+    the older generations' collections come round sooner. Instead orjson encodes the
+    names in one call, and the encoded list is cut at its separators: inside a JSON
+    string every quote is escaped, so ``","`` only ever stands between two names. Scores
+    other than 0..10 raise ``IndexError``."""
     if not names:
         return b"[]"
     encoded = orjson.dumps(list(names))[2:-2].split(b'","')

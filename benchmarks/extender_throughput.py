@@ -509,8 +509,8 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
         row[f"{verb}_p99"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else float("nan")
     if result["errors"]:
         print(f"  {served.kind}: {len(result['errors'])} errors, first: {result['errors'][0]}", flush=True)
-    if not served.informer.saw_bound(pods - len(result["errors"])):
-        print(f"  {served.kind}: the pod informer saw {served.informer.bound} pods bound, not {pods}", flush=True)
+    if not served.informer.saw_bound(bound := pods - len(result["errors"])):
+        print(f"  {served.kind}: the pod informer saw {served.informer.bound} pods bound, not {bound}", flush=True)
     return row
 
 

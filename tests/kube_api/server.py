@@ -185,7 +185,7 @@ class _OpenWatch:
     since: int = 0
     """The revision up to which history has been looked at for this watch."""
     cut: str | None = None  # "drop" or "expire"
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[WatchEvent] = field(default_factory=list)
     """Events due to the client before anything newer from history."""
     selection: Selection = field(default_factory=Selection)
     known: set[tuple[str, str]] = field(default_factory=set)
@@ -416,7 +416,7 @@ class FakeKubeAPI:
         if error is not None:
             raise error
 
-    def open_watch(self, path: str) -> Iterator[dict[str, Any]]:
+    def open_watch(self, path: str) -> Iterator[WatchEvent]:
         """Start a watch: raises ``ApiError`` at once (answered as a plain error), else
         returns the stream of events. The stream raises ``WatchDropped`` when cut."""
         self.requests.append(RecordedRequest("GET", path, None, None))
@@ -434,7 +434,7 @@ class FakeKubeAPI:
             if wanted in ("", "0"):
                 # "Any" version: what exists now, as ADDED, then changes from here on.
                 selected = [o for o in self._items(where) if chosen.matches(o)]
-                watch.events = [{"type": "ADDED", "object": o} for o in selected]
+                watch.events = [WatchEvent(type="ADDED", object=o) for o in selected]
                 watch.known = {_sort_key(o) for o in selected}
                 since = self._revision
             else:
@@ -472,7 +472,7 @@ class FakeKubeAPI:
         )
         return held | {_sort_key(o) for o in unchanged_since if chosen.matches(o)}
 
-    def _unsent(self, watch: _OpenWatch) -> list[dict[str, Any]]:
+    def _unsent(self, watch: _OpenWatch) -> list[WatchEvent]:
         """The events of history after ``watch.since`` that the watch sends; moves it on."""
         where = watch.where
         start = bisect.bisect_right(self._history, watch.since, key=lambda event: event.revision)
@@ -486,7 +486,7 @@ class FakeKubeAPI:
         ]
 
     def _stream(self, watch: _OpenWatch, deadline: float, bookmarks: bool
-                ) -> Iterator[dict[str, Any]]:
+                ) -> Iterator[WatchEvent]:
         where = watch.where
         try:
             last_sent = time.monotonic()
@@ -889,21 +889,21 @@ def _set_pod_scheduled(status: dict[str, Any]) -> None:
     conditions.append(scheduled)
 
 
-def _expired(since: int, compacted: int) -> dict[str, Any]:
+def _expired(since: int, compacted: int) -> WatchEvent:
     error = ApiError(410, "Expired", f"too old resource version: {since} ({compacted})")
-    return {"type": "ERROR", "object": error.status()}
+    return WatchEvent(type="ERROR", object=error.status())
 
 
-def _bookmark(where: ResourcePath, revision: int) -> dict[str, Any]:
+def _bookmark(where: ResourcePath, revision: int) -> WatchEvent:
     kind = where.plural[:-1].capitalize() if where.plural.endswith("s") else where.plural
-    return {
-        "type": "BOOKMARK",
-        "object": {
+    return WatchEvent(
+        type="BOOKMARK",
+        object={
             "kind": kind,
             "apiVersion": _api_version(where),
             "metadata": {"resourceVersion": str(revision)},
         },
-    }
+    )
 
 
 def _api_version(where: ResourcePath) -> str:
@@ -986,7 +986,7 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             try:
                 for event in events:
-                    line = event.line() if isinstance(event, WatchEvent) else json.dumps(event).encode() + b"\n"
+                    line = event.line()
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.write(b"0\r\n\r\n")
             except WatchDropped:

@@ -16,8 +16,8 @@ Per configuration, processes on loopback:
   client), which filters nothing, scores 0 and binds where it is told: the floor any
   extender with a bind verb pays;
 - this process, playing kube-scheduler: the scheduling cycle is serial (POST /filter with
-  the candidates kube-scheduler sends by default, /prioritize with those that passed, pick
-  the best), and each binding cycle runs on its own, as kube-scheduler starts a goroutine
+  as many candidates as kube-scheduler sends by default, each pod the next window of the
+  node list (``Candidates``), /prioritize with those that passed, pick the best), and each binding cycle runs on its own, as kube-scheduler starts a goroutine
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
   up to ``--binds-in-flight`` (64) at once. Like kube-scheduler, it lists and watches the
   pods not finished (its pod informer), so each API server sends every bound pod to it,
@@ -98,6 +98,10 @@ KUBELET_STATUS_SECONDS = 300
 # -- the API server process ----------------------------------------------------------------
 
 
+def node_names(nodes: int) -> list[str]:
+    return [f"node-{i:05d}" for i in range(nodes)]
+
+
 def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: float, freeze: bool,
                ready: Any, go: Any, stop: Any) -> None:
     from tests.kube_api import FakeKubeAPI
@@ -107,7 +111,7 @@ def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: f
     pod_template = json.loads(POD_TEMPLATE.read_text())["Pod"]
     api = FakeKubeAPI()
     api.port = port
-    names = [f"node-{i:05d}" for i in range(nodes)]
+    names = node_names(nodes)
     for index, name in enumerate(names):
         node = json.loads(json.dumps(node_template))
         node["metadata"] = {**node["metadata"], "name": name,
@@ -277,7 +281,25 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int,
+class Candidates:
+    """The nodes kube-scheduler sends an extender: the first ``count`` feasible ones from where
+    the last cycle stopped (``findNodesThatPassFilters``: ``nextStartNodeIndex`` moves on by the
+    nodes it processed, so each pod gets another window of the node list). Every node is
+    feasible here, so each window is the next ``count`` nodes round the list."""
+
+    def __init__(self, nodes: int) -> None:
+        self.names = node_names(nodes)
+        self.count = kube_scheduler_candidates(nodes)
+        self._round = self.names + self.names[: self.count]
+        self._start = 0
+
+    def next(self) -> list[str]:
+        window = self._round[self._start: self._start + self.count]
+        self._start = (self._start + self.count) % len(self.names)
+        return window
+
+
+def schedule(port: int, pods: list[dict], candidates: Candidates, binds_in_flight: int,
              burst: bool = False) -> dict[str, Any]:
     """Play kube-scheduler: serial scheduling cycles, concurrent binding cycles. With
     ``burst`` the scheduling cycles are taken as done (each pod goes to the next candidate
@@ -320,9 +342,9 @@ def schedule(port: int, pods: list[dict], names: list[str], binds_in_flight: int
                 with lock:
                     in_flight += 1
                     most = max(most, in_flight)
-                binders.submit(binding_cycle, pod, names[index % len(names)])
+                binders.submit(binding_cycle, pod, candidates.names[index % len(candidates.names)])
                 continue
-            args = {"Pod": pod, "Nodes": None, "NodeNames": names}
+            args = {"Pod": pod, "Nodes": None, "NodeNames": candidates.next()}
             passed = timed("filter", args)["NodeNames"]
             if not passed:
                 errors.append(f"{pod['metadata']['name']}: no node passed")
@@ -406,7 +428,7 @@ class Stack:
     extender_pid: int
     api_pid: int
     pending: list[dict]
-    names: list[str]
+    candidates: Candidates
     go: Any
     informer: PodInformer
 
@@ -438,8 +460,8 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             wait_ready(extender_port, time.monotonic() + 600)
             if not informer.listed.wait(120):
                 raise RuntimeError("the pod informer did not list")
-            names = [f"node-{i:05d}" for i in range(nodes)][: kube_scheduler_candidates(nodes)]
-            yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, names, go, informer)
+            yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, Candidates(nodes), go,
+                        informer)
         finally:
             informer.stop()
             served.terminate()
@@ -455,7 +477,7 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
         served.go.set()
         time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
         before = usage(served)
-        result = schedule(served.port, served.pending, served.names, binds_in_flight, burst)
+        result = schedule(served.port, served.pending, served.candidates, binds_in_flight, burst)
         used = usage(served) - before
     return summary(served, result, used, writes_per_s)
 
@@ -477,7 +499,8 @@ def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flig
         before = {served.kind: usage(served) for served in stacks}
         for index, start in enumerate(range(0, pods, turn)):
             for served in stacks if index % 2 == 0 else reversed(stacks):
-                done = schedule(served.port, served.pending[start:start + turn], served.names, binds_in_flight, burst)
+                done = schedule(served.port, served.pending[start:start + turn], served.candidates, binds_in_flight,
+                                burst)
                 total = results[served.kind]
                 total["elapsed"] += done["elapsed"]
                 total["errors"] += done["errors"]
@@ -497,7 +520,7 @@ def usage(served: Stack) -> np.ndarray:
 def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float) -> dict[str, Any]:
     pods, timings = len(served.pending), result["timings"]
     cpu, loop_cpu, api_cpu = used.tolist()
-    row = {"extender": served.kind, "nodes": served.nodes, "candidates": len(served.names),
+    row = {"extender": served.kind, "nodes": served.nodes, "candidates": served.candidates.count,
            "pods": pods, "writes_per_s": writes_per_s, "pods_per_s": pods / result["elapsed"],
            "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
            "cpu_ms_per_pod": cpu / pods * 1000, "loop_ms_per_pod": loop_cpu / pods * 1000,

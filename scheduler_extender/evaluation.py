@@ -52,6 +52,11 @@ class Evaluation:
     rows: np.ndarray
     """Topology row of each candidate (-1: unknown node)."""
 
+    @property
+    def all_fit(self) -> bool:
+        """Every candidate fits: each one that does not has its refusals."""
+        return not self.refusals
+
 
 @dataclass(frozen=True, slots=True)
 class Shape:
@@ -142,6 +147,8 @@ class FitTables:
             if table is None:
                 return evaluate(shape, names, rows, cluster, now)
             fits = table.fits[rows] & (rows >= 0)  # row -1 (unknown) reads the last entry: masked
+            if fits.all():  # the common case: no candidate to look at again
+                return Evaluation(fits=fits, headroom=table.headroom[rows], refusals={}, rows=rows)
             headroom = np.where(fits, table.headroom[rows], np.nan)
             refusals, again = {}, []
             for index in np.flatnonzero(~fits).tolist():

@@ -135,6 +135,8 @@ class Cycle:
         list comparison, not a lookup per name."""
         evaluation = self.evaluation
         if names == self.passed:
+            if evaluation.all_fit:
+                return evaluation.fits, evaluation.headroom
             return np.ones(len(names), dtype=bool), evaluation.headroom[evaluation.fits]
         column = np.full(len(rows.position), -1, dtype=np.int64)
         known = evaluation.rows >= 0
@@ -238,7 +240,7 @@ class Scheduler:
             return
         topology = state.topology
         evaluation = self._evaluate(pod, requirements, names, topology, topology.rows.rows_of(names))
-        if evaluation.fits.all():  # the common case: nothing to pick out name by name
+        if evaluation.all_fit:  # the common case: nothing to pick out name by name
             result.passed = names
         else:
             fits = evaluation.fits.tolist()
@@ -345,7 +347,8 @@ class Scheduler:
         kube-scheduler calls prioritize right after filter with the nodes that passed:
         the batch check runs once per pod and cycle. Binds in between (other pods'
         binding cycles run concurrently) only make its scores a few milliseconds old;
-        bind checks again. A new topology, or the pod's next cycle, replaces it."""
+        bind checks again. A new topology, or the pod's next cycle, replaces it; the
+        prioritize call takes it (``_cycle_of``)."""
         key = (_uid(pod), requirements, self.state.generation)
         self._cycles[key] = cycle
         self._cycles.move_to_end(key)
@@ -355,7 +358,10 @@ class Scheduler:
     def _cycle_of(
         self, pod: Pod, requirements: PodRequirements, names: list[str], rows: NodeRows
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        kept = self._cycles.get((_uid(pod), requirements, self.state.generation))
+        """The cycle's (fits, headroom) for ``names``, taken out of the cache: kube-scheduler
+        calls prioritize once per cycle. Its candidate list then goes while the comparison
+        with ``names`` has just read it, not 32 cycles later from cold memory."""
+        kept = self._cycles.pop((_uid(pod), requirements, self.state.generation), None)
         return kept.of(names, rows) if kept is not None else None
 
     # -- bind --------------------------------------------------------------------------

@@ -19,13 +19,44 @@ def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch
     calls = counting_checks(monkeypatch, plans=False)
     passed = scheduler.filter(pod, names).passed
     assert passed and len(passed) < len(names)  # 15G does not fit the 10G nodes
+    evaluations = counting_evaluations(scheduler, monkeypatch)
     scores = scheduler.prioritize(pod, passed)
     assert calls == [len(names)]  # one batch check for the cycle
+    assert evaluations == []  # prioritize read the filter's evaluation
     assert scores == [fresh[name] for name in passed]
     # Another extender after netsched may drop nodes: a subset, in any order, is still this cycle's.
+    passed = scheduler.filter(pod, names).passed  # the pod's next cycle
     fewer = passed[::-2]
     assert scheduler.prioritize(pod, fewer) == [fresh[name] for name in fewer]
+    assert evaluations == [len(names)]  # the filter's, from the shape's table
     assert calls == [len(names)]
+
+
+def test_prioritize_takes_its_cycle(extender, source, monkeypatch):
+    """kube-scheduler calls prioritize once per cycle: the cycle goes with that call, and a
+    second call (none comes from kube-scheduler) computes its answer again, the same."""
+    scheduler = extender.scheduler
+    names = extender.state.node_names()
+    pod = source.apply(make_pod("api", {ann.EGRESS_BANDWIDTH: "2G"}))
+    passed = scheduler.filter(pod, names).passed
+    evaluations = counting_evaluations(scheduler, monkeypatch)
+    first = scheduler.prioritize(pod, passed)
+    assert evaluations == []
+    assert scheduler.prioritize(pod, passed) == first
+    assert evaluations == [len(passed)]
+
+
+def counting_evaluations(scheduler, monkeypatch) -> list[int]:
+    """The number of candidates of each evaluation the scheduler runs (a cycle read is none)."""
+    calls: list[int] = []
+    evaluate = scheduler._evaluate
+
+    def counted(pod, requirements, names, *args):
+        calls.append(len(names))
+        return evaluate(pod, requirements, names, *args)
+
+    monkeypatch.setattr(scheduler, "_evaluate", counted)
+    return calls
 
 
 def test_a_new_topology_or_an_unknown_candidate_computes_again(extender, source, monkeypatch):

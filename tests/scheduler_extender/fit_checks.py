@@ -23,3 +23,16 @@ def counting_checks(monkeypatch, *, plans: bool = True) -> list[int | str]:
     if plans:
         monkeypatch.setattr(evaluation_module, "plan_on_node", counted_plan)
     return calls
+
+
+def counting_evaluations(scheduler, monkeypatch) -> list[int]:
+    """The number of candidates of each evaluation the scheduler runs (a cycle read is none)."""
+    calls: list[int] = []
+    evaluate = scheduler._evaluate
+
+    def counted(pod, requirements, names, *args):
+        calls.append(len(names))
+        return evaluate(pod, requirements, names, *args)
+
+    monkeypatch.setattr(scheduler, "_evaluate", counted)
+    return calls

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from contract import annotations as ann
-from contract.objects import Node, Pod
+from contract.objects import Node, NodeNetwork, Pod
 from scheduler_extender.app import create_app
 from scheduler_extender.cluster import ClusterSnapshot
 from scheduler_extender.extender import Extender
@@ -18,27 +18,31 @@ from scheduler_extender.file_source import FileClusterSource
 from scheduler_extender.scheduler import SchedulerSettings
 from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.conftest import load_fixture, make_pod
+from tests.kubernetes.conftest import node_network_object
+from tests.scheduler_extender.fit_checks import counting_evaluations
 
 REAL = "kube-scheduler-v1.36/"
 FILTER_REPLY_KEYS = {"Nodes", "NodeNames", "FailedNodes", "FailedAndUnresolvableNodes", "Error"}
 
 
 @pytest.fixture
-def real_cluster() -> Iterator[tuple[httpx.Client, FileClusterSource]]:
-    """The three nodes the real kube-scheduler saw, and the pods it scheduled, pending."""
+def real_cluster() -> Iterator[tuple[httpx.Client, FileClusterSource, Extender]]:
+    """The three nodes the real kube-scheduler saw, each with a NodeNetwork report, and the
+    pods it scheduled, pending."""
     nodes = [Node.model_validate(item) for item in load_fixture(REAL + "nocache-filter.json")["Nodes"]["items"]]
+    reports = [NodeNetwork.model_validate(node_network_object(node.metadata.name)) for node in nodes]
     pods = [Pod.model_validate(load_fixture(REAL + name)["Pod"])
             for name in ("bind-filter.json", "nodecache-filter.json", "nocache-filter.json")]
-    source = FileClusterSource(ClusterSnapshot(nodes=nodes, pods=pods))
+    source = FileClusterSource(ClusterSnapshot(nodes=nodes, node_networks=reports, pods=pods))
     # The capturing kube-scheduler called the extender from its default profile.
     extender = Extender.build(source, settings=SchedulerSettings(scheduler_names=frozenset({"default-scheduler"})))
     with BackgroundServer(create_app(extender), ServeOptions(port=0)) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client, source
+        yield client, source, extender
 
 
 def test_node_cache_filter_answers_node_names(real_cluster):
-    client, _ = real_cluster
+    client, *_ = real_cluster
     body = load_fixture(REAL + "nodecache-filter.json")
     assert body["Nodes"] is None
     reply = client.post("/filter", json=body)
@@ -53,7 +57,7 @@ def test_node_cache_filter_answers_node_names(real_cluster):
 
 def test_filter_without_node_cache_answers_the_node_list(real_cluster):
     """Without nodeCacheCapable kube-scheduler reads only Nodes: a NodeNames-only reply would drop every node."""
-    client, _ = real_cluster
+    client, *_ = real_cluster
     body = load_fixture(REAL + "nocache-filter.json")
     assert body["NodeNames"] is None
     result = client.post("/filter", json=body).json()
@@ -63,14 +67,34 @@ def test_filter_without_node_cache_answers_the_node_list(real_cluster):
 
 @pytest.mark.parametrize("name", ["nodecache-prioritize.json", "nocache-prioritize.json", "bind-prioritize.json"])
 def test_prioritize_scores_pods_without_annotations_neutrally(real_cluster, name):
-    client, _ = real_cluster
+    client, *_ = real_cluster
     body = load_fixture(REAL + name)
     names = body["NodeNames"] or [n["metadata"]["name"] for n in body["Nodes"]["items"]]
     assert client.post("/prioritize", json=body).json() == [{"Host": n, "Score": 0} for n in names]
 
 
+def test_prioritize_reads_the_filter_of_its_cycle_as_kube_scheduler_sends_them(real_cluster, monkeypatch):
+    """One scheduling cycle as the real kube-scheduler sent it: prioritize carries fewer nodes
+    than filter did (node-b and node-c of the three). With bandwidth asked, prioritize reads
+    the filter's evaluation instead of checking again, and takes it: a second prioritize
+    (kube-scheduler sends none) checks again and scores the same."""
+    client, _, extender = real_cluster
+    filter_body, prioritize_body = (load_fixture(REAL + f"nodecache-{verb}.json") for verb in ("filter", "prioritize"))
+    assert filter_body["Pod"]["metadata"]["uid"] == prioritize_body["Pod"]["metadata"]["uid"]
+    assert set(prioritize_body["NodeNames"]) < set(filter_body["NodeNames"])
+    for body in (filter_body, prioritize_body):
+        body["Pod"]["metadata"]["annotations"][ann.EGRESS_BANDWIDTH] = "100M"
+    assert client.post("/filter", json=filter_body).json()["NodeNames"] == filter_body["NodeNames"]
+    evaluations = counting_evaluations(extender.scheduler, monkeypatch)
+    first = client.post("/prioritize", json=prioritize_body).json()
+    assert evaluations == []
+    assert [entry["Host"] for entry in first] == prioritize_body["NodeNames"]
+    assert client.post("/prioritize", json=prioritize_body).json() == first
+    assert evaluations == [len(prioritize_body["NodeNames"])]
+
+
 def test_bind_creates_the_binding(real_cluster):
-    client, source = real_cluster
+    client, source, _ = real_cluster
     client.post("/filter", json=load_fixture(REAL + "bind-filter.json"))
     body = load_fixture(REAL + "bind-bind.json")
     assert client.post("/bind", json=body).json() == {"Error": ""}
@@ -84,7 +108,7 @@ def test_bind_creates_the_binding(real_cluster):
 
 
 def test_preempt_keeps_kube_schedulers_victims_for_pods_without_bandwidth(real_cluster):
-    client, _ = real_cluster
+    client, *_ = real_cluster
     body = load_fixture(REAL + "preempt-extender-nodecache-preempt.json")
     assert body["NodeNameToVictims"] is None
     assert client.post("/preempt", json=body).json() == {"NodeNameToMetaVictims": body["NodeNameToMetaVictims"]}

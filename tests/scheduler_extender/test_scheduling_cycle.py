@@ -7,7 +7,7 @@ import json
 
 from contract import annotations as ann
 from tests.conftest import make_pod
-from tests.scheduler_extender.fit_checks import counting_checks
+from tests.scheduler_extender.fit_checks import counting_checks, counting_evaluations
 
 
 def test_prioritize_reuses_the_filter_of_its_cycle(extender, source, monkeypatch):
@@ -44,19 +44,6 @@ def test_prioritize_takes_its_cycle(extender, source, monkeypatch):
     assert evaluations == []
     assert scheduler.prioritize(pod, passed) == first
     assert evaluations == [len(passed)]
-
-
-def counting_evaluations(scheduler, monkeypatch) -> list[int]:
-    """The number of candidates of each evaluation the scheduler runs (a cycle read is none)."""
-    calls: list[int] = []
-    evaluate = scheduler._evaluate
-
-    def counted(pod, requirements, names, *args):
-        calls.append(len(names))
-        return evaluate(pod, requirements, names, *args)
-
-    monkeypatch.setattr(scheduler, "_evaluate", counted)
-    return calls
 
 
 def test_a_new_topology_or_an_unknown_candidate_computes_again(extender, source, monkeypatch):

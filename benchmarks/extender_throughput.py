@@ -17,7 +17,8 @@ Per configuration, processes on loopback:
   extender with a bind verb pays;
 - this process, playing kube-scheduler: the scheduling cycle is serial (POST /filter with
   as many candidates as kube-scheduler sends by default, each pod the next window of the
-  node list (``Candidates``), /prioritize with those that passed, pick the best), and each binding cycle runs on its own, as kube-scheduler starts a goroutine
+  node list (``Candidates``), /prioritize with those that passed, pick the best), and each
+  binding cycle runs on its own, as kube-scheduler starts a goroutine
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
   up to ``--binds-in-flight`` (64) at once. Like kube-scheduler, it lists and watches the
   pods not finished (its pod informer), so each API server sends every bound pod to it,

@@ -360,7 +360,7 @@ class Scheduler:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The cycle's (fits, headroom) for ``names``, taken out of the cache: kube-scheduler
         calls prioritize once per cycle. Its candidate list then goes while the comparison
-        with ``names`` has just read it, not 32 cycles later from cold memory."""
+        with ``names`` has just read it, not ``CACHED_CYCLES`` cycles later from cold memory."""
         kept = self._cycles.pop((_uid(pod), requirements, self.state.generation), None)
         return kept.of(names, rows) if kept is not None else None
 

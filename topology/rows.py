@@ -73,9 +73,11 @@ class NodeRows:
         """Row of each name; -1 for names the topology does not know."""
         if len(names) > 1:
             try:  # every name known, the common case: one C call for the lot, half the cost of a lookup each
-                return np.array(itemgetter(*names)(self.position), dtype=np.int64)
+                found = itemgetter(*names)(self.position)
             except KeyError:
                 pass
+            else:  # fromiter: the dtype is given, so no pass over the items to find one (np.array)
+                return np.fromiter(found, dtype=np.int64, count=len(names))
         return np.fromiter(map(self.position.get, names, repeat(-1)), dtype=np.int64, count=len(names))
 
     def hops_between(self, rows: np.ndarray, row: int) -> np.ndarray:

@@ -39,6 +39,13 @@ ratio of netsched's pods/s to the pass-through's.
     .venv/bin/python benchmarks/extender_throughput.py [--sizes 500 2000] [--pods 1500] [--turn 50]
     .venv/bin/python benchmarks/extender_throughput.py --writes  # 5,000 nodes, kubelet rates
     .venv/bin/python benchmarks/extender_throughput.py --ablate pod-watch  # netsched without a step
+    .venv/bin/python benchmarks/extender_throughput.py --pin  # the extender on a core of its own
+
+``--pin`` gives the extender a core of its own, as deployed: netsched's extender is a
+Deployment of its own (deploy/base/extender.yaml), so it shares no core with kube-scheduler
+or kube-apiserver. The extenders run on the last core, the API servers and this process on
+the others; the two extenders take turns, so one of them is busy at a time. Without it all
+processes share every core, and the extender's work competes with the stand-ins' for CPU.
 
 ``--ablate`` takes steps out of netsched (its answers are then wrong on purpose): ``filter``
 passes every node (prioritize then runs the fit check itself, as it does for a pod whose
@@ -185,12 +192,14 @@ def ablate(parts: tuple[str, ...]) -> None:
             None if resource.name == "pods" else follow(self, resource))
 
 
-def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = ()) -> None:
+def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None) -> None:
     import uvicorn
 
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
 
     ablate(ablated)
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
     source = KubernetesClusterSource(api_client(kubeconfig))
     if kind == "netsched":
@@ -436,8 +445,9 @@ class Stack:
 
 @contextmanager
 def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-          freeze_api: bool = True, ablated: tuple[str, ...] = ()) -> Iterator[Stack]:
-    """Start the in-test API server and ``kind``'s extender; stop both on the way out."""
+          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None) -> Iterator[Stack]:
+    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given);
+    stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
@@ -453,7 +463,8 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated), daemon=True)
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core),
+                                 daemon=True)
         served.start()
         informer = PodInformer(api_port)
         informer.start()
@@ -472,9 +483,10 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
 
 
 def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-            binds_in_flight: int, burst: bool = False, freeze_api: bool = True) -> dict[str, Any]:
+            binds_in_flight: int, burst: bool = False, freeze_api: bool = True,
+            core: int | None = None) -> dict[str, Any]:
     """One extender alone: every pending pod in one go."""
-    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api) as served:
+    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core) as served:
         served.go.set()
         time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
         before = usage(served)
@@ -485,13 +497,13 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
                          burst: bool = False, freeze_api: bool = True,
-                         ablated: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+                         ablated: tuple[str, ...] = (), core: int | None = None) -> dict[str, dict[str, Any]]:
     """Both extenders up at once, each with its own API server, taking turns of ``turn``
     pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
     load lasting longer than a couple of turns falls on both alike. A turn ends when its
     last bind is answered, so the next one starts on a quiet machine."""
-    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api) as passthrough,
-          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated) as netsched):
+    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core) as passthrough,
+          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core) as netsched):
         stacks = (passthrough, netsched)
         results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
                                  "errors": [], "most_in_flight": 0} for served in stacks}
@@ -565,6 +577,16 @@ def print_summary(nodes: int, rows: list[dict]) -> None:
           f"{statistics.median(passthrough_cpu):.2f}, netsched {statistics.median(netsched_cpu):.2f}", flush=True)
 
 
+def apart() -> int:
+    """``--pin``: this process, and the API servers it starts, leave the last core to the
+    extenders; the core they get."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--pin needs two cores")
+    os.sched_setaffinity(0, cores[:-1])
+    return cores[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
@@ -584,10 +606,14 @@ def main() -> None:
                         help="take these steps out of netsched (wrong answers, on purpose): what each costs")
     parser.add_argument("--api-full-collections", action="store_true",
                         help="leave the API server's seeded objects to Python's cyclic collector")
+    parser.add_argument("--pin", action="store_true",
+                        help="the extenders on the last core alone, everything else on the others")
     args = parser.parse_args()
+    core = apart() if args.pin else None
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
-          "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else ""))
+          "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else "")
+          + (f"; the extenders on core {core} alone" if core is not None else ""))
     print(HEADER)
     if args.writes:
         rate = args.write_nodes / KUBELET_STATUS_SECONDS
@@ -595,7 +621,7 @@ def main() -> None:
             baseline = None
             for factor in args.write_factors:
                 row = measure("netsched", args.write_nodes, args.pods, args.api_latency_ms, rate * factor,
-                              args.binds_in_flight, freeze_api=not args.api_full_collections)
+                              args.binds_in_flight, freeze_api=not args.api_full_collections, core=core)
                 print_row(row, baseline)
                 baseline = baseline or row
     else:
@@ -604,7 +630,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
                                             args.burst, freeze_api=not args.api_full_collections,
-                                            ablated=tuple(args.ablate))
+                                            ablated=tuple(args.ablate), core=core)
                 print_row(rows["passthrough"], None)
                 print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()

@@ -337,6 +337,9 @@ def schedule(port: int, pods: list[dict], candidates: Candidates, binds_in_fligh
             if answer["Error"]:
                 with lock:
                     errors.append(answer["Error"])
+        except Exception as error:  # no one reads the pool's futures: a failed bind counts here
+            with lock:
+                errors.append(f"bind of {pod['metadata']['name']}: {error!r}")
         finally:
             with lock:
                 in_flight -= 1

@@ -28,6 +28,10 @@ pod and the PodScheduled condition set, not appended, in the same write). Faults
 tests: ``fault`` (a callable that may answer any request with an ``ApiError``),
 ``drop_watches()`` (streams cut mid-way, without their last chunk) and
 ``expire_watches()`` (history compacted, open streams told ``410``).
+
+Connections stay open between requests (HTTP/1.1 keep-alive), as kube-apiserver's do:
+the official client's pool reuses them, so a client meets what it meets in a cluster,
+a pooled connection the server has since closed included (``pause()`` closes them all).
 """
 
 from __future__ import annotations
@@ -252,6 +256,10 @@ class FakeKubeAPI:
         wakes only the watches of its resource, as kube-apiserver's watch cache (one per
         resource) dispatches an event only to that resource's watchers."""
         self._watches: set[_OpenWatch] = set()
+        self._connections: set[socket.socket] = set()
+        """Client connections open now (kept alive between requests); guarded by ``_lock``."""
+        self.connections_accepted = 0
+        """Client connections accepted since the server was made."""
         self.bookmark_interval = 1.0
         """Seconds between BOOKMARK events on watches that allow them."""
         self.fault: Callable[[str, str], ApiError | None] | None = None
@@ -284,15 +292,30 @@ class FakeKubeAPI:
 
     def pause(self) -> None:
         """Stop listening: clients get "connection refused" until :meth:`resume`.
-        Open watch streams are cut, as a server going away would."""
+        Open watch streams are cut and kept-alive connections closed, as a server going
+        away would: a client's pooled connection is dead from then on."""
         if self._server is None:
             return
         self.drop_watches()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            open_now = list(self._connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):  # the client may have closed it already
+                connection.shutdown(socket.SHUT_RDWR)
         assert self._thread is not None
         self._thread.join(timeout=5)
         self._server = self._thread = None
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            self.connections_accepted += 1
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
 
     def write_kubeconfig(self, path: Path) -> Path:
         """A kubeconfig file pointing at this server (JSON is valid YAML)."""
@@ -939,8 +962,19 @@ class _Listener(ThreadingHTTPServer):
 
 def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.0: one request per connection, so pause() really takes the API away.
-        protocol_version = "HTTP/1.0"
+        # HTTP/1.1: a connection serves request after request until either side closes it.
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Go's net package turns Nagle's algorithm off on every TCP connection: a reply's
+            # header and body, written apart, go out at once, not after the client's delayed ACK.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            api._opened(self.connection)
+
+        def finish(self) -> None:
+            api._closed(self.connection)
+            super().finish()
 
         def _serve(self) -> None:
             if self.command == "GET" and _is_watch(self.path):
@@ -978,11 +1012,9 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             # A watch is a chunked HTTP/1.1 stream, one JSON event per line.
-            self.protocol_version = "HTTP/1.1"
             self.send_response(200, "OK")
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Connection", "close")
             self.end_headers()
             try:
                 for event in events:
@@ -990,10 +1022,11 @@ def _handler_for(api: FakeKubeAPI) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.write(b"0\r\n\r\n")
             except WatchDropped:
+                self.close_connection = True
                 with contextlib.suppress(OSError):  # the client had already gone (ENOTCONN)
                     self.connection.shutdown(socket.SHUT_RDWR)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client went away
+                self.close_connection = True  # the client went away
             finally:
                 events.close()  # type: ignore[attr-defined]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -145,3 +147,29 @@ def test_pause_takes_the_api_away_and_resume_brings_it_back(
     assert "refused" in str(away.value).lower() or "max retries" in str(away.value).lower()
     kube_api.resume()
     assert core.read_node("node-1", _request_timeout=2).metadata.name == "node-1"
+
+
+def test_connections_stay_open_between_requests(kube_api: FakeKubeAPI, api: client.ApiClient) -> None:
+    """kube-apiserver keeps an HTTP/1.1 connection open after each answer, and the official
+    client's pool sends its next request on it: five reads, one connection. Like every Go
+    TCP connection it has Nagle's algorithm off, or each answer's body would wait for the
+    client's delayed ACK of its header."""
+    core = client.CoreV1Api(api)
+    kube_api.seed("/api/v1/nodes", {"metadata": {"name": "node-1"}})
+    for _ in range(5):
+        assert core.read_node("node-1", _request_timeout=2).metadata.name == "node-1"
+    assert kube_api.connections_accepted == 1
+    (connection,) = kube_api._connections
+    assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced(kube_api: FakeKubeAPI, api: client.ApiClient) -> None:
+    """A server that goes away closes its kept-alive connections (an API server restart): the
+    client's pooled one is dead, and the next request after the restart opens a new one."""
+    core = client.CoreV1Api(api)
+    kube_api.seed("/api/v1/nodes", {"metadata": {"name": "node-1"}})
+    core.read_node("node-1", _request_timeout=2)
+    kube_api.pause()
+    kube_api.resume()
+    assert core.read_node("node-1", _request_timeout=2).metadata.name == "node-1"
+    assert kube_api.connections_accepted == 2

@@ -43,11 +43,15 @@ def test_a_watch_is_a_chunked_stream_of_json_lines(kube_api: FakeKubeAPI):
             b"Host: x\r\n\r\n"
         )
         raw = b""
-        while chunk := sock.recv(65536):
+        while not raw.endswith(b"0\r\n\r\n") and (chunk := sock.recv(65536)):
             raw += chunk
+        # The stream's end is not the connection's: kube-apiserver keeps it for the next request.
+        sock.sendall(b"GET /api/v1/namespaces/default/pods/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        after = sock.recv(65536)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
     assert body.endswith(b"0\r\n\r\n"), "a clean end after timeoutSeconds"
+    assert after.startswith(b"HTTP/1.1 200"), after[:100]
     size, _, rest = body.partition(b"\r\n")
     line = rest[: int(size, 16)]
     event = json.loads(line)

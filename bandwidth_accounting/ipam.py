@@ -1,13 +1,15 @@
 """Addresses and MACs for network attachments.
 
 The ledger knows every address in use (it reads them from the reservations), so
-allocation is a pure function of the network's range and that set: no IPAM store to
-keep in sync, and a restart cannot hand out an address twice.
+allocation is a pure function of the network's range and those addresses: no IPAM store
+to keep in sync, and a restart cannot hand out an address twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 
 from contract.objects import NetworkSpec
 
@@ -31,19 +33,34 @@ def pool(spec: NetworkSpec) -> range:
     return range(start, end + 1)
 
 
-def allocate_address(spec: NetworkSpec, in_use: set[int]) -> str:
+def allocate_address(spec: NetworkSpec, in_use: Sequence[int]) -> str:
     """The first free address of the pool, as ``ip/prefix``; raise when none is left.
 
-    Integers, not address objects: a busy network has thousands in use, and this runs
-    on every bind.
+    ``in_use`` is ascending, without repeats (the ledger keeps it so). Integers, not
+    address objects, and no walk past each address taken: a busy network has thousands
+    in use, and this runs on every bind, under the ledger's lock.
     """
     assert spec.subnet is not None
-    taken = in_use if spec.gateway is None else in_use | {int(spec.gateway)}
-    address_type = type(spec.subnet.network_address)
-    for candidate in pool(spec):
-        if candidate not in taken:
-            return f"{address_type(candidate)}/{spec.subnet.prefixlen}"
-    raise AddressPoolExhausted(f"no free address left in {spec.subnet}")
+    candidates = pool(spec)
+    address = first_free(in_use, candidates.start)
+    if spec.gateway is not None and address == int(spec.gateway):
+        address = first_free(in_use, address + 1)
+    if address not in candidates:
+        raise AddressPoolExhausted(f"no free address left in {spec.subnet}")
+    return f"{type(spec.subnet.network_address)(address)}/{spec.subnet.prefixlen}"
+
+
+def first_free(taken: Sequence[int], start: int) -> int:
+    """The lowest address from ``start`` on that is not in ``taken`` (ascending, no repeats).
+
+    While every address from ``start`` on is taken, ``taken[low + k] == start + k``, so
+    ``taken[j] - j`` stays ``start - low``; at the first gap it grows, and along an
+    ascending list without repeats it never shrinks: the gap is found by bisection.
+    """
+    low = bisect_left(taken, start)
+    offset = start - low
+    gap = bisect_right(range(len(taken)), offset, lo=low, key=lambda j: taken[j] - j)
+    return gap + offset
 
 
 def derived_mac(pod_uid: str, network: str) -> str:

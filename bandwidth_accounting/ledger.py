@@ -18,8 +18,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -178,6 +179,8 @@ class Ledger:
         self._holdings: dict[str, Holding] = {}
         self._by_node: dict[str, dict[str, Holding]] = defaultdict(dict)  # node → uid → holding
         self._addresses: dict[str, dict[int, str]] = defaultdict(dict)  # network → address → uid
+        self._addresses_in_order: dict[str, list[int]] = defaultdict(list)
+        """network → the same addresses, ascending: allocation bisects them (``ipam.first_free``)."""
         self._by_namespace: dict[str, list[int]] = {}  # namespace → reserved (ingress, egress), all interfaces
         self._version = 0
         self.changes = ChangeJournal()
@@ -282,9 +285,10 @@ class Ledger:
         """UID of the pod holding ``address`` on ``network``, if any."""
         return self._addresses.get(network, {}).get(int(ipaddress.ip_address(address)))
 
-    def addresses_in_use(self, network: str) -> set[int]:
-        """Addresses held on ``network``, as integers (what allocation compares)."""
-        return set(self._addresses.get(network, {}))
+    def addresses_in_use(self, network: str) -> Sequence[int]:
+        """Addresses held on ``network``, as integers in ascending order (what allocation
+        reads). The ledger's own list, not a copy: read it with the ledger locked."""
+        return self._addresses_in_order.get(network, ())
 
     def node_view(self, node: str, excluding: Iterable[str] = ()) -> Ledger:
         """A private copy of one node's budgets without the given pods: "what if they left?"."""
@@ -443,6 +447,7 @@ class Ledger:
             self._by_node.clear()
             self._by_namespace.clear()
             self._addresses.clear()
+            self._addresses_in_order.clear()
             for holding in holdings:
                 self.record(holding)
             self.changes.reset()
@@ -493,7 +498,10 @@ class Ledger:
         for attachment in holding.reservation.attachments:
             if attachment.ip is not None:
                 address = int(ipaddress.ip_interface(attachment.ip).ip)
-                self._addresses[attachment.network][address] = holding.uid
+                held = self._addresses[attachment.network]
+                if address not in held:
+                    insort(self._addresses_in_order[attachment.network], address)
+                held[address] = holding.uid
         self._holdings[holding.uid] = holding
         self._by_node[holding.node][holding.uid] = holding
         self._version += 1
@@ -518,6 +526,8 @@ class Ledger:
                 address = int(ipaddress.ip_interface(attachment.ip).ip)
                 if self._addresses[attachment.network].get(address) == holding.uid:
                     del self._addresses[attachment.network][address]
+                    in_order = self._addresses_in_order[attachment.network]
+                    del in_order[bisect_left(in_order, address)]
         if in_namespace == [0, 0]:
             del self._by_namespace[holding.namespace]
         del self._holdings[holding.uid]

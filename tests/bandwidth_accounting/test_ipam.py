@@ -1,9 +1,11 @@
+import bisect
 import ipaddress
+import random
 import re
 
 import pytest
 
-from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac, pool
+from bandwidth_accounting.ipam import AddressPoolExhausted, allocate_address, derived_mac, first_free, pool
 from contract.objects import NetworkSpec
 
 
@@ -11,13 +13,14 @@ def spec(**fields) -> NetworkSpec:
     return NetworkSpec.model_validate({"mode": "macvlan", **fields})
 
 
-def used(*addresses: str) -> set[int]:
-    return {int(ipaddress.ip_address(a)) for a in addresses}
+def used(*addresses: str) -> list[int]:
+    """Addresses in use as the ledger hands them over: integers, ascending."""
+    return sorted(int(ipaddress.ip_address(a)) for a in addresses)
 
 
 def test_allocates_from_the_range_skipping_used_and_gateway():
     network = spec(subnet="10.0.0.0/24", rangeStart="10.0.0.1", rangeEnd="10.0.0.4", gateway="10.0.0.1")
-    assert allocate_address(network, set()) == "10.0.0.2/24"
+    assert allocate_address(network, []) == "10.0.0.2/24"
     assert allocate_address(network, used("10.0.0.2")) == "10.0.0.3/24"
 
 
@@ -27,12 +30,12 @@ def test_subnet_pool_excludes_network_and_broadcast():
 
 def test_never_hands_out_an_address_twice_until_the_pool_is_empty():
     network = spec(subnet="10.0.0.0/29")
-    taken: set[int] = set()
+    taken: list[int] = []
     for _ in range(6):
         address = int(ipaddress.ip_interface(allocate_address(network, taken)).ip)
         assert address not in taken
-        taken.add(address)
-    assert taken == set(pool(network))
+        bisect.insort(taken, address)
+    assert taken == list(pool(network))
     with pytest.raises(AddressPoolExhausted, match="no free address left in 10.0.0.0/29"):
         allocate_address(network, taken)
 
@@ -40,7 +43,7 @@ def test_never_hands_out_an_address_twice_until_the_pool_is_empty():
 def test_ipv6_ranges_stay_ipv6():
     network = spec(subnet="fd00::/64", rangeStart="fd00::10", rangeEnd="fd00::11")
     assert allocate_address(network, used("fd00::10")) == "fd00::11/64"
-    assert allocate_address(spec(subnet="fd00::/126"), set()) == "fd00::1/126"
+    assert allocate_address(spec(subnet="fd00::/126"), []) == "fd00::1/126"
 
 
 def test_derived_macs_are_stable_unicast_and_local():
@@ -76,3 +79,28 @@ def test_a_network_without_a_subnet_has_no_pool():
 
 def test_derived_macs_are_six_octets():
     assert re.fullmatch(r"02(:[0-9a-f]{2}){5}", derived_mac("uid-1", "storage"))
+
+
+def test_the_first_free_address_is_the_lowest_one_not_taken():
+    """Bisection gives what walking the addresses one by one gives, wherever the gaps are."""
+    generator = random.Random(7)
+    for _ in range(300):
+        taken = sorted(generator.sample(range(100, 160), generator.randint(0, 60)))
+        start = generator.randint(95, 165)
+        walked = next(address for address in range(start, 1000) if address not in taken)
+        assert first_free(taken, start) == walked, (taken, start)
+
+
+def test_the_gateway_is_skipped_where_the_free_addresses_begin():
+    network = spec(subnet="10.0.0.0/24", gateway="10.0.0.3")
+    assert allocate_address(network, used("10.0.0.1", "10.0.0.2")) == "10.0.0.4/24"
+    assert allocate_address(network, used("10.0.0.1", "10.0.0.2", "10.0.0.4")) == "10.0.0.5/24"
+    assert allocate_address(network, used("10.0.0.2")) == "10.0.0.1/24"
+    full = spec(subnet="10.0.0.0/30", gateway="10.0.0.2")
+    with pytest.raises(AddressPoolExhausted):
+        allocate_address(full, used("10.0.0.1"))
+
+
+def test_addresses_taken_outside_the_range_do_not_count():
+    network = spec(subnet="10.0.0.0/24", rangeStart="10.0.0.10", rangeEnd="10.0.0.12")
+    assert allocate_address(network, used("10.0.0.5", "10.0.0.10", "10.0.0.200")) == "10.0.0.11/24"

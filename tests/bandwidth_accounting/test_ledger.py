@@ -1,5 +1,6 @@
 """The ledger's promise: never past capacity, whatever the sequence of reserve, release and rebuild."""
 
+import ipaddress
 import logging
 
 import numpy as np
@@ -88,6 +89,16 @@ class LedgerMachine(RuleBasedStateMachine):
         addresses = [a.ip for r in self.model.values() for a in r.attachments]
         assert len(addresses) == len(set(addresses))
         assert {h.uid for h in self.ledger.holdings()} == set(self.model)
+
+    @invariant()
+    def addresses_in_use_are_those_held_in_ascending_order(self):
+        """What allocation bisects (``ipam.first_free``) follows every reserve, release and rebuild."""
+        held: dict[str, list[int]] = {}
+        for reservation in self.model.values():
+            for attachment in reservation.attachments:
+                held.setdefault(attachment.network, []).append(int(ipaddress.ip_interface(attachment.ip).ip))
+        for network in {"storage", *held}:
+            assert list(self.ledger.addresses_in_use(network)) == sorted(held.get(network, []))
 
 
 TestLedgerMachine = LedgerMachine.TestCase

@@ -4,7 +4,8 @@ Per configuration, processes on loopback:
 
 - the in-test API server (tests/kube_api) holding the nodes, their NodeNetworks and the
   pending pods, with ``--api-latency-ms`` added to every request it serves (a real
-  kube-apiserver writes to etcd before it answers); optionally kubelets' Node status
+  kube-apiserver writes to etcd before it answers) and its connections kept open between
+  requests, as kube-apiserver's are; optionally kubelets' Node status
   writes (full Node objects, as the watch delivers them) at ``--write-factors`` times a
   kubelet's rate. Its seeded objects are kept out of Python's cyclic collector
   (``gc.freeze``): kube-apiserver's Go collector runs beside its handlers, while this

@@ -57,6 +57,11 @@ def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(seconds) * 1000, max(seconds) * 1000
 
 
+def microseconds(call: Callable[[], object], repeat: int) -> float:
+    """Median microseconds of ``repeat`` calls (``timed``)."""
+    return timed(call, repeat)[0] * 1000
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())

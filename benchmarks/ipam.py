@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import time
-from collections.abc import Callable
 
-from extender_inprocess import machine
+from extender_inprocess import machine, microseconds
 
 from bandwidth_accounting.ipam import allocate_address, pool
 from bandwidth_accounting.ledger import Ledger
@@ -52,15 +50,6 @@ def walk(spec: NetworkSpec, ledger: Ledger) -> str:
     raise RuntimeError("pool exhausted")
 
 
-def median_us(step: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        begin = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - begin)
-    return sorted(times)[len(times) // 2] * 1e6
-
-
 def measure(size: int, repeat: int) -> dict[str, float]:
     ledger = Ledger()
     ledger.set_usable({("n", "eth1"): (0, 0)})
@@ -82,10 +71,10 @@ def measure(size: int, repeat: int) -> dict[str, float]:
         ledger.release("pod-0")
 
     return {
-        "allocate": median_us(lambda: allocate_address(SPEC, ledger.addresses_in_use(NETWORK)), repeat),
-        "walk": median_us(lambda: walk(SPEC, ledger), max(repeat // 10, 5)),
-        "reserve + release": median_us(reserve_release, repeat),
-        "low address again": median_us(low_again, repeat),
+        "allocate": microseconds(lambda: allocate_address(SPEC, ledger.addresses_in_use(NETWORK)), repeat),
+        "walk": microseconds(lambda: walk(SPEC, ledger), max(repeat // 10, 5)),
+        "reserve + release": microseconds(reserve_release, repeat),
+        "low address again": microseconds(low_again, repeat),
     }
 
 

@@ -611,19 +611,13 @@ class Scheduler:
         used = self.state.ledger.namespace_reserved(pod.metadata.effective_namespace)
         return [Refusal(Cause.POLICY, problem) for problem in policy_problems(requirements, policies, used)]
 
-    def _peer_rows(self, pod: Pod, requirements: PodRequirements, rows: NodeRows) -> list[int]:
-        """Topology rows of the nodes running the pod's peers (one entry per peer pod)."""
+    def _peer_rows(self, pod: Pod, requirements: PodRequirements, rows: NodeRows) -> dict[int, int]:
+        """Topology row of each node running the pod's peers → how many of them run there."""
         selector = requirements.peers
         if selector is None:
-            return []
-        own_uid = _uid(pod)
-        return [
-            rows.position[other.spec.node_name]
-            for other in self.state.placed_pods(pod.metadata.effective_namespace)
-            if other.spec.node_name in rows.position
-            and _uid(other) != own_uid
-            and selector.matches(other.metadata.labels)
-        ]
+            return {}
+        counts = self.state.peer_nodes(pod.metadata.effective_namespace, selector, _uid(pod))
+        return {rows.position[node]: count for node, count in counts.items() if node in rows.position}
 
     def _decided(self, verb: str, pod: Pod, result: FilterResult) -> FilterResult:
         self.decisions.append(

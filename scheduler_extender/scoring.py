@@ -8,8 +8,7 @@ cluster at once. Filtering lives elsewhere: only nodes found to fit are scored.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -17,11 +16,10 @@ from bandwidth_accounting.fit import Plan
 from bandwidth_accounting.ledger import Ledger
 from bandwidth_accounting.requirements import Placement
 from scheduler_extender.wire import MAX_EXTENDER_PRIORITY as MAX_SCORE
-from topology.rows import NodeRows
+from topology.rows import MAX_HOPS, NodeRows
 
 NEUTRAL_SCORE = 0
 """What every node gets from a pod netsched has no opinion about: it changes no ranking."""
-MAX_HOPS = 8
 
 
 def headroom_left(plan: Plan, ledger: Ledger, observed_since: float | None = None) -> float:
@@ -47,19 +45,19 @@ def bandwidth_scores(headroom: np.ndarray, placement: Placement) -> np.ndarray:
     return MAX_SCORE * (headroom if placement is Placement.SPREAD else 1.0 - headroom)
 
 
-def peer_scores(candidates: np.ndarray, peers: Sequence[int], rows: NodeRows) -> np.ndarray:
+def peer_scores(candidates: np.ndarray, peers: Mapping[int, int], rows: NodeRows) -> np.ndarray:
     """Prefer nodes few hops from the pod's peers: same node > switch > zone > elsewhere.
 
-    ``candidates`` and ``peers`` are topology rows (a row once per peer pod); unknown
-    candidates (-1) get NaN. Work grows with the distinct nodes peers run on, not pods.
+    ``candidates`` are topology rows, ``peers`` the row of each node running peers → how
+    many run there; unknown candidates (-1) get NaN. The work grows with the candidates
+    and the peers' nodes, not their product (``NodeRows.total_hops``).
     """
     if not peers:
         return np.full(len(candidates), np.nan)
+    counts = np.fromiter(peers.values(), dtype=np.int64, count=len(peers))
     at = np.where(candidates >= 0, candidates, 0)
-    total_hops = np.zeros(len(candidates))
-    for peer, count in Counter(peers).items():
-        total_hops += count * rows.hops_between(at, peer)
-    mean_hops = total_hops / len(peers)
+    total = rows.total_hops(at, np.fromiter(peers, dtype=np.int64, count=len(peers)), counts)
+    mean_hops = total / counts.sum()
     return np.where(candidates >= 0, MAX_SCORE * (1.0 - mean_hops / MAX_HOPS), np.nan)
 
 

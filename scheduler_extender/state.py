@@ -23,7 +23,7 @@ from bandwidth_accounting.claims import ClaimProblem, ClaimReading, claim_holdin
 from bandwidth_accounting.ledger import Holding, Ledger, node_headroom, usable_by_interface
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
-from bandwidth_accounting.requirements import InvalidAnnotation, primary_rates
+from bandwidth_accounting.requirements import InvalidAnnotation, LabelSelector, primary_rates
 from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.attachment_definitions import NetworkAttachmentDefinition
@@ -32,6 +32,7 @@ from contract.group import SCHEDULER_NAME
 from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
 from contract.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
+from scheduler_extender.peers import PeerCounts
 from topology.attachment_definitions import DefinitionNetwork, describe_definition
 from topology.graph import Topology
 
@@ -138,6 +139,8 @@ class ClusterState:
         self._pods: dict[str, Pod] = {}
         self._placed: dict[str, dict[str, Pod]] = {}
         """namespace → uid → bound, running pods: what peer selectors are matched against."""
+        self._peers = PeerCounts()
+        """For the peer selectors asked, ``_placed`` pods matching them counted per node."""
         self._claims: dict[str, ResourceClaim] = {}
         """namespace/name → ResourceClaim (every claim: a pod's filter reads what it asks)."""
         self._claim_holdings: dict[str, set[str]] = {}
@@ -165,6 +168,7 @@ class ClusterState:
                 self._policies.setdefault(policy.metadata.effective_namespace, {})[policy.metadata.name] = policy
             self._pods = {}
             self._placed = {}
+            self._peers.clear()
             self._rejected = {}
             for pod in snapshot.pods:
                 self._index_pod(pod)
@@ -221,7 +225,8 @@ class ClusterState:
             if isinstance(obj, Pod):
                 uid = obj.metadata.uid or obj.key
                 self._pods.pop(uid, None)
-                self._placed.get(obj.metadata.effective_namespace, {}).pop(uid, None)
+                namespace = obj.metadata.effective_namespace
+                self._peers.moved(namespace, self._placed.get(namespace, {}).pop(uid, None), None)
                 self._rejected.pop(uid, None)
                 self.ledger.release(uid)
                 return
@@ -282,10 +287,18 @@ class ClusterState:
         with self._lock:
             return list(self._pods.values())
 
-    def placed_pods(self, namespace: str) -> list[Pod]:
-        """Bound, running pods of ``namespace``."""
+    def peer_nodes(self, namespace: str, selector: LabelSelector, excluding: str) -> dict[str, int]:
+        """Bound, running pods of ``namespace`` that ``selector`` matches, the pod of uid
+        ``excluding`` left out, counted per node (``PeerCounts``)."""
         with self._lock:
-            return list(self._placed.get(namespace, {}).values())
+            placed = self._placed.get(namespace, {})
+            counts = dict(self._peers.counts(namespace, selector, placed))
+            own = placed.get(excluding)
+            if own is not None and selector.matches(own.metadata.labels):
+                counts[own.spec.node_name] -= 1
+                if not counts[own.spec.node_name]:
+                    del counts[own.spec.node_name]
+            return counts
 
     def bandwidth_policies(self, namespace: str | None = None) -> list[BandwidthPolicy]:
         """The namespace's BandwidthPolicies by name (every namespace's without one)."""
@@ -344,11 +357,12 @@ class ClusterState:
     def _index_pod(self, pod: Pod) -> None:
         uid = pod.metadata.uid or pod.key
         self._pods[uid] = pod
-        placed = self._placed.setdefault(pod.metadata.effective_namespace, {})
+        namespace = pod.metadata.effective_namespace
+        placed = self._placed.setdefault(namespace, {})
+        before = placed.pop(uid, None)
         if holds_reservation(pod):
             placed[uid] = pod
-        else:
-            placed.pop(uid, None)
+        self._peers.moved(namespace, before, placed.get(uid))
 
     def _upsert_pod(self, pod: Pod) -> None:
         uid = pod.metadata.uid or pod.key

@@ -126,6 +126,31 @@ def test_row_hops_equal_the_tree_hops(topology):
         assert rows.hops_between(everyone, row).tolist() == [topology.hops(other, name) for other in rows.names]
 
 
+def repeated_names_topology() -> Topology:
+    """Two regions whose zones and switches have the same names: a level is only shared
+    with the levels above it (switch "s1" of zone "z1" in r1 is not that of r2)."""
+    nodes = [
+        Node(metadata=ObjectMeta(name=f"{region}-{zone}-{switch}-{index}", labels={
+            "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone,
+            "netsched.io/switch": switch}))
+        for region, zone, switch, index in itertools.product(("r1", "r2"), ("z1", "z2"), ("s1", "s2"), (1, 2))
+    ]
+    return Topology(nodes, [], [])
+
+
+def test_total_hops_are_the_hops_to_each_peer_added_up(topology):
+    """Every candidate against peer pods spread over nodes, several on some, on the sample
+    cluster and where zone and switch names repeat across regions."""
+    generator = np.random.default_rng(3)
+    for rows in (topology.rows, repeated_names_topology().rows):
+        everyone = np.arange(len(rows.names))
+        for _ in range(50):
+            pods = generator.integers(0, len(rows.names), size=generator.integers(1, 40))
+            peers, counts = np.unique(pods, return_counts=True)
+            summed = sum(rows.hops_between(everyone, int(pod)) for pod in pods)
+            assert rows.total_hops(everyone, peers, counts).tolist() == summed.tolist()
+
+
 def test_a_report_without_a_heartbeat_keeps_the_last_one_in_the_rows_too():
     """The batch check reads heartbeats from the rows, the per-node check from the graph:
     a refreshed report must leave both saying the same (a report without one says nothing)."""

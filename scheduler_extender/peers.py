@@ -33,30 +33,40 @@ class PeerCounts:
     def clear(self) -> None:
         self._counts.clear()
 
-    def counts(self, namespace: str, selector: LabelSelector, placed: Mapping[str, Pod]) -> Mapping[str, int]:
-        """Pods matching ``selector`` per node; ``placed`` (the namespace's bound, running
-        pods) is read only for a selector not kept yet. The index's own counts: copy them
-        before the lock is let go."""
+    def counts(
+        self, namespace: str, selector: LabelSelector, placed: Mapping[str, Pod], excluding: str
+    ) -> dict[str, int]:
+        """Pods matching ``selector`` per node, the pod of uid ``excluding`` left out;
+        ``placed`` (the namespace's bound, running pods, by uid) is scanned only for a
+        selector not kept yet. A copy: the caller reads it after letting go of its lock."""
         kept = self._counts.setdefault(namespace, OrderedDict())
         counts = kept.get(selector)
-        if counts is not None:
+        if counts is None:
+            counts = kept[selector] = Counter(
+                pod.spec.node_name for pod in placed.values() if selector.matches(pod.metadata.labels)
+            )
+            if len(kept) > SELECTORS_KEPT:
+                kept.popitem(last=False)
+        else:
             kept.move_to_end(selector)
-            return counts
-        counts = kept[selector] = Counter(
-            pod.spec.node_name for pod in placed.values() if selector.matches(pod.metadata.labels)
-        )
-        if len(kept) > SELECTORS_KEPT:
-            kept.popitem(last=False)
-        return counts
+        found = dict(counts)
+        own = placed.get(excluding)
+        if own is not None and selector.matches(own.metadata.labels):
+            _take_one(found, own.spec.node_name)
+        return found
 
     def moved(self, namespace: str, before: Pod | None, after: Pod | None) -> None:
         """A pod of ``namespace`` was placed (``after``), changed (both) or left (``before``):
         ``before`` and ``after`` are its placed versions, None when it was or is not placed."""
         for selector, counts in self._counts.get(namespace, {}).items():
             if before is not None and selector.matches(before.metadata.labels):
-                node = before.spec.node_name
-                counts[node] -= 1
-                if not counts[node]:
-                    del counts[node]
+                _take_one(counts, before.spec.node_name)
             if after is not None and selector.matches(after.metadata.labels):
                 counts[after.spec.node_name] += 1
+
+
+def _take_one(counts: dict[str, int], node: str) -> None:
+    """One pod fewer on ``node``; a node with none left is no key (a copy lists only peers' nodes)."""
+    counts[node] -= 1
+    if not counts[node]:
+        del counts[node]

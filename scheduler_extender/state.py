@@ -291,14 +291,7 @@ class ClusterState:
         """Bound, running pods of ``namespace`` that ``selector`` matches, the pod of uid
         ``excluding`` left out, counted per node (``PeerCounts``)."""
         with self._lock:
-            placed = self._placed.get(namespace, {})
-            counts = dict(self._peers.counts(namespace, selector, placed))
-            own = placed.get(excluding)
-            if own is not None and selector.matches(own.metadata.labels):
-                counts[own.spec.node_name] -= 1
-                if not counts[own.spec.node_name]:
-                    del counts[own.spec.node_name]
-            return counts
+            return self._peers.counts(namespace, selector, self._placed.get(namespace, {}), excluding)
 
     def bandwidth_policies(self, namespace: str | None = None) -> list[BandwidthPolicy]:
         """The namespace's BandwidthPolicies by name (every namespace's without one)."""

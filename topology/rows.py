@@ -95,7 +95,8 @@ class NodeRows:
         of pods per region, zone, switch and node answers every candidate."""
         total = np.full(len(rows), MAX_HOPS * int(counts.sum()), dtype=np.int64)
         for level in (self.region, self.zone, self.switch, np.arange(len(self.names))):
-            shared = np.bincount(level[peers], weights=counts, minlength=int(level.max(initial=-1)) + 1)
+            # every id of a level is below the number of nodes (``_ids`` numbers them from 0)
+            shared = np.bincount(level[peers], weights=counts, minlength=len(self.names))
             total -= LEVEL_HOPS * shared.astype(np.int64)[level[rows]]
         return total
 

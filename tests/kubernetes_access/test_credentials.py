@@ -263,3 +263,51 @@ def test_a_server_the_mounted_ca_did_not_sign_is_not_trusted(
         with api_errors():
             client.CoreV1Api(api).read_node("node-a", _request_timeout=5)
     assert handler.seen == []
+
+
+@pytest.fixture
+def counted_proxy_lookups(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """Each call of the client's ``getproxies`` (a scan of the whole environment) as an entry."""
+    from kubernetes.client import configuration as client_configuration
+
+    calls: list[None] = []
+    lookup = client_configuration.getproxies
+
+    def counted() -> dict[str, str]:
+        calls.append(None)
+        return lookup()
+
+    monkeypatch.setattr(client_configuration, "getproxies", counted)
+    return calls
+
+
+def test_requests_do_not_search_the_environment_for_a_proxy(
+    served_node: FakeKubeAPI, service_account: ServiceAccount, tmp_path: Path, counted_proxy_lookups: list[None]
+) -> None:
+    """Both loaders re-apply their settings before every request (the token refresh hook);
+    setting ``host`` made the client scan the environment for a proxy each time."""
+    kubeconfig = served_node.write_kubeconfig(tmp_path / "k")
+    for configuration in (load_configuration(kubeconfig, Places(environ={})),
+                          load_configuration(None, Places(IN_A_POD, service_account))):
+        assert configuration.refresh_api_key_hook is not None  # the per-request path is there
+        counted_proxy_lookups.clear()
+        for _ in range(3):
+            assert configuration.auth_settings()["BearerToken"]["value"].lower().startswith("bearer ")
+        assert counted_proxy_lookups == []
+    api = api_client(kubeconfig, places=Places(environ={}))
+    counted_proxy_lookups.clear()
+    assert reads_the_node(api)
+    assert counted_proxy_lookups == []
+
+
+def test_the_environments_proxy_still_applies(service_account: ServiceAccount,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HTTPS_PROXY`` and ``NO_PROXY`` as the process was started with them (the client
+    reads ``os.environ`` for them, not the credential rule's places), before and after a
+    request's refresh."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "10.0.0.0/8")
+    configuration = load_configuration(None, Places(IN_A_POD, service_account))
+    assert (configuration.proxy, configuration.no_proxy) == ("http://proxy.example:3128", "10.0.0.0/8")
+    configuration.auth_settings()
+    assert configuration.proxy == "http://proxy.example:3128"

@@ -8,7 +8,9 @@ the same cluster and the same request bytes, called in turn for each pod in one 
   (``args: ExtenderArgs``: the standard library's JSON parser, then validation), as the
   verbs read their bodies before;
 - ``read_body``: the same pass-through reading bodies as the extender does now
-  (``wire.read_body``: orjson, then only the declared fields validated);
+  (``wire.read_body``: orjson, then only the declared fields validated, called by the verb);
+- ``read_body-dependency``: the same, ``read_body`` called through a FastAPI dependency,
+  as the verbs called it before;
 - ``netsched``: the extender as served, scheduling included.
 
 The Pod is the one a real kube-scheduler v1.36 sent (full spec and status), with netsched
@@ -36,13 +38,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
 from scheduler_extender.app import body, create_app, json_response
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
-from scheduler_extender.wire import ExtenderArgs, host_priorities
+from scheduler_extender.wire import ExtenderArgs, host_priorities, read_body
 
 FIXTURE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 
@@ -84,6 +86,15 @@ def all_zero(names: list[str]) -> Response:
     return json_response(host_priorities(names, [0] * len(names)))
 
 
+def dependency(model: type[ExtenderArgs]) -> Any:
+    """``read_body`` as a FastAPI dependency, as the verbs read their bodies before."""
+
+    async def read(request: Request) -> ExtenderArgs:
+        return read_body(model, await request.body())
+
+    return read
+
+
 def apps(nodes: int) -> dict[str, Any]:
     fastapi_body = FastAPI()
 
@@ -98,11 +109,23 @@ def apps(nodes: int) -> dict[str, Any]:
     reader = FastAPI()
 
     @reader.post("/filter")
-    async def read_filter(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+    async def read_filter(request: Request) -> Response:
+        args = await body(request, ExtenderArgs)
         return all_pass(args.node_names())
 
     @reader.post("/prioritize")
-    async def read_prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+    async def read_prioritize(request: Request) -> Response:
+        args = await body(request, ExtenderArgs)
+        return all_zero(args.node_names())
+
+    through_dependency = FastAPI()
+
+    @through_dependency.post("/filter")
+    async def dependency_filter(args: Annotated[ExtenderArgs, Depends(dependency(ExtenderArgs))]) -> Response:
+        return all_pass(args.node_names())
+
+    @through_dependency.post("/prioritize")
+    async def dependency_prioritize(args: Annotated[ExtenderArgs, Depends(dependency(ExtenderArgs))]) -> Response:
         return all_zero(args.node_names())
 
     cluster = bench_cluster(nodes)
@@ -110,7 +133,8 @@ def apps(nodes: int) -> dict[str, Any]:
     extender.source.start(extender.state)
     gc.collect()
     gc.freeze()  # what the served app's lifespan does once the cluster is loaded
-    return {"fastapi-body": fastapi_body, "read_body": reader, "netsched": create_app(extender, start_source=False),
+    return {"fastapi-body": fastapi_body, "read_body": reader, "read_body-dependency": through_dependency,
+            "netsched": create_app(extender, start_source=False),
             "names": [node.name for node in cluster.nodes]}
 
 
@@ -140,7 +164,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
     template = json.loads(FIXTURE.read_text())["Pod"]
-    print(f"{'nodes':>6}{'sent':>6} {'verb':<12}{'app':<14}{'p50 µs':>9}{'p99 µs':>9}{'body KiB':>9}")
+    print(f"{'nodes':>6}{'sent':>6} {'verb':<12}{'app':<22}{'p50 µs':>9}{'p99 µs':>9}{'body KiB':>9}")
     for nodes in args.sizes:
         built = apps(nodes)
         sent = kube_scheduler_candidates(nodes)
@@ -152,13 +176,13 @@ def main() -> None:
                 pod["metadata"]["name"] = f"bench-{index}"
                 pod["metadata"]["uid"] = f"uid-bench-{index}"
                 bodies.append(orjson.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}))
-            kinds = {kind: built[kind] for kind in ("fastapi-body", "read_body", "netsched")}
+            kinds = {kind: built[kind] for kind in ("fastapi-body", "read_body", "read_body-dependency", "netsched")}
             measured = asyncio.run(measure(kinds, bodies))
             for verb in ("/filter", "/prioritize"):
                 for kind in kinds:
                     seconds = sorted(measured[(kind, verb)])
                     p99 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
-                    print(f"{nodes:>6}{candidates:>6} {verb:<12}{kind:<14}{statistics.median(seconds) * 1e6:>9.0f}"
+                    print(f"{nodes:>6}{candidates:>6} {verb:<12}{kind:<22}{statistics.median(seconds) * 1e6:>9.0f}"
                           f"{p99 * 1e6:>9.0f}{len(bodies[0]) / 1024:>9.1f}", flush=True)
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Linux {platform.release()}, Python {platform.python_version()}; "

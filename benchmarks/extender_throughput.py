@@ -78,7 +78,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -89,7 +89,7 @@ sys.path.insert(0, str(ROOT))
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
@@ -228,15 +228,18 @@ def passthrough_app(source: Any) -> Any:
         return Response(error.detail(), status_code=422, media_type="application/json")
 
     @app.post("/filter")
-    async def filter_nodes(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+    async def filter_nodes(request: Request) -> Response:
+        args = await body(request, ExtenderArgs)
         return all_pass(args.node_names())
 
     @app.post("/prioritize")
-    async def prioritize(args: Annotated[ExtenderArgs, Depends(body(ExtenderArgs))]) -> Response:
+    async def prioritize(request: Request) -> Response:
+        args = await body(request, ExtenderArgs)
         return all_zero(args.node_names())
 
     @app.post("/bind")
-    async def bind(args: Annotated[ExtenderBindingArgs, Depends(body(ExtenderBindingArgs))]) -> Response:
+    async def bind(request: Request) -> Response:
+        args = await body(request, ExtenderBindingArgs)
         if not threads:
             threads.append(anyio.CapacityLimiter(CONCURRENT_BINDS))
         pod = Pod(metadata=ObjectMeta(name=args.PodName, namespace=args.PodNamespace, uid=args.PodUID))

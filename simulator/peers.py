@@ -21,9 +21,8 @@ from topology.graph import Topology
 
 class PeerIndex:
     def __init__(self, topology: Topology) -> None:
-        rows = topology.rows
-        self.position = rows.position
-        self.region, self.zone, self.switch = rows.region, rows.zone, rows.switch
+        self.rows = topology.rows
+        self.position = self.rows.position
         self.running: dict[str, tuple[int, dict[str, str]]] = {}
         self.by_label: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.pairs = 0
@@ -39,9 +38,9 @@ class PeerIndex:
             if len(peers):
                 self.pairs += len(peers)
                 sent = requirements.egress_bps / 8 * placed.arrival.lifetime
-                self.byte_hops += sent * float(self.hops_between(row, peers).mean())
+                self.byte_hops += sent * float(self.rows.hops_between(peers, row).mean())
                 self.bytes += sent
-                self.cross_zone_bytes += sent * float(np.mean(self.zone[peers] != self.zone[row]))
+                self.cross_zone_bytes += sent * float(np.mean(self.rows.zone[peers] != self.rows.zone[row]))
         uid = placed.arrival.uid
         labels = placed.arrival.labels
         self.running[uid] = (row, labels)
@@ -54,15 +53,6 @@ class PeerIndex:
             return
         for item in placed.arrival.labels.items():
             self.by_label[item].discard(uid)
-
-    def hops_between(self, row: int, others: np.ndarray) -> np.ndarray:
-        """Hops from the node at ``row`` to each node in ``others`` (as ``Location.hops_to``)."""
-        return np.where(
-            others == row, 0,
-            np.where(self.switch[others] == self.switch[row], 2,
-                     np.where(self.zone[others] == self.zone[row], 4,
-                              np.where(self.region[others] == self.region[row], 6, 8))),
-        )
 
     def _rows_matching(self, selector: LabelSelector) -> np.ndarray:
         equal = next((term for term in selector.terms if term.operator == "="), None)

@@ -104,7 +104,7 @@ class NodeRows:
         """Hops from the nodes at ``rows`` to the node at ``row`` (as ``Location.hops_to``)."""
         return np.where(
             rows == row, 0,
-            np.where(self.switch[rows] == self.switch[row], 2,
-                     np.where(self.zone[rows] == self.zone[row], 4,
-                              np.where(self.region[rows] == self.region[row], 6, 8))),
+            np.where(self.switch[rows] == self.switch[row], LEVEL_HOPS,
+                     np.where(self.zone[rows] == self.zone[row], 2 * LEVEL_HOPS,
+                              np.where(self.region[rows] == self.region[row], 3 * LEVEL_HOPS, MAX_HOPS))),
         )

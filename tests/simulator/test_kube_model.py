@@ -94,4 +94,4 @@ def test_hops_between_nodes_match_the_topology() -> None:
     for first in names:
         row = peers.position[first]
         others = np.array([peers.position[n] for n in names])
-        assert peers.hops_between(row, others).tolist() == [graph.hops(first, n) for n in names]
+        assert peers.rows.hops_between(others, row).tolist() == [graph.hops(first, n) for n in names]

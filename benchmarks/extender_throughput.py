@@ -53,7 +53,12 @@ passes every node (prioritize then runs the fit check itself, as it does for a p
 filter it did not see), ``prioritize`` scores 0, ``reserve`` binds without check-and-reserve (the
 ledger never changes, so no fit table catches up either), ``pod-watch`` never watches pods
 after the first list (kube-apiserver then sends no bound pod back). The ratio it gains is
-what that step costs in pods/s.
+what that step costs in pods/s. ``collector`` is not a step but a setting, and netsched's
+answers stay right: its process keeps Python's own collector thresholds
+(``scheduler_extender.app.collector_tuned``); what the ratio loses is what the setting gains.
+
+The last two columns are the extender's pauses in Python's cyclic collector, from
+``gc.callbacks`` in its process: their time per pod and the longest one, in ms.
 
 Prints one table per part; figures and the machine go in docs/benchmarks.md.
 """
@@ -73,9 +78,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +99,7 @@ from fastapi import FastAPI, Request, Response
 from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
 from contract.objects import ObjectMeta, Pod
-from scheduler_extender.app import body, json_response
+from scheduler_extender.app import body, collector_tuned, json_response
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
 from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
 
@@ -169,13 +174,15 @@ def api_server(nodes: int, pods: int, latency: float, port: int, writes_per_s: f
 # -- the extender process ------------------------------------------------------------------
 
 
-ABLATIONS = ("filter", "prioritize", "reserve", "pod-watch")
+ABLATIONS = ("filter", "prioritize", "reserve", "pod-watch", "collector")
 
 
 def ablate(parts: tuple[str, ...]) -> None:
     """Take steps out of netsched, in the extender's process only: its answers are wrong on
     purpose (every node passes, every score 0, binds without a reservation, bound pods
-    never seen again). What each is worth is where the time per pod goes."""
+    never seen again); ``collector`` keeps Python's collector thresholds. What each is worth
+    is where the time per pod goes."""
+    from scheduler_extender import app
     from scheduler_extender.kubernetes_source import KubernetesClusterSource
     from scheduler_extender.scheduler import FilterResult, Scheduler
 
@@ -191,6 +198,8 @@ def ablate(parts: tuple[str, ...]) -> None:
         follow = KubernetesClusterSource._follow
         KubernetesClusterSource._follow = lambda self, resource: (
             None if resource.name == "pods" else follow(self, resource))
+    if "collector" in parts:
+        app.YOUNG_COLLECTION_ALLOCATIONS = gc.get_threshold()[0]
 
 
 def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None) -> None:
@@ -214,13 +223,38 @@ def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (
         app = create_app(Extender.build(source, settings=settings))
     else:
         app = passthrough_app(source)
+    pauses = CollectorPauses()
+    gc.callbacks.append(pauses)
+    app.add_api_route("/bench/gc", lambda: pauses.seconds, methods=["GET"])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class CollectorPauses:
+    """The cyclic collector's pauses in an extender process (``gc.callbacks``), by generation;
+    served on ``/bench/gc`` for the parent to read before and after its turns, as it reads
+    the CPU from /proc."""
+
+    def __init__(self) -> None:
+        self.seconds: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:  # collections hold the GIL: one at a time in a process
+            self.seconds.append((info["generation"], time.perf_counter() - self._started))
 
 
 def passthrough_app(source: Any) -> Any:
     """All nodes pass, every score 0, and the pod bound where kube-scheduler says, by one
-    Binding through the same client and pool as netsched's."""
-    app = FastAPI()
+    Binding through the same client and pool as netsched's, the collector set as netsched's."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with collector_tuned():
+            yield
+
+    app = FastAPI(lifespan=lifespan)
     threads: list[anyio.CapacityLimiter] = []
 
     @app.exception_handler(BodyRejected)
@@ -496,10 +530,11 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
     with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core) as served:
         served.go.set()
         time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
-        before = usage(served)
+        before, paused = usage(served), len(collector_pauses(served))
         result = schedule(served.port, served.pending, served.candidates, binds_in_flight, burst)
         used = usage(served) - before
-    return summary(served, result, used, writes_per_s)
+        pauses = collector_pauses(served)[paused:]
+    return summary(served, result, used, writes_per_s, pauses)
 
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
@@ -517,6 +552,7 @@ def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flig
         for served in stacks:
             served.go.set()
         before = {served.kind: usage(served) for served in stacks}
+        paused = {served.kind: len(collector_pauses(served)) for served in stacks}
         for index, start in enumerate(range(0, pods, turn)):
             for served in stacks if index % 2 == 0 else reversed(stacks):
                 done = schedule(served.port, served.pending[start:start + turn], served.candidates, binds_in_flight,
@@ -527,7 +563,8 @@ def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flig
                 total["most_in_flight"] = max(total["most_in_flight"], done["most_in_flight"])
                 for verb, seconds in done["timings"].items():
                     total["timings"][verb] += seconds
-        return {served.kind: summary(served, results[served.kind], usage(served) - before[served.kind], 0)
+        return {served.kind: summary(served, results[served.kind], usage(served) - before[served.kind], 0,
+                                     collector_pauses(served)[paused[served.kind]:])
                 for served in stacks}
 
 
@@ -537,7 +574,15 @@ def usage(served: Stack) -> np.ndarray:
                      cpu_seconds(served.api_pid)])
 
 
-def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float) -> dict[str, Any]:
+def collector_pauses(served: Stack) -> list[tuple[int, float]]:
+    """(generation, seconds) of each of the extender's collections so far (``CollectorPauses``)."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.request("GET", "/bench/gc")
+    return [tuple(pause) for pause in orjson.loads(connection.getresponse().read())]
+
+
+def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float,
+            pauses: list[tuple[int, float]]) -> dict[str, Any]:
     pods, timings = len(served.pending), result["timings"]
     cpu, loop_cpu, api_cpu = used.tolist()
     row = {"extender": served.kind, "nodes": served.nodes, "candidates": served.candidates.count,
@@ -545,7 +590,10 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
            "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
            "cpu_ms_per_pod": cpu / pods * 1000, "loop_ms_per_pod": loop_cpu / pods * 1000,
            "cpu_share": cpu / result["elapsed"],
-           "api_cpu_ms_per_pod": api_cpu / pods * 1000, "elapsed": result["elapsed"]}
+           "api_cpu_ms_per_pod": api_cpu / pods * 1000, "elapsed": result["elapsed"],
+           "gc_ms_per_pod": sum(seconds for _, seconds in pauses) / pods * 1000,
+           "gc_longest_ms": max((seconds for _, seconds in pauses), default=0.0) * 1000,
+           "collections": [sum(1 for generation, _ in pauses if generation == g) for g in range(3)]}
     for verb, seconds in timings.items():
         ordered = sorted(seconds)
         row[f"{verb}_p50"] = statistics.median(ordered) * 1000 if ordered else float("nan")
@@ -559,7 +607,7 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
 
 HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"
           f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'loop':>6}{'CPU':>6}"
-          f"{'API ms/pod':>11}")
+          f"{'API ms/pod':>11}{'GC ms/pod':>10}{'longest':>8}")
 
 
 def print_row(row: dict, baseline: dict | None) -> None:
@@ -568,7 +616,8 @@ def print_row(row: dict, baseline: dict | None) -> None:
           f"{row['pods_per_s']:>8.0f}{ratio:>7}"
           f"{row['filter_p50']:>8.1f}/{row['filter_p99']:<7.1f}{row['prioritize_p50']:>7.1f}/{row['prioritize_p99']:<7.1f}"
           f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['cpu_ms_per_pod']:>11.2f}"
-          f"{row['loop_ms_per_pod']:>6.2f}{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}", flush=True)
+          f"{row['loop_ms_per_pod']:>6.2f}{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}"
+          f"{row['gc_ms_per_pod']:>10.3f}{row['gc_longest_ms']:>8.1f}", flush=True)
 
 
 def print_summary(nodes: int, rows: list[dict]) -> None:

@@ -230,19 +230,19 @@ def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (
 
 
 class CollectorPauses:
-    """The cyclic collector's pauses in an extender process (``gc.callbacks``), by generation;
+    """The cyclic collector's pauses in an extender process (``gc.callbacks``), in seconds;
     served on ``/bench/gc`` for the parent to read before and after its turns, as it reads
     the CPU from /proc."""
 
     def __init__(self) -> None:
-        self.seconds: list[tuple[int, float]] = []
+        self.seconds: list[float] = []
         self._started = 0.0
 
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
+    def __call__(self, phase: str, _: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         else:  # collections hold the GIL: one at a time in a process
-            self.seconds.append((info["generation"], time.perf_counter() - self._started))
+            self.seconds.append(time.perf_counter() - self._started)
 
 
 def passthrough_app(source: Any) -> Any:
@@ -574,15 +574,15 @@ def usage(served: Stack) -> np.ndarray:
                      cpu_seconds(served.api_pid)])
 
 
-def collector_pauses(served: Stack) -> list[tuple[int, float]]:
-    """(generation, seconds) of each of the extender's collections so far (``CollectorPauses``)."""
+def collector_pauses(served: Stack) -> list[float]:
+    """Seconds of each of the extender's collections so far (``CollectorPauses``)."""
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
     connection.request("GET", "/bench/gc")
-    return [tuple(pause) for pause in orjson.loads(connection.getresponse().read())]
+    return orjson.loads(connection.getresponse().read())
 
 
 def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float,
-            pauses: list[tuple[int, float]]) -> dict[str, Any]:
+            pauses: list[float]) -> dict[str, Any]:
     pods, timings = len(served.pending), result["timings"]
     cpu, loop_cpu, api_cpu = used.tolist()
     row = {"extender": served.kind, "nodes": served.nodes, "candidates": served.candidates.count,
@@ -591,9 +591,7 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
            "cpu_ms_per_pod": cpu / pods * 1000, "loop_ms_per_pod": loop_cpu / pods * 1000,
            "cpu_share": cpu / result["elapsed"],
            "api_cpu_ms_per_pod": api_cpu / pods * 1000, "elapsed": result["elapsed"],
-           "gc_ms_per_pod": sum(seconds for _, seconds in pauses) / pods * 1000,
-           "gc_longest_ms": max((seconds for _, seconds in pauses), default=0.0) * 1000,
-           "collections": [sum(1 for generation, _ in pauses if generation == g) for g in range(3)]}
+           "gc_ms_per_pod": sum(pauses) / pods * 1000, "gc_longest_ms": max(pauses, default=0.0) * 1000}
     for verb, seconds in timings.items():
         ordered = sorted(seconds)
         row[f"{verb}_p50"] = statistics.median(ordered) * 1000 if ordered else float("nan")

@@ -13,15 +13,19 @@ Per configuration, processes on loopback:
   once (``--api-full-collections`` brings them back);
 - the extender: netsched (``netsched serve --kubernetes`` as deployed: list + watch through
   the official client, bind with one Binding) or the pass-through extender on the same
-  stack (FastAPI + uvicorn, the same body reader, the same Binding call through the same
-  client), which filters nothing, scores 0 and binds where it is told: the floor any
-  extender with a bind verb pays;
+  stack (FastAPI + uvicorn served as ``netsched serve`` serves, the same body reader, the
+  same Binding call through the same client), which filters nothing, scores 0 and binds
+  where it is told: the floor any extender with a bind verb pays;
 - this process, playing kube-scheduler: the scheduling cycle is serial (POST /filter with
   as many candidates as kube-scheduler sends by default, each pod the next window of the
   node list (``Candidates``), /prioritize with those that passed, pick the best), and each
   binding cycle runs on its own, as kube-scheduler starts a goroutine
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
-  up to ``--binds-in-flight`` (64) at once. Like kube-scheduler, it lists and watches the
+  up to ``--binds-in-flight`` (64) at once. All verbs share one client that keeps at most
+  two idle connections, as Go's transport in kube-scheduler does (``ExtenderTransport``):
+  a request finding none idle dials a new one (``dials/pod``), a TLS handshake with
+  ``--tls``, as the default deploy/ has kube-scheduler and the extender speak mutual
+  TLS (plain HTTP otherwise, as deploy/plain-http). Like kube-scheduler, it lists and watches the
   pods not finished (its pod informer), so each API server sends every bound pod to it,
   encoded once for all its watchers, as kube-apiserver does.
 
@@ -73,6 +77,7 @@ import multiprocessing
 import os
 import platform
 import random
+import ssl
 import statistics
 import sys
 import tempfile
@@ -100,6 +105,7 @@ from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
 from contract.objects import ObjectMeta, Pod
 from scheduler_extender.app import body, collector_tuned, json_response
+from scheduler_extender.certificates import issue, new_ca
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
 from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
 
@@ -202,10 +208,10 @@ def ablate(parts: tuple[str, ...]) -> None:
         app.YOUNG_COLLECTION_ALLOCATIONS = gc.get_threshold()[0]
 
 
-def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None) -> None:
-    import uvicorn
-
+def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None,
+             tls: MutualTls | None = None) -> None:
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
+    from scheduler_extender.server import ServeOptions, uvicorn_server
 
     ablate(ablated)
     if core is not None:
@@ -226,7 +232,11 @@ def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (
     pauses = CollectorPauses()
     gc.callbacks.append(pauses)
     app.add_api_route("/bench/gc", lambda: pauses.seconds, methods=["GET"])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    options = ServeOptions(host="127.0.0.1", port=port)
+    if tls is not None:
+        options = ServeOptions(host="127.0.0.1", port=port, tls_cert=tls.server_cert, tls_key=tls.server_key,
+                               tls_client_ca=tls.ca)
+    uvicorn_server(app, options).run()  # as netsched serve runs it
 
 
 class CollectorPauses:
@@ -293,33 +303,103 @@ def passthrough_app(source: Any) -> Any:
 # -- kube-scheduler ------------------------------------------------------------------------
 
 
-class Connections(threading.local):
-    """One kept-alive connection per thread, as Go's transport keeps one per goroutine in flight."""
+class ExtenderTransport:
+    """kube-scheduler's HTTP client for one extender, as ``makeTransport`` builds it: an
+    ``http.Transport`` through ``utilnet.SetTransportDefaults``, which leaves
+    ``MaxIdleConnsPerHost`` unset, so Go's ``DefaultMaxIdleConnsPerHost`` (2) applies. A
+    request takes the connection that went idle last, or dials a new one; when it is
+    answered, its connection goes back to the idle ones unless two are idle already, and
+    is closed then. So binds in flight beyond two mostly arrive on new connections.
+    HTTP/1.1: uvicorn offers no HTTP/2 (with TLS, Go would multiplex over one connection).
+    With ``tls``, every new connection is a TLS handshake with the client's certificate,
+    as the extender entry of the default deploy/ configures it."""
 
-    def __init__(self, port: int) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    IDLE_PER_HOST = 2
+
+    def __init__(self, port: int, tls: MutualTls | None = None) -> None:
+        self.port = port
+        self.dialed = 0
+        self._context = tls.client_context() if tls is not None else None
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _dial(self) -> http.client.HTTPConnection:
+        if self._context is None:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self._context)
+
+    def get(self, path: str) -> http.client.HTTPResponse:
+        """A GET on a connection of its own, outside the pool (readiness, the benchmark's own routes)."""
+        connection = self._dial()
+        connection.request("GET", path)
+        return connection.getresponse()
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            try:
+                if self.get("/readyz").status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"extender on {self.port} not ready")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        """Close the idle connections: a server that is told to stop waits for open ones."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
     def post(self, path: str, body: dict) -> Any:
-        self.connection.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+            self.dialed += connection is None
+        if connection is None:
+            connection = self._dial()
+        connection.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
         payload = response.read()
+        with self._lock:
+            kept = len(self._idle) < self.IDLE_PER_HOST
+            if kept:
+                self._idle.append(connection)
+        if not kept:
+            connection.close()
         if response.status != 200:
             raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
         return orjson.loads(payload)
 
 
-def wait_ready(port: int, deadline: float) -> None:
-    while True:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"extender on {port} not ready")
-        time.sleep(0.2)
+@dataclass(frozen=True)
+class MutualTls:
+    """Files of the default deploy/'s mutual TLS (deploy/mutual-tls, made as ``netsched
+    certificates`` makes them): the extender's pair and the CA of its clients,
+    kube-scheduler's client pair."""
+
+    ca: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+
+    @classmethod
+    def written_to(cls, folder: Path) -> MutualTls:
+        ca = new_ca("netsched-benchmark-ca", days=1)
+        server = issue(ca, "netsched-extender", days=1, ip_addresses=("127.0.0.1",))
+        client = issue(ca, "netsched-scheduler", days=1, client=True)
+        files = {"ca.crt": ca.cert, "tls.crt": server.cert, "tls.key": server.key,
+                 "client.crt": client.cert, "client.key": client.key}
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
+        return cls(*(str(folder / name) for name in files))
+
+    def client_context(self) -> ssl.SSLContext:
+        """What kube-scheduler's extender client builds from its tlsConfig."""
+        context = ssl.create_default_context(cafile=self.ca)
+        context.load_cert_chain(self.client_cert, self.client_key)
+        return context
 
 
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
@@ -347,12 +427,12 @@ class Candidates:
         return window
 
 
-def schedule(port: int, pods: list[dict], candidates: Candidates, binds_in_flight: int,
+def schedule(transport: ExtenderTransport, pods: list[dict], candidates: Candidates, binds_in_flight: int,
              burst: bool = False) -> dict[str, Any]:
     """Play kube-scheduler: serial scheduling cycles, concurrent binding cycles. With
     ``burst`` the scheduling cycles are taken as done (each pod goes to the next candidate
     in turn) and only the binds are sent, ``binds_in_flight`` at once throughout."""
-    connections = Connections(port)
+    dialed = transport.dialed
     timings: dict[str, list[float]] = {"filter": [], "prioritize": [], "bind": []}
     errors: list[str] = []
     in_flight, most = 0, 0
@@ -360,7 +440,7 @@ def schedule(port: int, pods: list[dict], candidates: Candidates, binds_in_fligh
 
     def timed(verb: str, body: dict) -> Any:
         begin = time.perf_counter()
-        answer = connections.post(f"/{verb}", body)
+        answer = transport.post(f"/{verb}", body)
         elapsed = time.perf_counter() - begin
         with lock:
             timings[verb].append(elapsed)
@@ -410,7 +490,8 @@ def schedule(port: int, pods: list[dict], candidates: Candidates, binds_in_fligh
                 most = max(most, in_flight)
             binders.submit(binding_cycle, pod, best)
     elapsed = time.perf_counter() - started
-    return {"elapsed": elapsed, "timings": timings, "errors": errors, "most_in_flight": most}
+    return {"elapsed": elapsed, "timings": timings, "errors": errors, "most_in_flight": most,
+            "dialed": transport.dialed - dialed}
 
 
 NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
@@ -482,13 +563,15 @@ class Stack:
     candidates: Candidates
     go: Any
     informer: PodInformer
+    transport: ExtenderTransport
 
 
 @contextmanager
 def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None) -> Iterator[Stack]:
-    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given);
-    stop both on the way out."""
+          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None,
+          tls: bool = False) -> Iterator[Stack]:
+    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given;
+    with ``tls``, serving mutual TLS); stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
@@ -504,19 +587,22 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core),
+        files = MutualTls.written_to(Path(folder)) if tls else None
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core, files),
                                  daemon=True)
         served.start()
+        transport = ExtenderTransport(extender_port, files)
         informer = PodInformer(api_port)
         informer.start()
         try:
-            wait_ready(extender_port, time.monotonic() + 600)
+            transport.wait_ready(time.monotonic() + 600)
             if not informer.listed.wait(120):
                 raise RuntimeError("the pod informer did not list")
             yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, Candidates(nodes), go,
-                        informer)
+                        informer, transport)
         finally:
             informer.stop()
+            transport.close()
             served.terminate()
             served.join(10)
             stop.set()
@@ -525,13 +611,13 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
 
 def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
             binds_in_flight: int, burst: bool = False, freeze_api: bool = True,
-            core: int | None = None) -> dict[str, Any]:
+            core: int | None = None, tls: bool = False) -> dict[str, Any]:
     """One extender alone: every pending pod in one go."""
-    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core) as served:
+    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core, tls=tls) as served:
         served.go.set()
         time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
         before, paused = usage(served), len(collector_pauses(served))
-        result = schedule(served.port, served.pending, served.candidates, binds_in_flight, burst)
+        result = schedule(served.transport, served.pending, served.candidates, binds_in_flight, burst)
         used = usage(served) - before
         pauses = collector_pauses(served)[paused:]
     return summary(served, result, used, writes_per_s, pauses)
@@ -539,28 +625,30 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
                          burst: bool = False, freeze_api: bool = True,
-                         ablated: tuple[str, ...] = (), core: int | None = None) -> dict[str, dict[str, Any]]:
+                         ablated: tuple[str, ...] = (), core: int | None = None,
+                         tls: bool = False) -> dict[str, dict[str, Any]]:
     """Both extenders up at once, each with its own API server, taking turns of ``turn``
     pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
     load lasting longer than a couple of turns falls on both alike. A turn ends when its
     last bind is answered, so the next one starts on a quiet machine."""
-    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core) as passthrough,
-          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core) as netsched):
+    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core, tls=tls) as passthrough,
+          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core, tls) as netsched):
         stacks = (passthrough, netsched)
         results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
-                                 "errors": [], "most_in_flight": 0} for served in stacks}
+                                 "errors": [], "most_in_flight": 0, "dialed": 0} for served in stacks}
         for served in stacks:
             served.go.set()
         before = {served.kind: usage(served) for served in stacks}
         paused = {served.kind: len(collector_pauses(served)) for served in stacks}
         for index, start in enumerate(range(0, pods, turn)):
             for served in stacks if index % 2 == 0 else reversed(stacks):
-                done = schedule(served.port, served.pending[start:start + turn], served.candidates, binds_in_flight,
+                done = schedule(served.transport, served.pending[start:start + turn], served.candidates, binds_in_flight,
                                 burst)
                 total = results[served.kind]
                 total["elapsed"] += done["elapsed"]
                 total["errors"] += done["errors"]
                 total["most_in_flight"] = max(total["most_in_flight"], done["most_in_flight"])
+                total["dialed"] += done["dialed"]
                 for verb, seconds in done["timings"].items():
                     total["timings"][verb] += seconds
         return {served.kind: summary(served, results[served.kind], usage(served) - before[served.kind], 0,
@@ -576,9 +664,7 @@ def usage(served: Stack) -> np.ndarray:
 
 def collector_pauses(served: Stack) -> list[float]:
     """Seconds of each of the extender's collections so far (``CollectorPauses``)."""
-    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
-    connection.request("GET", "/bench/gc")
-    return orjson.loads(connection.getresponse().read())
+    return orjson.loads(served.transport.get("/bench/gc").read())
 
 
 def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float,
@@ -587,7 +673,8 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
     cpu, loop_cpu, api_cpu = used.tolist()
     row = {"extender": served.kind, "nodes": served.nodes, "candidates": served.candidates.count,
            "pods": pods, "writes_per_s": writes_per_s, "pods_per_s": pods / result["elapsed"],
-           "most_in_flight": result["most_in_flight"], "errors": len(result["errors"]),
+           "most_in_flight": result["most_in_flight"], "dials_per_pod": result["dialed"] / pods,
+           "errors": len(result["errors"]),
            "cpu_ms_per_pod": cpu / pods * 1000, "loop_ms_per_pod": loop_cpu / pods * 1000,
            "cpu_share": cpu / result["elapsed"],
            "api_cpu_ms_per_pod": api_cpu / pods * 1000, "elapsed": result["elapsed"],
@@ -604,7 +691,7 @@ def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_
 
 
 HEADER = (f"{'extender':<12}{'nodes':>6}{'sent':>5}{'pods':>6}{'writes/s':>9}{'pods/s':>8}{'ratio':>7}"
-          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'CPU ms/pod':>11}{'loop':>6}{'CPU':>6}"
+          f"{'filter p50/p99':>16}{'prio p50/p99':>15}{'bind p50/p99':>15}{'in flight':>10}{'dials/pod':>10}{'CPU ms/pod':>11}{'loop':>6}{'CPU':>6}"
           f"{'API ms/pod':>11}{'GC ms/pod':>10}{'longest':>8}")
 
 
@@ -613,7 +700,8 @@ def print_row(row: dict, baseline: dict | None) -> None:
     print(f"{row['extender']:<12}{row['nodes']:>6}{row['candidates']:>5}{row['pods']:>6}{row['writes_per_s']:>9.1f}"
           f"{row['pods_per_s']:>8.0f}{ratio:>7}"
           f"{row['filter_p50']:>8.1f}/{row['filter_p99']:<7.1f}{row['prioritize_p50']:>7.1f}/{row['prioritize_p99']:<7.1f}"
-          f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['cpu_ms_per_pod']:>11.2f}"
+          f"{row['bind_p50']:>7.1f}/{row['bind_p99']:<7.1f}{row['most_in_flight']:>10}{row['dials_per_pod']:>10.2f}"
+          f"{row['cpu_ms_per_pod']:>11.2f}"
           f"{row['loop_ms_per_pod']:>6.2f}{row['cpu_share']:>6.0%}{row['api_cpu_ms_per_pod']:>11.2f}"
           f"{row['gc_ms_per_pod']:>10.3f}{row['gc_longest_ms']:>8.1f}", flush=True)
 
@@ -662,12 +750,15 @@ def main() -> None:
                         help="leave the API server's seeded objects to Python's cyclic collector")
     parser.add_argument("--pin", action="store_true",
                         help="the extenders on the last core alone, everything else on the others")
+    parser.add_argument("--tls", action="store_true",
+                        help="kube-scheduler and the extenders speak mutual TLS, as the default deploy/ has them")
     args = parser.parse_args()
     core = apart() if args.pin else None
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
           "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else "")
-          + (f"; the extenders on core {core} alone" if core is not None else ""))
+          + (f"; the extenders on core {core} alone" if core is not None else "")
+          + ("; mutual TLS" if args.tls else ""))
     print(HEADER)
     if args.writes:
         rate = args.write_nodes / KUBELET_STATUS_SECONDS
@@ -675,7 +766,8 @@ def main() -> None:
             baseline = None
             for factor in args.write_factors:
                 row = measure("netsched", args.write_nodes, args.pods, args.api_latency_ms, rate * factor,
-                              args.binds_in_flight, freeze_api=not args.api_full_collections, core=core)
+                              args.binds_in_flight, freeze_api=not args.api_full_collections, core=core,
+                              tls=args.tls)
                 print_row(row, baseline)
                 baseline = baseline or row
     else:
@@ -684,7 +776,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
                                             args.burst, freeze_api=not args.api_full_collections,
-                                            ablated=tuple(args.ablate), core=core)
+                                            ablated=tuple(args.ablate), core=core, tls=args.tls)
                 print_row(rows["passthrough"], None)
                 print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()

@@ -37,6 +37,20 @@ class ServeOptions:
 
 
 def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
+    """uvicorn as netsched serves: with TLS it offers HTTP/2 beside HTTP/1.1 (ALPN).
+
+    kube-scheduler's extender client is a Go ``http.Transport`` set up by
+    ``utilnet.SetTransportDefaults``: over TLS it asks for HTTP/2 and then sends every
+    request on one connection. Over HTTP/1.1 the same client keeps only two idle
+    connections (Go's ``DefaultMaxIdleConnsPerHost``), so requests in flight beyond two
+    open new ones, each a TLS handshake with a client certificate. With Go's own client
+    sending filters in waves (``benchmarks/extender_connections.py``), the extender spent
+    1.2-1.5 ms of CPU a request over TLS and HTTP/1.1, against 0.26-0.39 ms over HTTP/2,
+    as much as over plain HTTP/1.1. Without TLS, Go speaks HTTP/1.1 only, and httptools
+    parses it. uvicorn's HTTP/2 is zttp's, an alpha parser: ``tests/security`` sends it
+    64 filters at once from Go's net/http, and a 1 MB filter and binds in flight together
+    from httpx."""
+    tls = {"http": "zttp", "http2": True} if options.tls_cert else {}
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -47,6 +61,7 @@ def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
         ssl_cert_reqs=ssl.CERT_REQUIRED if options.tls_client_ca else ssl.CERT_NONE,
         log_level=options.log_level,
         access_log=False,
+        **tls,
     )
     return uvicorn.Server(config)
 

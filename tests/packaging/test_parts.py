@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-EXTENDER_ONLY = "fastapi,starlette,uvicorn,uvloop,httptools,numpy,networkx,orjson,httpx,cryptography"
+EXTENDER_ONLY = "fastapi,starlette,uvicorn,uvloop,httptools,zttp,numpy,networkx,orjson,httpx,cryptography"
 PLOT_ONLY = "matplotlib"
 NODE_DISTRIBUTIONS = {"pyroute2": "pyroute2", "grpcio": "grpc", "protobuf": "google"}
 """The node extra's distributions and the top-level module each installs."""

@@ -23,9 +23,9 @@ Per configuration, processes on loopback:
   per pod (``go sched.runBindingCycle``) and its extender client sets no connection limit:
   up to ``--binds-in-flight`` (64) at once. All verbs share one client that keeps at most
   two idle connections, as Go's transport in kube-scheduler does (``ExtenderTransport``):
-  a request finding none idle dials a new one (``dials/pod``), a TLS handshake with
-  ``--tls``, as the default deploy/ has kube-scheduler and the extender speak mutual
-  TLS (plain HTTP otherwise, as deploy/plain-http). Like kube-scheduler, it lists and watches the
+  a request finding none idle dials a new one (``dials/pod``). Plain HTTP, as
+  deploy/plain-http has it; over the default deploy/'s mutual TLS, Go speaks HTTP/2 to the
+  extender, one connection for everything (``extender_connections.py``). Like kube-scheduler, it lists and watches the
   pods not finished (its pod informer), so each API server sends every bound pod to it,
   encoded once for all its watchers, as kube-apiserver does.
 
@@ -77,7 +77,6 @@ import multiprocessing
 import os
 import platform
 import random
-import ssl
 import statistics
 import sys
 import tempfile
@@ -105,7 +104,6 @@ from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
 from contract.objects import ObjectMeta, Pod
 from scheduler_extender.app import body, collector_tuned, json_response
-from scheduler_extender.certificates import issue, new_ca
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
 from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
 
@@ -208,8 +206,7 @@ def ablate(parts: tuple[str, ...]) -> None:
         app.YOUNG_COLLECTION_ALLOCATIONS = gc.get_threshold()[0]
 
 
-def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None,
-             tls: MutualTls | None = None) -> None:
+def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None) -> None:
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
     from scheduler_extender.server import ServeOptions, uvicorn_server
 
@@ -232,11 +229,7 @@ def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (
     pauses = CollectorPauses()
     gc.callbacks.append(pauses)
     app.add_api_route("/bench/gc", lambda: pauses.seconds, methods=["GET"])
-    options = ServeOptions(host="127.0.0.1", port=port)
-    if tls is not None:
-        options = ServeOptions(host="127.0.0.1", port=port, tls_cert=tls.server_cert, tls_key=tls.server_key,
-                               tls_client_ca=tls.ca)
-    uvicorn_server(app, options).run()  # as netsched serve runs it
+    uvicorn_server(app, ServeOptions(host="127.0.0.1", port=port)).run()  # as netsched serve runs it
 
 
 class CollectorPauses:
@@ -309,41 +302,26 @@ class ExtenderTransport:
     ``MaxIdleConnsPerHost`` unset, so Go's ``DefaultMaxIdleConnsPerHost`` (2) applies. A
     request takes the connection that went idle last, or dials a new one; when it is
     answered, its connection goes back to the idle ones unless two are idle already, and
-    is closed then. So binds in flight beyond two mostly arrive on new connections.
-    HTTP/1.1: uvicorn offers no HTTP/2 (with TLS, Go would multiplex over one connection).
-    With ``tls``, every new connection is a TLS handshake with the client's certificate,
-    as the extender entry of the default deploy/ configures it."""
+    is closed then. So binds in flight beyond two mostly arrive on new connections. Plain
+    HTTP/1.1, as deploy/plain-http has it (Go speaks HTTP/2 only over TLS)."""
 
     IDLE_PER_HOST = 2
 
-    def __init__(self, port: int, tls: MutualTls | None = None) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
         self.dialed = 0
-        self._context = tls.client_context() if tls is not None else None
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def _dial(self) -> http.client.HTTPConnection:
-        if self._context is None:
-            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self._context)
-
-    def get(self, path: str) -> http.client.HTTPResponse:
+    def get(self, path: str) -> tuple[int, bytes]:
         """A GET on a connection of its own, outside the pool (readiness, the benchmark's own routes)."""
-        connection = self._dial()
-        connection.request("GET", path)
-        return connection.getresponse()
-
-    def wait_ready(self, deadline: float) -> None:
-        while True:
-            try:
-                if self.get("/readyz").status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"extender on {self.port} not ready")
-            time.sleep(0.2)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
 
     def close(self) -> None:
         """Close the idle connections: a server that is told to stop waits for open ones."""
@@ -357,7 +335,7 @@ class ExtenderTransport:
             connection = self._idle.pop() if self._idle else None
             self.dialed += connection is None
         if connection is None:
-            connection = self._dial()
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         connection.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
         response = connection.getresponse()
         payload = response.read()
@@ -372,34 +350,16 @@ class ExtenderTransport:
         return orjson.loads(payload)
 
 
-@dataclass(frozen=True)
-class MutualTls:
-    """Files of the default deploy/'s mutual TLS (deploy/mutual-tls, made as ``netsched
-    certificates`` makes them): the extender's pair and the CA of its clients,
-    kube-scheduler's client pair."""
-
-    ca: str
-    server_cert: str
-    server_key: str
-    client_cert: str
-    client_key: str
-
-    @classmethod
-    def written_to(cls, folder: Path) -> MutualTls:
-        ca = new_ca("netsched-benchmark-ca", days=1)
-        server = issue(ca, "netsched-extender", days=1, ip_addresses=("127.0.0.1",))
-        client = issue(ca, "netsched-scheduler", days=1, client=True)
-        files = {"ca.crt": ca.cert, "tls.crt": server.cert, "tls.key": server.key,
-                 "client.crt": client.cert, "client.key": client.key}
-        for name, content in files.items():
-            (folder / name).write_bytes(content)
-        return cls(*(str(folder / name) for name in files))
-
-    def client_context(self) -> ssl.SSLContext:
-        """What kube-scheduler's extender client builds from its tlsConfig."""
-        context = ssl.create_default_context(cafile=self.ca)
-        context.load_cert_chain(self.client_cert, self.client_key)
-        return context
+def wait_ready(transport: ExtenderTransport, deadline: float) -> None:
+    while True:
+        try:
+            if transport.get("/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("extender not ready")
+        time.sleep(0.2)
 
 
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
@@ -568,10 +528,9 @@ class Stack:
 
 @contextmanager
 def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None,
-          tls: bool = False) -> Iterator[Stack]:
-    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given;
-    with ``tls``, serving mutual TLS); stop both on the way out."""
+          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None) -> Iterator[Stack]:
+    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given);
+    stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
@@ -587,15 +546,14 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-        files = MutualTls.written_to(Path(folder)) if tls else None
-        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core, files),
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core),
                                  daemon=True)
         served.start()
-        transport = ExtenderTransport(extender_port, files)
+        transport = ExtenderTransport(extender_port)
         informer = PodInformer(api_port)
         informer.start()
         try:
-            transport.wait_ready(time.monotonic() + 600)
+            wait_ready(transport, time.monotonic() + 600)
             if not informer.listed.wait(120):
                 raise RuntimeError("the pod informer did not list")
             yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, Candidates(nodes), go,
@@ -611,9 +569,9 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
 
 def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
             binds_in_flight: int, burst: bool = False, freeze_api: bool = True,
-            core: int | None = None, tls: bool = False) -> dict[str, Any]:
+            core: int | None = None) -> dict[str, Any]:
     """One extender alone: every pending pod in one go."""
-    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core, tls=tls) as served:
+    with stack(kind, nodes, pods, latency_ms, writes_per_s, freeze_api, core=core) as served:
         served.go.set()
         time.sleep(1.0 if writes_per_s else 0)  # the kubelets are writing before the first pod
         before, paused = usage(served), len(collector_pauses(served))
@@ -625,14 +583,13 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
                          burst: bool = False, freeze_api: bool = True,
-                         ablated: tuple[str, ...] = (), core: int | None = None,
-                         tls: bool = False) -> dict[str, dict[str, Any]]:
+                         ablated: tuple[str, ...] = (), core: int | None = None) -> dict[str, dict[str, Any]]:
     """Both extenders up at once, each with its own API server, taking turns of ``turn``
     pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
     load lasting longer than a couple of turns falls on both alike. A turn ends when its
     last bind is answered, so the next one starts on a quiet machine."""
-    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core, tls=tls) as passthrough,
-          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core, tls) as netsched):
+    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core) as passthrough,
+          stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core) as netsched):
         stacks = (passthrough, netsched)
         results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
                                  "errors": [], "most_in_flight": 0, "dialed": 0} for served in stacks}
@@ -664,7 +621,7 @@ def usage(served: Stack) -> np.ndarray:
 
 def collector_pauses(served: Stack) -> list[float]:
     """Seconds of each of the extender's collections so far (``CollectorPauses``)."""
-    return orjson.loads(served.transport.get("/bench/gc").read())
+    return orjson.loads(served.transport.get("/bench/gc")[1])
 
 
 def summary(served: Stack, result: dict[str, Any], used: np.ndarray, writes_per_s: float,
@@ -750,15 +707,12 @@ def main() -> None:
                         help="leave the API server's seeded objects to Python's cyclic collector")
     parser.add_argument("--pin", action="store_true",
                         help="the extenders on the last core alone, everything else on the others")
-    parser.add_argument("--tls", action="store_true",
-                        help="kube-scheduler and the extenders speak mutual TLS, as the default deploy/ has them")
     args = parser.parse_args()
     core = apart() if args.pin else None
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
           "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else "")
-          + (f"; the extenders on core {core} alone" if core is not None else "")
-          + ("; mutual TLS" if args.tls else ""))
+          + (f"; the extenders on core {core} alone" if core is not None else ""))
     print(HEADER)
     if args.writes:
         rate = args.write_nodes / KUBELET_STATUS_SECONDS
@@ -766,8 +720,7 @@ def main() -> None:
             baseline = None
             for factor in args.write_factors:
                 row = measure("netsched", args.write_nodes, args.pods, args.api_latency_ms, rate * factor,
-                              args.binds_in_flight, freeze_api=not args.api_full_collections, core=core,
-                              tls=args.tls)
+                              args.binds_in_flight, freeze_api=not args.api_full_collections, core=core)
                 print_row(row, baseline)
                 baseline = baseline or row
     else:
@@ -776,7 +729,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
                                             args.burst, freeze_api=not args.api_full_collections,
-                                            ablated=tuple(args.ablate), core=core, tls=args.tls)
+                                            ablated=tuple(args.ablate), core=core)
                 print_row(rows["passthrough"], None)
                 print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()

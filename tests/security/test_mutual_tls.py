@@ -313,3 +313,38 @@ def test_go_net_http_configured_as_kube_scheduler_sends_64_requests_on_one_conne
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert json.loads(result.stdout) == {"answers": {"HTTP/2.0 200 OK": 64}, "connections": 1}
+
+
+@pytest.mark.parametrize(("protocol", "garbage"), [
+    ("h2", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x08\x00\xff\xff\xff\xff" * 3),
+    ("h2", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("http/1.1", b"\x16\x03\x01 not a request line\r\n\r\n"),
+    ("http/1.1", b"POST /filter HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n{"),
+])
+def test_bytes_that_are_not_http_over_tls_close_their_connection_and_nothing_else(
+    kube_api, serve, secrets, protocol, garbage
+):
+    """HTTP/2's parser is zttp's (alpha); a client that got through mutual TLS and then
+    sends frames or requests that are not HTTP loses its connection, and the next client
+    is served as before."""
+    seed_nodes(kube_api, 1)
+    served = serve(mutual_tls(secrets))
+    client = secrets[SCHEDULER_SECRET]
+    context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+    context.set_alpn_protocols([protocol])
+    raw = socket.create_connection(("127.0.0.1", served.server.port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=SERVICE_NAME) as hostile:
+        assert hostile.selected_alpn_protocol() == protocol
+        hostile.sendall(garbage)
+        answer = b""
+        try:
+            while chunk := hostile.recv(65536):
+                answer += chunk
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+    if protocol == "http/1.1":
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    context = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+    status, answer = post(context, served.server.port, "/filter", {"Pod": pod_object("after"), "Nodes": None,
+                                                                    "NodeNames": ["node-00"]})
+    assert (status, answer["NodeNames"]) == (200, ["node-00"])

@@ -50,7 +50,7 @@ def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
     parses it. uvicorn's HTTP/2 is zttp's, an alpha parser: ``tests/security`` sends it
     64 filters at once from Go's net/http, and a 1 MB filter and binds in flight together
     from httpx."""
-    tls = {"http": "zttp", "http2": True} if options.tls_cert else {}
+    http2 = {"http": "zttp", "http2": True} if options.tls_cert else {}
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -61,7 +61,7 @@ def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
         ssl_cert_reqs=ssl.CERT_REQUIRED if options.tls_client_ca else ssl.CERT_NONE,
         log_level=options.log_level,
         access_log=False,
-        **tls,
+        **http2,
     )
     return uvicorn.Server(config)
 

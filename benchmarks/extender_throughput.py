@@ -516,7 +516,6 @@ class Stack:
 
     kind: str
     nodes: int
-    port: int
     extender_pid: int
     api_pid: int
     pending: list[dict]
@@ -556,8 +555,8 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             wait_ready(transport, time.monotonic() + 600)
             if not informer.listed.wait(120):
                 raise RuntimeError("the pod informer did not list")
-            yield Stack(kind, nodes, extender_port, served.pid, api.pid, informer.pending, Candidates(nodes), go,
-                        informer, transport)
+            yield Stack(kind, nodes, served.pid, api.pid, informer.pending, Candidates(nodes), go, informer,
+                        transport)
         finally:
             informer.stop()
             transport.close()

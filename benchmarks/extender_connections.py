@@ -46,12 +46,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.extender_latency import FIXTURES, bench_cluster, free_port  # noqa: E402
 from benchmarks.extender_throughput import cpu_seconds  # noqa: E402
-from scheduler_extender.certificates import issue, new_ca  # noqa: E402
+from netsched.commands.certificates import EXTENDER_SECRET, SCHEDULER_SECRET  # noqa: E402
 from tests.go_client import build_extender_client  # noqa: E402
 
 NODES = 500
 CANDIDATES = 230
 SERVER_NAME = "netsched-extender.kube-system.svc"
+"""What kube-scheduler's urlPrefix dials: one of the names ``netsched certificates`` gives the extender."""
 WAYS = ("plain HTTP/1.1", "mutual TLS, HTTP/1.1", "mutual TLS, HTTP/2")
 PAUSE_MS = 5
 """Between waves of requests: about a Binding's round trip to the API server, the time
@@ -60,7 +61,8 @@ kube-scheduler's binding cycles take to come and go."""
 
 @dataclass(frozen=True)
 class Files:
-    """The pairs ``netsched certificates`` makes: the extender's and kube-scheduler's, one CA."""
+    """The pairs ``netsched certificates --out`` writes: the extender's, for the Service's
+    names, and kube-scheduler's client pair, one CA."""
 
     ca: Path
     server_cert: Path
@@ -70,14 +72,10 @@ class Files:
 
     @classmethod
     def written_to(cls, folder: Path) -> Files:
-        ca = new_ca("netsched-benchmark-ca", days=1)
-        server = issue(ca, "netsched-extender", days=1, dns_names=(SERVER_NAME,))
-        client = issue(ca, "netsched-scheduler", days=1, client=True)
-        contents = (ca.cert, server.cert, server.key, client.cert, client.key)
-        paths = [folder / name for name in ("ca.crt", "tls.crt", "tls.key", "client.crt", "client.key")]
-        for path, content in zip(paths, contents, strict=True):
-            path.write_bytes(content)
-        return cls(*paths)
+        subprocess.run([sys.executable, "-m", "netsched.cli", "certificates", "--out", str(folder)],
+                       cwd=ROOT, check=True, capture_output=True, timeout=60)
+        server, client = folder / EXTENDER_SECRET, folder / SCHEDULER_SECRET
+        return cls(server / "ca.crt", server / "tls.crt", server / "tls.key", client / "tls.crt", client / "tls.key")
 
 
 def serve(way: str, port: int, files: Files, core: int) -> None:

@@ -21,6 +21,8 @@ class ServeOptions:
     tls_client_ca: str | None = None
     """With it, the TLS handshake requires a client certificate issued by this CA (PEM):
     what kube-scheduler's extender ``tlsConfig`` (certFile, keyFile, caFile) presents."""
+    http2: bool = True
+    """With TLS, offer HTTP/2 beside HTTP/1.1 (``uvicorn_server``); off, HTTP/1.1 only."""
     log_level: str = "warning"
 
     def problems(self) -> list[str]:
@@ -49,8 +51,10 @@ def uvicorn_server(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
     as much as over plain HTTP/1.1. Without TLS, Go speaks HTTP/1.1 only, and httptools
     parses it. uvicorn's HTTP/2 is zttp's, an alpha parser: ``tests/security`` sends it
     64 filters at once from Go's net/http, and a 1 MB filter and binds in flight together
-    from httpx."""
-    http2 = {"http": "zttp", "http2": True} if options.tls_cert else {}
+    from httpx. ``ServeOptions.http2`` off (``netsched serve --no-http2``) serves TLS with
+    httptools and HTTP/1.1 alone, as before HTTP/2 was offered: the way back should zttp
+    misbehave, at the cost of the handshakes above."""
+    http2 = {"http": "zttp", "http2": True} if options.tls_cert and options.http2 else {}
     config = uvicorn.Config(
         app,
         host=options.host,

@@ -79,6 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "as kube-scheduler's extender tlsConfig certFile/keyFile does",
     )
     parser.add_argument(
+        "--no-http2", dest="http2", action="store_false",
+        help="with --tls-cert: serve HTTP/1.1 only (by default HTTP/2 is offered too, and kube-scheduler "
+        "then sends every request on one connection; docs/deploy.md)",
+    )
+    parser.add_argument(
         "--read-only-port", type=int, metavar="PORT",
         help="serve health, /metrics, the JSON API and the dashboard on this port (plain HTTP), "
         "and only the webhook verbs and health on --port",
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from scheduler_extender.server import BackgroundServer, ServeOptions, uvicorn_server
 
     options = ServeOptions(
-        args.host, args.port, args.tls_cert, args.tls_key, args.tls_client_ca, log_level="info"
+        args.host, args.port, args.tls_cert, args.tls_key, args.tls_client_ca, http2=args.http2, log_level="info"
     )
     if problems := options.problems():
         raise SystemExit("; ".join(problems))

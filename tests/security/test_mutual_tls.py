@@ -10,6 +10,7 @@ client certificate when the server asks for one.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import socket
@@ -183,7 +184,11 @@ def test_the_verbs_listener_serves_no_read_only_endpoint(kube_api, serve, secret
         connection.close()
 
 
-def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfig, secrets, tmp_path):
+@pytest.mark.parametrize(("flags", "protocol"), [((), "h2"), (("--no-http2",), None)])
+def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfig, secrets, tmp_path, flags, protocol):
+    """``netsched serve`` as deploy/ runs it; a client offering HTTP/2 and HTTP/1.1, as
+    kube-scheduler's does, gets HTTP/2, and with ``--no-http2`` no protocol chosen by ALPN,
+    which a client reads as HTTP/1.1 (RFC 7301)."""
     seed_nodes(kube_api, 1)
     server, client = secrets[EXTENDER_SECRET], secrets[SCHEDULER_SECRET]
     port, read_only_port = free_port(), free_port()
@@ -192,7 +197,7 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
         [sys.executable, "-m", "netsched.cli", "serve", "--kubernetes",
          "--kubeconfig", str(kubeconfig), "--port", str(port), "--read-only-port", str(read_only_port),
          "--tls-cert", str(server["tls.crt"]), "--tls-key", str(server["tls.key"]),
-         "--tls-client-ca", str(server["ca.crt"])],
+         "--tls-client-ca", str(server["ca.crt"]), *flags],
         cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     try:
@@ -218,6 +223,11 @@ def test_netsched_serve_with_mutual_tls_and_a_read_only_port(kube_api, kubeconfi
         assert (status, answer["NodeNames"]) == (200, ["node-00"])
         with pytest.raises((ssl.SSLError, ConnectionError)):
             post(scheduler_context(client["ca.crt"], None, None), port, "/filter", {})
+        offering_both = scheduler_context(client["ca.crt"], client["tls.crt"], client["tls.key"])
+        offering_both.set_alpn_protocols(["h2", "http/1.1"])
+        with offering_both.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                       server_hostname=SERVICE_NAME) as connection:
+            assert connection.selected_alpn_protocol() == protocol
         assert httpx.post(f"http://127.0.0.1:{read_only_port}/bind", json={}, timeout=5).status_code in (404, 405)
         text = log.read_text()
         assert f"netsched extender on https://127.0.0.1:{port} (verbs: mutual TLS)" in text
@@ -313,6 +323,27 @@ def test_go_net_http_configured_as_kube_scheduler_sends_64_requests_on_one_conne
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert json.loads(result.stdout) == {"answers": {"HTTP/2.0 200 OK": 64}, "connections": 1}
+
+
+def test_go_net_http_to_an_extender_serving_http_1_1_only_opens_a_connection_per_request_in_flight(
+    kube_api, serve, secrets, go_extender_client
+):
+    """``ServeOptions.http2`` off (``netsched serve --no-http2``): the same client falls back
+    to HTTP/1.1 and, keeping two idle connections per host, dials again for requests in
+    flight beyond them, each a handshake with its client certificate: the cost HTTP/2
+    saves, and the way back should HTTP/2's parser misbehave."""
+    seed_nodes(kube_api, 1)
+    served = serve(dataclasses.replace(mutual_tls(secrets), http2=False))
+    client = secrets[SCHEDULER_SECRET]
+    result = subprocess.run(
+        [str(go_extender_client), "-url", f"https://127.0.0.1:{served.server.port}", "-server-name", SERVICE_NAME,
+         "-ca", str(client["ca.crt"]), "-cert", str(client["tls.crt"]), "-key", str(client["tls.key"]),
+         "-requests", "64"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    answer = json.loads(result.stdout)
+    assert answer["answers"] == {"HTTP/1.1 200 OK": 64}
+    assert answer["connections"] > 2
 
 
 @pytest.mark.parametrize(("protocol", "garbage"), [

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandwidth_accounting.journal import ChangeJournal
+from bandwidth_accounting.interning import Interning
 from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.objects import Node, NodeNetwork
 from contract.quantity import format_bandwidth
-from contract.reservation import DIRECTIONS, Direction, Reservation
+from contract.reservation import DIRECTIONS, Direction, Rates, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ class Ledger:
         self._addresses_in_order: dict[str, list[int]] = defaultdict(list)
         """network → the same addresses, ascending: allocation bisects them (``ipam.first_free``)."""
         self._by_namespace: dict[str, list[int]] = {}  # namespace → reserved (ingress, egress), all interfaces
+        self._rates: Interning[Rates] = Interning()
+        """Each distinct pair of rates the holdings hold, the one object they share (``_share_rates``)."""
         self._version = 0
         self.changes = ChangeJournal()
         """The nodes whose budgets, reservations or observed load changed, for caches of fit
@@ -483,7 +486,18 @@ class Ledger:
         if row is not None:
             self._reserved_rows[row] = reserved
 
+    def _share_rates(self, reservation: Reservation) -> None:
+        """Give ``reservation`` the ``Rates`` objects that equal rates held already are: a
+        workload's replicas ask equal rates, and a reservation repeats its primary's for
+        its primary's interface (``bandwidth_accounting.interning``)."""
+        shared = self._rates
+        reservation.primary = shared.of(reservation.primary)
+        interfaces = reservation.interfaces
+        for name, rates in interfaces.items():
+            interfaces[name] = shared.of(rates)
+
     def _add(self, holding: Holding) -> None:
+        self._share_rates(holding.reservation)
         node = holding.node
         in_namespace = self._by_namespace.setdefault(holding.namespace, [0, 0])
         for interface, rates in holding.reservation.interfaces.items():

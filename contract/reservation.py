@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from contract.wire import DefinitionMode, IPAddress, NetworkMode, WireModel
 
@@ -20,7 +20,12 @@ Bps = Annotated[int, Field(ge=0, description="bits per second")]
 
 
 class Rates(WireModel):
-    """A pair of rates in bits/s; ingress is traffic into the pod, egress out of it."""
+    """A pair of rates in bits/s; ingress is traffic into the pod, egress out of it.
+
+    Frozen: the ledger gives equal rates one object, shared by the reservations it holds
+    (``Ledger._share_rates``)."""
+
+    model_config = ConfigDict(frozen=True)
 
     ingress: Bps = 0
     egress: Bps = 0

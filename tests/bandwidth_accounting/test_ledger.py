@@ -451,3 +451,27 @@ def test_a_new_ledger_has_nothing_and_empty_batch_rows_of_the_right_shape():
     assert usable.shape == reserved.shape == observed.shape == (0, 2)
     assert usable.dtype == reserved.dtype == observed.dtype == np.int64
     assert observed_at.shape == (0,) and observed_at.dtype == np.float64
+
+
+def test_holdings_with_equal_rates_share_one_object_and_read_as_before():
+    """Replicas ask the same rates, and a reservation repeats its primary's for the primary's
+    interface: the ledger keeps one ``Rates`` for each distinct pair, whoever holds it. What
+    each reservation says (its annotation, the budgets) is unchanged, and releasing one pod
+    leaves the others' rates alone."""
+    ledger = Ledger()
+    ledger.set_usable({("n", "eth0"): (1000, 1000), ("n", "eth1"): (1000, 1000)})
+    asked = {name: Reservation(node="n", primary=Rates(ingress=10, egress=20), primary_parent="eth0",
+                               interfaces={"eth0": Rates(ingress=10, egress=20), "eth1": Rates(ingress=5, egress=5)})
+             for name in ("a", "b")}
+    written = {name: reservation.annotation() for name, reservation in asked.items()}
+    for name, reservation in asked.items():
+        ledger.reserve(name, f"team/{name}", 0, reservation)
+    a, b = ledger.holding("a").reservation, ledger.holding("b").reservation
+    assert a.primary is a.interfaces["eth0"] is b.primary is b.interfaces["eth0"]
+    assert a.interfaces["eth1"] is b.interfaces["eth1"]
+    assert {name: ledger.holding(name).reservation.annotation() for name in asked} == written
+    assert ledger.reserved("n", "eth0") == (20, 40)
+    with pytest.raises(ValueError, match="frozen"):
+        a.primary.egress = 1  # shared by b: no edit in place
+    ledger.release("a")
+    assert (b.primary.ingress, b.primary.egress, ledger.reserved("n", "eth0")) == (10, 20, (10, 20))

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from contract.quantity import is_zero_quantity, parse_bandwidth
 from contract.wire import WireModel
@@ -244,6 +244,8 @@ class ResourceClaim(WireModel):
 class PodResourceClaim(WireModel):
     """``pod.spec.resourceClaims[]``: a claim by name, or one made from a template."""
 
+    model_config = ConfigDict(frozen=True)
+
     name: str
     resource_claim_name: str | None = None
     resource_claim_template_name: str | None = None
@@ -251,6 +253,8 @@ class PodResourceClaim(WireModel):
 
 class PodResourceClaimStatus(WireModel):
     """``pod.status.resourceClaimStatuses[]``: the name of the claim made from a template."""
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
     resource_claim_name: str | None = None

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from contract.dra import PodResourceClaim, PodResourceClaimStatus
@@ -228,19 +228,27 @@ class BandwidthPolicy(WireModel):
 
 
 class PodSpec(WireModel):
+    """Frozen, as ``PodStatus``: the extender's state holds one object for each distinct
+    value, shared by the pods that have it (``ClusterState``), so a change is a new
+    object (``model_copy(update=...)``), never an edit."""
+
+    model_config = ConfigDict(frozen=True)
+
     node_name: str | None = None
     priority: int = 0
     preemption_policy: str | None = None
     """``Never``: the pod waits rather than having lower-priority pods evicted for it."""
     scheduler_name: str = "default-scheduler"
     """Kubernetes' default when a pod names none."""
-    resource_claims: list[PodResourceClaim] = Field(default_factory=list)
+    resource_claims: tuple[PodResourceClaim, ...] = ()
     """DRA claims the pod uses, by name or through a template (``contract.dra``)."""
 
 
 class PodStatus(WireModel):
+    model_config = ConfigDict(frozen=True)
+
     phase: str | None = None
-    resource_claim_statuses: list[PodResourceClaimStatus] = Field(default_factory=list)
+    resource_claim_statuses: tuple[PodResourceClaimStatus, ...] = ()
     """The names of the claims made from the pod's templates."""
 
 

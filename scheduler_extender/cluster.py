@@ -54,7 +54,11 @@ class ClusterSnapshot:
 
 
 class ClusterSink(Protocol):
-    """Receives the cluster's state: a full snapshot, then object events."""
+    """Receives the cluster's state: a full snapshot, then object events.
+
+    The sink keeps the objects it is handed, and may reduce them to what netsched reads
+    (``ClusterState`` does, for pods): a source hands an object over and relies on no more
+    of it afterwards than its identity (kind, namespace, name, uid, resourceVersion)."""
 
     def reset(self, snapshot: ClusterSnapshot) -> None:
         """Replace everything known with ``snapshot`` (start, relist after 410 Gone)."""

@@ -72,7 +72,9 @@ class FileClusterSource:
     def start(self, sink: ClusterSink) -> None:
         with self._lock:
             self._sink = sink
-            sink.reset(self.snapshot())
+            snapshot = self.snapshot()
+            snapshot.pods = [_handed(pod) for pod in snapshot.pods]
+            sink.reset(snapshot)
 
     def stop(self) -> None:
         self._sink = None
@@ -101,8 +103,8 @@ class FileClusterSource:
                 raise BindConflict(f"node {node} does not exist")
             updated = current.model_copy(deep=True)
             updated.metadata.annotations.update(annotations)
-            updated.spec.node_name = node
-            updated.status.phase = "Running"
+            updated.spec = updated.spec.model_copy(update={"node_name": node})
+            updated.status = updated.status.model_copy(update={"phase": "Running"})
             self._store(updated)
 
     def write_policy_status(self, policy: BandwidthPolicy, status: BandwidthPolicyStatus) -> None:
@@ -151,8 +153,14 @@ class FileClusterSource:
         stored = self._stamped(obj)
         self._objects[_key(stored)] = stored
         if self._sink is not None:
-            self._sink.upsert(stored)
+            self._sink.upsert(_handed(stored))
         return stored
+
+
+def _handed(obj: ClusterObject) -> ClusterObject:
+    """What the sink gets of ``obj``: a pod of its own, which ``ClusterState`` reduces to
+    what netsched reads (``ClusterSink``), while this cluster keeps the pod as applied."""
+    return obj.model_copy(deep=True) if isinstance(obj, Pod) else obj
 
 
 def _lists(snapshot: ClusterSnapshot) -> dict[type, list]:

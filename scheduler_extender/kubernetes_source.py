@@ -502,11 +502,15 @@ class KubernetesClusterSource:
             for key, old in list(resource.known.items()):
                 if key not in listing.objects:
                     sink.delete(old)
+            known = {}
             for key, new in listing.objects.items():
                 old = resource.known.get(key)
                 if old is None or old.metadata.resource_version != new.metadata.resource_version:
                     sink.upsert(new)
-            resource.known = listing.objects
+                    known[key] = new
+                else:
+                    known[key] = old  # the object the sink holds: one copy of what did not change
+            resource.known = known
             resource.resource_version = listing.resource_version
             self.relists += 1
         backoff.reset()

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from bandwidth_accounting.batch import SlotMap
 from bandwidth_accounting.claims import ClaimProblem, ClaimReading, claim_holdings
+from bandwidth_accounting.interning import Interning
 from bandwidth_accounting.ledger import Holding, Ledger, node_headroom, usable_by_interface
 from bandwidth_accounting.observed import ObservedLoad
 from bandwidth_accounting.policy import NamespacePolicy
@@ -29,7 +30,7 @@ from contract import annotations
 from contract.attachment_definitions import NetworkAttachmentDefinition
 from contract.dra import ResourceClaim
 from contract.group import SCHEDULER_NAME
-from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod
+from contract.objects import BandwidthPolicy, Network, Node, NodeNetwork, Pod, PodSpec, PodStatus
 from contract.reservation import Rates, Reservation
 from scheduler_extender.cluster import ClusterObject, ClusterSnapshot
 from scheduler_extender.peers import PeerCounts
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 DELETED_CLAIMS_KEPT = 4096
 """Deleted ResourceClaims remembered, so that a bind's older read cannot bring one back."""
+KEPT_POD_ANNOTATIONS = frozenset((*annotations.INPUTS, annotations.RESERVATION))
+"""The annotations of a pod that netsched reads: what its author asks, and the reservation
+bind wrote. A held pod keeps no other (``ClusterState._keep``)."""
 
 
 class Rejection(StrEnum):
@@ -137,6 +141,9 @@ class ClusterState:
         self._policies: dict[str, dict[str, BandwidthPolicy]] = {}
         """namespace → name → BandwidthPolicy."""
         self._pods: dict[str, Pod] = {}
+        self._specs: Interning[PodSpec] = Interning()
+        self._statuses: Interning[PodStatus] = Interning()
+        """Each distinct spec and status of the pods held, the one object they share (``_keep``)."""
         self._placed: dict[str, dict[str, Pod]] = {}
         """namespace → uid → bound, running pods: what peer selectors are matched against."""
         self._peers = PeerCounts()
@@ -167,6 +174,7 @@ class ClusterState:
             for policy in snapshot.bandwidth_policies:
                 self._policies.setdefault(policy.metadata.effective_namespace, {})[policy.metadata.name] = policy
             self._pods = {}
+            self._specs, self._statuses = Interning(), Interning()
             self._placed = {}
             self._peers.clear()
             self._rejected = {}
@@ -347,7 +355,28 @@ class ClusterState:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _keep(self, pod: Pod) -> None:
+        """Make ``pod`` what the state holds: only the annotations netsched reads, and
+        the spec and status objects that equal pods held already have.
+
+        The state holds every pod of the cluster, 150,000 at 5,000 nodes
+        (``bandwidth_accounting.interning``). Other annotations (kubectl's last-applied
+        configuration, Multus's network status, a mesh's sidecar status) are as large as
+        their writers make them. Most pods on a node have equal specs as netsched reads
+        them (node, priority, scheduler), and most pods one of a few statuses (their
+        phase); a spec or status naming claims is the pod's own."""
+        metadata = pod.metadata
+        if not metadata.annotations.keys() <= KEPT_POD_ANNOTATIONS:
+            metadata.annotations = {
+                name: value for name, value in metadata.annotations.items() if name in KEPT_POD_ANNOTATIONS
+            }
+        if not pod.spec.resource_claims:
+            pod.spec = self._specs.of(pod.spec)
+        if not pod.status.resource_claim_statuses:
+            pod.status = self._statuses.of(pod.status)
+
     def _index_pod(self, pod: Pod) -> None:
+        self._keep(pod)
         uid = pod.metadata.uid or pod.key
         self._pods[uid] = pod
         namespace = pod.metadata.effective_namespace

@@ -340,7 +340,8 @@ class WithDra:
         pod = netsched_pod(arrival, "spread")
         kept = {annotations.PEERS, annotations.PLACEMENT}
         pod.metadata.annotations = {k: v for k, v in pod.metadata.annotations.items() if k in kept}
-        pod.spec.resource_claims = [PodResourceClaim(name="bandwidth", resource_claim_name=claim_name(arrival.name))]
+        claim = PodResourceClaim(name="bandwidth", resource_claim_name=claim_name(arrival.name))
+        pod.spec = pod.spec.model_copy(update={"resource_claims": (claim,)})
         return pod
 
     def _traffic(self, arrival: Arrival, node: str, allocation: Allocation | None) -> list[tuple[str, int, int]]:

@@ -165,6 +165,11 @@ def test_410_gone_relists_and_converges(kube_api, sources):
     wait_until(lambda: seen(state) == truth(kube_api), what="convergence after 410")
     assert source.relists >= 1
     assert {h.pod for h in state.ledger.holdings()} == {"default/c", "default/d"}
+    # c did not change: what the source knows of it for a later deletion is the object the
+    # state holds, not a second copy from the new listing.
+    pods = next(resource for resource in source._resources if resource.model is Pod)
+    unchanged = state.pod(kube_api.get(f"{PODS}/c")["metadata"]["uid"])
+    assert next(pod for pod in pods.known.values() if pod.metadata.name == "c") is unchanged
     gone = [r for r in kube_api.requests if "watch=true" in r.path]
     assert gone, "the source watched"
 

@@ -97,7 +97,7 @@ def test_finished_pods_release_and_restart_rebuilds_the_same_ledger(served, exte
     for index, pod in enumerate(pods):
         assert served.post("/bind", json=bind_body(pod, f"node-c-{index % 4 + 1}")).json()["Error"] == ""
     done = source.get(Pod, pods[0].key).model_copy(deep=True)
-    done.status.phase = "Succeeded"
+    done.status = done.status.model_copy(update={"phase": "Succeeded"})
     source.apply(done)
     before = {h.uid: h.reservation for h in extender.state.ledger.holdings()}
     assert len(before) == 5

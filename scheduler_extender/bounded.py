@@ -2,7 +2,7 @@
 
 An entry count alone does not bound memory when a caller chooses the size of each
 entry: 200 decisions that each quote a refusal for 5,000 nodes, or 4,096 remembered
-pods with 1 MB of annotations each (4 GB, four times the Deployment's memory limit;
+pods with 1 MB of annotations each (4 GB, twice the Deployment's memory limit;
 the extender no longer keeps pods from filter bodies at all). The log here takes a
 ``size`` function that estimates an entry's bytes (the strings it holds, which are
 what a caller controls) and drops the oldest entries until both bounds hold.

@@ -33,8 +33,8 @@ from scheduler_extender.server import BackgroundServer, ServeOptions
 from tests.conftest import make_pod
 
 RSS_GROWTH_LIMIT = 256 * 2**20
-"""What the whole run may add to the process's resident memory: a quarter of the
-Deployment's 1 GiB limit, far above what a bounded extender needs."""
+"""What the whole run may add to the process's resident memory: the Deployment's memory
+request, far above what a bounded extender needs."""
 
 
 def resident_bytes() -> int:

@@ -306,6 +306,19 @@ def go_extender_client(tmp_path_factory) -> Path:
     return build_extender_client(tmp_path_factory.mktemp("go"))
 
 
+def go_filters(go_extender_client: Path, served, secrets, requests: int = 64) -> dict:
+    """``requests`` filters sent at once by Go's client with kube-scheduler's pair: the
+    protocol of each answer and the connections it opened."""
+    client = secrets[SCHEDULER_SECRET]
+    result = subprocess.run(
+        [str(go_extender_client), "-url", f"https://127.0.0.1:{served.server.port}", "-server-name", SERVICE_NAME,
+         "-ca", str(client["ca.crt"]), "-cert", str(client["tls.crt"]), "-key", str(client["tls.key"]),
+         "-requests", str(requests)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return json.loads(result.stdout)
+
+
 def test_go_net_http_configured_as_kube_scheduler_sends_64_requests_on_one_connection(
     kube_api, serve, secrets, go_extender_client
 ):
@@ -315,14 +328,7 @@ def test_go_net_http_configured_as_kube_scheduler_sends_64_requests_on_one_conne
     against the extender before it offered HTTP/2): Go keeps two idle connections per host."""
     seed_nodes(kube_api, 1)
     served = serve(mutual_tls(secrets))
-    client = secrets[SCHEDULER_SECRET]
-    result = subprocess.run(
-        [str(go_extender_client), "-url", f"https://127.0.0.1:{served.server.port}", "-server-name", SERVICE_NAME,
-         "-ca", str(client["ca.crt"]), "-cert", str(client["tls.crt"]), "-key", str(client["tls.key"]),
-         "-requests", "64"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )
-    assert json.loads(result.stdout) == {"answers": {"HTTP/2.0 200 OK": 64}, "connections": 1}
+    assert go_filters(go_extender_client, served, secrets) == {"answers": {"HTTP/2.0 200 OK": 64}, "connections": 1}
 
 
 def test_go_net_http_to_an_extender_serving_http_1_1_only_opens_a_connection_per_request_in_flight(
@@ -334,14 +340,7 @@ def test_go_net_http_to_an_extender_serving_http_1_1_only_opens_a_connection_per
     saves, and the way back should HTTP/2's parser misbehave."""
     seed_nodes(kube_api, 1)
     served = serve(dataclasses.replace(mutual_tls(secrets), http2=False))
-    client = secrets[SCHEDULER_SECRET]
-    result = subprocess.run(
-        [str(go_extender_client), "-url", f"https://127.0.0.1:{served.server.port}", "-server-name", SERVICE_NAME,
-         "-ca", str(client["ca.crt"]), "-cert", str(client["tls.crt"]), "-key", str(client["tls.key"]),
-         "-requests", "64"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )
-    answer = json.loads(result.stdout)
+    answer = go_filters(go_extender_client, served, secrets)
     assert answer["answers"] == {"HTTP/1.1 200 OK": 64}
     assert answer["connections"] > 2
 

@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--pods-per-node", type=int, nargs="+", default=[10, 30])
     args = parser.parse_args()
 
-    print(f"{'nodes':>6} {'pods':>7} {'kind':9} {'RSS MB':>7} {'KB/pod':>7} {'tracked/pod':>11} {'full collection ms':>18}")
+    header = f"{'nodes':>6} {'pods':>7} {'kind':9} {'RSS MB':>7} {'KB/pod':>7} {'tracked/pod':>11}"
+    print(f"{header} {'full collection ms':>18}")
     for nodes in args.nodes:
         empty = measure(nodes, 0, "plain")
         for pods in (0, *(nodes * per_node for per_node in args.pods_per_node)):

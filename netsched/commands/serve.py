@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     from scheduler_extender.server import BackgroundServer, ServeOptions, uvicorn_server
 
     options = ServeOptions(
-        args.host, args.port, args.tls_cert, args.tls_key, args.tls_client_ca, http2=args.http2, log_level="info"
+        args.host, args.port, args.tls_cert, args.tls_key, args.tls_client_ca,
+        http2=args.http2, log_level="info",
     )
     if problems := options.problems():
         raise SystemExit("; ".join(problems))

@@ -79,7 +79,8 @@ def test_a_held_pod_keeps_only_the_annotations_netsched_reads(extender, source):
     state, scheduler = extender.state, extender.scheduler
     pod = watched(0, None, phase="Pending", schedulerName="netsched-scheduler")
     asks = {annotations.EGRESS_BANDWIDTH: "50M", annotations.NETWORKS: '[{"name": "storage"}]'}
-    pod.metadata.annotations.update({**asks, "k8s.v1.cni.cncf.io/network-status": "[]", "example.com/blob": "x" * 200_000})
+    others = {"k8s.v1.cni.cncf.io/network-status": "[]", "example.com/blob": "x" * 200_000}
+    pod.metadata.annotations.update({**asks, **others})
     assert "kubectl.kubernetes.io/last-applied-configuration" in pod.metadata.annotations
     source.apply(pod)
     assert state.pod("uid-0").metadata.annotations == asks

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bandwidth_accounting.journal import ChangeJournal
 from bandwidth_accounting.interning import Interning
+from bandwidth_accounting.journal import ChangeJournal
 from bandwidth_accounting.settings import CapacitySettings
 from contract import annotations
 from contract.objects import Node, NodeNetwork

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -21,10 +22,12 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.background import BackgroundTask
 
 from contract.group import VERSION
 from scheduler_extender.cluster import CONCURRENT_BINDS
 from scheduler_extender.extender import Extender
+from scheduler_extender.prepared import PreparedPrioritize
 from scheduler_extender.read_api import health_router, read_only_router
 from scheduler_extender.scheduler import BindError
 from scheduler_extender.wire import (
@@ -157,6 +160,7 @@ def create_app(
     # filter, prioritize and preempt only compute, so they run on the event loop; bind
     # talks to the API server and runs in threads of its own, CONCURRENT_BINDS at most.
     binding_threads: list[anyio.CapacityLimiter] = []
+    prepared = PreparedPrioritize()
 
     @app.exception_handler(BodyRejected)
     async def rejected(_: Request, error: BodyRejected) -> Response:
@@ -165,7 +169,9 @@ def create_app(
     @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def filter_nodes(request: Request) -> Response:
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
-        args = await body(request, ExtenderArgs)
+        raw = await request.body()
+        args = read_body(ExtenderArgs, raw)
+        prepared.drop()
         with metrics.verb_seconds["filter"].time():
             outcome = scheduler.filter(args.Pod, args.node_names())
             if outcome.refusals:
@@ -191,12 +197,34 @@ def create_app(
                     "metadata": args.Nodes.metadata,
                     "items": [item for item in args.Nodes.items if item["metadata"]["name"] in passed],
                 }
-            return json_response(orjson.dumps(result))
+            response = json_response(orjson.dumps(result))
+        if not outcome.refusals and len(outcome.passed) > 1 and prepared.wanted():
+            # kube-scheduler's prioritize will send these very bytes (``prepared``).
+            response.background = BackgroundTask(prepare_prioritize, raw, args)
+        return response
+
+    async def prepare_prioritize(raw: bytes, args: ExtenderArgs) -> None:
+        """The scores of a filter's cycle, once its answer is out (on the event loop)."""
+        names = args.node_names()
+        try:
+            prepared.prepare(
+                raw, scheduler.state.generation,
+                lambda: host_priorities(names, scheduler.prioritize(args.Pod, names, keep_cycle=True)),
+            )
+        except Exception:  # the prioritize call computes again, and answers for itself
+            log.exception("preparing the scores of %s", args.Pod.key)
 
     @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def prioritize(request: Request) -> Response:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
-        args = await body(request, ExtenderArgs)
+        raw = await request.body()
+        started = time.perf_counter()
+        answer = prepared.take(raw, scheduler.state.generation)
+        if answer is not None:
+            metrics.verb_seconds["prioritize"].observe(time.perf_counter() - started)
+            metrics.prepared_prioritizes.inc()
+            return json_response(answer)
+        args = read_body(ExtenderArgs, raw)
         with metrics.verb_seconds["prioritize"].time():
             names = args.node_names()
             return json_response(host_priorities(names, scheduler.prioritize(args.Pod, names)))

@@ -66,6 +66,11 @@ class ExtenderMetrics:
         self.binds = Counter(
             "netsched_binds", "Pods bound by the extender.", registry=self.registry
         )
+        self.prepared_prioritizes = Counter(
+            "netsched_prioritize_prepared",
+            "Prioritize calls answered with the scores prepared after their filter (scheduler_extender.prepared).",
+            registry=self.registry,
+        )
         self.registry.register(InterfaceCollector(state))
         self.registry.register(NodeCollector(state))
         self.registry.register(RejectionCollector(state))

@@ -300,10 +300,13 @@ class Scheduler:
 
     # -- prioritize --------------------------------------------------------------------
 
-    def prioritize(self, pod: Pod, node_names: Iterable[str]) -> list[int]:
+    def prioritize(self, pod: Pod, node_names: Iterable[str], *, keep_cycle: bool = False) -> list[int]:
         """Scores 0..10, one per node in the order given; a pod netsched has no opinion
         about scores all nodes alike. A list, not a dict by name: kube-scheduler sends
-        hundreds of candidates per call, and their answer is built in that order anyway."""
+        hundreds of candidates per call, and their answer is built in that order anyway.
+
+        ``keep_cycle`` leaves the filter's evaluation for a later call: scores prepared
+        before kube-scheduler's own call (``prepared``), which may bring fewer nodes."""
         names = list(node_names)
         neutral = [scoring.NEUTRAL_SCORE] * len(names)
         try:
@@ -322,7 +325,7 @@ class Scheduler:
             opinions.append(scoring.peer_scores(rows.rows_of(names), self._peer_rows(pod, requirements, rows), rows))
         fits = None
         if requirements.needs_resources:
-            kept = self._cycle_of(pod, requirements, names, rows)
+            kept = self._cycle_of(pod, requirements, names, rows, keep_cycle)
             if kept is None:
                 evaluation = self._evaluate(pod, requirements, names, topology, rows.rows_of(names))
                 kept = evaluation.fits, evaluation.headroom
@@ -356,12 +359,14 @@ class Scheduler:
             self._cycles.popitem(last=False)
 
     def _cycle_of(
-        self, pod: Pod, requirements: PodRequirements, names: list[str], rows: NodeRows
+        self, pod: Pod, requirements: PodRequirements, names: list[str], rows: NodeRows, keep: bool = False
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The cycle's (fits, headroom) for ``names``, taken out of the cache: kube-scheduler
-        calls prioritize once per cycle. Its candidate list then goes while the comparison
-        with ``names`` has just read it, not ``CACHED_CYCLES`` cycles later from cold memory."""
-        kept = self._cycles.pop((_uid(pod), requirements, self.state.generation), None)
+        """The cycle's (fits, headroom) for ``names``, taken out of the cache unless ``keep``:
+        kube-scheduler calls prioritize once per cycle. Its candidate list then goes while
+        the comparison with ``names`` has just read it, not ``CACHED_CYCLES`` cycles later
+        from cold memory."""
+        key = (_uid(pod), requirements, self.state.generation)
+        kept = self._cycles.get(key) if keep else self._cycles.pop(key, None)
         return kept.of(names, rows) if kept is not None else None
 
     # -- bind --------------------------------------------------------------------------

@@ -15,7 +15,10 @@ Per configuration, processes on loopback:
   the official client, bind with one Binding) or the pass-through extender on the same
   stack (FastAPI + uvicorn served as ``netsched serve`` serves, the same body reader, the
   same Binding call through the same client), which filters nothing, scores 0 and binds
-  where it is told: the floor any extender with a bind verb pays;
+  where it is told: the floor any extender with a bind verb pays. It reads every body;
+  netsched prepares a cycle's prioritize answer after its filter and reads no body when
+  prioritize brings the filter's bytes again (``scheduler_extender.prepared``), and
+  ``--prepared-passthrough`` gives the pass-through the same;
 - this process, playing kube-scheduler: the scheduling cycle is serial (POST /filter with
   as many candidates as kube-scheduler sends by default, each pod the next window of the
   node list (``Candidates``), /prioritize with those that passed, pick the best), and each
@@ -99,13 +102,15 @@ sys.path.insert(0, str(ROOT))
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
+from starlette.background import BackgroundTask
 
 from benchmarks.extender_bodies import all_pass, all_zero
 from benchmarks.extender_latency import free_port, kube_scheduler_candidates
 from contract.objects import ObjectMeta, Pod
 from scheduler_extender.app import body, collector_tuned, json_response
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
-from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs
+from scheduler_extender.prepared import PreparedPrioritize
+from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs, read_body
 
 POD_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 NODE_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodes.json"
@@ -193,7 +198,7 @@ def ablate(parts: tuple[str, ...]) -> None:
     if "filter" in parts:
         Scheduler.filter = lambda self, pod, names: FilterResult(passed=list(names))
     if "prioritize" in parts:
-        Scheduler.prioritize = lambda self, pod, names: [0] * len(list(names))
+        Scheduler.prioritize = lambda self, pod, names, **_: [0] * len(list(names))
     if "reserve" in parts:
         def bind_only(self: Scheduler, namespace: str, name: str, uid: str, node: str) -> None:
             self.source.bind(self._pod_to_bind(namespace, name, uid), node, {})
@@ -206,7 +211,8 @@ def ablate(parts: tuple[str, ...]) -> None:
         app.YOUNG_COLLECTION_ALLOCATIONS = gc.get_threshold()[0]
 
 
-def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None) -> None:
+def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (), core: int | None = None,
+             prepared: bool = False) -> None:
     from scheduler_extender.kubernetes_source import KubernetesClusterSource, api_client
     from scheduler_extender.server import ServeOptions, uvicorn_server
 
@@ -225,7 +231,7 @@ def extender(kind: str, kubeconfig: str, port: int, ablated: tuple[str, ...] = (
         settings = SchedulerSettings(fit=FitSettings(report_ttl=None))
         app = create_app(Extender.build(source, settings=settings))
     else:
-        app = passthrough_app(source)
+        app = passthrough_app(source, prepared)
     pauses = CollectorPauses()
     gc.callbacks.append(pauses)
     app.add_api_route("/bench/gc", lambda: pauses.seconds, methods=["GET"])
@@ -248,9 +254,12 @@ class CollectorPauses:
             self.seconds.append(time.perf_counter() - self._started)
 
 
-def passthrough_app(source: Any) -> Any:
+def passthrough_app(source: Any, prepared: bool = False) -> Any:
     """All nodes pass, every score 0, and the pod bound where kube-scheduler says, by one
-    Binding through the same client and pool as netsched's, the collector set as netsched's."""
+    Binding through the same client and pool as netsched's, the collector set as netsched's.
+    It reads every body. With ``prepared`` its prioritize answers are prepared after each
+    filter as netsched's are (``scheduler_extender.prepared``): a prioritize that brings
+    its filter's bytes reads no body."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -264,15 +273,28 @@ def passthrough_app(source: Any) -> Any:
     async def rejected(_: Any, error: BodyRejected) -> Response:
         return Response(error.detail(), status_code=422, media_type="application/json")
 
+    ahead = PreparedPrioritize()
+
     @app.post("/filter")
     async def filter_nodes(request: Request) -> Response:
-        args = await body(request, ExtenderArgs)
-        return all_pass(args.node_names())
+        raw = await request.body()
+        names = read_body(ExtenderArgs, raw).node_names()
+        ahead.drop()
+        response = all_pass(names)
+        if prepared and len(names) > 1 and ahead.wanted():
+            response.background = BackgroundTask(prepare_prioritize, raw, names)
+        return response
+
+    async def prepare_prioritize(raw: bytes, names: list[str]) -> None:
+        ahead.prepare(raw, 0, lambda: bytes(all_zero(names).body))
 
     @app.post("/prioritize")
     async def prioritize(request: Request) -> Response:
-        args = await body(request, ExtenderArgs)
-        return all_zero(args.node_names())
+        raw = await request.body()
+        answer = ahead.take(raw, 0)
+        if answer is not None:
+            return json_response(answer)
+        return all_zero(read_body(ExtenderArgs, raw).node_names())
 
     @app.post("/bind")
     async def bind(request: Request) -> Response:
@@ -441,6 +463,8 @@ def schedule(transport: ExtenderTransport, pods: list[dict], candidates: Candida
                 errors.append(f"{pod['metadata']['name']}: no node passed")
                 continue
             args["NodeNames"] = passed
+            if SCORE_S:
+                time.sleep(SCORE_S)
             scores = timed("prioritize", args) if len(passed) > 1 else [{"Host": passed[0], "Score": 0}]
             top = max(score["Score"] for score in scores)
             best = chooser.choice([score["Host"] for score in scores if score["Score"] == top])
@@ -454,6 +478,7 @@ def schedule(transport: ExtenderTransport, pods: list[dict], candidates: Candida
             "dialed": transport.dialed - dialed}
 
 
+SCORE_S = float(os.environ.get("SCORE_MS", "0")) / 1000
 NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 """The field selector of kube-scheduler's pod informer (``newPodInformer``)."""
 
@@ -527,9 +552,10 @@ class Stack:
 
 @contextmanager
 def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: float,
-          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None) -> Iterator[Stack]:
-    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given);
-    stop both on the way out."""
+          freeze_api: bool = True, ablated: tuple[str, ...] = (), core: int | None = None,
+          prepared: bool = False) -> Iterator[Stack]:
+    """Start the in-test API server and ``kind``'s extender (on ``core`` alone, when given;
+    a pass-through preparing its prioritize answers with ``prepared``); stop both on the way out."""
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Event(), context.Event(), context.Event()
     api_port, extender_port = free_port(), free_port()
@@ -545,7 +571,7 @@ def stack(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: flo
             "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
-        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core),
+        served = context.Process(target=extender, args=(kind, str(kubeconfig), extender_port, ablated, core, prepared),
                                  daemon=True)
         served.start()
         transport = ExtenderTransport(extender_port)
@@ -582,12 +608,14 @@ def measure(kind: str, nodes: int, pods: int, latency_ms: float, writes_per_s: f
 
 def measure_side_by_side(nodes: int, pods: int, latency_ms: float, binds_in_flight: int, turn: int,
                          burst: bool = False, freeze_api: bool = True,
-                         ablated: tuple[str, ...] = (), core: int | None = None) -> dict[str, dict[str, Any]]:
+                         ablated: tuple[str, ...] = (), core: int | None = None,
+                         prepared_passthrough: bool = False) -> dict[str, dict[str, Any]]:
     """Both extenders up at once, each with its own API server, taking turns of ``turn``
     pods (pass-through, netsched, netsched, pass-through, ...): a change in the machine's
     load lasting longer than a couple of turns falls on both alike. A turn ends when its
     last bind is answered, so the next one starts on a quiet machine."""
-    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core) as passthrough,
+    with (stack("passthrough", nodes, pods, latency_ms, 0, freeze_api, core=core,
+                prepared=prepared_passthrough) as passthrough,
           stack("netsched", nodes, pods, latency_ms, 0, freeze_api, ablated, core) as netsched):
         stacks = (passthrough, netsched)
         results = {served.kind: {"elapsed": 0.0, "timings": {"filter": [], "prioritize": [], "bind": []},
@@ -704,6 +732,8 @@ def main() -> None:
                         help="take these steps out of netsched (wrong answers, on purpose): what each costs")
     parser.add_argument("--api-full-collections", action="store_true",
                         help="leave the API server's seeded objects to Python's cyclic collector")
+    parser.add_argument("--prepared-passthrough", action="store_true",
+                        help="the pass-through prepares its prioritize answers as netsched does")
     parser.add_argument("--pin", action="store_true",
                         help="the extenders on the last core alone, everything else on the others")
     args = parser.parse_args()
@@ -711,7 +741,8 @@ def main() -> None:
 
     print(f"API latency {args.api_latency_ms} ms a request; up to {args.binds_in_flight} binds in flight; "
           "times in ms at the client" + (f"; netsched without: {', '.join(args.ablate)}" if args.ablate else "")
-          + (f"; the extenders on core {core} alone" if core is not None else ""))
+          + (f"; the extenders on core {core} alone" if core is not None else "")
+          + ("; the pass-through prepares its prioritize answers" if args.prepared_passthrough else ""))
     print(HEADER)
     if args.writes:
         rate = args.write_nodes / KUBELET_STATUS_SECONDS
@@ -728,7 +759,8 @@ def main() -> None:
             for _ in range(args.rounds):
                 rows = measure_side_by_side(nodes, args.pods, args.api_latency_ms, args.binds_in_flight, args.turn,
                                             args.burst, freeze_api=not args.api_full_collections,
-                                            ablated=tuple(args.ablate), core=core)
+                                            ablated=tuple(args.ablate), core=core,
+                                            prepared_passthrough=args.prepared_passthrough)
                 print_row(rows["passthrough"], None)
                 print_row(rows["netsched"], rows["passthrough"])
                 done += rows.values()

@@ -463,8 +463,6 @@ def schedule(transport: ExtenderTransport, pods: list[dict], candidates: Candida
                 errors.append(f"{pod['metadata']['name']}: no node passed")
                 continue
             args["NodeNames"] = passed
-            if SCORE_S:
-                time.sleep(SCORE_S)
             scores = timed("prioritize", args) if len(passed) > 1 else [{"Host": passed[0], "Score": 0}]
             top = max(score["Score"] for score in scores)
             best = chooser.choice([score["Host"] for score in scores if score["Score"] == top])
@@ -478,7 +476,6 @@ def schedule(transport: ExtenderTransport, pods: list[dict], candidates: Candida
             "dialed": transport.dialed - dialed}
 
 
-SCORE_S = float(os.environ.get("SCORE_MS", "0")) / 1000
 NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 """The field selector of kube-scheduler's pod informer (``newPodInformer``)."""
 

@@ -55,6 +55,15 @@ def computed(served, body: dict) -> list[dict]:
                        headers={"Content-Type": "application/json"}).json()
 
 
+def counting_prioritizes(scheduler, monkeypatch) -> list[dict]:
+    """The keyword arguments of each ``Scheduler.prioritize`` call (``keep_cycle`` marks a preparation)."""
+    calls: list[dict] = []
+    prioritize = scheduler.prioritize
+    monkeypatch.setattr(scheduler, "prioritize",
+                        lambda pod, node_names, **kw: calls.append(kw) or prioritize(pod, node_names, **kw))
+    return calls
+
+
 @pytest.fixture
 def read_bodies(monkeypatch) -> list[str]:
     """The model of each body the verbs read."""
@@ -118,10 +127,7 @@ def test_a_new_topology_between_filter_and_prioritize_scores_again(served, exten
 
 def test_refusals_or_a_single_node_prepare_nothing(served, extender, monkeypatch):
     names = extender.state.node_names()
-    calls = []
-    prioritize = extender.scheduler.prioritize
-    monkeypatch.setattr(extender.scheduler, "prioritize",
-                        lambda pod, node_names, **kw: calls.append(kw) or prioritize(pod, node_names, **kw))
+    calls = counting_prioritizes(extender.scheduler, monkeypatch)
     too_much = cycle_bodies(names, {ann.EGRESS_BANDWIDTH: "15G"})  # the 10G nodes refuse it
     result = served.post("/filter", content=orjson.dumps(too_much)).json()
     assert result["FailedNodes"] or result["FailedAndUnresolvableNodes"]
@@ -135,10 +141,7 @@ def test_without_prioritize_calls_no_answer_is_prepared_again(served, extender, 
     """kube-scheduler configured without a prioritizeVerb sends filters alone: one answer is
     prepared (a prioritize came before it, or none yet), and none after it until one comes."""
     names = extender.state.node_names()
-    calls = []
-    prioritize = extender.scheduler.prioritize
-    monkeypatch.setattr(extender.scheduler, "prioritize",
-                        lambda pod, node_names, **kw: calls.append(kw) or prioritize(pod, node_names, **kw))
+    calls = counting_prioritizes(extender.scheduler, monkeypatch)
     body = cycle_bodies(names, {ann.EGRESS_BANDWIDTH: "100M"})
     for _ in range(3):
         served.post("/filter", content=orjson.dumps(body))

@@ -13,6 +13,10 @@ the same cluster and the same request bytes, called in turn for each pod in one 
   as the verbs called it before;
 - ``netsched``: the extender as served, scheduling included.
 
+A second table times the prioritize reply's encoding alone: ``wire.host_priorities``
+beside orjson over a dict per host (the baseline), the same names and scores 0..10,
+called in turn.
+
 The Pod is the one a real kube-scheduler v1.36 sent (full spec and status), with netsched
 annotations; the candidates are the nodes of a sample cluster, by name (``nodeCacheCapable``).
 
@@ -44,7 +48,7 @@ from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
 from scheduler_extender.app import body, create_app, json_response
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
-from scheduler_extender.wire import ExtenderArgs, host_priorities, read_body
+from scheduler_extender.wire import MAX_EXTENDER_PRIORITY, ExtenderArgs, host_priorities, read_body
 
 FIXTURE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 
@@ -158,6 +162,24 @@ WARM_UP = 20
 """Requests not counted: the first calls fill caches and code paths."""
 
 
+def reply_encodings(names: list[str], calls: int) -> dict[str, float]:
+    """Median µs of each prioritize reply encoding for ``names``, called in turn."""
+    scores = [index % (MAX_EXTENDER_PRIORITY + 1) for index in range(len(names))]
+    names = orjson.loads(orjson.dumps(names))  # fresh strings, as a parsed body brings them
+    encodings = {
+        "host_priorities": lambda: host_priorities(names, scores),
+        "orjson, dict per host": lambda: orjson.dumps([{"Host": n, "Score": s} for n, s in zip(names, scores)]),
+    }
+    assert len({encode() for encode in encodings.values()}) == 1
+    seconds: dict[str, list[float]] = {kind: [] for kind in encodings}
+    for _ in range(calls):
+        for kind, encode in encodings.items():
+            begin = time.perf_counter()
+            encode()
+            seconds[kind].append(time.perf_counter() - begin)
+    return {kind: statistics.median(values) * 1e6 for kind, values in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
@@ -184,6 +206,11 @@ def main() -> None:
                     p99 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
                     print(f"{nodes:>6}{candidates:>6} {verb:<12}{kind:<22}{statistics.median(seconds) * 1e6:>9.0f}"
                           f"{p99 * 1e6:>9.0f}{len(bodies[0]) / 1024:>9.1f}", flush=True)
+    print(f"\n{'names':>6} {'prioritize reply encoding':<24}{'p50 µs':>9}")
+    for candidates in sorted({count for nodes in args.sizes for count in (kube_scheduler_candidates(nodes), nodes)}):
+        names = [f"node-{index:05d}" for index in range(candidates)]
+        for kind, median in reply_encodings(names, args.requests).items():
+            print(f"{candidates:>6} {kind:<24}{median:>9.1f}", flush=True)
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Linux {platform.release()}, Python {platform.python_version()}; "
           f"load average at the end {os.getloadavg()[0]:.1f}")

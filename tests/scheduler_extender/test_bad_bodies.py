@@ -106,3 +106,8 @@ def test_a_huge_bad_value_is_quoted_short(served):
 def test_deeply_nested_json_is_refused_not_crashed(served):
     reply = served.post("/filter", content=b"[" * 50_000, headers={"Content-Type": "application/json"})
     assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_host_priorities_refuses_scores_that_do_not_match_the_names():
+    with pytest.raises(ValueError, match="size"):
+        host_priorities(["node-a-1", "node-a-2"], [3])

@@ -11,6 +11,8 @@ the same cluster and the same request bytes, called in turn for each pod in one 
   (``wire.read_body``: orjson, then only the declared fields validated, called by the verb);
 - ``read_body-dependency``: the same, ``read_body`` called through a FastAPI dependency,
   as the verbs called it before;
+- ``read_body-dispatched``: the ``read_body`` pass-through with its verbs dispatched ahead
+  of FastAPI's middleware and router, as the extender's are now (``webhook_app``);
 - ``netsched``: the extender as served, scheduling included.
 
 A second table times the prioritize reply's encoding alone: ``wire.host_priorities``
@@ -48,6 +50,7 @@ from benchmarks.extender_latency import bench_cluster, kube_scheduler_candidates
 from scheduler_extender.app import body, create_app, json_response
 from scheduler_extender.extender import Extender
 from scheduler_extender.file_source import FileClusterSource
+from scheduler_extender.webhook_app import WebhookApp
 from scheduler_extender.wire import MAX_EXTENDER_PRIORITY, ExtenderArgs, host_priorities, read_body
 
 FIXTURE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
@@ -110,17 +113,18 @@ def apps(nodes: int) -> dict[str, Any]:
     async def prioritize(args: ExtenderArgs) -> Response:
         return all_zero(args.node_names())
 
-    reader = FastAPI()
-
-    @reader.post("/filter")
     async def read_filter(request: Request) -> Response:
         args = await body(request, ExtenderArgs)
         return all_pass(args.node_names())
 
-    @reader.post("/prioritize")
     async def read_prioritize(request: Request) -> Response:
         args = await body(request, ExtenderArgs)
         return all_zero(args.node_names())
+
+    reader, dispatched = FastAPI(), WebhookApp()
+    for verb, endpoint in (("/filter", read_filter), ("/prioritize", read_prioritize)):
+        reader.post(verb)(endpoint)
+        dispatched.per_pod_verb(verb)(endpoint)
 
     through_dependency = FastAPI()
 
@@ -138,7 +142,7 @@ def apps(nodes: int) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # what the served app's lifespan does once the cluster is loaded
     return {"fastapi-body": fastapi_body, "read_body": reader, "read_body-dependency": through_dependency,
-            "netsched": create_app(extender, start_source=False),
+            "read_body-dispatched": dispatched, "netsched": create_app(extender, start_source=False),
             "names": [node.name for node in cluster.nodes]}
 
 
@@ -160,6 +164,7 @@ async def measure(apps: dict[str, Any], bodies: list[bytes]) -> dict[tuple[str, 
 
 WARM_UP = 20
 """Requests not counted: the first calls fill caches and code paths."""
+APPS = ("fastapi-body", "read_body", "read_body-dependency", "read_body-dispatched", "netsched")
 
 
 def reply_encodings(names: list[str], calls: int) -> dict[str, float]:
@@ -198,7 +203,7 @@ def main() -> None:
                 pod["metadata"]["name"] = f"bench-{index}"
                 pod["metadata"]["uid"] = f"uid-bench-{index}"
                 bodies.append(orjson.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}))
-            kinds = {kind: built[kind] for kind in ("fastapi-body", "read_body", "read_body-dependency", "netsched")}
+            kinds = {kind: built[kind] for kind in APPS}
             measured = asyncio.run(measure(kinds, bodies))
             for verb in ("/filter", "/prioritize"):
                 for kind in kinds:

@@ -110,7 +110,8 @@ from contract.objects import ObjectMeta, Pod
 from scheduler_extender.app import body, collector_tuned, json_response
 from scheduler_extender.cluster import CONCURRENT_BINDS, BindConflict
 from scheduler_extender.prepared import PreparedPrioritize
-from scheduler_extender.wire import BodyRejected, ExtenderArgs, ExtenderBindingArgs, read_body
+from scheduler_extender.webhook_app import WebhookApp
+from scheduler_extender.wire import ExtenderArgs, ExtenderBindingArgs, read_body
 
 POD_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodenames.json"
 NODE_TEMPLATE = ROOT / "tests" / "fixtures" / "extender" / "filter-nodes.json"
@@ -266,16 +267,11 @@ def passthrough_app(source: Any, prepared: bool = False) -> Any:
         with collector_tuned():
             yield
 
-    app = FastAPI(lifespan=lifespan)
+    app = WebhookApp(lifespan=lifespan)
     threads: list[anyio.CapacityLimiter] = []
-
-    @app.exception_handler(BodyRejected)
-    async def rejected(_: Any, error: BodyRejected) -> Response:
-        return Response(error.detail(), status_code=422, media_type="application/json")
-
     ahead = PreparedPrioritize()
 
-    @app.post("/filter")
+    @app.per_pod_verb("/filter")
     async def filter_nodes(request: Request) -> Response:
         raw = await request.body()
         names = read_body(ExtenderArgs, raw).node_names()
@@ -288,7 +284,7 @@ def passthrough_app(source: Any, prepared: bool = False) -> Any:
     async def prepare_prioritize(raw: bytes, names: list[str]) -> None:
         ahead.prepare(raw, 0, lambda: bytes(all_zero(names).body))
 
-    @app.post("/prioritize")
+    @app.per_pod_verb("/prioritize")
     async def prioritize(request: Request) -> Response:
         raw = await request.body()
         answer = ahead.take(raw, 0)
@@ -296,7 +292,7 @@ def passthrough_app(source: Any, prepared: bool = False) -> Any:
             return json_response(answer)
         return all_zero(read_body(ExtenderArgs, raw).node_names())
 
-    @app.post("/bind")
+    @app.per_pod_verb("/bind")
     async def bind(request: Request) -> Response:
         args = await body(request, ExtenderBindingArgs)
         if not threads:

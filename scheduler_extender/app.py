@@ -30,8 +30,8 @@ from scheduler_extender.extender import Extender
 from scheduler_extender.prepared import PreparedPrioritize
 from scheduler_extender.read_api import health_router, read_only_router
 from scheduler_extender.scheduler import BindError
+from scheduler_extender.webhook_app import WebhookApp
 from scheduler_extender.wire import (
-    BodyRejected,
     ExtenderArgs,
     ExtenderBindingArgs,
     ExtenderBindingResult,
@@ -147,7 +147,7 @@ def create_app(
             if start_source:
                 extender.source.stop()
 
-    app = FastAPI(
+    app = WebhookApp(
         title="netsched scheduler extender",
         summary="Network-aware filter, prioritize, bind and preempt for kube-scheduler.",
         version=VERSION,
@@ -162,11 +162,7 @@ def create_app(
     binding_threads: list[anyio.CapacityLimiter] = []
     prepared = PreparedPrioritize()
 
-    @app.exception_handler(BodyRejected)
-    async def rejected(_: Request, error: BodyRejected) -> Response:
-        return Response(error.detail(), status_code=422, media_type="application/json")
-
-    @app.post("/filter", response_model=ExtenderFilterResult, tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
+    @app.per_pod_verb("/filter", response_model=ExtenderFilterResult, tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def filter_nodes(request: Request) -> Response:
         """Nodes where the pod's bandwidth and networks fit; a reason for each other node."""
         raw = await request.body()
@@ -214,7 +210,7 @@ def create_app(
         except Exception:  # the prioritize call computes again, and answers for itself
             log.exception("preparing the scores of %s", args.Pod.key)
 
-    @app.post("/prioritize", response_model=list[HostPriority], tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
+    @app.per_pod_verb("/prioritize", response_model=list[HostPriority], tags=["webhook"], openapi_extra=request_body(ExtenderArgs))
     async def prioritize(request: Request) -> Response:
         """Scores 0-10 per node (kube-scheduler multiplies by weight and by 10)."""
         raw = await request.body()
@@ -229,7 +225,7 @@ def create_app(
             names = args.node_names()
             return json_response(host_priorities(names, scheduler.prioritize(args.Pod, names)))
 
-    @app.post(
+    @app.per_pod_verb(
         "/bind", response_model=ExtenderBindingResult, tags=["webhook"], openapi_extra=request_body(ExtenderBindingArgs)
     )
     async def bind(request: Request) -> Response:

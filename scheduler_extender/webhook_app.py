@@ -5,11 +5,12 @@ the first two in its serial scheduling cycle. Through FastAPI, each request firs
 middleware (error, telemetry, body limit and exception layers, an exit stack) and its router
 (a regular expression per route until one matches). Dispatched here instead, straight to the
 same endpoint, a request costs about 40 µs less at the ASGI boundary
-(``benchmarks/extender_bodies.py``, 230 candidates, runs taking turns with the code before):
+(``benchmarks/extender_bodies.py``, 230 candidates, seven runs):
 
-- the pass-through's filter: 70-79 µs as a FastAPI route, 36-39 µs dispatched;
-- netsched's filter: 201-207 µs before, 147-164 µs now;
-- netsched's prepared prioritize: 63-66 µs before, 21-23 µs now.
+- the pass-through's filter: 70-86 µs as a FastAPI route, 36-42 µs dispatched, 34-44 µs
+  less within each run;
+- netsched's prepared prioritize: 59-66 µs before, 21-26 µs now (runs taking turns with
+  the code before).
 
 The verbs stay FastAPI routes too. The OpenAPI document describes them, and a request the
 dispatch does not take (another method, a trailing slash) gets FastAPI's own answer.

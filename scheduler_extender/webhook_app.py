@@ -29,7 +29,7 @@ from scheduler_extender.wire import BodyRejected
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def rejected(error: BodyRejected) -> Response:
+def _rejected(error: BodyRejected) -> Response:
     """422 naming the fields a body got wrong (``wire.read_body``)."""
     return Response(error.detail(), status_code=422, media_type="application/json")
 
@@ -46,7 +46,7 @@ class WebhookApp(FastAPI):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self._per_pod_verbs: dict[str, Endpoint] = {}
-        self.add_exception_handler(BodyRejected, lambda _, error: rejected(error))  # type: ignore[arg-type]
+        self.add_exception_handler(BodyRejected, lambda _, error: _rejected(error))  # the routes' 422
 
     def per_pod_verb(self, path: str, **route: Any) -> Callable[[Endpoint], Endpoint]:
         """Declare a POST verb (``route`` as FastAPI's ``post`` takes it) and dispatch it first."""
@@ -77,8 +77,8 @@ class _PerPodDispatch:
         try:
             response = await endpoint(Request(scope, receive))
         except BodyRejected as error:
-            response = rejected(error)
+            response = _rejected(error)
         await response(scope, receive, send)
 
 
-__all__ = ["WebhookApp", "rejected"]
+__all__ = ["WebhookApp"]
